@@ -1,0 +1,200 @@
+//! `config.yaml`: parse → validate (pure) → typed [`Settings`].
+//!
+//! Nothing here touches the host. Every problem in a file is reported at once, each with
+//! its key path, the bad value and what would be accepted.
+
+mod error;
+mod parse;
+mod schema;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, Problem};
+pub use schema::*;
+pub use validate::{AuthSettings, HostPort, ManagementTarget, Memcaps, Settings};
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    from_str(&text, path)
+}
+
+/// Parses and validates config text; `origin` names it in messages.
+pub fn from_str(text: &str, origin: &Path) -> Result<Settings, ConfigError> {
+    let value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(text).map_err(|e| syntax(e, origin))?;
+    let value = match value {
+        // An empty file parses as null; report the missing sections rather than a type error.
+        serde_yaml_ng::Value::Null => serde_yaml_ng::Value::Mapping(Default::default()),
+        v => v,
+    };
+    let parsed = parse::structural(value);
+    let invalid = |problems| ConfigError::Invalid {
+        origin: origin.to_path_buf(),
+        problems,
+    };
+    let mut problems = parsed.problems;
+    let Some(config) = parsed.config else {
+        return Err(invalid(problems));
+    };
+    match validate::validate(config) {
+        Ok(settings) if problems.is_empty() => Ok(settings),
+        Ok(_) => Err(invalid(problems)),
+        Err(more) => {
+            problems.extend(more);
+            Err(invalid(problems))
+        }
+    }
+}
+
+fn syntax(e: serde_yaml_ng::Error, origin: &Path) -> ConfigError {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    let message = e.to_string();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
+    ConfigError::Syntax {
+        origin: PathBuf::from(origin),
+        line,
+        column,
+        message,
+    }
+}
+
+/// Serialises settings back to YAML (used to write a config, e.g. by `ids2-provision`).
+pub fn to_yaml(config: &Config) -> String {
+    serde_yaml_ng::to_string(config).expect("config types always serialise")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "sensor: {id: lab-1}\nopensearch: {domain: ids2, region: eu-west-1}\n";
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match from_str(text, Path::new("t.yaml")) {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let s = from_str(MINIMAL, Path::new("t.yaml")).unwrap();
+        assert_eq!(s.config.capture.interface, "eth0");
+        assert_eq!(s.config.capture.workers, 2);
+        assert_eq!(s.config.capture.cpu_cores, vec![2, 3]);
+        assert_eq!(s.config.logs.path, "/mnt/ram_logs");
+        assert_eq!(s.config.suricata.memory_mb, 512);
+        assert_eq!(s.config.resources.cpu_max_percent, 70);
+        assert_eq!(s.config.shipping.buffer_max_mb, 256);
+        assert_eq!(s.config.history.branch, "dev");
+        assert_eq!(s.metrics_listen.to_string(), "0.0.0.0:9100");
+        assert_eq!(s.config.sensor.name.as_deref(), Some("lab-1"));
+        assert!(matches!(s.auth, AuthSettings::AwsSigv4 { .. }));
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let err = from_str("sensor:\n  id: [unclosed\n", Path::new("t.yaml")).unwrap_err();
+        match err {
+            ConfigError::Syntax { line, column, .. } => assert!(line >= 2 && column > 0),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_keys_all_reported_with_hints() {
+        let p = problems(&format!(
+            "{MINIMAL}capture: {{interfce: eth1, wrokers: 3}}\nmetrix: {{}}\n"
+        ));
+        let paths: Vec<_> = p.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["capture.interfce", "capture.wrokers", "metrix"],
+            "{p:#?}"
+        );
+        assert!(p[0].message.contains("did you mean `interface`"));
+        assert!(p[1].message.contains("did you mean `workers`"));
+        assert!(p[2].message.contains("did you mean `metrics`"));
+    }
+
+    #[test]
+    fn type_and_value_errors_reported_together() {
+        let p = problems(&format!(
+            "{MINIMAL}capture: {{workers: two, home_net: [10.0.0.0/8, nope], interfce: eth0}}\n\
+             resources: {{cpu_max_percent: 150}}\n"
+        ));
+        let paths: Vec<_> = p.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "capture.workers",
+                "capture.interfce",
+                "capture.home_net[1]",
+                "resources.cpu_max_percent"
+            ],
+            "{p:#?}"
+        );
+        assert_eq!(p[0].value.as_deref(), Some("two"));
+        assert!(p[0].message.contains("whole number"));
+    }
+
+    #[test]
+    fn semantic_errors_all_reported() {
+        let p = problems(&format!(
+            "{MINIMAL}capture: {{workers: 0, home_net: [10.0.0.0/8, nope]}}\n\
+             resources: {{cpu_max_percent: 150}}\n"
+        ));
+        let paths: Vec<_> = p.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "capture.home_net[1]",
+                "capture.workers",
+                "resources.cpu_max_percent"
+            ]
+        );
+        assert_eq!(p[0].value.as_deref(), Some("nope"));
+    }
+
+    #[test]
+    fn list_element_paths_survive_pruning() {
+        let p = problems(&format!("{MINIMAL}capture: {{cpu_cores: [1, x, 2, y]}}\n"));
+        let paths: Vec<_> = p.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["capture.cpu_cores[1]", "capture.cpu_cores[3]"],
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn inline_secrets_refused_without_echoing_them() {
+        let text = "sensor: {id: lab-1}\nopensearch: {domain: ids2, region: eu-west-1, \
+                    auth: {method: basic, username: u, password: hunter2}}\n\
+                    shipping: {redis: {url: 'redis://:s3cret@127.0.0.1:6379/0'}}\n";
+        let p = problems(text);
+        let all = format!("{p:?}");
+        assert!(!all.contains("hunter2") && !all.contains("s3cret"), "{all}");
+        let paths: Vec<_> = p.iter().map(|p| p.path.as_str()).collect();
+        assert!(paths.contains(&"opensearch.auth.password"));
+        assert!(paths.contains(&"shipping.redis.url"));
+    }
+
+    #[test]
+    fn missing_required_section_named() {
+        let p = problems("sensor: {id: lab-1}\n");
+        assert_eq!(p[0].path, "opensearch");
+    }
+}

@@ -1,0 +1,742 @@
+//! [`Config`] → [`Settings`]: every semantic rule, pure (no file system, no network).
+//!
+//! Each check pushes a [`Problem`] and carries on, so an operator sees everything wrong
+//! with a file in one go.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use super::error::Problem;
+use super::schema::{Config, EVE_ALL_TYPES};
+
+/// A validated configuration, with derived values the renderers and host modules need.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settings {
+    /// The config as written, with defaults filled in (and `sensor.name` defaulted to the id).
+    pub config: Config,
+    /// `capture.home_net`, parsed.
+    pub home_net: Vec<IpNet>,
+    /// Suricata's memcaps, split from `suricata.memory_mb`.
+    pub memcaps: Memcaps,
+    /// How the sensor authenticates to OpenSearch.
+    pub auth: AuthSettings,
+    /// `metrics.listen`, parsed.
+    pub metrics_listen: SocketAddr,
+    /// `network.management_targets`, parsed.
+    pub management_targets: Vec<ManagementTarget>,
+    /// `connectivity.tls_targets`, parsed.
+    pub tls_targets: Vec<HostPort>,
+    /// The OpenSearch endpoint's host name, when an endpoint is set.
+    pub opensearch_host: Option<String>,
+}
+
+/// Suricata memcaps in MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Memcaps {
+    /// `flow.memcap`.
+    pub flow_mb: u32,
+    /// `stream.memcap`.
+    pub stream_mb: u32,
+    /// `stream.reassembly.memcap`.
+    pub reassembly_mb: u32,
+    /// `defrag.memcap`.
+    pub defrag_mb: u32,
+    /// `host.memcap`.
+    pub host_mb: u32,
+}
+
+impl Memcaps {
+    /// Splits a budget in Suricata's default proportions (128/64/256/32/32 of 512).
+    pub fn split(total_mb: u32) -> Self {
+        let part = |num: u32| total_mb * num / 16;
+        let flow_mb = part(4);
+        let stream_mb = part(2);
+        let defrag_mb = part(1);
+        let host_mb = part(1);
+        Self {
+            flow_mb,
+            stream_mb,
+            reassembly_mb: total_mb - flow_mb - stream_mb - defrag_mb - host_mb,
+            defrag_mb,
+            host_mb,
+        }
+    }
+}
+
+/// OpenSearch authentication, resolved from `opensearch.auth`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum AuthSettings {
+    /// Requests signed with SigV4.
+    AwsSigv4 {
+        /// Profile in the credentials file.
+        profile: Option<String>,
+        /// Shared credentials file.
+        credentials_file: Option<PathBuf>,
+        /// Role to assume.
+        role_arn: Option<String>,
+    },
+    /// HTTP basic auth; the password is read from a file at run time.
+    Basic {
+        /// User name.
+        username: String,
+        /// File holding the password.
+        password_file: PathBuf,
+    },
+}
+
+/// A target that must stay reachable after a link change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "addr", rename_all = "snake_case")]
+pub enum ManagementTarget {
+    /// The default route's gateway (checked by ARP/neighbour resolution or ping).
+    Gateway,
+    /// A host checked with ICMP echo.
+    Host(IpAddr),
+    /// A TCP service checked with a connect.
+    Tcp(SocketAddr),
+}
+
+/// A `host:port` pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostPort {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+/// Runs every semantic check; returns settings or every problem found.
+pub fn validate(mut config: Config) -> Result<Settings, Vec<Problem>> {
+    let mut p = Vec::new();
+
+    check_sensor(&config, &mut p);
+    let home_net = check_capture(&config, &mut p);
+    check_logs_and_paths(&config, &mut p);
+    let memcaps = check_suricata(&config, &mut p);
+    check_resources(&config, &mut p);
+    let (auth, opensearch_host) = check_opensearch(&config, &mut p);
+    check_shipping(&config, &mut p);
+    let metrics_listen = match config.metrics.listen.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.push(Problem::new(
+                "metrics.listen",
+                &config.metrics.listen,
+                "expected address:port, e.g. 0.0.0.0:9100 or [::]:9100",
+            ));
+            None
+        }
+    };
+    check_history(&config, &mut p);
+    let management_targets = check_network(&config, &mut p);
+    let tls_targets = check_connectivity(&config, &mut p);
+
+    match (p.is_empty(), auth, metrics_listen) {
+        (true, Some(auth), Some(metrics_listen)) => {
+            if config.sensor.name.is_none() {
+                config.sensor.name = Some(config.sensor.id.clone());
+            }
+            Ok(Settings {
+                config,
+                home_net,
+                memcaps,
+                auth,
+                metrics_listen,
+                management_targets,
+                tls_targets,
+                opensearch_host,
+            })
+        }
+        _ => Err(p),
+    }
+}
+
+fn check_sensor(c: &Config, p: &mut Vec<Problem>) {
+    let id = &c.sensor.id;
+    let ok = (1..=63).contains(&id.len())
+        && id
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+        && !id.starts_with('-');
+    if !ok {
+        p.push(Problem::new(
+            "sensor.id",
+            id,
+            "expected 1–63 characters of a-z, 0-9 and '-', not starting with '-' \
+             (it becomes part of document ids and index routing)",
+        ));
+    }
+    if let Some(name) = &c.sensor.name {
+        if name.trim().is_empty() || name.len() > 128 {
+            p.push(Problem::new(
+                "sensor.name",
+                name,
+                "expected 1–128 characters, or leave it out to use the id",
+            ));
+        }
+    }
+}
+
+fn check_capture(c: &Config, p: &mut Vec<Problem>) -> Vec<IpNet> {
+    let cap = &c.capture;
+    if !is_interface_name(&cap.interface) {
+        p.push(Problem::new(
+            "capture.interface",
+            &cap.interface,
+            "expected a Linux interface name: 1–15 characters, no '/', ':' or spaces",
+        ));
+    }
+    let mut nets = Vec::new();
+    if cap.home_net.is_empty() {
+        p.push(Problem::at(
+            "capture.home_net",
+            "must list at least one CIDR, e.g. [192.168.0.0/16]",
+        ));
+    }
+    for (i, s) in cap.home_net.iter().enumerate() {
+        match s.parse::<IpNet>() {
+            Ok(n) => nets.push(n),
+            Err(_) => p.push(Problem::new(
+                format!("capture.home_net[{i}]"),
+                s,
+                "expected a CIDR such as 192.168.1.0/24 or fd00::/8",
+            )),
+        }
+    }
+    if !(1..=16).contains(&cap.workers) {
+        p.push(Problem::new(
+            "capture.workers",
+            cap.workers,
+            "expected 1 to 16 worker threads (the Pi 5 has 4 cores; 2 is the default)",
+        ));
+    }
+    if cap.cpu_cores.is_empty() {
+        p.push(Problem::at(
+            "capture.cpu_cores",
+            "must list at least one CPU core, e.g. [2, 3]",
+        ));
+    }
+    for (i, core) in cap.cpu_cores.iter().enumerate() {
+        if *core > 255 {
+            p.push(Problem::new(
+                format!("capture.cpu_cores[{i}]"),
+                core,
+                "expected a CPU core number from 0 to 255",
+            ));
+        }
+        if cap.cpu_cores[..i].contains(core) {
+            p.push(Problem::new(
+                format!("capture.cpu_cores[{i}]"),
+                core,
+                "each core may be listed once",
+            ));
+        }
+    }
+    if !(64..=1_048_576).contains(&cap.ring_size) {
+        p.push(Problem::new(
+            "capture.ring_size",
+            cap.ring_size,
+            "expected 64 to 1048576 packets",
+        ));
+    }
+    let bs = cap.block_size_bytes;
+    if !(bs.is_power_of_two() && (16_384..=4_194_304).contains(&bs)) {
+        p.push(Problem::new(
+            "capture.block_size_bytes",
+            bs,
+            "expected a power of two from 16384 to 4194304 (a multiple of the Pi 5's \
+             16 KiB page), e.g. 65536",
+        ));
+    }
+    nets
+}
+
+fn check_logs_and_paths(c: &Config, p: &mut Vec<Problem>) {
+    for (key, value) in [
+        ("logs.path", &c.logs.path),
+        ("suricata.rules_dir", &c.suricata.rules_dir),
+        ("suricata.socket_path", &c.suricata.socket_path),
+        ("history.repo", &c.history.repo),
+        ("paths.rendered_dir", &c.paths.rendered_dir),
+        ("paths.vector_data_dir", &c.paths.vector_data_dir),
+    ] {
+        check_abs_path(key, value, p);
+    }
+    if c.logs.path == "/" {
+        p.push(Problem::new(
+            "logs.path",
+            &c.logs.path,
+            "a tmpfs cannot be mounted over /; use e.g. /mnt/ram_logs",
+        ));
+    }
+    if !(16..=8192).contains(&c.logs.size_mb) {
+        p.push(Problem::new(
+            "logs.size_mb",
+            c.logs.size_mb,
+            "expected 16 to 8192 MiB",
+        ));
+    }
+}
+
+fn check_abs_path(key: &str, value: &str, p: &mut Vec<Problem>) {
+    let ok = value.starts_with('/')
+        && !value.split('/').any(|part| part == "..")
+        && !value.contains('\0')
+        && !value.chars().any(char::is_whitespace);
+    if !ok {
+        p.push(Problem::new(
+            key,
+            value,
+            "expected an absolute path without '..' or spaces",
+        ));
+    }
+}
+
+fn check_suricata(c: &Config, p: &mut Vec<Problem>) -> Memcaps {
+    let s = &c.suricata;
+    if !(128..=16_384).contains(&s.memory_mb) {
+        p.push(Problem::new(
+            "suricata.memory_mb",
+            s.memory_mb,
+            "expected 128 to 16384 MiB (default 512)",
+        ));
+    }
+    if s.eve_types.is_empty() {
+        p.push(Problem::at(
+            "suricata.eve_types",
+            "must list at least `alert`",
+        ));
+    }
+    for (i, t) in s.eve_types.iter().enumerate() {
+        if !EVE_ALL_TYPES.contains(&t.as_str()) {
+            let hint = super::parse::closest(t, EVE_ALL_TYPES)
+                .map(|b| format!(" (did you mean `{b}`?)"))
+                .unwrap_or_default();
+            p.push(Problem::new(
+                format!("suricata.eve_types[{i}]"),
+                t,
+                format!(
+                    "unknown EVE type{hint}; accepted: {}",
+                    EVE_ALL_TYPES.join(", ")
+                ),
+            ));
+        } else if s.eve_types[..i].contains(t) {
+            p.push(Problem::new(
+                format!("suricata.eve_types[{i}]"),
+                t,
+                "each EVE type may be listed once",
+            ));
+        }
+    }
+    if !s.eve_types.iter().any(|t| t == "alert") && !s.eve_types.is_empty() {
+        p.push(Problem::at(
+            "suricata.eve_types",
+            "must include `alert`: without it the sensor detects nothing",
+        ));
+    }
+    Memcaps::split(s.memory_mb.max(128))
+}
+
+fn check_resources(c: &Config, p: &mut Vec<Problem>) {
+    let r = &c.resources;
+    for (key, v) in [
+        ("resources.cpu_max_percent", r.cpu_max_percent),
+        ("resources.ram_max_percent", r.ram_max_percent),
+    ] {
+        if !(10..=95).contains(&v) {
+            p.push(Problem::new(
+                key,
+                v,
+                "expected 10 to 95 percent (default 70)",
+            ));
+        }
+    }
+    if !(1..=300).contains(&r.sample_secs) {
+        p.push(Problem::new(
+            "resources.sample_secs",
+            r.sample_secs,
+            "expected 1 to 300 seconds",
+        ));
+    }
+}
+
+fn check_opensearch(c: &Config, p: &mut Vec<Problem>) -> (Option<AuthSettings>, Option<String>) {
+    let o = &c.opensearch;
+    let domain_ok = (3..=28).contains(&o.domain.len())
+        && o.domain.starts_with(|ch: char| ch.is_ascii_lowercase())
+        && o.domain
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+    if !domain_ok {
+        p.push(Problem::new(
+            "opensearch.domain",
+            &o.domain,
+            "expected an AWS OpenSearch domain name: 3–28 characters of a-z, 0-9 and '-', \
+             starting with a letter",
+        ));
+    }
+    if !is_region(&o.region) {
+        p.push(Problem::new(
+            "opensearch.region",
+            &o.region,
+            "expected an AWS region such as eu-west-1 or us-east-2",
+        ));
+    }
+    let mut host = None;
+    if let Some(ep) = &o.endpoint {
+        match ep.strip_prefix("https://") {
+            Some(rest) => {
+                let h = rest.split(['/', ':']).next().unwrap_or("");
+                if h.is_empty() || rest.contains('@') {
+                    p.push(Problem::new(
+                        "opensearch.endpoint",
+                        ep,
+                        "expected https://HOST with no user info, e.g. \
+                         https://search-ids2-abc.eu-west-1.es.amazonaws.com",
+                    ));
+                } else {
+                    host = Some(h.to_string());
+                }
+            }
+            None => p.push(Problem::new(
+                "opensearch.endpoint",
+                ep,
+                "expected an https:// URL (plain http would ship alerts in clear text)",
+            )),
+        }
+    }
+    let prefix_ok = (1..=32).contains(&o.index_prefix.len())
+        && o.index_prefix
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')
+        && !o.index_prefix.starts_with(['-', '_']);
+    if !prefix_ok {
+        p.push(Problem::new(
+            "opensearch.index_prefix",
+            &o.index_prefix,
+            "expected 1–32 characters of a-z, 0-9 and '-' (OpenSearch index names are lower case)",
+        ));
+    }
+    (check_auth(c, p), host)
+}
+
+fn check_auth(c: &Config, p: &mut Vec<Problem>) -> Option<AuthSettings> {
+    let a = &c.opensearch.auth;
+    let stray = |keys: &[(&str, bool)], method: &str, p: &mut Vec<Problem>| {
+        for (k, set) in keys {
+            if *set {
+                p.push(Problem::at(
+                    format!("opensearch.auth.{k}"),
+                    format!("does not apply to method `{method}`; remove it"),
+                ));
+            }
+        }
+    };
+    for (key, path) in [
+        ("credentials_file", &a.credentials_file),
+        ("password_file", &a.password_file),
+    ] {
+        if let Some(v) = path {
+            check_abs_path(&format!("opensearch.auth.{key}"), v, p);
+        }
+    }
+    match a.method.as_str() {
+        "aws_sigv4" => {
+            stray(
+                &[
+                    ("username", a.username.is_some()),
+                    ("password_file", a.password_file.is_some()),
+                ],
+                "aws_sigv4",
+                p,
+            );
+            if let Some(arn) = &a.role_arn {
+                if !arn.starts_with("arn:aws") || !arn.contains(":role/") {
+                    p.push(Problem::new(
+                        "opensearch.auth.role_arn",
+                        arn,
+                        "expected an IAM role ARN such as arn:aws:iam::123456789012:role/ids2-sensor",
+                    ));
+                }
+            }
+            Some(AuthSettings::AwsSigv4 {
+                profile: a.profile.clone(),
+                credentials_file: a.credentials_file.as_ref().map(PathBuf::from),
+                role_arn: a.role_arn.clone(),
+            })
+        }
+        "basic" => {
+            stray(
+                &[
+                    ("profile", a.profile.is_some()),
+                    ("credentials_file", a.credentials_file.is_some()),
+                    ("role_arn", a.role_arn.is_some()),
+                ],
+                "basic",
+                p,
+            );
+            let user = a.username.clone().filter(|u| !u.is_empty());
+            if user.is_none() {
+                p.push(Problem::at(
+                    "opensearch.auth.username",
+                    "required when method is `basic`",
+                ));
+            }
+            if a.password_file.is_none() {
+                p.push(Problem::at(
+                    "opensearch.auth.password_file",
+                    "required when method is `basic`: the path of a file holding the password",
+                ));
+            }
+            Some(AuthSettings::Basic {
+                username: user?,
+                password_file: PathBuf::from(a.password_file.clone()?),
+            })
+        }
+        other => {
+            p.push(Problem::new(
+                "opensearch.auth.method",
+                other,
+                "expected `aws_sigv4` or `basic`",
+            ));
+            None
+        }
+    }
+}
+
+fn check_shipping(c: &Config, p: &mut Vec<Problem>) {
+    let s = &c.shipping;
+    if !(1..=100_000).contains(&s.batch_max_events) {
+        p.push(Problem::new(
+            "shipping.batch_max_events",
+            s.batch_max_events,
+            "expected 1 to 100000 events",
+        ));
+    }
+    if !(1..=100).contains(&s.batch_max_mb) {
+        p.push(Problem::new(
+            "shipping.batch_max_mb",
+            s.batch_max_mb,
+            "expected 1 to 100 MiB (AWS OpenSearch rejects bulk bodies over 10–100 MiB by \
+             instance size; 5–15 is the usual guidance)",
+        ));
+    }
+    if !(1..=300).contains(&s.batch_timeout_secs) {
+        p.push(Problem::new(
+            "shipping.batch_timeout_secs",
+            s.batch_timeout_secs,
+            "expected 1 to 300 seconds",
+        ));
+    }
+    // Vector refuses disk buffers under 256 MiB.
+    if !(256..=65_536).contains(&s.buffer_max_mb) {
+        p.push(Problem::new(
+            "shipping.buffer_max_mb",
+            s.buffer_max_mb,
+            "expected 256 to 65536 MiB (Vector's disk buffer minimum is 256 MiB)",
+        ));
+    }
+    if let Some(r) = &s.redis {
+        if !r.url.starts_with("redis://") && !r.url.starts_with("rediss://") {
+            p.push(Problem::new(
+                "shipping.redis.url",
+                &r.url,
+                "expected redis://HOST:PORT/DB or rediss://…",
+            ));
+        }
+        if r.key.is_empty() {
+            p.push(Problem::at("shipping.redis.key", "must not be empty"));
+        }
+    }
+}
+
+fn check_history(c: &Config, p: &mut Vec<Problem>) {
+    let h = &c.history;
+    let branch_ok = !h.branch.is_empty()
+        && !h.branch.starts_with(['-', '/', '.'])
+        && !h.branch.ends_with(['/', '.'])
+        && !h.branch.contains("..")
+        && !h.branch.contains("//")
+        && !h.branch.ends_with(".lock")
+        && h.branch
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_./".contains(ch));
+    if !branch_ok {
+        p.push(Problem::new(
+            "history.branch",
+            &h.branch,
+            "expected a git branch name such as dev or sensors/lab-1",
+        ));
+    }
+    if h.author_name.trim().is_empty() || h.author_name.contains(['<', '>', '\n']) {
+        p.push(Problem::new(
+            "history.author_name",
+            &h.author_name,
+            "expected a non-empty name without '<', '>' or newlines",
+        ));
+    }
+    if !h.author_email.contains('@') || h.author_email.contains(['<', '>', ' ', '\n']) {
+        p.push(Problem::new(
+            "history.author_email",
+            &h.author_email,
+            "expected an e-mail address such as ids2@sensor.lan",
+        ));
+    }
+    if let Some(remote) = &h.remote {
+        if remote.trim().is_empty() {
+            p.push(Problem::at(
+                "history.remote",
+                "must not be empty; leave it out for no remote",
+            ));
+        }
+    }
+}
+
+fn check_network(c: &Config, p: &mut Vec<Problem>) -> Vec<ManagementTarget> {
+    let n = &c.network;
+    let mut targets = Vec::new();
+    for (i, t) in n.management_targets.iter().enumerate() {
+        let parsed = if t == "gateway" {
+            Some(ManagementTarget::Gateway)
+        } else if let Ok(sa) = t.parse::<SocketAddr>() {
+            Some(ManagementTarget::Tcp(sa))
+        } else if let Ok(ip) = t.parse::<IpAddr>() {
+            Some(ManagementTarget::Host(ip))
+        } else {
+            None
+        };
+        match parsed {
+            Some(target) => targets.push(target),
+            None => p.push(Problem::new(
+                format!("network.management_targets[{i}]"),
+                t,
+                "expected `gateway`, an IP address, or IP:PORT (e.g. 10.0.0.1:22)",
+            )),
+        }
+    }
+    if !(1..=300).contains(&n.rollback_timeout_secs) {
+        p.push(Problem::new(
+            "network.rollback_timeout_secs",
+            n.rollback_timeout_secs,
+            "expected 1 to 300 seconds",
+        ));
+    }
+    targets
+}
+
+fn check_connectivity(c: &Config, p: &mut Vec<Problem>) -> Vec<HostPort> {
+    let k = &c.connectivity;
+    for (i, name) in k.dns_names.iter().enumerate() {
+        if !is_hostname(name) {
+            p.push(Problem::new(
+                format!("connectivity.dns_names[{i}]"),
+                name,
+                "expected a DNS name such as example.org",
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (i, t) in k.tls_targets.iter().enumerate() {
+        let parsed = t
+            .rsplit_once(':')
+            .and_then(|(h, port)| Some((h, port.parse::<u16>().ok()?)))
+            .filter(|(h, port)| is_hostname(h) && *port > 0);
+        match parsed {
+            Some((host, port)) => out.push(HostPort {
+                host: host.to_string(),
+                port,
+            }),
+            None => p.push(Problem::new(
+                format!("connectivity.tls_targets[{i}]"),
+                t,
+                "expected HOST:PORT such as example.org:443",
+            )),
+        }
+    }
+    if !(5..=3600).contains(&k.interval_secs) {
+        p.push(Problem::new(
+            "connectivity.interval_secs",
+            k.interval_secs,
+            "expected 5 to 3600 seconds",
+        ));
+    }
+    if !(1..=60).contains(&k.timeout_secs) || k.timeout_secs >= k.interval_secs {
+        p.push(Problem::new(
+            "connectivity.timeout_secs",
+            k.timeout_secs,
+            "expected 1 to 60 seconds and less than connectivity.interval_secs",
+        ));
+    }
+    out
+}
+
+fn is_interface_name(s: &str) -> bool {
+    (1..=15).contains(&s.len())
+        && s != "."
+        && s != ".."
+        && !s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+}
+
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].chars().all(|c| c.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+fn is_hostname(s: &str) -> bool {
+    s.parse::<IpAddr>().is_ok()
+        || ((1..=253).contains(&s.len())
+            && s.split('.').all(|label| {
+                (1..=63).contains(&label.len())
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memcaps_split_matches_suricata_defaults_at_512() {
+        let m = Memcaps::split(512);
+        assert_eq!(
+            (
+                m.flow_mb,
+                m.stream_mb,
+                m.reassembly_mb,
+                m.defrag_mb,
+                m.host_mb
+            ),
+            (128, 64, 256, 32, 32)
+        );
+    }
+
+    #[test]
+    fn memcaps_split_never_exceeds_budget() {
+        for total in [128, 300, 511, 777, 1024, 16_384] {
+            let m = Memcaps::split(total);
+            assert_eq!(
+                m.flow_mb + m.stream_mb + m.reassembly_mb + m.defrag_mb + m.host_mb,
+                total
+            );
+        }
+    }
+
+    #[test]
+    fn regions() {
+        assert!(is_region("eu-west-1"));
+        assert!(is_region("us-gov-west-1"));
+        assert!(!is_region("europe"));
+        assert!(!is_region("eu-west-"));
+    }
+}

@@ -1,0 +1,48 @@
+//! The list of ECS fields the mapping can emit, shared with `ids2-provision` so the index
+//! templates and the mapping cannot drift apart.
+
+/// The list as shipped: `templates/ecs_fields.tsv`.
+pub const FIELDS_TSV: &str = include_str!("../../../templates/ecs_fields.tsv");
+
+/// One emitted field and its ECS type (`keyword`, `ip`, `long`, `date`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EcsField {
+    /// Dotted field name, e.g. `source.ip`.
+    pub name: &'static str,
+    /// ECS data type from the ECS reference.
+    pub ecs_type: &'static str,
+}
+
+/// Every field the mapping can emit outside `suricata.*`, in file order.
+pub fn emitted_fields() -> Vec<EcsField> {
+    FIELDS_TSV
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, ecs_type) = l.split_once('\t')?;
+            Some(EcsField {
+                name: name.trim(),
+                ecs_type: ecs_type.trim(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_parses_and_names_are_unique() {
+        let data_lines = FIELDS_TSV
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .count();
+        let fields = emitted_fields();
+        assert_eq!(fields.len(), data_lines, "a line without a tab separator");
+        let mut names: Vec<_> = fields.iter().map(|f| f.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), fields.len(), "duplicate field names");
+    }
+}

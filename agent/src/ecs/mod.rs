@@ -1,0 +1,2 @@
+//! The ECS side of the pipeline: what the mapping emits.
+pub mod fields;
