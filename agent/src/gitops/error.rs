@@ -7,8 +7,8 @@ use std::path::PathBuf;
 pub enum GitopsError {
     /// The repository could not be created.
     #[error(
-        "cannot create the history repository at {repo}: {source}; check that its parent \
-         directory exists and is writable, or point history.repo elsewhere"
+        "cannot create the history repository at {repo}; check that its parent directory \
+         exists and is writable, or point history.repo elsewhere"
     )]
     Init {
         /// The repository path.
@@ -17,10 +17,10 @@ pub enum GitopsError {
         #[source]
         source: gix::Error,
     },
-    /// The path exists but is not a repository gix can open.
+    /// The path cannot be opened as a repository.
     #[error(
-        "{repo} exists but is not a git repository: {source}; move it away (it will be \
-         re-created empty) or point history.repo at another path"
+        "{repo} cannot be opened as a git repository; if it is not one, move it away (an \
+         absent path is created as a new, empty history) or point history.repo elsewhere"
     )]
     Open {
         /// The repository path.
@@ -62,7 +62,7 @@ pub enum GitopsError {
         subject: String,
     },
     /// Reading objects or references failed.
-    #[error("cannot read {what} in the history repository {repo}: {source}; run `git fsck` on it")]
+    #[error("cannot read {what} in the history repository {repo}; run `git fsck` on it")]
     Read {
         /// The repository path.
         repo: PathBuf,
@@ -74,7 +74,7 @@ pub enum GitopsError {
     },
     /// Writing objects or moving the branch failed.
     #[error(
-        "cannot write {what} in the history repository {repo}: {source}; check free space \
+        "cannot write {what} in the history repository {repo}; check free space \
          and permissions, and remove a stale `.lock` file if no other agent is running"
     )]
     Write {
@@ -100,7 +100,7 @@ pub enum GitopsError {
         attempts: u32,
     },
     /// The `git` program could not be started.
-    #[error("cannot run `git` to push {repo}: {source}; install git (Debian package `git`)")]
+    #[error("cannot run `git` to push {repo}; install git (Debian package `git`)")]
     GitMissing {
         /// The repository path.
         repo: PathBuf,

@@ -59,9 +59,12 @@ pub struct LogEntry {
 }
 
 /// The history repository and the branch commits land on.
+///
+/// Holds no open repository: gix built without its `parallel` feature hands out `!Send`
+/// handles, and the daemon must be able to move a `History` into blocking tasks. Each call
+/// opens the repository afresh, a few small file reads next to writing a commit.
 #[derive(Debug)]
 pub struct History {
-    repo: gix::ThreadSafeRepository,
     path: PathBuf,
     branch: String,
     branch_ref: FullName,
@@ -78,23 +81,12 @@ impl History {
             Ok(mut entries) => entries.next().is_none(),
             Err(e) => e.kind() == std::io::ErrorKind::NotFound,
         };
-        let handle = if absent_or_empty {
-            init(repo, &branch_ref)?
-        } else {
-            let handle =
-                gix::ThreadSafeRepository::open_opts(repo, open_options()).map_err(|source| {
-                    GitopsError::Open {
-                        repo: path.clone(),
-                        source,
-                    }
-                })?;
-            if !handle.to_thread_local().is_bare() {
-                return Err(GitopsError::NotBare { repo: path });
-            }
-            handle
-        };
+        if absent_or_empty {
+            init(repo, &branch_ref)?;
+        } else if !open(repo)?.is_bare() {
+            return Err(GitopsError::NotBare { repo: path });
+        }
         Ok(History {
-            repo: handle,
             path,
             branch: branch.to_owned(),
             branch_ref,
@@ -129,7 +121,7 @@ impl History {
             });
         }
         summary::validate_paths(files)?;
-        let repo = self.repo.to_thread_local();
+        let repo = open(&self.path)?;
         let tree = self.write_tree(&repo, files)?;
         let new_files: BTreeMap<String, &[u8]> = files
             .iter()
@@ -186,13 +178,13 @@ impl History {
 
     /// The branch head's commit id, or `None` before the first commit.
     pub fn head(&self) -> Result<Option<String>, GitopsError> {
-        let repo = self.repo.to_thread_local();
+        let repo = open(&self.path)?;
         Ok(self.branch_head(&repo)?.map(|id| id.to_string()))
     }
 
     /// The branch's commits, newest first, following first parents, at most `limit`.
     pub fn log(&self, limit: usize) -> Result<Vec<LogEntry>, GitopsError> {
-        let repo = self.repo.to_thread_local();
+        let repo = open(&self.path)?;
         let mut out = Vec::new();
         let mut next = self.branch_head(&repo)?;
         while let Some(id) = next.filter(|_| out.len() < limit) {
@@ -394,6 +386,13 @@ fn branch_ref(branch: &str) -> Result<FullName, GitopsError> {
     FullName::try_from(format!("refs/heads/{branch}")).map_err(|_| invalid())
 }
 
+fn open(repo: &Path) -> Result<gix::Repository, GitopsError> {
+    gix::open_opts(repo, open_options()).map_err(|source| GitopsError::Open {
+        repo: repo.to_path_buf(),
+        source,
+    })
+}
+
 /// Only the repository's own config counts: the history must not change with whoever's
 /// `~/.gitconfig` or environment the agent happens to run under.
 fn open_options() -> gix::open::Options {
@@ -401,7 +400,7 @@ fn open_options() -> gix::open::Options {
         .config_overrides([format!("core.filesRefLockTimeout={REF_LOCK_TIMEOUT_MS}")])
 }
 
-fn init(repo: &Path, branch_ref: &FullName) -> Result<gix::ThreadSafeRepository, GitopsError> {
+fn init(repo: &Path, branch_ref: &FullName) -> Result<(), GitopsError> {
     let init_error = |source| GitopsError::Init {
         repo: repo.to_path_buf(),
         source,
@@ -424,5 +423,41 @@ fn init(repo: &Path, branch_ref: &FullName) -> Result<gix::ThreadSafeRepository,
         .to_thread_local()
         .edit_reference(head)
         .map_err(init_error)?;
-    Ok(handle)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_names_map_to_local_branch_refs() {
+        assert_eq!(branch_ref("dev").unwrap().as_bstr(), "refs/heads/dev");
+        assert_eq!(
+            branch_ref("sensors/lab-1").unwrap().as_bstr(),
+            "refs/heads/sensors/lab-1"
+        );
+        for bad in [
+            "",
+            "a..b",
+            "a b",
+            "refs/heads/dev",
+            "dev.lock",
+            "a~1",
+            "x:y",
+        ] {
+            let err = branch_ref(bad).unwrap_err();
+            assert!(
+                matches!(err, GitopsError::InvalidBranch { ref branch } if branch == bad),
+                "{bad:?}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn history_can_be_shared_across_tasks() {
+        // The daemon keeps one History in shared state and commits from blocking tasks.
+        fn shareable<T: Send + Sync>() {}
+        shareable::<History>();
+    }
 }
