@@ -442,3 +442,37 @@ fn bad_paths_and_subjects_are_refused_and_commit_nothing() {
     assert_eq!(git(&repo, &["rev-parse", "dev"]).trim(), first.id);
     assert_eq!(subjects(&repo), ["first"]);
 }
+
+#[test]
+fn push_never_overwrites_a_remote_branch_that_diverged() {
+    if !git_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _) = new_history(&dir);
+    // The remote's dev branch was written by someone else (another History on another repo).
+    let other = History::open_or_init(&dir.path().join("other.git"), "dev", author()).unwrap();
+    let theirs = other
+        .commit(&files(&[("theirs", "1\n")]), "theirs")
+        .unwrap()
+        .unwrap();
+    let remote = dir.path().join("remote.git");
+    let init = Command::new("git")
+        .args(["init", "--bare", "--quiet"])
+        .arg(&remote)
+        .status()
+        .unwrap();
+    assert!(init.success());
+    other.push(remote.to_str().unwrap()).unwrap();
+
+    h.commit(&files(&[("ours", "1\n")]), "ours")
+        .unwrap()
+        .unwrap();
+    let err = h.push(remote.to_str().unwrap()).unwrap_err();
+    assert!(matches!(err, GitopsError::PushFailed { .. }), "{err:?}");
+    assert!(err.to_string().contains("rejected"), "git's reason: {err}");
+    assert_eq!(
+        git(&remote, &["rev-parse", "refs/heads/dev"]).trim(),
+        theirs.id
+    );
+}

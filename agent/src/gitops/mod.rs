@@ -255,7 +255,7 @@ impl History {
                 remote: remote.to_owned(),
                 branch: self.branch.clone(),
                 status: status.to_string(),
-                stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
+                stderr: one_line(&stderr),
             }),
             Err(()) => Err(GitopsError::PushTimeout {
                 repo: self.path.clone(),
@@ -376,6 +376,16 @@ impl History {
     }
 }
 
+/// git's multi-line stderr folded onto one line, so the error reads as one message in logs.
+fn one_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
 fn branch_ref(branch: &str) -> Result<FullName, GitopsError> {
     let invalid = || GitopsError::InvalidBranch {
         branch: branch.to_owned(),
@@ -452,6 +462,14 @@ mod tests {
                 "{bad:?}: {err:?}"
             );
         }
+    }
+
+    #[test]
+    fn git_stderr_is_folded_onto_one_line() {
+        assert_eq!(
+            one_line(b"fatal: a\nfatal: b\n\n  Please c\n"),
+            "fatal: a | fatal: b | Please c"
+        );
     }
 
     #[test]
