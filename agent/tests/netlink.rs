@@ -344,6 +344,19 @@ fn gateway_behind_a_link_taken_down_rolls_back_links_and_default_route() {
     ]);
     lab.sensor
         .ip(&["route", "add", "default", "via", "10.77.1.1", "dev", "eth1"]);
+    // The kernel drops IPv6 addresses and static routes of a link set down; both must return.
+    lab.sensor
+        .ip(&["-6", "addr", "add", "fd77:1::2/64", "dev", "eth1", "nodad"]);
+    lab.sensor.ip(&[
+        "-6",
+        "route",
+        "add",
+        "fd77:99::/64",
+        "via",
+        "fd77:1::1",
+        "dev",
+        "eth1",
+    ]);
     let config = lab.config(&["gateway".into()]);
     let before = lab.sensor.settled_links();
 
@@ -357,6 +370,16 @@ fn gateway_behind_a_link_taken_down_rolls_back_links_and_default_route() {
         route.contains("via 10.77.1.1 dev eth1"),
         "route not restored: {route:?}"
     );
+    let v6 = lab.sensor.ip(&["-6", "addr", "show", "dev", "eth1"]);
+    assert!(
+        v6.contains("fd77:1::2/64"),
+        "IPv6 address not restored: {v6}"
+    );
+    let v6_route = lab.sensor.ip(&["-6", "route", "show", "fd77:99::/64"]);
+    assert!(
+        v6_route.contains("via fd77:1::1 dev eth1"),
+        "IPv6 route not restored: {v6_route:?}"
+    );
 }
 
 #[test]
@@ -369,12 +392,17 @@ fn gateway_on_the_capture_interface_keeps_answering() {
     ]);
     lab.sensor
         .ip(&["route", "add", "default", "via", "10.77.0.1", "dev", "eth0"]);
-    let config = lab.config(&["gateway".into(), "10.77.0.1".into()]);
+    lab.sensor
+        .ip(&["-6", "addr", "add", "fd77::2/64", "dev", "eth0", "nodad"]);
+    lab.lan
+        .ip(&["-6", "addr", "add", "fd77::1/64", "dev", "p0", "nodad"]);
+    let config = lab.config(&["gateway".into(), "fd77::1".into()]);
 
     let out = lab.apply(&config, &[]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("gateway 10.77.0.1 (ICMP echo)"), "{stdout}");
+    assert!(stdout.contains("fd77::1 (ICMP echo)"), "{stdout}");
     assert_eq!(lab.sensor.up_links(), ["eth0", "lo"]);
     let route = lab.sensor.ip(&["route", "show", "default"]);
     assert!(route.contains("via 10.77.0.1 dev eth0"), "{route:?}");

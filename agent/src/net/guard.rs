@@ -231,7 +231,7 @@ async fn restore(netlink: &Netlink, snapshot: &Snapshot) -> Result<(), Vec<Strin
         if present.contains(&address) {
             continue;
         }
-        if let Err(e) = netlink.add_address(message.clone()).await {
+        if let Err(e) = netlink.add_address(&address, message.clone()).await {
             if !already_exists(&e) {
                 problems.push(format!(
                     "restore address {}/{}: {e}",

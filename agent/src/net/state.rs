@@ -160,19 +160,17 @@ impl Netlink {
         Ok(routes)
     }
 
-    /// Re-adds an address exactly as it was dumped.
+    /// Re-adds an address exactly as it was dumped (`address` is that message's summary).
     pub(crate) async fn add_address(
         &self,
+        address: &Address,
         message: AddressMessage,
     ) -> Result<(), rtnetlink::Error> {
-        let summary = address_from(&message);
-        let (address, prefix_len) = summary
-            .map(|a| (a.address, a.prefix_len))
-            .unwrap_or((IpAddr::from([0, 0, 0, 0]), 0));
-        let mut request = self
-            .handle
-            .address()
-            .add(message.header.index, address, prefix_len);
+        let mut request =
+            self.handle
+                .address()
+                .add(address.link_index, address.address, address.prefix_len);
+        // The dumped message keeps what the summary drops: flags, label, lifetimes, metric.
         *request.message_mut() = message;
         request.execute().await
     }
