@@ -6,3 +6,4 @@
 pub mod config;
 pub mod ecs;
 pub mod gitops;
+pub mod net;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ids2_agent::config;
+use ids2_agent::{config, net};
 
 /// The ids2 sensor agent.
 #[derive(Parser)]
@@ -23,6 +23,28 @@ enum Command {
     CheckConfig {
         /// The config file.
         file: PathBuf,
+    },
+    /// Host links: keep only lo and the capture interface up (rtnetlink, this namespace).
+    #[command(subcommand)]
+    Net(NetCommand),
+}
+
+#[derive(Subcommand)]
+enum NetCommand {
+    /// Show links, addresses and the default gateway; with --config, what apply would change.
+    Status {
+        /// The config file whose capture interface the plan is made for.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Set every link but lo and the capture interface down, under the rollback guard.
+    Apply {
+        /// The config file (capture.interface, network.*).
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -61,7 +83,26 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Net(NetCommand::Status { config }) => {
+            let settings = config.as_deref().map(config::load).transpose()?;
+            println!("{}", runtime()?.block_on(net::status(settings.as_ref()))?);
+            Ok(())
+        }
+        Command::Net(NetCommand::Apply { config, dry_run }) => {
+            let settings = config::load(&config)?;
+            println!(
+                "{}",
+                runtime()?.block_on(net::apply_settings(&settings, dry_run))?
+            );
+            Ok(())
+        }
     }
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 fn main() -> ExitCode {
