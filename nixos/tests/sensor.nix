@@ -38,8 +38,9 @@ in
       environment.systemPackages = [ pkgs.iputils ];
     };
 
-    sensor = { lib, ... }: {
+    sensor = { lib, pkgs, ... }: {
       imports = [ self.nixosModules.ids2 ];
+      environment.systemPackages = [ pkgs.curl ];
 
       virtualisation = {
         cores = 2;
