@@ -104,7 +104,7 @@
               cargoClippyExtraArgs = "--workspace --all-targets --locked -- --deny warnings";
             });
 
-            fmt = craneLib.cargoFmt { inherit src; pname = "ids2"; };
+            fmt = craneLib.cargoFmt { inherit src; inherit (commonArgs) pname version; };
 
             doc = craneLib.cargoDoc (commonArgs // {
               inherit cargoArtifacts;
