@@ -62,6 +62,9 @@ in
     '';
 
     networking.hostName = cfg.hostName;
+    # The onboard NIC keeps the kernel name eth0 (predictable naming would call it end0), the
+    # name config.yaml, the capture and the eth0-only policy use.
+    networking.usePredictableInterfaceNames = false;
     users.users.root.openssh.authorizedKeys.keys = cfg.sshAuthorizedKeys;
 
     # The generational boot loader keeps the last generations' kernels, initrds and device
