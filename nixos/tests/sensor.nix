@@ -49,8 +49,8 @@ in
 
       services.ids2 = {
         enable = true;
-        # The test driver owns the VM's links (eth0 is its control channel, eth1 the test
-        # network), so the module's eth0-only networkd config is left out here.
+        # The test framework configures the VMs' links (eth1 is the test network it addresses),
+        # so the module's eth0-only networkd config is left out here.
         network.enable = false;
         # The stand-in dummy credentials file is created below (not a secret).
         credentialsFile = "/etc/ids2-test/aws-credentials";
