@@ -10,5 +10,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== nix static checks (parse, nixpkgs-fmt, deadnix, dashboard metrics)"
+.ci/nix-checks
+
 echo "== cargo nextest"
 cargo nextest run --workspace --locked --no-fail-fast
