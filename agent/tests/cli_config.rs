@@ -248,6 +248,21 @@ fn a_missing_ids2_suricata_binary_is_an_error() {
 }
 
 #[test]
+fn example_config_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    agent_without_suricata(dir.path())
+        .args(["render", "--config"])
+        .arg(example())
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("generation 1 is current"));
+    let toml = fs::read_to_string(dir.path().join("out/current/vector.toml")).unwrap();
+    assert!(toml.contains("https://search-ids2-example.eu-west-1.es.amazonaws.com"));
+}
+
+#[test]
 fn help_on_every_command() {
     for args in [
         &["--help"][..],
