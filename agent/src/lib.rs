@@ -6,7 +6,9 @@
 pub mod apply;
 pub mod config;
 pub mod ecs;
+pub mod emulate;
 pub mod gitops;
+pub mod lab;
 pub mod net;
 pub mod render;
 pub mod suricata;
