@@ -3,7 +3,10 @@
 //! Modules follow the layering in DESIGN.md: `config` is pure; `render` turns settings into
 //! files; one module per outside system; the runtime composes them; `main.rs` is the CLI.
 
+pub mod apply;
 pub mod config;
 pub mod ecs;
 pub mod gitops;
 pub mod net;
+pub mod render;
+pub mod suricata;

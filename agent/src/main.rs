@@ -6,8 +6,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use ids2_agent::{config, net};
+use clap::{Args, Parser, Subcommand};
+use ids2_agent::render::{Profile, RenderOptions};
+use ids2_agent::{apply, config, net, render};
 
 /// The ids2 sensor agent.
 #[derive(Parser)]
@@ -27,6 +28,30 @@ enum Command {
     /// Host links: keep only lo and the capture interface up (rtnetlink, this namespace).
     #[command(subcommand)]
     Net(NetCommand),
+    /// Render suricata.yaml, vector.toml and the local rules into DIR as a new generation,
+    /// check them with `suricata -T`, then switch DIR/current to them atomically.
+    Render {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The directory of generations (DIR/generations/<N>, DIR/current).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        render: RenderArgs,
+    },
+    /// Render and switch like `render` (into paths.rendered_dir unless --out is given), then
+    /// commit the active files to the history repository and push them to history.remote.
+    Apply {
+        /// The config file.
+        #[arg(long, default_value = "/etc/ids2/config.yaml")]
+        config: PathBuf,
+        /// The directory of generations; defaults to the config's paths.rendered_dir.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        render: RenderArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -46,6 +71,51 @@ enum NetCommand {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// Options shared by `render` and `apply`.
+#[derive(Args)]
+struct RenderArgs {
+    /// A directory whose files replace the built-in templates of the same name
+    /// (suricata.yaml.tera, vector.toml.tera, ecs.vrl.tera, rules/ids2.rules).
+    #[arg(long, value_name = "DIR")]
+    templates: Option<PathBuf>,
+    /// Skip the `suricata -T` check.
+    #[arg(long)]
+    no_validate: bool,
+    /// Suricata's config directory (classification.config, reference.config, threshold.config).
+    #[arg(long, value_name = "DIR", env = "IDS2_SURICATA_ETC", default_value = render::DEFAULT_SURICATA_ETC)]
+    suricata_etc: PathBuf,
+    /// EVE output profile: full, reduced (no flow/netflow/fileinfo) or alerts-only.
+    #[arg(long, default_value_t = Profile::Full)]
+    profile: Profile,
+}
+
+impl RenderArgs {
+    fn options(&self) -> RenderOptions {
+        RenderOptions {
+            profile: self.profile,
+            templates_dir: self.templates.clone(),
+            suricata_etc: self.suricata_etc.clone(),
+            rendered_dir: None,
+        }
+    }
+
+    fn validator(&self) -> anyhow::Result<apply::Validator> {
+        if self.no_validate {
+            eprintln!("warning: --no-validate: skipped the `suricata -T` check");
+            return Ok(apply::Validator::Skip);
+        }
+        let validator = apply::Validator::detect()?;
+        if validator == apply::Validator::Skip {
+            eprintln!(
+                "warning: suricata is not installed (set {} or add it to PATH): skipped the \
+                 `suricata -T` check",
+                ids2_agent::suricata::BINARY_ENV
+            );
+        }
+        Ok(validator)
+    }
 }
 
 /// An error that carries the exit code it should produce.
@@ -68,7 +138,57 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
         cause
             .downcast_ref::<config::ConfigError>()
             .is_some_and(config::ConfigError::is_bad_input)
+            || cause
+                .downcast_ref::<apply::ApplyError>()
+                .is_some_and(apply::ApplyError::is_bad_input)
     })
+}
+
+/// Loads the config (exit 2 before anything is touched if it is bad), then renders and swaps.
+fn render_into(
+    config: &std::path::Path,
+    out: Option<PathBuf>,
+    args: &RenderArgs,
+    record: bool,
+) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .without_time()
+        .with_target(false)
+        .try_init();
+    let settings = config::load(config)?;
+    let out = out.unwrap_or_else(|| PathBuf::from(&settings.config.paths.rendered_dir));
+    let validator = args.validator()?;
+    let (outcome, applied) = if record {
+        let applied = apply::apply(&settings, &args.options(), &out, &validator)?;
+        (applied.outcome.clone(), Some(applied))
+    } else {
+        let outcome = apply::render_to(&settings, &args.options(), &out, &validator)?;
+        (outcome, None)
+    };
+    match outcome {
+        apply::Outcome::Changed { generation } => println!(
+            "{}: generation {generation} is current ({})",
+            out.display(),
+            out.join(apply::CURRENT).display()
+        ),
+        apply::Outcome::Unchanged => println!(
+            "{}: unchanged (the rendered files equal the current generation)",
+            out.display()
+        ),
+    }
+    if let Some(applied) = applied {
+        let repo = &settings.config.history.repo;
+        match &applied.commit {
+            Some(commit) => println!("history {repo}: committed {}", commit.id),
+            None => println!("history {repo}: no change to record"),
+        }
+        if let Some(e) = &applied.push_error {
+            eprintln!("warning: {e}");
+        }
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
@@ -96,6 +216,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Render {
+            config,
+            out,
+            render,
+        } => Ok(render_into(&config, Some(out), &render, false)?),
+        Command::Apply {
+            config,
+            out,
+            render,
+        } => Ok(render_into(&config, out, &render, true)?),
     }
 }
 

@@ -1,0 +1,410 @@
+//! Render → check → swap: puts a new generation of rendered files in place, or leaves the
+//! active one untouched.
+//!
+//! Layout under the output directory: `generations/<N>/` holds each set of files and
+//! `current` is a relative symlink to the active one. A new set is written to a staging dir
+//! beside them, checked with `suricata -T`, renamed to `generations/<N>` and only then made
+//! current by renaming a fresh symlink over `current` (atomic). Any failure before that rename
+//! removes the staging dir and leaves `current` as it was. The last [`KEEP_GENERATIONS`] are
+//! kept for rollback.
+//!
+//! [`apply`] adds the history: once a generation is current its files are committed with
+//! [`gitops`]; if that commit fails the previous generation is made current again, so every
+//! active configuration is one the history records.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config::Settings;
+use crate::gitops::{Author, CommitInfo, GitopsError, History};
+use crate::render::{self, RenderError, RenderOptions, RenderedSet};
+use crate::suricata::{Suricata, SuricataError};
+
+/// Generations kept on disk (the current one included).
+pub const KEEP_GENERATIONS: usize = 3;
+/// The symlink to the active generation.
+pub const CURRENT: &str = "current";
+/// The directory of generations.
+pub const GENERATIONS: &str = "generations";
+
+/// How candidate files are checked before they become current.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validator {
+    /// `suricata -T` with this binary.
+    Suricata(Suricata),
+    /// No check (Suricata not installed, or `--no-validate`).
+    Skip,
+}
+
+impl Validator {
+    /// `suricata -T` when Suricata can be found, else [`Validator::Skip`].
+    pub fn detect() -> Result<Self, SuricataError> {
+        Ok(Suricata::locate()?.map_or(Validator::Skip, Validator::Suricata))
+    }
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new generation is current.
+    Changed {
+        /// Its number (`generations/<N>`).
+        generation: u64,
+    },
+    /// The rendered files equal the current generation's; nothing was written.
+    Unchanged,
+}
+
+/// Why an apply failed. In every case the previous `current` is still active.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Rendering failed.
+    #[error("cannot render the configuration")]
+    Render(#[from] RenderError),
+    /// Suricata rejected the candidate (or could not be run).
+    #[error("the candidate configuration failed its check; the previous files stay active")]
+    Check(#[from] SuricataError),
+    /// The history could not record the change; the previous generation is current again.
+    #[error("cannot record the change in the history; the previous files are active again")]
+    History(#[from] GitopsError),
+    /// A file-system step failed.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ApplyError {
+    /// True when the operator's input is at fault (exit code 2 at the CLI).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, ApplyError::Render(e) if e.is_bad_input())
+    }
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ApplyError {
+    let path = path.to_path_buf();
+    move |source| ApplyError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Renders the settings into `out_dir` as a new generation and makes it current, unless the
+/// files equal the current generation's.
+pub fn render_to(
+    settings: &Settings,
+    opts: &RenderOptions,
+    out_dir: &Path,
+    validator: &Validator,
+) -> Result<Outcome, ApplyError> {
+    render_set(settings, opts, out_dir, validator).map(|(outcome, _)| outcome)
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Whether a new generation became current.
+    pub outcome: Outcome,
+    /// The history commit, or `None` when the history already held exactly these files.
+    pub commit: Option<CommitInfo>,
+    /// Why the push to `history.remote` failed, when it did. The commit stays local and goes
+    /// out with the next apply's push, so this is a warning, not a failure.
+    pub push_error: Option<String>,
+}
+
+/// [`render_to`], then one commit of the active files (config.yaml included) to the history
+/// repository, then a push when `history.remote` is set.
+pub fn apply(
+    settings: &Settings,
+    opts: &RenderOptions,
+    out_dir: &Path,
+    validator: &Validator,
+) -> Result<Applied, ApplyError> {
+    let h = &settings.config.history;
+    let history = History::open_or_init(
+        Path::new(&h.repo),
+        &h.branch,
+        Author {
+            name: h.author_name.clone(),
+            email: h.author_email.clone(),
+        },
+    )?;
+    let previous = current_generation(out_dir);
+    let (outcome, set) = render_set(settings, opts, out_dir, validator)?;
+    let subject = match &outcome {
+        Outcome::Changed { generation } => format!(
+            "apply generation {generation} on {}",
+            settings.config.sensor.id
+        ),
+        Outcome::Unchanged => format!(
+            "record the active configuration of {}",
+            settings.config.sensor.id
+        ),
+    };
+    let commit = match history.commit(&set.files, &subject) {
+        Ok(commit) => commit,
+        Err(e) => {
+            if let (Outcome::Changed { .. }, Some(prev)) = (&outcome, previous) {
+                let out_dir = std::path::absolute(out_dir).map_err(io("resolve", out_dir))?;
+                swap_current(&out_dir, prev)?;
+            }
+            return Err(e.into());
+        }
+    };
+    let push_error = h
+        .remote
+        .as_deref()
+        .and_then(|remote| history.push(remote).err())
+        .map(|e| e.to_string());
+    Ok(Applied {
+        outcome,
+        commit,
+        push_error,
+    })
+}
+
+/// The generation `current` points at, if any.
+fn current_generation(out_dir: &Path) -> Option<u64> {
+    fs::read_link(out_dir.join(CURRENT))
+        .ok()?
+        .file_name()?
+        .to_str()?
+        .parse()
+        .ok()
+}
+
+fn render_set(
+    settings: &Settings,
+    opts: &RenderOptions,
+    out_dir: &Path,
+    validator: &Validator,
+) -> Result<(Outcome, RenderedSet), ApplyError> {
+    let out_dir = std::path::absolute(out_dir).map_err(io("resolve", out_dir))?;
+    let opts = RenderOptions {
+        rendered_dir: Some(out_dir.clone()),
+        ..opts.clone()
+    };
+    // Rendering is pure: a bad config or template fails here, before anything is written.
+    let set = render::render(settings, &opts)?;
+
+    let current = out_dir.join(CURRENT);
+    if current.exists() && matches_dir(&set, &current)? {
+        return Ok((Outcome::Unchanged, set));
+    }
+
+    let generations = out_dir.join(GENERATIONS);
+    fs::create_dir_all(&generations).map_err(io("create", &generations))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".staging-")
+        .tempdir_in(&out_dir)
+        .map_err(io("create a staging directory in", &out_dir))?;
+    write_set(&set, staging.path())?;
+
+    if let Validator::Suricata(suricata) = validator {
+        let report = suricata.check(
+            &staging.path().join(render::SURICATA_YAML),
+            &staging.path().join(render::LOCAL_RULES),
+            &Path::new(&settings.config.suricata.rules_dir).join("suricata.rules"),
+        )?;
+        if !report.rule_set_checked {
+            tracing::warn!(
+                rules_dir = %settings.config.suricata.rules_dir,
+                "the downloaded rule set (suricata.rules) is absent; suricata -T checked the \
+                 local rules only (run suricata-update)"
+            );
+        }
+    }
+
+    let generation = next_generation(&generations)?;
+    let target = generations.join(generation.to_string());
+    let staged = staging.keep();
+    fs::rename(&staged, &target).map_err(|e| {
+        let _ = fs::remove_dir_all(&staged);
+        io("move the checked files to", &target)(e)
+    })?;
+    sync_dir(&generations)?;
+    swap_current(&out_dir, generation)?;
+    prune(&generations, generation)?;
+    Ok((Outcome::Changed { generation }, set))
+}
+
+/// True when `dir` holds exactly the files of `set`, byte for byte.
+fn matches_dir(set: &RenderedSet, dir: &Path) -> Result<bool, ApplyError> {
+    for (rel, bytes) in &set.files {
+        match fs::read(dir.join(rel)) {
+            Ok(existing) if existing == *bytes => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io("read", &dir.join(rel))(e)),
+        }
+    }
+    let mut on_disk = Vec::new();
+    list_files(dir, dir, &mut on_disk)?;
+    Ok(on_disk.len() == set.files.len())
+}
+
+fn list_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ApplyError> {
+    for entry in fs::read_dir(dir).map_err(io("list", dir))? {
+        let path = entry.map_err(io("list", dir))?.path();
+        if path.is_dir() {
+            list_files(root, &path, out)?;
+        } else {
+            out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+/// Writes and fsyncs every file: the swap must never point at data still in the page cache
+/// when the Pi loses power.
+fn write_set(set: &RenderedSet, dir: &Path) -> Result<(), ApplyError> {
+    for (rel, bytes) in &set.files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io("create", parent))?;
+        }
+        let mut f = fs::File::create(&path).map_err(io("create", &path))?;
+        f.write_all(bytes).map_err(io("write", &path))?;
+        f.sync_all().map_err(io("sync", &path))?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), ApplyError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("sync", dir))
+}
+
+/// Generation numbers present, ascending.
+fn generation_numbers(generations: &Path) -> Result<Vec<u64>, ApplyError> {
+    let mut numbers: Vec<u64> = fs::read_dir(generations)
+        .map_err(io("list", generations))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+fn next_generation(generations: &Path) -> Result<u64, ApplyError> {
+    Ok(generation_numbers(generations)?.last().map_or(1, |n| n + 1))
+}
+
+/// Points `current` at `generations/<N>` by renaming a new relative symlink over it.
+fn swap_current(out_dir: &Path, generation: u64) -> Result<(), ApplyError> {
+    let link = out_dir.join(CURRENT);
+    let tmp = out_dir.join(format!(".{CURRENT}.{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let target = Path::new(GENERATIONS).join(generation.to_string());
+    std::os::unix::fs::symlink(&target, &tmp).map_err(io("create the symlink", &tmp))?;
+    fs::rename(&tmp, &link).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io("swap", &link)(e)
+    })?;
+    sync_dir(out_dir)
+}
+
+/// Removes all but the newest [`KEEP_GENERATIONS`], never the current one.
+fn prune(generations: &Path, current: u64) -> Result<(), ApplyError> {
+    let numbers = generation_numbers(generations)?;
+    let cut = numbers.len().saturating_sub(KEEP_GENERATIONS);
+    for n in numbers[..cut].iter().filter(|n| **n != current) {
+        let dir = generations.join(n.to_string());
+        fs::remove_dir_all(&dir).map_err(io("remove the old generation", &dir))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn settings(memory_mb: u32) -> Settings {
+        config::from_str(
+            &format!(
+                "sensor: {{id: lab-1}}\nopensearch: {{domain: ids2, region: eu-west-1, \
+                 endpoint: 'https://h.example'}}\nsuricata: {{memory_mb: {memory_mb}}}\n"
+            ),
+            Path::new("t.yaml"),
+        )
+        .unwrap()
+    }
+
+    fn current_target(out: &Path) -> PathBuf {
+        fs::read_link(out.join(CURRENT)).unwrap()
+    }
+
+    #[test]
+    fn generations_swap_and_prune() {
+        let out = tempfile::tempdir().unwrap();
+        let opts = RenderOptions::default();
+        for (i, mb) in [256, 384, 512, 640].into_iter().enumerate() {
+            let outcome = render_to(&settings(mb), &opts, out.path(), &Validator::Skip).unwrap();
+            assert_eq!(
+                outcome,
+                Outcome::Changed {
+                    generation: i as u64 + 1
+                }
+            );
+        }
+        assert_eq!(current_target(out.path()), Path::new("generations/4"));
+        assert_eq!(
+            generation_numbers(&out.path().join(GENERATIONS)).unwrap(),
+            [2, 3, 4]
+        );
+        let yaml = fs::read_to_string(out.path().join("current/suricata.yaml")).unwrap();
+        assert!(yaml.contains("memory_mb = 640"), "{yaml}");
+        // No staging dirs or temporary links are left behind.
+        let names: Vec<_> = fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let mut names = names;
+        names.sort();
+        assert_eq!(names, [CURRENT, GENERATIONS]);
+    }
+
+    #[test]
+    fn identical_render_is_unchanged() {
+        let out = tempfile::tempdir().unwrap();
+        let opts = RenderOptions::default();
+        let s = settings(512);
+        assert_eq!(
+            render_to(&s, &opts, out.path(), &Validator::Skip).unwrap(),
+            Outcome::Changed { generation: 1 }
+        );
+        assert_eq!(
+            render_to(&s, &opts, out.path(), &Validator::Skip).unwrap(),
+            Outcome::Unchanged
+        );
+        // A stray file in the current generation makes it differ.
+        fs::write(out.path().join("current/extra"), "x").unwrap();
+        assert_eq!(
+            render_to(&s, &opts, out.path(), &Validator::Skip).unwrap(),
+            Outcome::Changed { generation: 2 }
+        );
+    }
+
+    #[test]
+    fn render_error_writes_nothing() {
+        let out = tempfile::tempdir().unwrap();
+        let target = out.path().join("fresh");
+        let s = config::from_str(
+            "sensor: {id: lab-1}\nopensearch: {domain: ids2, region: eu-west-1}\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        let err = render_to(&s, &RenderOptions::default(), &target, &Validator::Skip).unwrap_err();
+        assert!(err.is_bad_input(), "{err:?}");
+        assert!(!target.exists());
+    }
+}
