@@ -1,8 +1,6 @@
 //! The log tmpfs as systemd sees it (a mount unit named after its path) and as the kernel
 //! sees it (a line of `mountinfo`), so a mount can be both requested and verified.
 
-use std::path::{Component, Path};
-
 use super::SystemdError;
 
 /// The mount unit name systemd derives from an absolute path (`systemd-escape --path
@@ -24,10 +22,8 @@ pub fn mount_unit_name(path: &str) -> Result<String, SystemdError> {
     if path.ends_with('/') || path.contains("//") {
         return Err(invalid("remove the repeated or trailing `/`"));
     }
-    if Path::new(path)
-        .components()
-        .any(|c| matches!(c, Component::CurDir | Component::ParentDir))
-    {
+    // Split by hand: `Path::components` silently drops interior `.` components.
+    if path.split('/').any(|c| c == "." || c == "..") {
         return Err(invalid("`.` and `..` components are not allowed"));
     }
     Ok(format!("{}.mount", escape(&path[1..])))
@@ -76,9 +72,9 @@ impl MountEntry {
 pub fn find_mount(mountinfo: &str, mount_point: &str) -> Option<MountEntry> {
     mountinfo
         .lines()
+        .rev()
         .filter_map(parse_line)
-        .filter(|m| m.mount_point == mount_point)
-        .last()
+        .find(|m| m.mount_point == mount_point)
 }
 
 /// Parses one line: `id parent major:minor root mount_point options [optional...] - fstype
