@@ -364,6 +364,7 @@ async fn failing_unit_error_names_the_unit_and_systemds_reason() {
         other => panic!("expected JobFailed, got {other:?}"),
     }
     let message = err.to_string();
+    eprintln!("failed job reported as: {message}");
     assert!(
         message.contains("ids2-fail.service") && message.contains("exit-code"),
         "{message}"
@@ -379,6 +380,7 @@ async fn failing_unit_error_names_the_unit_and_systemds_reason() {
         .await
         .unwrap_err();
     let message = err.to_string();
+    eprintln!("D-Bus error reported as: {message}");
     assert!(matches!(err, SystemdError::Call { .. }), "{err:?}");
     assert!(
         message.contains("org.freedesktop.systemd1.NoSuchUnit")

@@ -13,10 +13,9 @@ pub type Property<'a> = (&'a str, Variant<'a>);
     default_path = "/org/freedesktop/systemd1"
 )]
 pub trait Manager {
-    /// The object path of a loaded unit; fails with `NoSuchUnit` when it is not loaded.
-    fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
-
-    /// The object path of a unit, loading it from disk first if needed.
+    /// The object path of a unit, loading it from disk first if needed. (`GetUnit` is not
+    /// used: it fails for an inactive unit that systemd has garbage-collected, which makes
+    /// reading a stopped unit's state racy.)
     fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
 
     /// Queues a start job; returns the job's object path.
@@ -82,27 +81,18 @@ pub trait Unit {
     /// The unit-type specific state, e.g. "running" or "mounted".
     #[zbus(property(emits_changed_signal = "false"))]
     fn sub_state(&self) -> zbus::Result<String>;
-
-    /// Whether the unit was created with `StartTransientUnit`.
-    #[zbus(property(emits_changed_signal = "false"))]
-    fn transient(&self) -> zbus::Result<bool>;
 }
 
 /// `org.freedesktop.systemd1.Service`, on the same path as the service's `Unit` object.
+///
+/// `Result` and the resource-control properties exist on every unit type with processes
+/// (Service, Mount, Socket, ...), so `super` reads those through the type's interface by name.
 #[proxy(
     interface = "org.freedesktop.systemd1.Service",
     default_service = "org.freedesktop.systemd1"
 )]
 pub trait Service {
-    /// Why the service last stopped or failed: "success", "exit-code", "signal", ...
-    #[zbus(property(emits_changed_signal = "false"))]
-    fn result(&self) -> zbus::Result<String>;
-
     /// PID of the main process, 0 when there is none.
     #[zbus(property(emits_changed_signal = "false"), name = "MainPID")]
     fn main_pid(&self) -> zbus::Result<u32>;
-
-    /// Exit status (or signal number) of the last main process.
-    #[zbus(property(emits_changed_signal = "false"))]
-    fn exec_main_status(&self) -> zbus::Result<i32>;
 }
