@@ -10,3 +10,4 @@ pub mod gitops;
 pub mod net;
 pub mod render;
 pub mod suricata;
+pub mod systemd;
