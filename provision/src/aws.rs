@@ -23,7 +23,9 @@ pub struct AwsTarget {
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
     /// The region is not shaped like an AWS region.
-    #[error("`{0}` is not an AWS region name: expected e.g. eu-west-1, us-east-2 or ap-southeast-2")]
+    #[error(
+        "`{0}` is not an AWS region name: expected e.g. eu-west-1, us-east-2 or ap-southeast-2"
+    )]
     BadRegion(String),
     /// No credentials anywhere in the chain.
     #[error(
@@ -100,10 +102,24 @@ mod tests {
 
     #[test]
     fn region_shapes() {
-        for ok in ["eu-west-1", "us-east-2", "ap-southeast-4", "us-gov-west-1", "il-central-1"] {
+        for ok in [
+            "eu-west-1",
+            "us-east-2",
+            "ap-southeast-4",
+            "us-gov-west-1",
+            "il-central-1",
+        ] {
             assert!(check_region(ok).is_ok(), "{ok}");
         }
-        for bad in ["eu-west", "euwest1", "EU-WEST-1", "eu-west-1a", "europe-west-1", "", "eu--1"] {
+        for bad in [
+            "eu-west",
+            "euwest1",
+            "EU-WEST-1",
+            "eu-west-1a",
+            "europe-west-1",
+            "",
+            "eu--1",
+        ] {
             assert!(check_region(bad).is_err(), "{bad}");
         }
     }

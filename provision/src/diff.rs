@@ -15,11 +15,21 @@ pub fn first_difference(desired: &Value, actual: &Value) -> Option<String> {
 }
 
 fn walk(desired: &Value, actual: &Value, path: &str, exact_keys: bool) -> Option<String> {
-    let here = || if path.is_empty() { "(root)".to_string() } else { path.to_string() };
+    let here = || {
+        if path.is_empty() {
+            "(root)".to_string()
+        } else {
+            path.to_string()
+        }
+    };
     match (desired, actual) {
         (Value::Object(d), Value::Object(a)) => {
             for (k, dv) in d {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match a.get(k) {
                     Some(av) => {
                         if let Some(diff) = walk(dv, av, &p, k == "properties") {
@@ -39,7 +49,12 @@ fn walk(desired: &Value, actual: &Value, path: &str, exact_keys: bool) -> Option
         }
         (Value::Array(d), Value::Array(a)) => {
             if d.len() != a.len() {
-                return Some(format!("{} has {} entries, want {}", here(), a.len(), d.len()));
+                return Some(format!(
+                    "{} has {} entries, want {}",
+                    here(),
+                    a.len(),
+                    d.len()
+                ));
             }
             d.iter()
                 .zip(a)
@@ -85,8 +100,12 @@ mod tests {
             "mappings.properties.a.type is \"text\", want \"keyword\""
         );
         let extra = json!({"mappings": {"properties": {"a": {"type": "keyword"}, "b": {}}}});
-        assert!(first_difference(&want, &extra).unwrap().contains("b is not wanted"));
-        assert!(first_difference(&want, &json!({})).unwrap().contains("missing"));
+        assert!(first_difference(&want, &extra)
+            .unwrap()
+            .contains("b is not wanted"));
+        assert!(first_difference(&want, &json!({}))
+            .unwrap()
+            .contains("missing"));
         let arr = json!({"x": [1, 2]});
         assert!(first_difference(&arr, &json!({"x": [1]})).is_some());
         assert!(first_difference(&arr, &json!({"x": "1,2"})).is_some());

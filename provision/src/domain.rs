@@ -118,7 +118,10 @@ impl std::fmt::Display for DomainInfo {
             or_dash(self.volume_gb.map(|c| c.to_string()))
         )?;
         if self.warnings.is_empty() {
-            write!(f, "security:  HTTPS enforced, TLS 1.2+, encrypted at rest and between nodes")
+            write!(
+                f,
+                "security:  HTTPS enforced, TLS 1.2+, encrypted at rest and between nodes"
+            )
         } else {
             write!(f, "security:  {}", self.warnings.join("; "))
         }
@@ -451,7 +454,10 @@ impl Domains {
                 })?;
                 Ok(Some(info(status)))
             }
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
                 Ok(None)
             }
             Err(e) => Err(self.classify("DescribeDomain", name, e)),
@@ -460,7 +466,9 @@ impl Domains {
 
     /// `domain status`: the domain or [`DomainError::NotFound`].
     pub async fn status(&self, name: &str) -> Result<DomainInfo, DomainError> {
-        self.describe(name).await?.ok_or_else(|| self.not_found(name))
+        self.describe(name)
+            .await?
+            .ok_or_else(|| self.not_found(name))
     }
 
     /// Describes the domain, creates it only when absent, then waits until it is active.
@@ -566,7 +574,10 @@ impl Domains {
         }
         match self.client.delete_domain().domain_name(name).send().await {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
                 Err(self.not_found(name))
             }
             Err(e) => Err(self.classify("DeleteDomain", name, e)),
@@ -591,7 +602,12 @@ impl Domains {
             let body = e
                 .raw_response()
                 .and_then(|r| r.body().bytes())
-                .map(|b| String::from_utf8_lossy(b).chars().take(300).collect::<String>())
+                .map(|b| {
+                    String::from_utf8_lossy(b)
+                        .chars()
+                        .take(300)
+                        .collect::<String>()
+                })
                 .unwrap_or_default();
             format!("HTTP {}: {}", status.unwrap_or(0), body.trim())
         });
@@ -700,7 +716,10 @@ fn security_warnings(s: &DomainStatus) -> Vec<String> {
     if s.encryption_at_rest_options().and_then(|e| e.enabled()) != Some(true) {
         w.push("encryption at rest is off".to_string());
     }
-    if s.node_to_node_encryption_options().and_then(|e| e.enabled()) != Some(true) {
+    if s.node_to_node_encryption_options()
+        .and_then(|e| e.enabled())
+        != Some(true)
+    {
         w.push("node-to-node encryption is off".to_string());
     }
     if s.access_policies().is_none_or(policy_is_open) {
@@ -841,7 +860,13 @@ mod tests {
             .build()
             .unwrap();
         let w = info(&open).warnings.join("; ");
-        for expected in ["HTTPS", "below 1.2", "at rest", "node-to-node", "any principal"] {
+        for expected in [
+            "HTTPS",
+            "below 1.2",
+            "at rest",
+            "node-to-node",
+            "any principal",
+        ] {
             assert!(w.contains(expected), "{expected} missing from {w}");
         }
     }

@@ -70,9 +70,12 @@ mod tests {
 
     #[test]
     fn aws_endpoint_yields_domain_and_region() {
-        let e =
-            Endpoint::parse("https://search-ids2-lab-abc123def.eu-west-1.es.amazonaws.com/").unwrap();
-        assert_eq!(e.base, "https://search-ids2-lab-abc123def.eu-west-1.es.amazonaws.com");
+        let e = Endpoint::parse("https://search-ids2-lab-abc123def.eu-west-1.es.amazonaws.com/")
+            .unwrap();
+        assert_eq!(
+            e.base,
+            "https://search-ids2-lab-abc123def.eu-west-1.es.amazonaws.com"
+        );
         assert_eq!(
             e.aws_domain_and_region(),
             Some(("ids2-lab".into(), "eu-west-1".into()))
@@ -86,7 +89,13 @@ mod tests {
         assert!(e.is_loopback());
         assert_eq!(e.aws_domain_and_region(), None);
         assert!(Endpoint::parse("https://[::1]:8443").unwrap().is_loopback());
-        for bad in ["ftp://x", "https://", "https://u:p@host", "https://h/path", "host:9200"] {
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://u:p@host",
+            "https://h/path",
+            "host:9200",
+        ] {
             assert_eq!(Endpoint::parse(bad), None, "{bad}");
         }
     }

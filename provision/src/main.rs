@@ -280,7 +280,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let outcome = outcome?;
             let info = outcome.info();
             match &outcome {
-                Ensured::Created(_) => eprintln!("created domain {} in {}", info.name, target.region),
+                Ensured::Created(_) => {
+                    eprintln!("created domain {} in {}", info.name, target.region)
+                }
                 Ensured::Existing(_) => {
                     eprintln!("domain {} already exists; nothing changed", info.name);
                     for w in &info.warnings {
@@ -292,7 +294,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Domain(DomainCommand::Status { target }) => {
-            let info = Domains::connect(&target.aws()).await?.status(&target.name).await?;
+            let info = Domains::connect(&target.aws())
+                .await?
+                .status(&target.name)
+                .await?;
             println!("{info}");
             Ok(())
         }

@@ -86,7 +86,10 @@ fn insert(root: &mut Map<String, Value>, f: &EcsField) -> Result<(), MappingErro
         let entry = props
             .entry(parent.to_string())
             .or_insert_with(|| json!({"properties": {}}));
-        let parent_type = entry.get("type").and_then(Value::as_str).unwrap_or("object");
+        let parent_type = entry
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("object");
         if parent_type != "object" && parent_type != "nested" {
             return Err(MappingError::Clash {
                 field: parts[..=i].join("."),
@@ -223,8 +226,12 @@ mod tests {
 
     #[test]
     fn dotted_names_nest() {
-        let p = properties(&[f("source.ip", "ip"), f("source.port", "long"), f("@timestamp", "date")])
-            .unwrap();
+        let p = properties(&[
+            f("source.ip", "ip"),
+            f("source.port", "long"),
+            f("@timestamp", "date"),
+        ])
+        .unwrap();
         assert_eq!(p["source"]["properties"]["ip"]["type"], "ip");
         assert_eq!(p["source"]["properties"]["port"]["type"], "long");
         assert_eq!(p["@timestamp"]["type"], "date");
@@ -236,7 +243,10 @@ mod tests {
             vec![f("a", "keyword"), f("a.b", "long")],
             vec![f("a.b", "long"), f("a", "keyword")],
         ] {
-            assert!(matches!(properties(&fields), Err(MappingError::Clash { .. })), "{fields:?}");
+            assert!(
+                matches!(properties(&fields), Err(MappingError::Clash { .. })),
+                "{fields:?}"
+            );
         }
         assert!(properties(&[f("a", "object"), f("a.b", "long")]).is_ok());
     }
@@ -251,6 +261,9 @@ mod tests {
     fn every_shipped_type_is_mapped() {
         let t = suricata_template("ids2", &emitted_fields(), 0).unwrap();
         assert_eq!(t["index_patterns"][0], "ids2-suricata.*");
-        assert_eq!(t["template"]["mappings"]["properties"]["suricata"]["properties"]["eve"]["type"], "object");
+        assert_eq!(
+            t["template"]["mappings"]["properties"]["suricata"]["properties"]["eve"]["type"],
+            "object"
+        );
     }
 }

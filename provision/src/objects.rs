@@ -131,11 +131,31 @@ pub fn saved_objects(prefix: &str) -> Vec<SavedObject> {
         ]
     });
     let visualizations = [
-        ("alerts-over-time", "ids2 alerts over time (by severity)", over_time),
-        ("top-signatures", "ids2 top alert signatures", terms_table("rule.name", "Signature")),
-        ("top-sources", "ids2 top alert sources", terms_table("source.ip", "Source IP")),
-        ("top-destinations", "ids2 top alert destinations", terms_table("destination.ip", "Destination IP")),
-        ("top-sensors", "ids2 alerts per sensor", terms_table("observer.name", "Sensor")),
+        (
+            "alerts-over-time",
+            "ids2 alerts over time (by severity)",
+            over_time,
+        ),
+        (
+            "top-signatures",
+            "ids2 top alert signatures",
+            terms_table("rule.name", "Signature"),
+        ),
+        (
+            "top-sources",
+            "ids2 top alert sources",
+            terms_table("source.ip", "Source IP"),
+        ),
+        (
+            "top-destinations",
+            "ids2 top alert destinations",
+            terms_table("destination.ip", "Destination IP"),
+        ),
+        (
+            "top-sensors",
+            "ids2 alerts per sensor",
+            terms_table("observer.name", "Sensor"),
+        ),
     ];
     let mut panels = Vec::new();
     let mut references = Vec::new();
@@ -190,7 +210,12 @@ fn panel(i: usize, kind: &str) -> Value {
     let (x, y, w, h) = match (i, kind) {
         (_, "search") => (0, 15 + 15 * i.div_ceil(2) as u32, 48, 20),
         (0, _) => (0, 0, 48, 15),
-        (i, _) => (((i - 1) % 2) as u32 * 24, 15 + ((i - 1) / 2) as u32 * 15, 24, 15),
+        (i, _) => (
+            ((i - 1) % 2) as u32 * 24,
+            15 + ((i - 1) / 2) as u32 * 15,
+            24,
+            15,
+        ),
     };
     let index = (i + 1).to_string();
     json!({
@@ -208,8 +233,14 @@ mod tests {
     #[test]
     fn policy_deletes_after_the_retention() {
         let p = ism_policy("ids2", 30);
-        assert_eq!(p["policy"]["states"][0]["transitions"][0]["conditions"]["min_index_age"], "30d");
-        assert_eq!(p["policy"]["states"][1]["actions"][0], json!({"delete": {}}));
+        assert_eq!(
+            p["policy"]["states"][0]["transitions"][0]["conditions"]["min_index_age"],
+            "30d"
+        );
+        assert_eq!(
+            p["policy"]["states"][1]["actions"][0],
+            json!({"delete": {}})
+        );
     }
 
     #[test]
@@ -223,7 +254,12 @@ mod tests {
         for p in &panels {
             let name = p["panelRefName"].as_str().unwrap();
             let r = refs.iter().find(|r| r["name"] == name).unwrap();
-            assert!(objects.iter().any(|o| o.id == r["id"] && o.kind == r["type"]), "{r}");
+            assert!(
+                objects
+                    .iter()
+                    .any(|o| o.id == r["id"] && o.kind == r["type"]),
+                "{r}"
+            );
         }
         let ids: std::collections::HashSet<_> = objects.iter().map(|o| (o.kind, &o.id)).collect();
         assert_eq!(ids.len(), objects.len(), "duplicate saved object ids");

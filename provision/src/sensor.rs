@@ -253,16 +253,25 @@ mod tests {
             panic!("{e:?}")
         };
         let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
-        assert!(paths.contains(&"sensor.id") && paths.contains(&"capture.home_net[0]"), "{paths:?}");
+        assert!(
+            paths.contains(&"sensor.id") && paths.contains(&"capture.home_net[0]"),
+            "{paths:?}"
+        );
     }
 
     #[test]
     fn non_aws_endpoint_needs_region_and_domain() {
         let mut o = opts();
         o.endpoint = "https://opensearch.example.org".into();
-        assert!(matches!(build(&o), Err(SensorError::Missing { what: "region", .. })));
+        assert!(matches!(
+            build(&o),
+            Err(SensorError::Missing { what: "region", .. })
+        ));
         o.region = Some("eu-west-1".into());
-        assert!(matches!(build(&o), Err(SensorError::Missing { what: "domain", .. })));
+        assert!(matches!(
+            build(&o),
+            Err(SensorError::Missing { what: "domain", .. })
+        ));
         o.domain = Some("ids2".into());
         assert!(build(&o).is_ok());
     }

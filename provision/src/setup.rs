@@ -418,7 +418,12 @@ fn is_template_conflict(body: &Value) -> bool {
         && (reason.contains("same priority") || reason.contains("overlapping"))
 }
 
-async fn ensure_policy(rest: &Rest, base: &str, id: &str, body: &Value) -> Result<Action, SetupError> {
+async fn ensure_policy(
+    rest: &Rest,
+    base: &str,
+    id: &str,
+    body: &Value,
+) -> Result<Action, SetupError> {
     let url = format!("{base}/_plugins/_ism/policies/{id}");
     let (action, put_url) = match get(rest, &url).await? {
         None => (Action::Created, url.clone()),
@@ -555,7 +560,8 @@ mod tests {
         let body = serde_json::json!({"error": {"type": "illegal_argument_exception",
             "reason": "index template [ids2-suricata] has index patterns [ids2-suricata.*] matching patterns from existing templates [old] with patterns (old => [ids2-*]) that have the same priority [200], multiple index templates may not match during index creation, please use a different priority"}});
         assert!(is_template_conflict(&body));
-        let other = serde_json::json!({"error": {"type": "mapper_parsing_exception", "reason": "x"}});
+        let other =
+            serde_json::json!({"error": {"type": "mapper_parsing_exception", "reason": "x"}});
         assert!(!is_template_conflict(&other));
     }
 
