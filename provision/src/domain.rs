@@ -482,38 +482,20 @@ impl Domains {
         check_spec(spec)?;
         let existing = self.describe(&spec.name).await?;
         let created = existing.is_none();
-        let mut current = match existing {
+        let current = match existing {
             Some(found) => found,
             None => self.create(spec).await?,
         };
-        let start = Instant::now();
-        loop {
-            match &current.state {
-                DomainState::Active if current.endpoint.is_some() => break,
-                DomainState::Failed(state) => {
-                    return Err(DomainError::Failed {
-                        name: spec.name.clone(),
-                        state: state.clone(),
-                    })
-                }
-                DomainState::Deleting => return Err(DomainError::Deleting(spec.name.clone())),
-                _ => {}
-            }
-            let waited = start.elapsed();
-            progress(&current, waited);
-            if waited >= wait.timeout {
-                return Err(DomainError::Timeout {
-                    name: spec.name.clone(),
-                    state: current.state.to_string(),
-                    waited_secs: waited.as_secs(),
-                });
-            }
-            tokio::time::sleep(wait.poll.min(wait.timeout.saturating_sub(waited))).await;
-            current = self
-                .describe(&spec.name)
+        let region = self.region.clone();
+        let current = wait_until_active(current, wait, progress, || async {
+            self.describe(&spec.name)
                 .await?
-                .ok_or_else(|| self.not_found(&spec.name))?;
-        }
+                .ok_or(DomainError::NotFound {
+                    name: spec.name.clone(),
+                    region: region.clone(),
+                })
+        })
+        .await?;
         Ok(if created {
             Ensured::Created(current)
         } else {
@@ -659,6 +641,45 @@ impl Domains {
                 message,
             },
         }
+    }
+}
+
+/// Polls with `describe` until the domain is active with an endpoint; fails at once on a
+/// failed or deleting domain, and after `wait.timeout` otherwise.
+pub async fn wait_until_active<F, Fut>(
+    mut current: DomainInfo,
+    wait: Wait,
+    progress: &mut dyn FnMut(&DomainInfo, Duration),
+    mut describe: F,
+) -> Result<DomainInfo, DomainError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<DomainInfo, DomainError>>,
+{
+    let start = Instant::now();
+    loop {
+        match &current.state {
+            DomainState::Active if current.endpoint.is_some() => return Ok(current),
+            DomainState::Failed(state) => {
+                return Err(DomainError::Failed {
+                    name: current.name.clone(),
+                    state: state.clone(),
+                })
+            }
+            DomainState::Deleting => return Err(DomainError::Deleting(current.name.clone())),
+            _ => {}
+        }
+        let waited = start.elapsed();
+        progress(&current, waited);
+        if waited >= wait.timeout {
+            return Err(DomainError::Timeout {
+                name: current.name.clone(),
+                state: current.state.to_string(),
+                waited_secs: waited.as_secs(),
+            });
+        }
+        tokio::time::sleep(wait.poll.min(wait.timeout.saturating_sub(waited))).await;
+        current = describe().await?;
     }
 }
 
@@ -845,6 +866,82 @@ mod tests {
         assert!(matches!(info(&bad_change).state, DomainState::Failed(_)));
         let deleting = status().deleted(true).build().unwrap();
         assert_eq!(info(&deleting).state, DomainState::Deleting);
+    }
+
+    fn processing(name: &str) -> DomainInfo {
+        let mut i = info(&status().domain_name(name).processing(true).build().unwrap());
+        i.endpoint = None;
+        i
+    }
+
+    fn run_wait(
+        first: DomainInfo,
+        script: Vec<DomainInfo>,
+        timeout: Duration,
+    ) -> (Result<DomainInfo, DomainError>, usize, usize) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut polls = 0;
+        let mut progress_calls = 0;
+        let mut script = script.into_iter();
+        let wait = Wait {
+            timeout,
+            poll: Duration::from_millis(5),
+        };
+        let result = rt.block_on(wait_until_active(
+            first,
+            wait,
+            &mut |_, _| progress_calls += 1,
+            || {
+                polls += 1;
+                let next = script.next();
+                async move {
+                    next.ok_or(DomainError::NotFound {
+                        name: "ids2".into(),
+                        region: "eu-west-1".into(),
+                    })
+                }
+            },
+        ));
+        (result, polls, progress_calls)
+    }
+
+    #[test]
+    fn waiting_polls_until_active_and_reports_progress() {
+        let active = info(&status().build().unwrap());
+        let (r, polls, progress) = run_wait(
+            processing("ids2"),
+            vec![processing("ids2"), active.clone()],
+            Duration::from_secs(10),
+        );
+        assert_eq!(r.unwrap(), active);
+        assert_eq!((polls, progress), (2, 2));
+    }
+
+    #[test]
+    fn waiting_stops_on_failure_timeout_and_disappearance() {
+        let failed = info(
+            &status()
+                .domain_processing_status(DomainProcessingStatusType::Isolated)
+                .build()
+                .unwrap(),
+        );
+        let (r, polls, _) = run_wait(processing("ids2"), vec![failed], Duration::from_secs(10));
+        assert!(matches!(r, Err(DomainError::Failed { .. })), "{r:?}");
+        assert_eq!(polls, 1);
+
+        let many = vec![processing("ids2"); 1000];
+        let (r, polls, _) = run_wait(processing("ids2"), many, Duration::from_millis(30));
+        let Err(DomainError::Timeout { state, .. }) = r else {
+            panic!("{r:?}")
+        };
+        assert!(state.starts_with("processing"), "{state}");
+        assert!((1..1000).contains(&polls), "{polls}");
+
+        let (r, _, _) = run_wait(processing("ids2"), vec![], Duration::from_secs(10));
+        assert!(matches!(r, Err(DomainError::NotFound { .. })), "{r:?}");
     }
 
     #[test]
