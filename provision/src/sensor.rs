@@ -67,8 +67,17 @@ pub enum SensorError {
         /// The endpoint.
         endpoint: String,
     },
+    /// Basic auth without its user or password file.
+    #[error(
+        "--auth basic needs --username and --password-file (the path of the password file on \
+         the sensor; the password itself never goes into config.yaml)"
+    )]
+    BasicIncomplete,
     /// The resulting config is not valid; the agent's problems are listed.
-    #[error("the sensor config would be invalid; fix the options named below")]
+    #[error(
+        "the sensor config would be invalid; each key below comes from the option of the same \
+         name (e.g. sensor.id from --sensor-id, capture.home_net from --home-net)"
+    )]
     Invalid(#[source] ConfigError),
     /// The output exists.
     #[error("{} already exists: pass --force to replace it, or choose another --out", .0.display())]
@@ -124,6 +133,12 @@ pub fn build(o: &SensorOptions) -> Result<Config, SensorError> {
         SensorAuth::Basic {
             username,
             password_file,
+        } if username.is_empty() || password_file.is_empty() => {
+            return Err(SensorError::BasicIncomplete)
+        }
+        SensorAuth::Basic {
+            username,
+            password_file,
         } => Auth {
             method: "basic".into(),
             username: Some(username.clone()),
@@ -167,15 +182,26 @@ pub fn build(o: &SensorOptions) -> Result<Config, SensorError> {
     Ok(config)
 }
 
-/// The file's text: a header and the config as YAML.
+/// The file's text: a header and the config as YAML, with unset optional keys left out
+/// (the loader reads an absent key as unset, so the file stays short and readable).
 pub fn render(config: &Config) -> String {
+    let mut value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&config::to_yaml(config)).expect("the agent's YAML parses back");
+    drop_nulls(&mut value);
+    let yaml = serde_yaml_ng::to_string(&value).expect("YAML values always serialise");
     format!(
         "# ids2 sensor configuration for {id}, written by ids2-provision.\n\
          # Check it with `ids2-agent check-config <file>`; install it as /etc/ids2/config.yaml.\n\
          {yaml}",
         id = config.sensor.id,
-        yaml = config::to_yaml(config)
     )
+}
+
+fn drop_nulls(v: &mut serde_yaml_ng::Value) {
+    if let serde_yaml_ng::Value::Mapping(m) = v {
+        m.retain(|_, child| !child.is_null());
+        m.values_mut().for_each(drop_nulls);
+    }
 }
 
 /// Builds, validates and writes the config to `out` (atomically; an existing file only with
@@ -274,5 +300,10 @@ mod tests {
         ));
         o.domain = Some("ids2".into());
         assert!(build(&o).is_ok());
+        o.auth = SensorAuth::Basic {
+            username: "writer".into(),
+            password_file: String::new(),
+        };
+        assert!(matches!(build(&o), Err(SensorError::BasicIncomplete)));
     }
 }
