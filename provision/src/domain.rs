@@ -12,7 +12,7 @@ use aws_sdk_opensearch::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_opensearch::types::{
     ClusterConfig, ConfigChangeStatus, DomainEndpointOptions, DomainProcessingStatusType,
     DomainStatus, EbsOptions, EncryptionAtRestOptions, NodeToNodeEncryptionOptions,
-    OpenSearchPartitionInstanceType, TlsSecurityPolicy, VolumeType,
+    OpenSearchPartitionInstanceType, TlsSecurityPolicy, VolumeType, ZoneAwarenessConfig,
 };
 use aws_sdk_opensearch::Client;
 
@@ -505,21 +505,32 @@ impl Domains {
 
     async fn create(&self, spec: &DomainSpec) -> Result<DomainInfo, DomainError> {
         let policy = access_policy(spec, &self.region)?;
+        // The service needs the node count to be a multiple of the zone count.
+        let zones = match spec.instance_count {
+            n if n % 3 == 0 => 3,
+            n if n % 2 == 0 => 2,
+            _ => 1,
+        };
+        let mut cluster = ClusterConfig::builder()
+            .instance_type(OpenSearchPartitionInstanceType::from(
+                spec.instance_type.as_str(),
+            ))
+            .instance_count(spec.instance_count as i32)
+            .zone_awareness_enabled(zones > 1);
+        if zones > 1 {
+            cluster = cluster.zone_awareness_config(
+                ZoneAwarenessConfig::builder()
+                    .availability_zone_count(zones)
+                    .build(),
+            );
+        }
         // Counts and sizes were range-checked in check_spec, so the casts cannot wrap.
         let out = self
             .client
             .create_domain()
             .domain_name(&spec.name)
             .engine_version(&spec.engine_version)
-            .cluster_config(
-                ClusterConfig::builder()
-                    .instance_type(OpenSearchPartitionInstanceType::from(
-                        spec.instance_type.as_str(),
-                    ))
-                    .instance_count(spec.instance_count as i32)
-                    .zone_awareness_enabled(spec.instance_count > 1)
-                    .build(),
-            )
+            .cluster_config(cluster.build())
             .ebs_options(
                 EbsOptions::builder()
                     .ebs_enabled(true)

@@ -299,3 +299,39 @@ fn unreachable_api_and_bad_region_are_explained() {
         .code(2)
         .stderr(predicate::str::contains("not an IAM principal ARN"));
 }
+
+#[test]
+fn multi_node_domain_spreads_nodes_over_zones() {
+    let Some(m) = moto::Moto::start(false) else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let mut args = domain_args("ensure", &m);
+    args.extend([
+        "--principal",
+        OPERATOR,
+        "--instance-count",
+        "2",
+        "--volume-gb",
+        "20",
+    ]);
+    cli(home.path()).args(&args).assert().success();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let out = rt
+        .block_on(sdk(&m).describe_domain().domain_name("ids2").send())
+        .unwrap();
+    let d = out.domain_status().unwrap();
+    let c = d.cluster_config().unwrap();
+    assert_eq!(c.instance_count(), Some(2));
+    assert_eq!(c.zone_awareness_enabled(), Some(true));
+    assert_eq!(
+        c.zone_awareness_config()
+            .and_then(|z| z.availability_zone_count()),
+        Some(2)
+    );
+    assert_eq!(d.ebs_options().unwrap().volume_size(), Some(20));
+    assert_eq!(
+        d.ebs_options().unwrap().volume_type().map(|v| v.as_str()),
+        Some("gp3")
+    );
+}
