@@ -113,6 +113,12 @@ pub enum SetupError {
     /// Basic auth without a user.
     #[error("--auth basic needs --username")]
     NoUsername,
+    /// Basic auth without a password source.
+    #[error(
+        "--auth basic needs the password: pass --password-file FILE (first line) or set \
+         IDS2_OPENSEARCH_PASSWORD"
+    )]
+    NoPassword,
     /// Basic auth password file.
     #[error(
         "cannot read the password file {}: create it with the user's password on its first \
@@ -207,7 +213,8 @@ impl SetupError {
             | SetupError::BadPrefix(_)
             | SetupError::BadRetention(_)
             | SetupError::NoRegion(_)
-            | SetupError::NoUsername => true,
+            | SetupError::NoUsername
+            | SetupError::NoPassword => true,
             _ => false,
         }
     }
@@ -299,12 +306,7 @@ pub fn basic_auth(
             .next()
             .unwrap_or_default()
             .to_string(),
-        (None, None) => {
-            return Err(SetupError::PasswordFile {
-                path: PathBuf::from("(none given: --password-file)"),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            })
-        }
+        (None, None) => return Err(SetupError::NoPassword),
     };
     Ok(Auth::Basic {
         username: username.to_string(),

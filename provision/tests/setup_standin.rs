@@ -224,6 +224,19 @@ fn basic_auth_is_sent_and_checked() {
         .success();
     assert_clean(&s);
     assert!(!s.state().writes.is_empty());
+    cli()
+        .args([
+            "opensearch",
+            "setup",
+            "--endpoint",
+            &s.url,
+            "--auth",
+            "basic",
+        ])
+        .args(["--username", "admin"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--auth basic needs the password"));
     std::fs::write(&pw, "wrong\n").unwrap();
     cli()
         .args([
