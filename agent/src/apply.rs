@@ -7,12 +7,17 @@
 //! current by renaming a fresh symlink over `current` (atomic). Any failure before that rename
 //! removes the staging dir and leaves `current` as it was. The last [`KEEP_GENERATIONS`] are
 //! kept for rollback.
+//!
+//! [`apply`] adds the history: once a generation is current its files are committed with
+//! [`gitops`]; if that commit fails the previous generation is made current again, so every
+//! active configuration is one the history records.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::Settings;
+use crate::gitops::{Author, CommitInfo, GitopsError, History};
 use crate::render::{self, RenderError, RenderOptions, RenderedSet};
 use crate::suricata::{Suricata, SuricataError};
 
@@ -60,6 +65,9 @@ pub enum ApplyError {
     /// Suricata rejected the candidate (or could not be run).
     #[error("the candidate configuration failed its check; the previous files stay active")]
     Check(#[from] SuricataError),
+    /// The history could not record the change; the previous generation is current again.
+    #[error("cannot record the change in the history; the previous files are active again")]
+    History(#[from] GitopsError),
     /// A file-system step failed.
     #[error("cannot {action} {}", path.display())]
     Io {
@@ -97,6 +105,88 @@ pub fn render_to(
     out_dir: &Path,
     validator: &Validator,
 ) -> Result<Outcome, ApplyError> {
+    render_set(settings, opts, out_dir, validator).map(|(outcome, _)| outcome)
+}
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Whether a new generation became current.
+    pub outcome: Outcome,
+    /// The history commit, or `None` when the history already held exactly these files.
+    pub commit: Option<CommitInfo>,
+    /// Why the push to `history.remote` failed, when it did. The commit stays local and goes
+    /// out with the next apply's push, so this is a warning, not a failure.
+    pub push_error: Option<String>,
+}
+
+/// [`render_to`], then one commit of the active files (config.yaml included) to the history
+/// repository, then a push when `history.remote` is set.
+pub fn apply(
+    settings: &Settings,
+    opts: &RenderOptions,
+    out_dir: &Path,
+    validator: &Validator,
+) -> Result<Applied, ApplyError> {
+    let h = &settings.config.history;
+    let history = History::open_or_init(
+        Path::new(&h.repo),
+        &h.branch,
+        Author {
+            name: h.author_name.clone(),
+            email: h.author_email.clone(),
+        },
+    )?;
+    let previous = current_generation(out_dir);
+    let (outcome, set) = render_set(settings, opts, out_dir, validator)?;
+    let subject = match &outcome {
+        Outcome::Changed { generation } => format!(
+            "apply generation {generation} on {}",
+            settings.config.sensor.id
+        ),
+        Outcome::Unchanged => format!(
+            "record the active configuration of {}",
+            settings.config.sensor.id
+        ),
+    };
+    let commit = match history.commit(&set.files, &subject) {
+        Ok(commit) => commit,
+        Err(e) => {
+            if let (Outcome::Changed { .. }, Some(prev)) = (&outcome, previous) {
+                let out_dir = std::path::absolute(out_dir).map_err(io("resolve", out_dir))?;
+                swap_current(&out_dir, prev)?;
+            }
+            return Err(e.into());
+        }
+    };
+    let push_error = h
+        .remote
+        .as_deref()
+        .and_then(|remote| history.push(remote).err())
+        .map(|e| e.to_string());
+    Ok(Applied {
+        outcome,
+        commit,
+        push_error,
+    })
+}
+
+/// The generation `current` points at, if any.
+fn current_generation(out_dir: &Path) -> Option<u64> {
+    fs::read_link(out_dir.join(CURRENT))
+        .ok()?
+        .file_name()?
+        .to_str()?
+        .parse()
+        .ok()
+}
+
+fn render_set(
+    settings: &Settings,
+    opts: &RenderOptions,
+    out_dir: &Path,
+    validator: &Validator,
+) -> Result<(Outcome, RenderedSet), ApplyError> {
     let out_dir = std::path::absolute(out_dir).map_err(io("resolve", out_dir))?;
     let opts = RenderOptions {
         rendered_dir: Some(out_dir.clone()),
@@ -107,7 +197,7 @@ pub fn render_to(
 
     let current = out_dir.join(CURRENT);
     if current.exists() && matches_dir(&set, &current)? {
-        return Ok(Outcome::Unchanged);
+        return Ok((Outcome::Unchanged, set));
     }
 
     let generations = out_dir.join(GENERATIONS);
@@ -143,7 +233,7 @@ pub fn render_to(
     sync_dir(&generations)?;
     swap_current(&out_dir, generation)?;
     prune(&generations, generation)?;
-    Ok(Outcome::Changed { generation })
+    Ok((Outcome::Changed { generation }, set))
 }
 
 /// True when `dir` holds exactly the files of `set`, byte for byte.

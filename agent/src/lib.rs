@@ -12,3 +12,4 @@ pub mod lab;
 pub mod net;
 pub mod render;
 pub mod suricata;
+pub mod systemd;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use ids2_agent::render::{Profile, RenderOptions};
-use ids2_agent::{apply, config, emulate, lab, net, render};
+use ids2_agent::{apply, config, emulate, lab, net, render, systemd};
 
 /// The ids2 sensor agent.
 #[derive(Parser)]
@@ -65,7 +65,8 @@ enum Command {
         #[arg(long)]
         archive: Option<PathBuf>,
     },
-    /// Render and switch like `render`, into paths.rendered_dir unless --out is given.
+    /// Render and switch like `render` (into paths.rendered_dir unless --out is given), then
+    /// commit the active files to the history repository and push them to history.remote.
     Apply {
         /// The config file.
         #[arg(long, default_value = "/etc/ids2/config.yaml")]
@@ -75,6 +76,45 @@ enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         render: RenderArgs,
+    },
+    /// The log tmpfs (logs.path, logs.size_mb), mounted through systemd.
+    Ramdisk {
+        #[command(subcommand)]
+        action: RamdiskAction,
+    },
+    /// systemd units.
+    Unit {
+        #[command(subcommand)]
+        action: UnitAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RamdiskAction {
+    /// Mount the log tmpfs as a transient systemd mount unit unless it is already mounted.
+    Ensure {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// D-Bus address of systemd's bus (default: the system bus).
+        #[arg(long)]
+        bus: Option<String>,
+        /// A process in the mount namespace that systemd manages, when it is not ours
+        /// (e.g. a container's PID 1); the mount is verified through /proc/PID.
+        #[arg(long)]
+        target_pid: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UnitAction {
+    /// Show a unit's load, active and sub state, main PID, result and resource limits.
+    Status {
+        /// The unit name, e.g. suricata.service.
+        name: String,
+        /// D-Bus address of systemd's bus (default: the system bus).
+        #[arg(long)]
+        bus: Option<String>,
     },
 }
 
@@ -171,6 +211,9 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
             || cause
                 .downcast_ref::<lab::LabError>()
                 .is_some_and(lab::LabError::is_bad_input)
+            || cause
+                .downcast_ref::<systemd::SystemdError>()
+                .is_some_and(systemd::SystemdError::is_bad_input)
     })
 }
 
@@ -179,6 +222,7 @@ fn render_into(
     config: &std::path::Path,
     out: Option<PathBuf>,
     args: &RenderArgs,
+    record: bool,
 ) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -189,7 +233,14 @@ fn render_into(
     let settings = config::load(config)?;
     let out = out.unwrap_or_else(|| PathBuf::from(&settings.config.paths.rendered_dir));
     let validator = args.validator()?;
-    match apply::render_to(&settings, &args.options(), &out, &validator)? {
+    let (outcome, applied) = if record {
+        let applied = apply::apply(&settings, &args.options(), &out, &validator)?;
+        (applied.outcome.clone(), Some(applied))
+    } else {
+        let outcome = apply::render_to(&settings, &args.options(), &out, &validator)?;
+        (outcome, None)
+    };
+    match outcome {
         apply::Outcome::Changed { generation } => println!(
             "{}: generation {generation} is current ({})",
             out.display(),
@@ -199,6 +250,16 @@ fn render_into(
             "{}: unchanged (the rendered files equal the current generation)",
             out.display()
         ),
+    }
+    if let Some(applied) = applied {
+        let repo = &settings.config.history.repo;
+        match &applied.commit {
+            Some(commit) => println!("history {repo}: committed {}", commit.id),
+            None => println!("history {repo}: no change to record"),
+        }
+        if let Some(e) = &applied.push_error {
+            eprintln!("warning: {e}");
+        }
     }
     Ok(())
 }
@@ -217,15 +278,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Net(NetCommand::Status { config }) => {
             let settings = config.as_deref().map(config::load).transpose()?;
-            println!("{}", runtime()?.block_on(net::status(settings.as_ref()))?);
+            println!("{}", block_on(net::status(settings.as_ref()))?);
             Ok(())
         }
         Command::Net(NetCommand::Apply { config, dry_run }) => {
             let settings = config::load(&config)?;
-            println!(
-                "{}",
-                runtime()?.block_on(net::apply_settings(&settings, dry_run))?
-            );
+            println!("{}", block_on(net::apply_settings(&settings, dry_run))?);
             Ok(())
         }
         Command::Emulate {
@@ -244,12 +302,38 @@ fn run(cli: Cli) -> Result<(), Failure> {
             config,
             out,
             render,
-        } => Ok(render_into(&config, Some(out), &render)?),
+        } => Ok(render_into(&config, Some(out), &render, false)?),
         Command::Apply {
             config,
             out,
             render,
-        } => Ok(render_into(&config, out, &render)?),
+        } => Ok(render_into(&config, out, &render, true)?),
+        Command::Ramdisk {
+            action:
+                RamdiskAction::Ensure {
+                    config: file,
+                    bus,
+                    target_pid,
+                },
+        } => {
+            let settings = config::load(&file)?;
+            let outcome = block_on(systemd::ensure_log_tmpfs(
+                &settings,
+                bus.as_deref(),
+                target_pid,
+            ))?;
+            println!(
+                "{} ({} MiB tmpfs, mode 0750): {outcome}",
+                settings.config.logs.path, settings.config.logs.size_mb
+            );
+            Ok(())
+        }
+        Command::Unit {
+            action: UnitAction::Status { name, bus },
+        } => {
+            println!("{}", block_on(systemd::unit_status(&name, bus.as_deref()))?);
+            Ok(())
+        }
     }
 }
 
@@ -276,10 +360,14 @@ fn lab_command(
     Ok(())
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
+/// Runs one command's future; the commands are short, so a current-thread runtime suffices.
+fn block_on<T, E: Into<anyhow::Error>>(
+    future: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
+        .build()?;
+    runtime.block_on(future).map_err(Into::into)
 }
 
 fn main() -> ExitCode {

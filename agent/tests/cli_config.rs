@@ -218,8 +218,9 @@ fn apply_defaults_to_the_configs_rendered_dir() {
     let setup = Setup::new();
     let rendered = setup.dir.path().join("rendered");
     setup.write_config(&format!(
-        "{GOOD}paths: {{rendered_dir: {}}}\n",
-        rendered.display()
+        "{GOOD}paths: {{rendered_dir: {}}}\nhistory: {{repo: {}}}\n",
+        rendered.display(),
+        setup.dir.path().join("history.git").display()
     ));
     agent_without_suricata(&setup.empty_bin())
         .args(["apply", "--config"])

@@ -292,6 +292,20 @@ fn ecs_program_maps_eve_with_the_real_vrl_runtime() {
 }
 
 #[test]
+fn awkward_sensor_names_survive_into_the_vrl_program() {
+    let name = r#"Lab {{ 1 }} "east" \ wing $HOME"#;
+    let s = settings(&format!(
+        "sensor: {{id: lab-4, name: '{name}'}}\nopensearch: {{domain: ids2, region: eu-west-1, \
+         endpoint: 'https://os.example'}}\n"
+    ));
+    let out = run_vrl(&render::ecs_program(&s).unwrap(), message(EVE_ALERT)).unwrap();
+    assert_eq!(str_at(&out, &["observer", "name"]).as_deref(), Some(name));
+    // In vector.toml the `$` is doubled so Vector's env interpolation gives it back unchanged.
+    let toml = text(&render_default(&s), render::VECTOR_TOML);
+    assert!(toml.contains("$$HOME"), "{toml}");
+}
+
+#[test]
 fn embedded_program_matches_ecs_program() {
     let s = example();
     let doc: Table = text(&render_default(&s), render::VECTOR_TOML)

@@ -1,1 +1,459 @@
-fn main() {}
+//! `ids2-provision`: the operator's CLI — the OpenSearch domain, its templates, lifecycle
+//! and dashboards, and sensor configs.
+//!
+//! Each subcommand parses its arguments and calls one library function; this file maps
+//! results to output and exit codes (0 ok, 2 bad input, 1 any other failure).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ids2_provision::aws::AwsTarget;
+use ids2_provision::domain::{DomainError, DomainInfo, DomainSpec, Domains, Ensured, Wait};
+use ids2_provision::rest::Rest;
+use ids2_provision::sensor::{self, SensorAuth, SensorError, SensorOptions};
+use ids2_provision::setup::{self, SetupError, SetupOptions};
+
+/// Provision AWS OpenSearch for ids2 sensors: the domain, index templates, lifecycle policy,
+/// dashboards, and each sensor's config.yaml.
+///
+/// The usual order: `domain ensure`, then `opensearch setup`, then `sensor config` per sensor.
+#[derive(Parser)]
+#[command(name = "ids2-provision", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The AWS OpenSearch Service domain (control plane).
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// Index templates, ISM lifecycle policy and Dashboards objects on a running domain.
+    #[command(subcommand)]
+    Opensearch(OpensearchCommand),
+    /// Sensor configuration files.
+    #[command(subcommand)]
+    Sensor(SensorCommand),
+}
+
+#[derive(Args)]
+struct DomainTarget {
+    /// Domain name: 3–28 characters of a-z, 0-9 and '-', starting with a letter.
+    #[arg(long)]
+    name: String,
+    /// AWS region of the domain, e.g. eu-west-1.
+    #[arg(long)]
+    region: String,
+    /// AWS profile from ~/.aws/config (default: the SDK's usual chain, AWS_PROFILE included).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Send API calls here instead of AWS (an emulator such as moto_server).
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+}
+
+impl DomainTarget {
+    fn aws(&self) -> AwsTarget {
+        AwsTarget {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum DomainCommand {
+    /// Create the domain if it does not exist (never touches an existing one), wait until it
+    /// is active, and print its endpoint.
+    ///
+    /// New domains get HTTPS enforced with TLS 1.2+, encryption at rest, node-to-node
+    /// encryption, and an access policy that admits only the given principals.
+    Ensure {
+        #[command(flatten)]
+        target: DomainTarget,
+        /// Engine version for a new domain.
+        #[arg(long, default_value = "OpenSearch_2.19")]
+        engine_version: String,
+        /// Data node instance type for a new domain.
+        #[arg(long, default_value = "t3.small.search")]
+        instance_type: String,
+        /// Data node count for a new domain (more than one spreads them over zones).
+        #[arg(long, default_value_t = 1)]
+        instance_count: u32,
+        /// gp3 volume per data node, in GiB.
+        #[arg(long, default_value_t = 10)]
+        volume_gb: u32,
+        /// IAM user or role ARN allowed to use the domain (repeat it; include the sensors'
+        /// role). Required when the domain must be created; the first one's account owns it.
+        #[arg(long = "principal", value_name = "ARN")]
+        principals: Vec<String>,
+        /// Give up waiting for the domain to become active after this many seconds.
+        #[arg(long, default_value_t = 2700)]
+        timeout_secs: u64,
+        /// Seconds between status polls while waiting.
+        #[arg(long, default_value_t = 20, hide = true)]
+        poll_secs: u64,
+    },
+    /// Show the domain's state, endpoint, size and security settings.
+    Status {
+        #[command(flatten)]
+        target: DomainTarget,
+    },
+    /// Delete the domain and every event in it. Refuses without --yes.
+    Delete {
+        #[command(flatten)]
+        target: DomainTarget,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AuthMethod {
+    /// AWS SigV4 with the SDK's credential chain (IAM access policy).
+    Sigv4,
+    /// HTTP basic auth (fine-grained access control's internal users).
+    Basic,
+}
+
+#[derive(Subcommand)]
+enum OpensearchCommand {
+    /// Install or update the index templates, ISM policy and Dashboards objects; objects
+    /// that already match are left alone, so a second run prints "no changes".
+    Setup {
+        /// The domain endpoint, e.g. https://search-ids2-abc.eu-west-1.es.amazonaws.com
+        /// (`domain ensure` prints it). Plain http is accepted only for localhost.
+        #[arg(long, value_name = "URL")]
+        endpoint: String,
+        /// How to authenticate.
+        #[arg(long, value_enum, default_value = "sigv4")]
+        auth: AuthMethod,
+        /// sigv4: the domain's region (read from an AWS endpoint host when omitted).
+        #[arg(long)]
+        region: Option<String>,
+        /// sigv4: AWS profile.
+        #[arg(long)]
+        profile: Option<String>,
+        /// basic: user name.
+        #[arg(long)]
+        username: Option<String>,
+        /// basic: file whose first line is the password.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Index prefix; must equal opensearch.index_prefix in the sensors' config.
+        #[arg(long, default_value = "ids2")]
+        index_prefix: String,
+        /// Days an index is kept before the ISM policy deletes it.
+        #[arg(long, default_value_t = 30)]
+        retention_days: u32,
+        /// Replicas per shard: 0 for a one-node domain, 1 with two or more data nodes.
+        #[arg(long, default_value_t = 0)]
+        replicas: u32,
+        /// OpenSearch Dashboards URL (default: <endpoint>/_dashboards, as AWS serves it).
+        #[arg(long, value_name = "URL")]
+        dashboards_url: Option<String>,
+        /// Seconds one HTTP request may take.
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SensorCommand {
+    /// Write a sensor config.yaml that passes `ids2-agent check-config`.
+    Config {
+        /// The domain endpoint the sensor ships to.
+        #[arg(long, value_name = "URL")]
+        endpoint: String,
+        /// Sensor id: 1–63 characters of a-z, 0-9 and '-'.
+        #[arg(long)]
+        sensor_id: String,
+        /// Display name (default: the id).
+        #[arg(long)]
+        sensor_name: Option<String>,
+        /// Output file.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
+        /// AWS region (read from an AWS endpoint host when omitted).
+        #[arg(long)]
+        region: Option<String>,
+        /// Domain name (read from an AWS endpoint host when omitted).
+        #[arg(long)]
+        domain: Option<String>,
+        /// Index prefix; must match `opensearch setup --index-prefix`.
+        #[arg(long, default_value = "ids2")]
+        index_prefix: String,
+        /// How the sensor authenticates.
+        #[arg(long, value_enum, default_value = "sigv4")]
+        auth: AuthMethod,
+        /// sigv4: profile in the sensor's credentials file.
+        #[arg(long, default_value = "ids2-sensor")]
+        profile: String,
+        /// sigv4: the credentials file on the sensor.
+        #[arg(long, default_value = "/run/credentials/ids2-agent/aws")]
+        credentials_file: String,
+        /// sigv4: IAM role the sensor assumes.
+        #[arg(long, value_name = "ARN")]
+        role_arn: Option<String>,
+        /// basic: user name.
+        #[arg(long)]
+        username: Option<String>,
+        /// basic: password file on the sensor.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<String>,
+        /// Capture interface (default eth0).
+        #[arg(long)]
+        interface: Option<String>,
+        /// Protected network as a CIDR (repeat it; default: the RFC 1918 ranges).
+        #[arg(long = "home-net", value_name = "CIDR")]
+        home_net: Vec<String>,
+    },
+}
+
+/// An error that carries the exit code it should produce.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let error = e.into();
+        let code = if is_bad_input(&error) { 2 } else { 1 };
+        Failure { code, error }
+    }
+}
+
+/// Bad input (exit 2) is anything the operator can fix in what they passed us.
+fn is_bad_input(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<DomainError>()
+            .is_some_and(DomainError::is_bad_input)
+            || cause
+                .downcast_ref::<SetupError>()
+                .is_some_and(SetupError::is_bad_input)
+            || cause
+                .downcast_ref::<SensorError>()
+                .is_some_and(SensorError::is_bad_input)
+    })
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Domain(DomainCommand::Ensure {
+            target,
+            engine_version,
+            instance_type,
+            instance_count,
+            volume_gb,
+            principals,
+            timeout_secs,
+            poll_secs,
+        }) => {
+            let spec = DomainSpec {
+                name: target.name.clone(),
+                engine_version,
+                instance_type,
+                instance_count,
+                volume_gb,
+                principals,
+            };
+            ids2_provision::domain::check_spec(&spec)?;
+            let wait = Wait {
+                timeout: Duration::from_secs(timeout_secs),
+                poll: Duration::from_secs(poll_secs.max(1)),
+            };
+            let domains = Domains::connect(&target.aws()).await?;
+            let mut progress = progress_printer();
+            let outcome = domains.ensure(&spec, wait, &mut progress).await;
+            clear_progress_line();
+            let outcome = outcome?;
+            let info = outcome.info();
+            match &outcome {
+                Ensured::Created(_) => {
+                    eprintln!("created domain {} in {}", info.name, target.region)
+                }
+                Ensured::Existing(_) => {
+                    eprintln!("domain {} already exists; nothing changed", info.name);
+                    for w in &info.warnings {
+                        eprintln!("warning: existing domain: {w} (ensure never changes an existing domain; fix it in the AWS console)");
+                    }
+                }
+            }
+            println!("{}", info.endpoint.as_deref().unwrap_or_default());
+            Ok(())
+        }
+        Command::Domain(DomainCommand::Status { target }) => {
+            let info = Domains::connect(&target.aws())
+                .await?
+                .status(&target.name)
+                .await?;
+            println!("{info}");
+            Ok(())
+        }
+        Command::Domain(DomainCommand::Delete { target, yes }) => {
+            ids2_provision::domain::check_name(&target.name)?;
+            if !yes {
+                return Err(DomainError::DeleteNeedsYes(target.name).into());
+            }
+            Domains::connect(&target.aws())
+                .await?
+                .delete(&target.name, yes)
+                .await?;
+            println!(
+                "deletion of domain {} started; it takes several minutes (`domain status` shows progress)",
+                target.name
+            );
+            Ok(())
+        }
+        Command::Opensearch(OpensearchCommand::Setup {
+            endpoint,
+            auth,
+            region,
+            profile,
+            username,
+            password_file,
+            index_prefix,
+            retention_days,
+            replicas,
+            dashboards_url,
+            timeout_secs,
+        }) => {
+            let base = setup::check_endpoint(&endpoint)?.base;
+            let options = SetupOptions {
+                dashboards_url: dashboards_url.unwrap_or_else(|| format!("{base}/_dashboards")),
+                endpoint: base,
+                index_prefix,
+                retention_days,
+                replicas,
+            };
+            setup::check_options(&options)?;
+            let auth = match auth {
+                AuthMethod::Sigv4 => {
+                    setup::sigv4_auth(&options.endpoint, region.as_deref(), profile.as_deref())
+                        .await?
+                }
+                AuthMethod::Basic => setup::basic_auth(
+                    username.as_deref(),
+                    std::env::var("IDS2_OPENSEARCH_PASSWORD").ok(),
+                    password_file.as_deref(),
+                )?,
+            };
+            let rest = Rest::new(auth, Duration::from_secs(timeout_secs))?;
+            let report = setup::setup(&rest, &options).await?;
+            println!("{report}");
+            Ok(())
+        }
+        Command::Sensor(SensorCommand::Config {
+            endpoint,
+            sensor_id,
+            sensor_name,
+            out,
+            force,
+            region,
+            domain,
+            index_prefix,
+            auth,
+            profile,
+            credentials_file,
+            role_arn,
+            username,
+            password_file,
+            interface,
+            home_net,
+        }) => {
+            let auth = match auth {
+                AuthMethod::Sigv4 => SensorAuth::SigV4 {
+                    profile: Some(profile),
+                    credentials_file: Some(credentials_file),
+                    role_arn,
+                },
+                AuthMethod::Basic => SensorAuth::Basic {
+                    username: username.unwrap_or_default(),
+                    password_file: password_file.unwrap_or_default(),
+                },
+            };
+            let options = SensorOptions {
+                endpoint,
+                sensor_id,
+                sensor_name,
+                region,
+                domain,
+                index_prefix,
+                auth,
+                interface,
+                home_net,
+            };
+            let config = sensor::write(&options, &out, force)?;
+            println!(
+                "wrote {} for sensor {} (check it with `ids2-agent check-config {}`)",
+                out.display(),
+                config.sensor.id,
+                out.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Progress on stderr: one line rewritten in place on a terminal, one line per change of
+/// state otherwise (logs and CI stay readable).
+fn progress_printer() -> impl FnMut(&DomainInfo, Duration) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last = String::new();
+    move |info, waited| {
+        let state = info.state.to_string();
+        let line = format!(
+            "waiting for domain {}: {state}, {}m{:02}s elapsed",
+            info.name,
+            waited.as_secs() / 60,
+            waited.as_secs() % 60
+        );
+        if tty {
+            eprint!("\r{line}\x1b[K");
+        } else if state != last {
+            eprintln!("{line}");
+        }
+        last = state;
+    }
+}
+
+fn clear_progress_line() {
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[K");
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { code, error }) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Index templates built from the ECS fields the sensor's mapping emits.
+//!
+//! The field list comes from `ids2_agent::ecs::fields::emitted_fields()` at run time, so the
+//! templates follow the mapping as it grows. Dotted names become nested `properties`. Indices
+//! are daily and named by the event's own date (see CONTRACTS.md), so the templates match
+//! `<prefix>-suricata.*` and `<prefix>-heartbeat-*`.
+
+use ids2_agent::ecs::fields::EcsField;
+use serde_json::{json, Map, Value};
+
+/// Priority of our templates; above the 0–100 range stock and ad-hoc templates use.
+pub const TEMPLATE_PRIORITY: u32 = 200;
+
+/// Longest keyword value indexed; longer values stay in `_source` but are not searchable.
+const IGNORE_ABOVE: u32 = 1024;
+
+/// Why a mapping could not be built from the field list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    /// An ECS type with no OpenSearch equivalent known here.
+    #[error(
+        "field `{field}` has ECS type `{ecs_type}`, which ids2-provision cannot map to an \
+         OpenSearch type: add it to provision/src/mappings.rs (opensearch_type) or fix \
+         templates/ecs_fields.tsv"
+    )]
+    UnknownType {
+        /// Dotted field name.
+        field: String,
+        /// Its ECS type.
+        ecs_type: String,
+    },
+    /// A name is used both as a value and as a parent of other fields.
+    #[error(
+        "field `{field}` is both a {ecs_type} value and the parent of `{child}`: an index mapping \
+         cannot hold both; fix templates/ecs_fields.tsv"
+    )]
+    Clash {
+        /// The parent name.
+        field: String,
+        /// Its ECS type.
+        ecs_type: String,
+        /// A child name.
+        child: String,
+    },
+}
+
+/// The OpenSearch mapping for one ECS type. OpenSearch lacks some Elasticsearch-only types;
+/// each falls back to the closest type that indexes the same values.
+pub fn opensearch_type(field: &str, ecs_type: &str) -> Result<Value, MappingError> {
+    Ok(match ecs_type {
+        "keyword" | "constant_keyword" | "wildcard" => {
+            json!({"type": "keyword", "ignore_above": IGNORE_ABOVE})
+        }
+        "text" | "match_only_text" => json!({"type": "text"}),
+        "scaled_float" => json!({"type": "scaled_float", "scaling_factor": 1000}),
+        "flattened" => json!({"type": "flat_object"}),
+        "long" | "integer" | "short" | "byte" | "double" | "float" | "half_float"
+        | "unsigned_long" | "boolean" | "date" | "date_nanos" | "ip" | "binary" | "geo_point"
+        | "object" | "nested" => json!({"type": ecs_type}),
+        other => {
+            return Err(MappingError::UnknownType {
+                field: field.to_string(),
+                ecs_type: other.to_string(),
+            })
+        }
+    })
+}
+
+/// Nested `properties` for the given fields.
+pub fn properties(fields: &[EcsField]) -> Result<Map<String, Value>, MappingError> {
+    let mut root = Map::new();
+    // Parents first, so `a` (object) is seen before `a.b`.
+    let mut sorted: Vec<&EcsField> = fields.iter().collect();
+    sorted.sort_by_key(|f| f.name.matches('.').count());
+    for f in sorted {
+        insert(&mut root, f)?;
+    }
+    Ok(root)
+}
+
+fn insert(root: &mut Map<String, Value>, f: &EcsField) -> Result<(), MappingError> {
+    let parts: Vec<&str> = f.name.split('.').collect();
+    let (leaf, parents) = parts.split_last().expect("split yields at least one part");
+    let mut props = root;
+    for (i, parent) in parents.iter().enumerate() {
+        let entry = props
+            .entry(parent.to_string())
+            .or_insert_with(|| json!({"properties": {}}));
+        let parent_type = entry
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("object");
+        if parent_type != "object" && parent_type != "nested" {
+            return Err(MappingError::Clash {
+                field: parts[..=i].join("."),
+                ecs_type: parent_type.to_string(),
+                child: f.name.to_string(),
+            });
+        }
+        let obj = entry.as_object_mut().expect("entries are objects");
+        props = obj
+            .entry("properties")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .expect("properties is an object");
+    }
+    let mapping = opensearch_type(f.name, f.ecs_type)?;
+    match props.get_mut(*leaf) {
+        None => {
+            props.insert(leaf.to_string(), mapping);
+        }
+        Some(existing) if mapping["type"] == "object" || mapping["type"] == "nested" => {
+            existing["type"] = mapping["type"].clone();
+        }
+        Some(existing) => {
+            let child = existing["properties"]
+                .as_object()
+                .and_then(|p| p.keys().next().cloned())
+                .unwrap_or_default();
+            return Err(MappingError::Clash {
+                field: f.name.to_string(),
+                ecs_type: f.ecs_type.to_string(),
+                child: format!("{}.{child}", f.name),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn settings(replicas: u32) -> Value {
+    json!({"index": {
+        "number_of_shards": 1,
+        "number_of_replicas": replicas,
+        "refresh_interval": "5s",
+        "mapping": {"total_fields": {"limit": 2000}}
+    }})
+}
+
+/// The template for `<prefix>-suricata.*`: the ECS fields, plus `suricata.eve` for the raw
+/// EVE remainder. Unknown top-level fields are kept in `_source` but not indexed (`dynamic:
+/// false`), so a stray field can neither reject a document nor grow the mapping; under
+/// `suricata.eve` new fields are indexed, strings as keywords only (no text+keyword pair,
+/// which would double the field count), inside the total-fields limit.
+pub fn suricata_template(
+    prefix: &str,
+    fields: &[EcsField],
+    replicas: u32,
+) -> Result<Value, MappingError> {
+    let mut props = properties(fields)?;
+    let suricata = props
+        .entry("suricata")
+        .or_insert_with(|| json!({"properties": {}}));
+    let suricata_type = suricata["type"].as_str().unwrap_or("object").to_string();
+    let suricata_props = suricata["properties"]
+        .as_object_mut()
+        .ok_or(MappingError::Clash {
+            field: "suricata".into(),
+            ecs_type: suricata_type,
+            child: "suricata.eve".into(),
+        })?;
+    suricata_props
+        .entry("eve")
+        .or_insert_with(|| json!({"type": "object", "dynamic": true}));
+    Ok(json!({
+        "index_patterns": [format!("{prefix}-suricata.*")],
+        "priority": TEMPLATE_PRIORITY,
+        "template": {
+            "settings": settings(replicas),
+            "mappings": {
+                "dynamic": false,
+                "dynamic_templates": [{
+                    "eve_strings_as_keywords": {
+                        "path_match": "suricata.eve.*",
+                        "match_mapping_type": "string",
+                        "mapping": {"type": "keyword", "ignore_above": IGNORE_ABOVE}
+                    }
+                }],
+                "properties": props
+            }
+        },
+        "_meta": {"managed_by": "ids2-provision", "source": "templates/ecs_fields.tsv"}
+    }))
+}
+
+/// The template for `<prefix>-heartbeat-*`: the sensor's identity and time are mapped;
+/// the rest of a heartbeat is indexed dynamically with strings as keywords.
+pub fn heartbeat_template(prefix: &str, replicas: u32) -> Value {
+    json!({
+        "index_patterns": [format!("{prefix}-heartbeat-*")],
+        "priority": TEMPLATE_PRIORITY,
+        "template": {
+            "settings": settings(replicas),
+            "mappings": {
+                "dynamic": true,
+                "dynamic_templates": [{
+                    "strings_as_keywords": {
+                        "match_mapping_type": "string",
+                        "mapping": {"type": "keyword", "ignore_above": IGNORE_ABOVE}
+                    }
+                }],
+                "properties": {
+                    "@timestamp": {"type": "date"},
+                    "event": {"properties": {
+                        "kind": {"type": "keyword", "ignore_above": IGNORE_ABOVE},
+                        "dataset": {"type": "keyword", "ignore_above": IGNORE_ABOVE}
+                    }},
+                    "observer": {"properties": {
+                        "name": {"type": "keyword", "ignore_above": IGNORE_ABOVE},
+                        "hostname": {"type": "keyword", "ignore_above": IGNORE_ABOVE}
+                    }}
+                }
+            }
+        },
+        "_meta": {"managed_by": "ids2-provision"}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ids2_agent::ecs::fields::emitted_fields;
+
+    fn f(name: &'static str, ecs_type: &'static str) -> EcsField {
+        EcsField { name, ecs_type }
+    }
+
+    #[test]
+    fn dotted_names_nest() {
+        let p = properties(&[
+            f("source.ip", "ip"),
+            f("source.port", "long"),
+            f("@timestamp", "date"),
+        ])
+        .unwrap();
+        assert_eq!(p["source"]["properties"]["ip"]["type"], "ip");
+        assert_eq!(p["source"]["properties"]["port"]["type"], "long");
+        assert_eq!(p["@timestamp"]["type"], "date");
+    }
+
+    #[test]
+    fn value_and_parent_clash_is_reported() {
+        for fields in [
+            vec![f("a", "keyword"), f("a.b", "long")],
+            vec![f("a.b", "long"), f("a", "keyword")],
+        ] {
+            assert!(
+                matches!(properties(&fields), Err(MappingError::Clash { .. })),
+                "{fields:?}"
+            );
+        }
+        assert!(properties(&[f("a", "object"), f("a.b", "long")]).is_ok());
+    }
+
+    #[test]
+    fn unknown_type_is_reported() {
+        let e = properties(&[f("x", "semantic_text")]).unwrap_err();
+        assert!(e.to_string().contains("semantic_text"));
+    }
+
+    #[test]
+    fn every_shipped_type_is_mapped() {
+        let t = suricata_template("ids2", &emitted_fields(), 0).unwrap();
+        assert_eq!(t["index_patterns"][0], "ids2-suricata.*");
+        assert_eq!(
+            t["template"]["mappings"]["properties"]["suricata"]["properties"]["eve"]["type"],
+            "object"
+        );
+    }
+}

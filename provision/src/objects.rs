@@ -1,0 +1,267 @@
+//! The lifecycle policy and the OpenSearch Dashboards saved objects `setup` installs.
+//!
+//! Daily indices named by event date replace rollover: a rollover alias writes to whatever
+//! index is current, so a replayed event would land in a new index and its deterministic
+//! `_id` would no longer collide with the first copy. With the date in the name, a replay hits
+//! the same index and the bulk `create` is a no-op. The policy therefore only deletes.
+
+use serde_json::{json, Value};
+
+/// One saved object: type, id, attributes and references.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedObject {
+    /// Saved object type (`index-pattern`, `visualization`, `search`, `dashboard`).
+    pub kind: &'static str,
+    /// Stable id, so re-runs find and compare the same object.
+    pub id: String,
+    /// `attributes`.
+    pub attributes: Value,
+    /// `references`.
+    pub references: Value,
+}
+
+impl SavedObject {
+    /// The body Dashboards' saved objects API takes and returns.
+    pub fn body(&self) -> Value {
+        json!({"attributes": self.attributes, "references": self.references})
+    }
+}
+
+/// Id of the ISM policy.
+pub fn policy_id(prefix: &str) -> String {
+    format!("{prefix}-retention")
+}
+
+/// The ISM policy: indices stay `hot` and are deleted `retention_days` after creation.
+/// `ism_template` attaches it to every new suricata and heartbeat index.
+pub fn ism_policy(prefix: &str, retention_days: u32) -> Value {
+    json!({"policy": {
+        "description": format!(
+            "ids2: daily {prefix} indices are deleted {retention_days} days after creation"
+        ),
+        "default_state": "hot",
+        "states": [
+            {"name": "hot", "actions": [], "transitions": [
+                {"state_name": "delete", "conditions": {"min_index_age": format!("{retention_days}d")}}
+            ]},
+            {"name": "delete", "actions": [{"delete": {}}], "transitions": []}
+        ],
+        "ism_template": [{
+            "index_patterns": [format!("{prefix}-suricata.*"), format!("{prefix}-heartbeat-*")],
+            "priority": 100
+        }]
+    }})
+}
+
+fn search_source(query: &str) -> String {
+    json!({
+        "query": {"query": query, "language": "kuery"},
+        "filter": [],
+        "indexRefName": "kibanaSavedObjectMeta.searchSourceJSON.index"
+    })
+    .to_string()
+}
+
+fn index_ref(pattern_id: &str) -> Value {
+    json!([{"name": "kibanaSavedObjectMeta.searchSourceJSON.index", "type": "index-pattern", "id": pattern_id}])
+}
+
+fn visualization(id: String, title: &str, vis: Value, pattern_id: &str) -> SavedObject {
+    let mut vis_state = vis;
+    vis_state["title"] = json!(title);
+    SavedObject {
+        kind: "visualization",
+        id,
+        attributes: json!({
+            "title": title,
+            "visState": vis_state.to_string(),
+            "uiStateJSON": "{}",
+            "description": "",
+            "version": 1,
+            "kibanaSavedObjectMeta": {"searchSourceJSON": search_source("event.kind:alert")}
+        }),
+        references: index_ref(pattern_id),
+    }
+}
+
+fn terms_table(field: &str, label: &str) -> Value {
+    json!({
+        "type": "table",
+        "params": {"perPage": 10, "showPartialRows": false, "showMetricsAtAllLevels": false},
+        "aggs": [
+            {"id": "1", "enabled": true, "type": "count", "schema": "metric", "params": {}},
+            {"id": "2", "enabled": true, "type": "terms", "schema": "bucket", "params": {
+                "field": field, "size": 10, "order": "desc", "orderBy": "1",
+                "otherBucket": false, "missingBucket": false, "customLabel": label
+            }}
+        ]
+    })
+}
+
+/// Index patterns, the alert visualizations, the alert search and the overview dashboard.
+pub fn saved_objects(prefix: &str) -> Vec<SavedObject> {
+    let suricata = format!("{prefix}-suricata");
+    let heartbeat = format!("{prefix}-heartbeat");
+    let mut objects = vec![
+        SavedObject {
+            kind: "index-pattern",
+            id: suricata.clone(),
+            attributes: json!({"title": format!("{prefix}-suricata.*"), "timeFieldName": "@timestamp"}),
+            references: json!([]),
+        },
+        SavedObject {
+            kind: "index-pattern",
+            id: heartbeat.clone(),
+            attributes: json!({"title": format!("{prefix}-heartbeat-*"), "timeFieldName": "@timestamp"}),
+            references: json!([]),
+        },
+    ];
+    let over_time = json!({
+        "type": "histogram",
+        "params": {"addLegend": true, "addTooltip": true, "legendPosition": "right"},
+        "aggs": [
+            {"id": "1", "enabled": true, "type": "count", "schema": "metric", "params": {}},
+            {"id": "2", "enabled": true, "type": "date_histogram", "schema": "segment", "params": {
+                "field": "@timestamp", "interval": "auto", "min_doc_count": 1,
+                "extended_bounds": {}
+            }},
+            {"id": "3", "enabled": true, "type": "terms", "schema": "group", "params": {
+                "field": "event.severity", "size": 5, "order": "desc", "orderBy": "1"
+            }}
+        ]
+    });
+    let visualizations = [
+        (
+            "alerts-over-time",
+            "ids2 alerts over time (by severity)",
+            over_time,
+        ),
+        (
+            "top-signatures",
+            "ids2 top alert signatures",
+            terms_table("rule.name", "Signature"),
+        ),
+        (
+            "top-sources",
+            "ids2 top alert sources",
+            terms_table("source.ip", "Source IP"),
+        ),
+        (
+            "top-destinations",
+            "ids2 top alert destinations",
+            terms_table("destination.ip", "Destination IP"),
+        ),
+        (
+            "top-sensors",
+            "ids2 alerts per sensor",
+            terms_table("observer.name", "Sensor"),
+        ),
+    ];
+    let mut panels = Vec::new();
+    let mut references = Vec::new();
+    for (i, (slug, title, vis)) in visualizations.into_iter().enumerate() {
+        let id = format!("{prefix}-{slug}");
+        objects.push(visualization(id.clone(), title, vis, &suricata));
+        panels.push(panel(i, "visualization"));
+        references.push(json!({"name": format!("panel_{i}"), "type": "visualization", "id": id}));
+    }
+    let search_id = format!("{prefix}-alerts");
+    objects.push(SavedObject {
+        kind: "search",
+        id: search_id.clone(),
+        attributes: json!({
+            "title": "ids2 alerts",
+            "description": "",
+            "columns": ["observer.name", "rule.name", "event.severity", "source.ip",
+                        "destination.ip", "destination.port", "network.protocol"],
+            "sort": [["@timestamp", "desc"]],
+            "version": 1,
+            "kibanaSavedObjectMeta": {"searchSourceJSON": search_source("event.kind:alert")}
+        }),
+        references: index_ref(&suricata),
+    });
+    let n = references.len();
+    panels.push(panel(n, "search"));
+    references.push(json!({"name": format!("panel_{n}"), "type": "search", "id": search_id}));
+    objects.push(SavedObject {
+        kind: "dashboard",
+        id: format!("{prefix}-alerts-overview"),
+        attributes: json!({
+            "title": "ids2 alerts overview",
+            "description": "Suricata alerts from every ids2 sensor",
+            "panelsJSON": Value::Array(panels).to_string(),
+            "optionsJSON": json!({"hidePanelTitles": false, "useMargins": true}).to_string(),
+            "timeRestore": true,
+            "timeFrom": "now-24h",
+            "timeTo": "now",
+            "refreshInterval": {"pause": false, "value": 60000},
+            "version": 1,
+            "kibanaSavedObjectMeta": {"searchSourceJSON": json!({
+                "query": {"query": "", "language": "kuery"}, "filter": []
+            }).to_string()}
+        }),
+        references: Value::Array(references),
+    });
+    objects
+}
+
+/// Layout: the histogram spans the top, tables sit two per row, the alert list at the bottom.
+fn panel(i: usize, kind: &str) -> Value {
+    let (x, y, w, h) = match (i, kind) {
+        (_, "search") => (0, 15 + 15 * i.div_ceil(2) as u32, 48, 20),
+        (0, _) => (0, 0, 48, 15),
+        (i, _) => (
+            ((i - 1) % 2) as u32 * 24,
+            15 + ((i - 1) / 2) as u32 * 15,
+            24,
+            15,
+        ),
+    };
+    let index = (i + 1).to_string();
+    json!({
+        "panelIndex": index,
+        "gridData": {"x": x, "y": y, "w": w, "h": h, "i": index},
+        "embeddableConfig": {},
+        "panelRefName": format!("panel_{i}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_deletes_after_the_retention() {
+        let p = ism_policy("ids2", 30);
+        assert_eq!(
+            p["policy"]["states"][0]["transitions"][0]["conditions"]["min_index_age"],
+            "30d"
+        );
+        assert_eq!(
+            p["policy"]["states"][1]["actions"][0],
+            json!({"delete": {}})
+        );
+    }
+
+    #[test]
+    fn dashboard_panels_all_resolve_to_references() {
+        let objects = saved_objects("ids2");
+        let dash = objects.iter().find(|o| o.kind == "dashboard").unwrap();
+        let panels: Vec<Value> =
+            serde_json::from_str(dash.attributes["panelsJSON"].as_str().unwrap()).unwrap();
+        let refs = dash.references.as_array().unwrap();
+        assert_eq!(panels.len(), refs.len());
+        for p in &panels {
+            let name = p["panelRefName"].as_str().unwrap();
+            let r = refs.iter().find(|r| r["name"] == name).unwrap();
+            assert!(
+                objects
+                    .iter()
+                    .any(|o| o.id == r["id"] && o.kind == r["type"]),
+                "{r}"
+            );
+        }
+        let ids: std::collections::HashSet<_> = objects.iter().map(|o| (o.kind, &o.id)).collect();
+        assert_eq!(ids.len(), objects.len(), "duplicate saved object ids");
+    }
+}

@@ -1,0 +1,364 @@
+//! `opensearch setup` against a strict stand-in for the OpenSearch and Dashboards REST APIs
+//! (no OpenSearch can run here; see `support/standin.rs` for what the stand-in enforces).
+
+#[path = "support/standin.rs"]
+mod standin;
+
+use assert_cmd::Command;
+use ids2_agent::ecs::fields::emitted_fields;
+use predicates::prelude::*;
+use serde_json::Value;
+use standin::{Expect, StandIn};
+
+fn cli() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ids2-provision"));
+    let home =
+        std::env::temp_dir().join(format!("ids2-provision-test-home-{}", std::process::id()));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", standin::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", standin::SECRET_KEY);
+    c
+}
+
+fn setup(s: &StandIn, extra: &[&str]) -> assert_cmd::assert::Assert {
+    cli()
+        .args([
+            "opensearch",
+            "setup",
+            "--endpoint",
+            &s.url,
+            "--region",
+            standin::REGION,
+        ])
+        .args(extra)
+        .assert()
+}
+
+fn assert_clean(s: &StandIn) {
+    let st = s.state();
+    assert!(
+        st.violations.is_empty(),
+        "stand-in violations: {:#?}",
+        st.violations
+    );
+}
+
+#[test]
+fn first_setup_writes_everything_second_writes_nothing() {
+    let s = StandIn::start(Expect::SigV4);
+    let first = setup(&s, &[]).success();
+    let out = String::from_utf8(first.get_output().stdout.clone()).unwrap();
+    assert_clean(&s);
+    let writes = s.state().writes.clone();
+    let objects = out.lines().filter(|l| l.starts_with("created ")).count();
+    assert_eq!(
+        writes.len(),
+        objects,
+        "one write per created object: {writes:#?}\n{out}"
+    );
+    for expected in [
+        "PUT /_index_template/ids2-suricata",
+        "PUT /_index_template/ids2-heartbeat",
+        "PUT /_plugins/_ism/policies/ids2-retention",
+        "POST /_dashboards/api/saved_objects/index-pattern/ids2-suricata",
+        "POST /_dashboards/api/saved_objects/index-pattern/ids2-heartbeat",
+        "POST /_dashboards/api/saved_objects/dashboard/ids2-alerts-overview",
+    ] {
+        assert!(
+            writes.iter().any(|w| w == expected),
+            "{expected} missing from {writes:#?}"
+        );
+    }
+    assert!(
+        out.trim_end()
+            .ends_with(&format!("{} changes applied", writes.len())),
+        "{out}"
+    );
+
+    let requests_before = s.state().requests;
+    setup(&s, &[])
+        .success()
+        .stdout(predicate::str::ends_with("no changes\n"))
+        .stdout(predicate::str::contains("created").not());
+    assert_clean(&s);
+    let st = s.state();
+    assert_eq!(
+        st.writes.len(),
+        writes.len(),
+        "second run wrote: {:#?}",
+        &st.writes[writes.len()..]
+    );
+    assert_eq!(
+        st.requests - requests_before,
+        writes.len(),
+        "one GET per object"
+    );
+}
+
+#[test]
+fn changed_retention_rewrites_only_the_policy() {
+    let s = StandIn::start(Expect::SigV4);
+    setup(&s, &[]).success();
+    let before = s.state().writes.len();
+    setup(&s, &["--retention-days", "7"])
+        .success()
+        .stdout(predicate::str::contains(
+            "updated   ISM policy ids2-retention",
+        ))
+        .stdout(predicate::str::contains("1 change applied"));
+    assert_clean(&s);
+    let st = s.state();
+    assert_eq!(
+        st.writes[before..],
+        ["PUT /_plugins/_ism/policies/ids2-retention".to_string()]
+    );
+    let (policy, seq) = &st.policies["ids2-retention"];
+    assert_eq!(
+        *seq, 1,
+        "the update replaced version 0 with its sequence number"
+    );
+    assert_eq!(
+        policy.pointer("/policy/states/0/transitions/0/conditions/min_index_age"),
+        Some(&Value::from("7d"))
+    );
+}
+
+/// Follows `properties` along a dotted name.
+fn mapping_of<'a>(template: &'a Value, dotted: &str) -> Option<&'a Value> {
+    let mut node = template.pointer("/template/mappings")?;
+    for part in dotted.split('.') {
+        node = node.get("properties")?.get(part)?;
+    }
+    Some(node)
+}
+
+/// OpenSearch types that index an ECS type's values faithfully.
+fn compatible(ecs_type: &str, os_type: &str) -> bool {
+    match ecs_type {
+        "keyword" | "constant_keyword" | "wildcard" => os_type == "keyword",
+        "text" | "match_only_text" => os_type == "text",
+        "flattened" => os_type == "flat_object",
+        "long" => matches!(os_type, "long" | "unsigned_long"),
+        other => other == os_type,
+    }
+}
+
+#[test]
+fn every_emitted_field_has_a_compatible_mapping_in_the_installed_template() {
+    let s = StandIn::start(Expect::SigV4);
+    setup(&s, &[]).success();
+    let st = s.state();
+    let template = &st.templates["ids2-suricata"];
+    let fields = emitted_fields();
+    assert!(!fields.is_empty());
+    for f in &fields {
+        let m = mapping_of(template, f.name)
+            .unwrap_or_else(|| panic!("{} has no mapping in the installed template", f.name));
+        let os_type = m["type"].as_str().unwrap_or("object");
+        assert!(
+            compatible(f.ecs_type, os_type),
+            "{} is ECS {} but mapped as {os_type}",
+            f.name,
+            f.ecs_type
+        );
+    }
+    // The raw EVE remainder is an object with dynamic mapping, strings as keywords.
+    let eve = mapping_of(template, "suricata.eve").expect("suricata.eve mapped");
+    assert_eq!(eve["type"], "object");
+    assert_eq!(
+        template
+            .pointer("/template/mappings/dynamic_templates/0/eve_strings_as_keywords/path_match"),
+        Some(&Value::from("suricata.eve.*"))
+    );
+    assert_eq!(
+        template["index_patterns"],
+        serde_json::json!(["ids2-suricata.*"])
+    );
+    assert_eq!(
+        st.templates["ids2-heartbeat"]["index_patterns"],
+        serde_json::json!(["ids2-heartbeat-*"])
+    );
+}
+
+#[test]
+fn index_prefix_flows_into_every_object() {
+    let s = StandIn::start(Expect::SigV4);
+    setup(&s, &["--index-prefix", "lab"]).success();
+    assert_clean(&s);
+    let st = s.state();
+    assert!(st.templates.contains_key("lab-suricata"));
+    assert_eq!(
+        st.templates["lab-suricata"]["index_patterns"][0],
+        "lab-suricata.*"
+    );
+    let (policy, _) = &st.policies["lab-retention"];
+    assert_eq!(
+        policy.pointer("/policy/ism_template/0/index_patterns"),
+        Some(&serde_json::json!(["lab-suricata.*", "lab-heartbeat-*"]))
+    );
+    let pattern = &st.saved[&("index-pattern".to_string(), "lab-suricata".to_string())];
+    assert_eq!(pattern["attributes"]["title"], "lab-suricata.*");
+}
+
+#[test]
+fn basic_auth_is_sent_and_checked() {
+    let s = StandIn::start(Expect::Basic("admin".into(), "s3cret pass".into()));
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cret pass\n").unwrap();
+    cli()
+        .args([
+            "opensearch",
+            "setup",
+            "--endpoint",
+            &s.url,
+            "--auth",
+            "basic",
+        ])
+        .args(["--username", "admin", "--password-file"])
+        .arg(&pw)
+        .assert()
+        .success();
+    assert_clean(&s);
+    assert!(!s.state().writes.is_empty());
+    cli()
+        .args([
+            "opensearch",
+            "setup",
+            "--endpoint",
+            &s.url,
+            "--auth",
+            "basic",
+        ])
+        .args(["--username", "admin"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--auth basic needs the password"));
+    std::fs::write(&pw, "wrong\n").unwrap();
+    cli()
+        .args([
+            "opensearch",
+            "setup",
+            "--endpoint",
+            &s.url,
+            "--auth",
+            "basic",
+        ])
+        .args(["--username", "admin", "--password-file"])
+        .arg(&pw)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("unauthenticated (HTTP 401)"))
+        .stderr(predicate::str::contains("--username and the password"));
+}
+
+#[test]
+fn template_conflict_names_the_fix_and_writes_nothing_after_it() {
+    let s = StandIn::start(Expect::SigV4);
+    s.state().templates.insert(
+        "legacy-ids".into(),
+        standin::foreign_template(&["ids2-*"], 200),
+    );
+    setup(&s, &[])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "conflicts with an existing template",
+        ))
+        .stderr(predicate::str::contains("legacy-ids"))
+        .stderr(predicate::str::contains(
+            "change its priority (ours is 200)",
+        ));
+    let st = s.state();
+    assert!(
+        st.policies.is_empty() && st.saved.is_empty(),
+        "setup stopped at the conflict"
+    );
+    assert!(!st.templates.contains_key("ids2-heartbeat"));
+}
+
+#[test]
+fn access_denied_explains_the_access_policy() {
+    let s = StandIn::start(Expect::DenyAll);
+    setup(&s, &[])
+        .code(1)
+        .stderr(predicate::str::contains("was denied (HTTP 403"))
+        .stderr(predicate::str::contains("--principal"))
+        .stderr(predicate::str::contains("not authorized to perform"));
+    assert!(s.state().writes.is_empty());
+}
+
+#[test]
+fn unreachable_endpoint_and_bad_input() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    cli()
+        .args([
+            "opensearch",
+            "setup",
+            "--region",
+            "eu-west-1",
+            "--timeout-secs",
+            "5",
+        ])
+        .args(["--endpoint", &format!("http://127.0.0.1:{port}")])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot reach http://127.0.0.1:"))
+        .stderr(predicate::str::contains("VPC"));
+    // Credentials must never go to a remote host in clear text.
+    cli()
+        .args(["opensearch", "setup", "--region", "eu-west-1"])
+        .args([
+            "--endpoint",
+            "http://search-ids2-abc.eu-west-1.es.amazonaws.com",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("expected https://HOST"));
+    cli()
+        .args([
+            "opensearch",
+            "setup",
+            "--endpoint",
+            "https://opensearch.example.org",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("pass --region"));
+    let s = StandIn::start(Expect::SigV4);
+    setup(&s, &["--retention-days", "0"])
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--retention-days 0 is out of range",
+        ));
+    setup(&s, &["--index-prefix", "IDS"])
+        .code(2)
+        .stderr(predicate::str::contains("index prefix `IDS` is not valid"));
+    assert_eq!(s.state().requests, 0, "bad input sends nothing");
+}
+
+#[test]
+fn no_credentials_for_sigv4_is_explained() {
+    let s = StandIn::start(Expect::SigV4);
+    cli()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args([
+            "opensearch",
+            "setup",
+            "--endpoint",
+            &s.url,
+            "--region",
+            "eu-west-1",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no usable AWS credentials"));
+    assert_eq!(s.state().requests, 0);
+}

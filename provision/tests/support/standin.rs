@@ -1,0 +1,821 @@
+//! A strict stand-in for the OpenSearch and OpenSearch Dashboards REST APIs.
+//!
+//! Nothing installable here runs OpenSearch, so this stand-in plays the few endpoints
+//! `opensearch setup` uses, as strictly as the real ones: every request must carry a SigV4
+//! signature that verifies against the test's credentials (or the expected basic auth);
+//! bodies are checked for the shapes OpenSearch and Dashboards accept; ISM updates need the
+//! sequence number; Dashboards writes need `osd-xsrf`; overlapping templates at the same
+//! priority are refused as OpenSearch refuses them. Reads come back the way the real
+//! services return them (settings as strings, ISM and Dashboards metadata added). Anything
+//! unexpected is recorded as a violation, which tests assert is empty.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{
+    sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
+};
+use aws_sigv4::sign::v4;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use serde_json::{json, Map, Value};
+
+/// Test credentials the CLI is given through the environment.
+pub const ACCESS_KEY: &str = "AKIDSTANDINTEST";
+/// Secret of [`ACCESS_KEY`].
+pub const SECRET_KEY: &str = "standin/secret/key/for/tests";
+/// Region the stand-in expects in signatures.
+pub const REGION: &str = "eu-west-1";
+
+/// What the stand-in accepts as authentication.
+#[derive(Clone, Debug)]
+pub enum Expect {
+    /// SigV4 with [`ACCESS_KEY`]/[`SECRET_KEY`] for [`REGION`], service `es`.
+    SigV4,
+    /// Basic auth with this user and password.
+    Basic(String, String),
+    /// Every request is denied with 403, as an access policy without the caller does.
+    DenyAll,
+}
+
+/// Everything the stand-in holds and has seen.
+#[derive(Default, Debug)]
+pub struct State {
+    /// Index templates by name.
+    pub templates: BTreeMap<String, Value>,
+    /// ISM policies by id: (policy, seq_no).
+    pub policies: BTreeMap<String, (Value, u64)>,
+    /// Saved objects by (type, id).
+    pub saved: BTreeMap<(String, String), Value>,
+    /// Writes (PUT/POST/DELETE) received, as "METHOD path".
+    pub writes: Vec<String>,
+    /// Requests received.
+    pub requests: usize,
+    /// Every way a request broke the rules.
+    pub violations: Vec<String>,
+}
+
+/// A running stand-in.
+pub struct StandIn {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// Shared state.
+    pub state: Arc<Mutex<State>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl StandIn {
+    /// Starts on an ephemeral loopback port.
+    pub fn start(expect: Expect) -> StandIn {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let state = Arc::new(Mutex::new(State::default()));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr: SocketAddr = listener.local_addr().expect("addr");
+        let shared = state.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = shared.clone();
+                let expect = expect.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(req, state.clone(), expect.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        StandIn {
+            url: format!("http://{addr}"),
+            state,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// Locks the state for inspection or preloading.
+    pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("state lock")
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+fn reply(status: u16, body: Value) -> Reply {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("response")
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<Mutex<State>>,
+    expect: Expect,
+) -> Result<Reply, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut st = state.lock().expect("state lock");
+    st.requests += 1;
+    let method = parts.method.as_str().to_string();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().unwrap_or("").to_string();
+    if let Err(why) = check_auth(&parts, &body, &expect) {
+        if matches!(expect, Expect::DenyAll) {
+            return Ok(reply(403, json!({"Message": why})));
+        }
+        st.violations.push(format!("{method} {path}: {why}"));
+        // OpenSearch answers a failed basic login with 401, a bad signature with 403.
+        let status = if matches!(expect, Expect::Basic(..)) {
+            401
+        } else {
+            403
+        };
+        return Ok(reply(status, json!({"Message": why})));
+    }
+    if method != "GET" {
+        st.writes.push(format!("{method} {path}"));
+    }
+    let parsed: Option<Value> = if body.is_empty() {
+        None
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                st.violations
+                    .push(format!("{method} {path}: body is not JSON: {e}"));
+                return Ok(reply(400, json!({"error": "not json"})));
+            }
+        }
+    };
+    if parsed.is_some()
+        && parts
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            != Some("application/json")
+    {
+        st.violations.push(format!(
+            "{method} {path}: JSON body without content-type application/json"
+        ));
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let r = match (method.as_str(), segments.as_slice()) {
+        ("GET", ["_index_template", name]) => get_template(&st, name),
+        ("PUT", ["_index_template", name]) => put_template(&mut st, name, parsed),
+        ("GET", ["_plugins", "_ism", "policies", id]) => get_policy(&st, id),
+        ("PUT", ["_plugins", "_ism", "policies", id]) => put_policy(&mut st, id, &query, parsed),
+        ("GET", ["_dashboards", "api", "saved_objects", kind, id]) => get_saved(&st, kind, id),
+        ("POST", ["_dashboards", "api", "saved_objects", kind, id]) => {
+            let xsrf = parts.headers.contains_key("osd-xsrf");
+            post_saved(&mut st, kind, id, &query, xsrf, parsed)
+        }
+        _ => Err((
+            404,
+            format!("no such route in the stand-in: {method} {path}"),
+        )),
+    };
+    Ok(match r {
+        Ok(v) => reply(200, v),
+        Err((404, why)) if method == "GET" && !why.starts_with("no such route") => {
+            reply(404, json!({"error": why, "status": 404}))
+        }
+        Err((status, why)) => {
+            if status != 409 && !why.contains("same priority") {
+                st.violations.push(format!("{method} {path}: {why}"));
+            }
+            let error = if why.contains("same priority") {
+                json!({"error": {"type": "illegal_argument_exception", "reason": why}, "status": status})
+            } else {
+                json!({"error": {"type": "stand_in_rejection", "reason": why}, "status": status})
+            };
+            reply(status, error)
+        }
+    })
+}
+
+type Handled = Result<Value, (u16, String)>;
+
+// ---- authentication ---------------------------------------------------------------------
+
+fn check_auth(
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    expect: &Expect,
+) -> Result<(), String> {
+    let auth = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("no Authorization header")?;
+    match expect {
+        Expect::DenyAll => Err(
+            "User: arn:aws:iam::123456789012:user/stranger is not authorized to perform: es:ESHttpGet"
+                .into(),
+        ),
+        Expect::Basic(user, pass) => {
+            let want = format!("Basic {}", base64(&format!("{user}:{pass}")));
+            (auth == want)
+                .then_some(())
+                .ok_or_else(|| format!("wrong basic auth header: {auth}"))
+        }
+        Expect::SigV4 => verify_sigv4(parts, body, auth),
+    }
+}
+
+/// Parses the header, checks its form, then re-signs the received request with the test
+/// credentials and compares: this proves the bytes sent are the bytes signed.
+fn verify_sigv4(
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+    auth: &str,
+) -> Result<(), String> {
+    let rest = auth
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .ok_or_else(|| format!("not a SigV4 header: {auth}"))?;
+    let mut fields = BTreeMap::new();
+    for part in rest.split(", ") {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("malformed part `{part}`"))?;
+        fields.insert(k, v);
+    }
+    let credential = fields.get("Credential").ok_or("no Credential")?;
+    let signed = fields.get("SignedHeaders").ok_or("no SignedHeaders")?;
+    let signature = fields.get("Signature").ok_or("no Signature")?;
+    let scope: Vec<&str> = credential.split('/').collect();
+    let [akid, date, region, service, "aws4_request"] = scope.as_slice() else {
+        return Err(format!("malformed credential scope `{credential}`"));
+    };
+    if *akid != ACCESS_KEY || *region != REGION || *service != "es" {
+        return Err(format!("wrong key/region/service in `{credential}`"));
+    }
+    if signature.len() != 64 || !signature.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("signature is not 64 hex digits: `{signature}`"));
+    }
+    let amz_date = header(parts, "x-amz-date").ok_or("no x-amz-date")?;
+    if !amz_date.starts_with(date) || amz_date.len() != 16 {
+        return Err(format!(
+            "x-amz-date `{amz_date}` does not match the scope date {date}"
+        ));
+    }
+    let signed: Vec<&str> = signed.split(';').collect();
+    for required in ["host", "x-amz-date", "x-amz-content-sha256"] {
+        if !signed.contains(&required) {
+            return Err(format!(
+                "`{required}` is not among the signed headers {signed:?}"
+            ));
+        }
+    }
+    if !body.is_empty() && !signed.contains(&"content-type") {
+        return Err("content-type is not signed".into());
+    }
+    let time = parse_amz_date(&amz_date).ok_or("unparseable x-amz-date")?;
+    let age = SystemTime::now()
+        .duration_since(time)
+        .unwrap_or_else(|e| e.duration());
+    if age > Duration::from_secs(300) {
+        return Err(format!("x-amz-date {amz_date} is more than 5 minutes off"));
+    }
+    // Re-sign: the signer adds x-amz-date and x-amz-content-sha256 itself.
+    let headers: Vec<(String, String)> = signed
+        .iter()
+        .filter(|h| !matches!(**h, "x-amz-date" | "x-amz-content-sha256"))
+        .map(|h| {
+            Ok((
+                h.to_string(),
+                header(parts, h).ok_or(format!("signed header {h} missing"))?,
+            ))
+        })
+        .collect::<Result<_, String>>()?;
+    let host = header(parts, "host").ok_or("no host header")?;
+    let uri = format!(
+        "http://{host}{}",
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    );
+    let identity = Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "stand-in").into();
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("es")
+        .time(time)
+        .settings(settings)
+        .build()
+        .map_err(|e| e.to_string())?
+        .into();
+    let signable = SignableRequest::new(
+        parts.method.as_str(),
+        uri,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .map_err(|e| e.to_string())?;
+    let (instructions, _) = sign(signable, &params)
+        .map_err(|e| e.to_string())?
+        .into_parts();
+    let expected = instructions
+        .headers()
+        .find(|(k, _)| *k == "authorization")
+        .map(|(_, v)| v.to_string())
+        .ok_or("re-signing produced no authorization header")?;
+    (expected == auth)
+        .then_some(())
+        .ok_or_else(|| format!("signature does not verify: got `{auth}`, expected `{expected}`"))
+}
+
+fn header(parts: &hyper::http::request::Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// `YYYYMMDDTHHMMSSZ` → time.
+fn parse_amz_date(s: &str) -> Option<SystemTime> {
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(4..6)?, n(6..8)?);
+    let (hh, mm, ss) = (n(9..11)?, n(11..13)?, n(13..15)?);
+    // Days from civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+fn base64(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let v = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((v >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+// ---- index templates ----------------------------------------------------------------------
+
+const FIELD_TYPES: &[&str] = &[
+    "keyword",
+    "text",
+    "long",
+    "integer",
+    "short",
+    "byte",
+    "double",
+    "float",
+    "half_float",
+    "scaled_float",
+    "unsigned_long",
+    "boolean",
+    "date",
+    "date_nanos",
+    "ip",
+    "binary",
+    "geo_point",
+    "object",
+    "nested",
+    "flat_object",
+];
+
+fn get_template(st: &State, name: &str) -> Handled {
+    let t = st
+        .templates
+        .get(name)
+        .ok_or((404, format!("index template matching [{name}] not found")))?;
+    let mut t = t.clone();
+    // OpenSearch returns settings with string leaves.
+    if let Some(settings) = t.pointer_mut("/template/settings") {
+        stringify_leaves(settings);
+    }
+    Ok(json!({"index_templates": [{"name": name, "index_template": t}]}))
+}
+
+fn stringify_leaves(v: &mut Value) {
+    match v {
+        Value::Object(m) => m.values_mut().for_each(stringify_leaves),
+        Value::Number(n) => *v = Value::String(n.to_string()),
+        Value::Bool(b) => *v = Value::String(b.to_string()),
+        _ => {}
+    }
+}
+
+fn put_template(st: &mut State, name: &str, body: Option<Value>) -> Handled {
+    let body = body.ok_or((400, "index template body missing".to_string()))?;
+    let obj = body
+        .as_object()
+        .ok_or((400, "template body is not an object".to_string()))?;
+    for k in obj.keys() {
+        if ![
+            "index_patterns",
+            "template",
+            "priority",
+            "composed_of",
+            "version",
+            "_meta",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err((400, format!("unknown key [{k}] in index template")));
+        }
+    }
+    let patterns: Vec<String> = obj
+        .get("index_patterns")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .and_then(|a| a.iter().map(|p| p.as_str().map(str::to_string)).collect())
+        .ok_or((
+            400,
+            "index_patterns must be a non-empty array of strings".to_string(),
+        ))?;
+    let priority = obj.get("priority").and_then(Value::as_u64).unwrap_or(0);
+    for (other, t) in &st.templates {
+        if other == name || t["priority"].as_u64().unwrap_or(0) != priority {
+            continue;
+        }
+        let theirs: Vec<&str> = t["index_patterns"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if patterns
+            .iter()
+            .any(|p| theirs.iter().any(|q| overlaps(p, q)))
+        {
+            return Err((
+                400,
+                format!(
+                    "index template [{name}] has index patterns {patterns:?} matching patterns \
+                     from existing templates [{other}] with patterns ({other} => {theirs:?}) that \
+                     have the same priority [{priority}], multiple index templates may not match \
+                     during index creation, please use a different priority"
+                ),
+            ));
+        }
+    }
+    if let Some(settings) = body.pointer("/template/settings") {
+        if !settings.is_object() {
+            return Err((400, "template.settings must be an object".into()));
+        }
+    }
+    if let Some(m) = body.pointer("/template/mappings") {
+        check_mapping(m, "mappings")?;
+    }
+    st.templates.insert(name.to_string(), body);
+    Ok(json!({"acknowledged": true}))
+}
+
+/// Two wildcard patterns can match the same index name (prefix test; enough for `x-*`).
+fn overlaps(a: &str, b: &str) -> bool {
+    let pa = a.split('*').next().unwrap_or("");
+    let pb = b.split('*').next().unwrap_or("");
+    pa.starts_with(pb) || pb.starts_with(pa)
+}
+
+fn check_mapping(m: &Value, path: &str) -> Result<(), (u16, String)> {
+    let obj = m
+        .as_object()
+        .ok_or((400, format!("{path} is not an object")))?;
+    if let Some(d) = obj.get("dynamic") {
+        if !matches!(d, Value::Bool(_))
+            && !["true", "false", "strict"].contains(&d.as_str().unwrap_or("?"))
+        {
+            return Err((400, format!("{path}.dynamic has an invalid value {d}")));
+        }
+    }
+    if let Some(dt) = obj.get("dynamic_templates") {
+        let arr = dt
+            .as_array()
+            .ok_or((400, format!("{path}.dynamic_templates is not an array")))?;
+        for t in arr {
+            let one = t.as_object().filter(|o| o.len() == 1).ok_or((
+                400,
+                format!("{path}.dynamic_templates entries must be single-key objects"),
+            ))?;
+            let (_, spec) = one.iter().next().expect("one entry");
+            let mapping_type = spec
+                .pointer("/mapping/type")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !FIELD_TYPES.contains(&mapping_type) {
+                return Err((
+                    400,
+                    format!("dynamic template maps to unknown type `{mapping_type}`"),
+                ));
+            }
+        }
+    }
+    if let Some(props) = obj.get("properties") {
+        let props = props
+            .as_object()
+            .ok_or((400, format!("{path}.properties is not an object")))?;
+        for (field, def) in props {
+            let p = format!("{path}.{field}");
+            let d = def
+                .as_object()
+                .ok_or((400, format!("{p} is not an object")))?;
+            match d.get("type").map(|t| t.as_str()) {
+                Some(Some(t)) if FIELD_TYPES.contains(&t) => {}
+                Some(t) => return Err((400, format!("{p}: no handler for type [{t:?}]"))),
+                None if d.contains_key("properties") => {}
+                None => return Err((400, format!("{p} has neither type nor properties"))),
+            }
+            if d.contains_key("properties") {
+                check_mapping(def, &p)?;
+            }
+            if d.get("type").and_then(Value::as_str) == Some("scaled_float")
+                && !d.contains_key("scaling_factor")
+            {
+                return Err((400, format!("{p}: scaled_float needs scaling_factor")));
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---- ISM ----------------------------------------------------------------------------------
+
+fn get_policy(st: &State, id: &str) -> Handled {
+    let (policy, seq) = st
+        .policies
+        .get(id)
+        .ok_or((404, format!("Policy not found: {id}")))?;
+    let mut p = policy["policy"].clone();
+    let m = p.as_object_mut().expect("validated");
+    m.insert("policy_id".into(), json!(id));
+    m.insert("last_updated_time".into(), json!(1_700_000_000_000u64));
+    m.insert("schema_version".into(), json!(21));
+    m.insert("error_notification".into(), Value::Null);
+    if let Some(states) = m.get_mut("states").and_then(Value::as_array_mut) {
+        for s in states {
+            if let Some(actions) = s["actions"].as_array_mut() {
+                for a in actions {
+                    a["retry"] = json!({"count": 3, "backoff": "exponential", "delay": "1m"});
+                }
+            }
+        }
+    }
+    if let Some(tpls) = m.get_mut("ism_template").and_then(Value::as_array_mut) {
+        for t in tpls {
+            t["last_updated_time"] = json!(1_700_000_000_000u64);
+        }
+    }
+    Ok(json!({"_id": id, "_version": seq + 1, "_seq_no": seq, "_primary_term": 1, "policy": p}))
+}
+
+fn put_policy(st: &mut State, id: &str, query: &str, body: Option<Value>) -> Handled {
+    let body = body.ok_or((400, "policy body missing".to_string()))?;
+    let policy = body
+        .get("policy")
+        .and_then(Value::as_object)
+        .ok_or((400, "no `policy` object".to_string()))?;
+    let states = policy
+        .get("states")
+        .and_then(Value::as_array)
+        .filter(|s| !s.is_empty())
+        .ok_or((400, "policy.states must be a non-empty array".to_string()))?;
+    let names: Vec<&str> = states.iter().filter_map(|s| s["name"].as_str()).collect();
+    if names.len() != states.len() {
+        return Err((400, "every state needs a name".into()));
+    }
+    let default = policy
+        .get("default_state")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !names.contains(&default) {
+        return Err((400, format!("default_state [{default}] is not a state")));
+    }
+    for s in states {
+        for t in s["transitions"]
+            .as_array()
+            .ok_or((400, "transitions must be an array".to_string()))?
+        {
+            let target = t["state_name"].as_str().unwrap_or("");
+            if !names.contains(&target) {
+                return Err((400, format!("transition to unknown state [{target}]")));
+            }
+            if let Some(age) = t
+                .pointer("/conditions/min_index_age")
+                .and_then(Value::as_str)
+            {
+                let (n, unit) = age.split_at(age.len().saturating_sub(1));
+                if n.parse::<u32>().is_err() || !["d", "h", "m", "s"].contains(&unit) {
+                    return Err((400, format!("failed to parse min_index_age [{age}]")));
+                }
+            }
+        }
+        if !s["actions"].is_array() {
+            return Err((400, "actions must be an array".into()));
+        }
+    }
+    let params: BTreeMap<&str, &str> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let next_seq = match st.policies.get(id) {
+        None => 0,
+        Some((_, seq)) => {
+            let given = params.get("if_seq_no").and_then(|s| s.parse::<u64>().ok());
+            let term = params
+                .get("if_primary_term")
+                .and_then(|s| s.parse::<u64>().ok());
+            if given != Some(*seq) || term != Some(1) {
+                return Err((
+                    409,
+                    format!(
+                        "version_conflict_engine_exception: [{id}] exists; seq_no {seq} required"
+                    ),
+                ));
+            }
+            seq + 1
+        }
+    };
+    st.policies.insert(id.to_string(), (body, next_seq));
+    Ok(json!({"_id": id, "_seq_no": next_seq, "_primary_term": 1}))
+}
+
+// ---- Dashboards saved objects -----------------------------------------------------------
+
+fn get_saved(st: &State, kind: &str, id: &str) -> Handled {
+    let o = st
+        .saved
+        .get(&(kind.to_string(), id.to_string()))
+        .ok_or((404, format!("Saved object [{kind}/{id}] not found")))?;
+    Ok(json!({
+        "id": id, "type": kind, "updated_at": "2026-11-21T00:00:00.000Z", "version": "WzEsMV0=",
+        "namespaces": ["default"], "migrationVersion": {kind: "7.10.0"},
+        "attributes": o["attributes"], "references": o["references"]
+    }))
+}
+
+fn post_saved(
+    st: &mut State,
+    kind: &str,
+    id: &str,
+    query: &str,
+    xsrf: bool,
+    body: Option<Value>,
+) -> Handled {
+    if !xsrf {
+        return Err((400, "Request must contain a osd-xsrf header.".into()));
+    }
+    if !["index-pattern", "visualization", "search", "dashboard"].contains(&kind) {
+        return Err((400, format!("unsupported saved object type [{kind}]")));
+    }
+    let body = body.ok_or((400, "body missing".to_string()))?;
+    let obj = body
+        .as_object()
+        .ok_or((400, "body is not an object".to_string()))?;
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["attributes", "references"].contains(&k.as_str()))
+    {
+        return Err((
+            400,
+            format!("[request body.{k}]: definition for this key is missing"),
+        ));
+    }
+    let attrs = obj
+        .get("attributes")
+        .and_then(Value::as_object)
+        .ok_or((400, "attributes must be an object".to_string()))?;
+    let refs = obj
+        .get("references")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for r in &refs {
+        if !["name", "type", "id"].iter().all(|k| r[k].is_string()) {
+            return Err((
+                400,
+                format!("reference {r} needs name, type and id strings"),
+            ));
+        }
+    }
+    attrs
+        .get("title")
+        .and_then(Value::as_str)
+        .ok_or((400, "attributes.title must be a string".to_string()))?;
+    let json_attr = |key: &str| -> Result<Option<Value>, (u16, String)> {
+        attrs
+            .get(key)
+            .map(|v| {
+                v.as_str()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .ok_or((400, format!("attributes.{key} must be a JSON string")))
+            })
+            .transpose()
+    };
+    match kind {
+        "index-pattern" if attrs.get("timeFieldName").and_then(Value::as_str).is_none() => {
+            return Err((400, "index pattern without timeFieldName".into()));
+        }
+        "visualization" => {
+            let vis = json_attr("visState")?
+                .ok_or((400, "visualization without visState".to_string()))?;
+            if !vis["type"].is_string() || !vis["aggs"].is_array() {
+                return Err((400, "visState needs type and aggs".into()));
+            }
+        }
+        "dashboard" => {
+            let panels = json_attr("panelsJSON")?
+                .ok_or((400, "dashboard without panelsJSON".to_string()))?;
+            for p in panels
+                .as_array()
+                .ok_or((400, "panelsJSON is not an array".to_string()))?
+            {
+                let name = p["panelRefName"].as_str().unwrap_or("");
+                if !refs.iter().any(|r| r["name"] == name) {
+                    return Err((400, format!("panel ref [{name}] has no reference")));
+                }
+                for (kind, id) in refs
+                    .iter()
+                    .filter_map(|r| Some((r["type"].as_str()?, r["id"].as_str()?)))
+                {
+                    if !st.saved.contains_key(&(kind.to_string(), id.to_string())) {
+                        return Err((400, format!("dashboard references missing {kind}/{id}")));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    if kind != "index-pattern" {
+        let source = attrs
+            .get("kibanaSavedObjectMeta")
+            .and_then(|m| m.get("searchSourceJSON"))
+            .and_then(Value::as_str)
+            .and_then(|s| serde_json::from_str::<Value>(s).ok())
+            .ok_or((
+                400,
+                "kibanaSavedObjectMeta.searchSourceJSON must be a JSON string".to_string(),
+            ))?;
+        if let Some(r) = source["indexRefName"].as_str() {
+            if !refs.iter().any(|x| x["name"] == r) {
+                return Err((400, format!("indexRefName [{r}] has no reference")));
+            }
+        }
+    }
+    let key = (kind.to_string(), id.to_string());
+    if st.saved.contains_key(&key) && !query.split('&').any(|kv| kv == "overwrite=true") {
+        return Err((409, format!("Saved object [{kind}/{id}] conflict")));
+    }
+    st.saved.insert(
+        key,
+        json!({"attributes": Value::Object(attrs.clone()), "references": refs}),
+    );
+    Ok(json!({"id": id, "type": kind}))
+}
+
+/// Seeds a foreign template (someone else's, at our priority) to provoke a conflict.
+pub fn foreign_template(patterns: &[&str], priority: u64) -> Value {
+    let mut m = Map::new();
+    m.insert("index_patterns".into(), json!(patterns));
+    m.insert("priority".into(), json!(priority));
+    Value::Object(m)
+}
