@@ -4,4 +4,10 @@
 //! files; one module per outside system; the runtime composes them; `main.rs` is the CLI.
 
 pub mod config;
+pub mod connectivity;
 pub mod ecs;
+pub mod eve;
+pub mod metrics;
+pub mod pipeline;
+pub mod resources;
+pub mod supervisor;
