@@ -10,4 +10,5 @@ pub mod eve;
 pub mod metrics;
 pub mod pipeline;
 pub mod resources;
+pub mod run;
 pub mod supervisor;

@@ -24,6 +24,15 @@ enum Command {
         /// The config file.
         file: PathBuf,
     },
+    /// Run the daemon: supervise Suricata and Vector, throttle, check connectivity, serve metrics.
+    Run {
+        /// The config file (watched: a change is re-validated and applied).
+        #[arg(long)]
+        config: PathBuf,
+        /// How Suricata and Vector are run: `process` (children) or `systemd` (units).
+        #[arg(long, default_value = "process")]
+        backend: ids2_agent::run::BackendKind,
+    },
 }
 
 /// An error that carries the exit code it should produce.
@@ -61,11 +70,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Command::Run { config, backend } => Ok(ids2_agent::run::run(&config, backend)?),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {

@@ -218,7 +218,7 @@ pub struct Connectivity {
 
 impl Connectivity {
     /// Checks until shutdown.
-    pub async fn run(self, mut shutdown: Shutdown) -> Result<(), TaskError> {
+    pub async fn run(&self, mut shutdown: Shutdown) -> Result<(), TaskError> {
         let mut states: HashMap<Target, TargetState> = HashMap::new();
         let tick = self
             .interval

@@ -78,7 +78,7 @@ pub struct Throttle<S: SampleSource> {
 impl<S: SampleSource> Throttle<S> {
     /// Samples every period until shutdown.
     pub async fn run(
-        mut self,
+        &mut self,
         mut shutdown: crate::supervisor::Shutdown,
     ) -> Result<(), crate::supervisor::TaskError> {
         let params = self.controller.params();
