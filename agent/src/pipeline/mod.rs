@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use process::{ChildSpec, ProcessBackend};
+pub use process::{get_nice, ChildSpec, ProcessBackend, LIMITED_NICE};
 
 /// A boxed future, so the trait stays object-safe (`Arc<dyn Backend>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
