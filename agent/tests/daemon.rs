@@ -244,6 +244,50 @@ fn live_endpoint_passes_promtool() {
     agent.child.wait().unwrap();
 }
 
+#[test]
+fn sighup_and_a_changed_file_revalidate_the_config() {
+    let mut agent = start_agent();
+    let config = agent._dir.path().join("config.yaml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    let mut seen = Vec::new();
+    let mut wait_log = |needle: &str, seen: &mut Vec<String>| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = agent
+                .stderr
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}; saw {seen:#?}"));
+            let hit = line.contains(needle);
+            seen.push(line);
+            if hit {
+                return;
+            }
+        }
+    };
+    wait_log("ids2-agent running", &mut seen);
+
+    // An invalid config, announced by SIGHUP: rejected, recorded as a failed apply.
+    std::fs::write(&config, good.replace("sample_secs: 1", "sample_secs: 0")).unwrap();
+    kill(Pid::from_raw(agent.child.id() as i32), Signal::SIGHUP).unwrap();
+    wait_log("config rejected, nothing changed", &mut seen);
+    // The error lists the bad key on the lines that follow.
+    wait_log("resources.sample_secs", &mut seen);
+    let body = scrape(agent.metrics).1;
+    assert!(body.contains("ids2_last_apply_success 0"), "{body}");
+
+    // A valid, different config, noticed by the file watcher without a signal. (Restoring
+    // the original bytes would rightly be no change: the watcher compares content hashes.)
+    let renamed = good.replace("{id: test-agent}", "{id: test-agent, name: renamed}");
+    assert_ne!(renamed, good);
+    std::fs::write(&config, &renamed).unwrap();
+    wait_log("config file changed", &mut seen);
+    wait_log("config is valid; no renderer is wired", &mut seen);
+
+    kill(Pid::from_raw(agent.child.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(agent.child.wait().unwrap().success());
+}
+
 fn append(path: &Path, text: &str) {
     use std::io::Write;
     let mut f = std::fs::File::options().append(true).open(path).unwrap();
