@@ -250,7 +250,7 @@ fn sighup_and_a_changed_file_revalidate_the_config() {
     let config = agent._dir.path().join("config.yaml");
     let good = std::fs::read_to_string(&config).unwrap();
     let mut seen = Vec::new();
-    let mut wait_log = |needle: &str, seen: &mut Vec<String>| {
+    let wait_log = |needle: &str, seen: &mut Vec<String>| {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
