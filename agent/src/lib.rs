@@ -5,11 +5,18 @@
 
 pub mod apply;
 pub mod config;
+pub mod connectivity;
 pub mod ecs;
 pub mod emulate;
+pub mod eve;
 pub mod gitops;
 pub mod lab;
+pub mod metrics;
 pub mod net;
+pub mod pipeline;
 pub mod render;
+pub mod resources;
+pub mod run;
+pub mod supervisor;
 pub mod suricata;
 pub mod systemd;

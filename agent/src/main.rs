@@ -25,6 +25,15 @@ enum Command {
         /// The config file.
         file: PathBuf,
     },
+    /// Run the daemon: supervise Suricata and Vector, throttle, check connectivity, serve metrics.
+    Run {
+        /// The config file (watched: a change is re-validated and applied).
+        #[arg(long)]
+        config: PathBuf,
+        /// How Suricata and Vector are run: `process` (children) or `systemd` (units).
+        #[arg(long, default_value = "process")]
+        backend: ids2_agent::run::BackendKind,
+    },
     /// Host links: keep only lo and the capture interface up (rtnetlink, this namespace).
     #[command(subcommand)]
     Net(NetCommand),
@@ -334,6 +343,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}", block_on(systemd::unit_status(&name, bus.as_deref()))?);
             Ok(())
         }
+        Command::Run { config, backend } => Ok(ids2_agent::run::run(&config, backend)?),
     }
 }
 
@@ -372,6 +382,13 @@ fn block_on<T, E: Into<anyhow::Error>>(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
