@@ -4,10 +4,12 @@
 //! files; one module per outside system; the runtime composes them; `main.rs` is the CLI.
 
 pub mod apply;
+pub mod block;
 pub mod config;
 pub mod ecs;
 pub mod gitops;
 pub mod net;
+pub mod notify;
 pub mod render;
 pub mod suricata;
 pub mod systemd;
