@@ -4,6 +4,7 @@
 //! files; one module per outside system; the runtime composes them; `main.rs` is the CLI.
 
 pub mod apply;
+pub mod block;
 pub mod config;
 pub mod connectivity;
 pub mod ecs;
@@ -14,6 +15,7 @@ pub mod lab;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;
+pub mod notify;
 pub mod render;
 pub mod resources;
 pub mod run;

@@ -175,6 +175,8 @@ pub fn build(o: &SensorOptions) -> Result<Config, SensorError> {
         network: Default::default(),
         connectivity: Default::default(),
         paths: Default::default(),
+        notifications: Default::default(),
+        blocking: Default::default(),
     };
     // Round-trip through the text the agent will read, so what is checked is what is written.
     config::from_str(&render(&config), Path::new("<sensor config>"))
