@@ -25,7 +25,11 @@ fn corpus_lines() -> BTreeMap<String, Vec<String>> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/tmp/ecs-conformance/eve.json"))];
     let elastic = root.join("../shared/corpus/elastic-suricata");
-    for name in ["test-eve-small.log", "test-eve-dns-4-1-4.log", "test-eve-6-0.log"] {
+    for name in [
+        "test-eve-small.log",
+        "test-eve-dns-4-1-4.log",
+        "test-eve-6-0.log",
+    ] {
         files.push(elastic.join(name));
     }
     let mut by_type: BTreeMap<String, Vec<String>> = BTreeMap::new();

@@ -190,7 +190,9 @@ fn corpus_eve() -> Option<&'static Vec<String>> {
         let fresh = std::fs::read_to_string(&stamp).is_ok_and(|s| s == fingerprint);
         if !fresh {
             if Command::new("suricata").arg("-V").output().is_err() {
-                eprintln!("SKIP: needs Suricata 7 (`suricata` on PATH; .ci/install-deps installs it)");
+                eprintln!(
+                    "SKIP: needs Suricata 7 (`suricata` on PATH; .ci/install-deps installs it)"
+                );
                 return None;
             }
             // Build in a private directory, then rename it into place: concurrent test
@@ -264,7 +266,9 @@ fn run_suricata(pcaps: &Path, dir: &Path) {
     };
     let log = std::fs::read_to_string(dir.join("suricata.stderr")).unwrap_or_default();
     assert!(status.success(), "suricata failed ({status}):\n{log}");
-    let eve = std::fs::metadata(dir.join("eve.json")).map(|m| m.len()).unwrap_or(0);
+    let eve = std::fs::metadata(dir.join("eve.json"))
+        .map(|m| m.len())
+        .unwrap_or(0);
     assert!(eve > 0, "suricata wrote no EVE:\n{log}");
 }
 
@@ -302,7 +306,11 @@ fn ecs_reference(corpus: &Path) -> HashMap<String, String> {
             fields.insert(cols[3].to_string(), cols[4].to_string());
         }
     }
-    assert!(fields.len() > 1000, "fields.csv parsed to only {} fields", fields.len());
+    assert!(
+        fields.len() > 1000,
+        "fields.csv parsed to only {} fields",
+        fields.len()
+    );
     fields
 }
 
@@ -384,7 +392,9 @@ fn corpus_eve_maps_without_errors_into_the_ecs_schema() {
             seen.insert(name.clone());
             let problem = match (reference.get(&name), listed.get(name.as_str())) {
                 (None, _) => Some("not an ECS field".to_string()),
-                (Some(ty), _) if !type_ok(ty, value) => Some(format!("{value} is not a valid {ty}")),
+                (Some(ty), _) if !type_ok(ty, value) => {
+                    Some(format!("{value} is not a valid {ty}"))
+                }
                 (Some(_), None) => Some("missing from templates/ecs_fields.tsv".to_string()),
                 _ => None,
             };
@@ -393,7 +403,10 @@ fn corpus_eve_maps_without_errors_into_the_ecs_schema() {
             }
         }
     }
-    eprintln!("mapped {} EVE lines from the corpus pcaps; by event.dataset:", lines.len());
+    eprintln!(
+        "mapped {} EVE lines from the corpus pcaps; by event.dataset:",
+        lines.len()
+    );
     for (t, n) in &types {
         eprintln!("  {t:32} {n}");
     }
@@ -433,7 +446,12 @@ fn elastic_pairs(corpus: &Path) -> Vec<(String, Value)> {
                 .as_array()
                 .expect("`events` array")
                 .iter()
-                .map(|e| e["event"]["original"].as_str().expect("event.original").to_string())
+                .map(|e| {
+                    e["event"]["original"]
+                        .as_str()
+                        .expect("event.original")
+                        .to_string()
+                })
                 .collect()
         } else {
             std::fs::read_to_string(dir.join(&name))
@@ -443,7 +461,11 @@ fn elastic_pairs(corpus: &Path) -> Vec<(String, Value)> {
                 .map(str::to_string)
                 .collect()
         };
-        assert_eq!(lines.len(), expected.len(), "{name}: inputs and expected differ in count");
+        assert_eq!(
+            lines.len(),
+            expected.len(),
+            "{name}: inputs and expected differ in count"
+        );
         pairs.extend(lines.into_iter().zip(expected.iter().cloned()));
     }
     pairs
@@ -452,7 +474,14 @@ fn elastic_pairs(corpus: &Path) -> Vec<(String, Value)> {
 /// Core fields per the corpus README.
 fn is_core(path: &str) -> bool {
     const PREFIXES: &[&str] = &[
-        "source.", "destination.", "network.", "rule.", "dns.", "http.", "url.", "tls.",
+        "source.",
+        "destination.",
+        "network.",
+        "rule.",
+        "dns.",
+        "http.",
+        "url.",
+        "tls.",
         "user_agent.",
     ];
     PREFIXES.iter().any(|p| path.starts_with(p))
@@ -525,11 +554,7 @@ fn agrees_with_elastic_on_core_fields() {
         let mut theirs = Vec::new();
         indexed_leaves("", expected, &mut theirs);
         for (path, want) in theirs {
-            let field = path
-                .split('[')
-                .next()
-                .unwrap_or(&path)
-                .to_string()
+            let field = path.split('[').next().unwrap_or(&path).to_string()
                 + &path.split(']').skip(1).collect::<Vec<_>>().join("");
             if !is_core(&path) {
                 continue;
@@ -552,12 +577,18 @@ fn agrees_with_elastic_on_core_fields() {
         .fold((0, 0), |(a, t), (fa, ft)| (a + fa, t + ft));
     eprintln!("agreement with Elastic's pipeline per core field (agreeing/compared):");
     for (field, (a, t)) in &per_field {
-        let note = examples.get(field).map(|e| format!("  e.g. {e}")).unwrap_or_default();
+        let note = examples
+            .get(field)
+            .map(|e| format!("  e.g. {e}"))
+            .unwrap_or_default();
         eprintln!("  {field:45} {a:>4}/{t:<4}{note}");
     }
     let ratio = agree as f64 / total as f64;
     eprintln!("overall: {agree}/{total} = {:.1}%", ratio * 100.0);
-    assert!(total > 500, "too few values compared ({total}); is the corpus complete?");
+    assert!(
+        total > 500,
+        "too few values compared ({total}); is the corpus complete?"
+    );
     assert!(ratio >= 0.95, "agreement {:.1}% < 95%", ratio * 100.0);
 }
 
@@ -570,7 +601,10 @@ fn document_ids_are_stable_and_unique() {
     let second = map_all(&lines);
     let id = |r: &Result<Value, String>| -> String {
         let doc = r.as_ref().expect("corpus EVE maps");
-        doc["event"]["id"].as_str().expect("event.id is a string").to_string()
+        doc["event"]["id"]
+            .as_str()
+            .expect("event.id is a string")
+            .to_string()
     };
     let mut owner: HashMap<String, &str> = HashMap::new();
     let mut collisions = Vec::new();

@@ -70,6 +70,9 @@ mod tests {
         let src = vars(r#"Lab "A" \ 1"#).render(ECS_VRL_TEMPLATE).unwrap();
         assert!(src.contains(r#""name": "Lab \"A\" \\ 1","#), "{src}");
         assert!(src.contains(r#"ip_cidr_contains(["10.0.0.0/8","fd00::/8"], .source.ip)"#));
-        assert!(!src.contains("{{") && !src.contains("{%"), "unrendered tera left");
+        assert!(
+            !src.contains("{{") && !src.contains("{%"),
+            "unrendered tera left"
+        );
     }
 }
