@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use ids2_agent::render::{Profile, RenderOptions};
-use ids2_agent::{apply, config, emulate, lab, net, render, systemd};
+use ids2_agent::{apply, config, ecs, emulate, lab, net, render, systemd};
 
 /// The ids2 sensor agent.
 #[derive(Parser)]
@@ -24,6 +24,14 @@ enum Command {
     CheckConfig {
         /// The config file.
         file: PathBuf,
+    },
+    /// Map EVE JSON lines on stdin to ECS JSON lines on stdout with the sensor's VRL program.
+    /// Lines that are not valid EVE are reported on stderr ("line N: reason") and skipped;
+    /// exit 0 when every line mapped, 1 when some failed, 2 for a bad config.
+    Ecs {
+        /// The config file whose sensor identity and HOME_NET the program embeds.
+        #[arg(long, default_value = "/etc/ids2/config.yaml")]
+        config: PathBuf,
     },
     /// Run the daemon: supervise Suricata and Vector, throttle, check connectivity, serve metrics.
     Run {
@@ -344,7 +352,31 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Run { config, backend } => Ok(ids2_agent::run::run(&config, backend)?),
+        Command::Ecs { config } => ecs_stdio(&config),
     }
+}
+
+fn ecs_stdio(config_path: &std::path::Path) -> Result<(), Failure> {
+    let settings = config::load(config_path)?;
+    let mut mapper = ecs::Mapper::new(&settings)?;
+    let stdout = std::io::stdout();
+    let summary = ecs::map_stream(
+        &mut mapper,
+        std::io::stdin().lock(),
+        std::io::BufWriter::new(stdout.lock()),
+        std::io::stderr().lock(),
+    )?;
+    if summary.failed > 0 {
+        return Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!(
+                "{} of {} lines were not valid EVE and were skipped",
+                summary.failed,
+                summary.failed + summary.mapped
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Runs the lab; a scenario the sensor missed is a failure (exit 1).

@@ -1,23 +1,18 @@
 //! The lab's local archive (the embedded default sink when Vector is absent): each EVE alert
-//! mapped to an ECS document by the same VRL program `vector.toml` embeds, one JSON document
-//! per line.
-//!
-//! The program is compiled here with the `vrl` crate until the ECS module's `Mapper` is merged;
-//! it is the very program `render::ecs_program` renders, so the documents equal Vector's.
+//! mapped to an ECS document by [`ecs::Mapper`], which runs the very program `vector.toml`
+//! embeds, one JSON document per line.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use vrl::compiler::{runtime::Runtime, Program, TargetValue, TimeZone};
-
 use super::LabError;
 use crate::config::Settings;
-use crate::render;
+use crate::ecs;
 
 /// ECS documents appended to a JSONL file.
 pub struct Archive {
-    program: Program,
+    mapper: ecs::Mapper,
     out: BufWriter<File>,
     path: PathBuf,
     written: u64,
@@ -26,17 +21,14 @@ pub struct Archive {
 impl Archive {
     /// Compiles the settings' ECS program and creates (truncates) `path`.
     pub fn create(settings: &Settings, path: &Path) -> Result<Self, LabError> {
-        let source = render::ecs_program(settings).map_err(|e| LabError::Ecs(e.to_string()))?;
-        let program = vrl::compiler::compile(&source, &vrl::stdlib::all())
-            .map_err(|d| LabError::Ecs(vrl::diagnostic::Formatter::new(&source, d).to_string()))?
-            .program;
+        let mapper = ecs::Mapper::new(settings).map_err(|e| LabError::Ecs(e.to_string()))?;
         let file = File::create(path).map_err(|source| LabError::Io {
             action: "create",
             path: path.to_path_buf(),
             source,
         })?;
         Ok(Self {
-            program,
+            mapper,
             out: BufWriter::new(file),
             path: path.to_path_buf(),
             written: 0,
@@ -45,20 +37,10 @@ impl Archive {
 
     /// Maps one EVE line and appends the document; flushed so a reader sees it at once.
     pub fn append(&mut self, eve_line: &str) -> Result<serde_json::Value, LabError> {
-        let mut event = vrl::value::ObjectMap::new();
-        event.insert("message".into(), vrl::value::Value::from(eve_line));
-        let mut target = TargetValue {
-            value: vrl::value::Value::Object(event),
-            metadata: vrl::value::Value::Object(Default::default()),
-            secrets: Default::default(),
-        };
-        Runtime::default()
-            .resolve(&mut target, &self.program, &TimeZone::default())
+        let doc = self
+            .mapper
+            .map_line(eve_line)
             .map_err(|e| LabError::Ecs(format!("the ECS program failed on an EVE line: {e}")))?;
-        let doc: serde_json::Value = target
-            .value
-            .try_into()
-            .map_err(|e| LabError::Ecs(format!("the ECS document is not JSON: {e:?}")))?;
         let io = |source| LabError::Io {
             action: "write",
             path: self.path.clone(),

@@ -225,7 +225,10 @@ pub fn render(settings: &Settings, opts: &RenderOptions) -> Result<RenderedSet, 
     }
 
     let suricata = templates.render(SURICATA_TEMPLATE, &suricata_context(settings, opts))?;
-    let program = templates.render(ECS_TEMPLATE, &ecs_context(settings)?)?;
+    let program = templates.render(
+        ECS_TEMPLATE,
+        &ecs_context(&ProgramVars::from_settings(settings))?,
+    )?;
     if program.contains("'''") {
         return Err(RenderError::EcsProgramQuote);
     }
@@ -253,7 +256,39 @@ pub fn render(settings: &Settings, opts: &RenderOptions) -> Result<RenderedSet, 
 /// The ECS remap program (`templates/ecs.vrl.tera`) for these settings, as embedded in
 /// `vector.toml`.
 pub fn ecs_program(settings: &Settings) -> Result<String, RenderError> {
-    Templates::load(None)?.render(ECS_TEMPLATE, &ecs_context(settings)?)
+    ecs_program_for(&ProgramVars::from_settings(settings))
+}
+
+/// The ECS remap program for an explicit sensor identity (tests, benchmarks, tools that have no
+/// config file).
+pub fn ecs_program_for(vars: &ProgramVars) -> Result<String, RenderError> {
+    Templates::load(None)?.render(ECS_TEMPLATE, &ecs_context(vars)?)
+}
+
+/// The values the ECS program embeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramVars {
+    /// `sensor.id`: part of every document id and `observer.hostname`.
+    pub sensor_id: String,
+    /// `sensor.name`: `observer.name`.
+    pub sensor_name: String,
+    /// `capture.interface`: `observer.ingress.interface.name` when the EVE has no `in_iface`.
+    pub interface: String,
+    /// `capture.home_net` as CIDR strings: decides `network.direction`.
+    pub home_net: Vec<String>,
+}
+
+impl ProgramVars {
+    /// The values for a validated config.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let c = &settings.config;
+        Self {
+            sensor_id: c.sensor.id.clone(),
+            sensor_name: c.sensor.name.clone().unwrap_or_else(|| c.sensor.id.clone()),
+            interface: c.capture.interface.clone(),
+            home_net: settings.home_net.iter().map(|n| n.to_string()).collect(),
+        }
+    }
 }
 
 /// The EVE types Suricata writes under a profile. `stats` is always on: the agent reads Suricata's
@@ -315,14 +350,20 @@ fn management_cores(workers: &[u32]) -> Vec<u32> {
     }
 }
 
-fn ecs_context(settings: &Settings) -> Result<Value, RenderError> {
-    let c = &settings.config;
-    let name = c.sensor.name.as_deref().unwrap_or(&c.sensor.id);
+/// Every value reaches the template as a complete VRL literal, so the template cannot forget to
+/// quote or escape one.
+fn ecs_context(vars: &ProgramVars) -> Result<Value, RenderError> {
+    let literal = |key, s: &str| vrl_escape(key, s).map(|e| format!("\"{e}\""));
+    let home_net = vars
+        .home_net
+        .iter()
+        .map(|n| literal("capture.home_net", n))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(json!({
-        "sensor_id": vrl_escape("sensor.id", &c.sensor.id)?,
-        "sensor_name": vrl_escape("sensor.name", name)?,
-        "interface": vrl_escape("capture.interface", &c.capture.interface)?,
-        "home_net": c.capture.home_net,
+        "sensor_id": literal("sensor.id", &vars.sensor_id)?,
+        "sensor_name": literal("sensor.name", &vars.sensor_name)?,
+        "interface": literal("capture.interface", &vars.interface)?,
+        "home_net": format!("[{}]", home_net.join(",")),
     }))
 }
 

@@ -1,0 +1,185 @@
+//! Runs the ECS program on EVE lines with the `vrl` crate, the way Vector's remap transform
+//! runs it: the program is compiled once, each line arrives as the file source's `message`,
+//! and the runtime state is cleared between events.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use vrl::compiler::state::RuntimeState;
+use vrl::compiler::{Context, Program, TargetValue, TimeZone};
+use vrl::diagnostic::Formatter;
+use vrl::value::{Secrets, Value};
+
+use super::program::{ecs_program, ecs_program_for, ProgramVars};
+use super::EcsError;
+use crate::config::Settings;
+
+/// A compiled ECS program, ready to map one EVE line after another.
+pub struct Mapper {
+    program: Program,
+    state: RuntimeState,
+    timezone: TimeZone,
+}
+
+impl Mapper {
+    /// Compiles the program rendered for these settings.
+    pub fn new(settings: &Settings) -> Result<Self, EcsError> {
+        Self::from_source(&ecs_program(settings)?)
+    }
+
+    /// Compiles the shipped template rendered with explicit variables (sensor identity).
+    pub fn from_vars(vars: &ProgramVars) -> Result<Self, EcsError> {
+        Self::from_source(&ecs_program_for(vars)?)
+    }
+
+    /// Compiles VRL source with Vector's standard library functions.
+    pub fn from_source(source: &str) -> Result<Self, EcsError> {
+        let functions = vrl::stdlib::all();
+        let compiled = vrl::compiler::compile(source, &functions).map_err(|diagnostics| {
+            EcsError::Compile {
+                diagnostics: Formatter::new(source, diagnostics).to_string(),
+            }
+        })?;
+        Ok(Self {
+            program: compiled.program,
+            state: RuntimeState::default(),
+            timezone: TimeZone::default(),
+        })
+    }
+
+    /// Maps one EVE line to its ECS document as a VRL value (what Vector hands its sinks).
+    pub fn map_value(&mut self, line: &str) -> Result<Value, EcsError> {
+        let mut event = BTreeMap::new();
+        event.insert(
+            "message".into(),
+            Value::Bytes(Bytes::copy_from_slice(line.as_bytes())),
+        );
+        let mut target = TargetValue {
+            value: Value::Object(event),
+            metadata: Value::Object(BTreeMap::new()),
+            secrets: Secrets::default(),
+        };
+        let result = {
+            let mut ctx = Context::new(&mut target, &mut self.state, &self.timezone);
+            self.program.resolve(&mut ctx)
+        };
+        self.state.clear();
+        result.map_err(|e| EcsError::InvalidEvent {
+            reason: e.to_string(),
+        })?;
+        Ok(target.value)
+    }
+
+    /// Maps one EVE line to its ECS document as JSON.
+    pub fn map_line(&mut self, line: &str) -> Result<serde_json::Value, EcsError> {
+        let value = self.map_value(line)?;
+        serde_json::to_value(&value).map_err(|e| EcsError::Output {
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapper() -> Mapper {
+        let settings = crate::config::from_str(
+            "sensor: {id: lab-1, name: Lab one}\n\
+             capture: {interface: eth1, home_net: [10.0.0.0/8]}\n\
+             opensearch: {domain: ids2, region: eu-west-1}\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .expect("valid config");
+        Mapper::new(&settings).expect("the shipped program compiles")
+    }
+
+    const ALERT: &str = r#"{"timestamp":"2018-07-05T15:07:20.910626-0400","flow_id":904992230150281,"event_type":"alert","src_ip":"10.1.2.3","src_port":55641,"dest_ip":"192.0.2.70","dest_port":443,"proto":"TCP","tx_id":0,"alert":{"action":"allowed","gid":1,"signature_id":2024833,"rev":3,"signature":"ET POLICY l2.io","category":"Potential Corporate Privacy Violation","severity":1},"tls":{"sni":"l2.io","version":"TLS 1.2"},"app_proto":"tls","flow":{"pkts_toserver":4,"pkts_toclient":3,"bytes_toserver":793,"bytes_toclient":343,"start":"2018-07-05T15:07:19.659593-0400"}}"#;
+
+    #[test]
+    fn alert_fields_move_to_ecs_and_the_rest_stays_under_suricata_eve() {
+        let doc = mapper().map_line(ALERT).unwrap();
+        assert_eq!(doc["@timestamp"], "2018-07-05T19:07:20.910626Z");
+        assert_eq!(doc["event"]["kind"], "alert");
+        assert_eq!(doc["event"]["dataset"], "suricata.alert");
+        assert_eq!(doc["event"]["type"], serde_json::json!(["allowed"]));
+        assert_eq!(doc["event"]["severity"], 1);
+        assert_eq!(doc["rule"]["id"], "2024833");
+        assert_eq!(doc["source"]["ip"], "10.1.2.3");
+        assert_eq!(doc["destination"]["bytes"], 343);
+        assert_eq!(doc["network"]["bytes"], 1136);
+        assert_eq!(doc["network"]["transport"], "tcp");
+        assert_eq!(doc["network"]["protocol"], "tls");
+        assert_eq!(doc["network"]["direction"], "outbound", "10/8 is HOME_NET");
+        assert_eq!(doc["tls"]["client"]["server_name"], "l2.io");
+        assert_eq!(doc["observer"]["hostname"], "lab-1");
+        assert_eq!(doc["observer"]["name"], "Lab one");
+        assert_eq!(doc["observer"]["ingress"]["interface"]["name"], "eth1");
+        let eve = &doc["suricata"]["eve"];
+        assert_eq!(eve["flow_id"], 904992230150281_i64, "unmapped EVE stays");
+        assert_eq!(eve["alert"]["gid"], 1);
+        assert!(
+            eve.get("src_ip").is_none(),
+            "mapped fields are moved, not copied"
+        );
+        assert!(eve["alert"].get("signature").is_none());
+        assert!(
+            doc["event"].get("original").is_none(),
+            "event.original is not kept"
+        );
+    }
+
+    #[test]
+    fn ids_depend_on_sensor_and_event_only() {
+        let mut m = mapper();
+        let a = m.map_line(ALERT).unwrap()["event"]["id"].clone();
+        assert_eq!(a, m.map_line(ALERT).unwrap()["event"]["id"]);
+        let other = ALERT.replace("2024833", "2024834");
+        assert_ne!(a, m.map_line(&other).unwrap()["event"]["id"]);
+    }
+
+    #[test]
+    fn dns_v3_queries_and_answers_map() {
+        let line = r#"{"timestamp":"2024-01-01T00:00:00.000000+0000","flow_id":1,"event_type":"dns","src_ip":"10.0.0.53","src_port":53,"dest_ip":"10.0.0.2","dest_port":40000,"proto":"UDP","dns":{"version":3,"type":"response","id":7,"rd":true,"ra":true,"rcode":"NOERROR","queries":[{"rrname":"www.example.co.uk","rrtype":"A"}],"answers":[{"rrname":"www.example.co.uk","rrtype":"A","ttl":60,"rdata":"192.0.2.1"}]}}"#;
+        let doc = mapper().map_line(line).unwrap();
+        let dns = &doc["dns"];
+        assert_eq!(dns["type"], "answer");
+        assert_eq!(dns["id"], "7");
+        assert_eq!(dns["question"]["name"], "www.example.co.uk");
+        assert_eq!(dns["question"]["registered_domain"], "example.co.uk");
+        assert_eq!(dns["question"]["top_level_domain"], "co.uk");
+        assert_eq!(dns["question"]["subdomain"], "www");
+        assert_eq!(dns["header_flags"], serde_json::json!(["RD", "RA"]));
+        assert_eq!(dns["answers"][0]["data"], "192.0.2.1");
+        assert_eq!(dns["resolved_ip"], serde_json::json!(["192.0.2.1"]));
+        assert_eq!(doc["network"]["direction"], "internal");
+    }
+
+    #[test]
+    fn lines_that_are_not_eve_are_typed_errors() {
+        let mut m = mapper();
+        for bad in [
+            "not json",
+            "[1,2]",
+            r#"{"timestamp":"2024-01-01T00:00:00+0000"}"#,
+        ] {
+            match m.map_line(bad) {
+                Err(EcsError::InvalidEvent { reason }) => assert!(!reason.is_empty()),
+                other => panic!("{bad}: expected InvalidEvent, got {other:?}"),
+            }
+        }
+        assert!(
+            m.map_line(ALERT).is_ok(),
+            "a failed line leaves the mapper usable"
+        );
+    }
+
+    #[test]
+    fn a_program_that_does_not_compile_is_a_compile_error() {
+        match Mapper::from_source(".a = nope(") {
+            Err(EcsError::Compile { diagnostics }) => assert!(diagnostics.contains("error")),
+            Err(e) => panic!("expected Compile, got {e:?}"),
+            Ok(_) => panic!("expected Compile, got a mapper"),
+        }
+    }
+}

@@ -1,0 +1,631 @@
+//! Conformance of the ECS mapping (`templates/ecs.vrl.tera`) on real data.
+//!
+//! - Real Suricata 7 reads every corpus pcap (`../shared/corpus/pcaps`) with a minimal config
+//!   written by this test that enables every EVE type (the render module that will own the
+//!   product's suricata.yaml is not in this branch); every EVE line is mapped with the `vrl`
+//!   crate and each field outside `suricata.*` is checked against the ECS reference
+//!   (`corpus/ecs/fields.csv`) and `templates/ecs_fields.tsv`.
+//! - Elastic's own pipeline output for its sample EVE (`corpus/elastic-suricata`) is compared
+//!   with ours on the core fields the corpus README lists.
+//! - Document ids are stable and unique.
+//!
+//! Tests skip, saying why, when the corpus or Suricata is absent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ids2_agent::ecs::{fields::emitted_fields, Mapper, ProgramVars};
+use serde_json::Value;
+
+/// Suricata gets this long for the whole corpus (it needs well under a second).
+const SURICATA_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn corpus() -> Option<PathBuf> {
+    let dir = std::env::var_os("IDS2_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
+    if dir.join("pcaps").is_dir() && dir.join("ecs/fields.csv").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIP: the test corpus is absent ({}); set IDS2_CORPUS or check out ../shared/corpus",
+            dir.display()
+        );
+        None
+    }
+}
+
+fn vars() -> ProgramVars {
+    ProgramVars {
+        sensor_id: "conformance-1".into(),
+        sensor_name: "Conformance sensor".into(),
+        interface: "eth0".into(),
+        home_net: ["192.168.0.0/16", "10.0.0.0/8", "172.16.0.0/12"]
+            .map(String::from)
+            .to_vec(),
+    }
+}
+
+fn mapper() -> Mapper {
+    Mapper::from_vars(&vars()).expect("the shipped ECS program compiles")
+}
+
+/// Rules that make alerts carry app-layer metadata (http, dns, tls, ssh) besides Suricata's
+/// own event rules, so alert mapping is exercised with every kind of payload.
+const TEST_RULES: &str = r#"alert http any any -> any any (msg:"ids2 conformance: HTTP request"; flow:established,to_server; http.method; content:"GET"; sid:9000001; rev:1;)
+alert dns any any -> any any (msg:"ids2 conformance: DNS query"; dns.query; content:"."; sid:9000002; rev:1;)
+alert tls any any -> any any (msg:"ids2 conformance: TLS SNI"; tls.sni; content:"."; sid:9000003; rev:1;)
+alert ssh any any -> any any (msg:"ids2 conformance: SSH"; ssh.proto; content:"2.0"; sid:9000004; rev:1;)
+alert smb any any -> any any (msg:"ids2 conformance: SMB"; smb.share; content:"$"; sid:9000006; rev:1;)
+alert ip any any -> any any (msg:"ids2 conformance: first packet per source"; threshold: type limit, track by_src, count 1, seconds 3600; sid:9000005; rev:1;)
+"#;
+
+/// A minimal Suricata 7 config: every EVE type on, community id on, all parsers on.
+fn suricata_yaml(dir: &Path) -> String {
+    let stock_rules = [
+        "app-layer-events",
+        "decoder-events",
+        "stream-events",
+        "http-events",
+        "dns-events",
+        "tls-events",
+        "smtp-events",
+        "smb-events",
+        "files",
+    ]
+    .iter()
+    .map(|r| format!("  - /etc/suricata/rules/{r}.rules\n"))
+    .filter(|line| Path::new(line.trim().trim_start_matches("- ")).is_file())
+    .collect::<String>();
+    format!(
+        r#"%YAML 1.1
+---
+vars:
+  address-groups:
+    HOME_NET: "[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12]"
+    EXTERNAL_NET: "!$HOME_NET"
+  port-groups:
+    HTTP_PORTS: "80"
+    SHELLCODE_PORTS: "!80"
+    ORACLE_PORTS: 1521
+    SSH_PORTS: 22
+    DNP3_PORTS: 20000
+    MODBUS_PORTS: 502
+    FILE_DATA_PORTS: "[$HTTP_PORTS,110,143]"
+    FTP_PORTS: 21
+    GENEVE_PORTS: 6081
+    VXLAN_PORTS: 4789
+    TEREDO_PORTS: 3544
+rule-files:
+{stock_rules}  - {rules}
+classification-file: /etc/suricata/classification.config
+reference-config-file: /etc/suricata/reference.config
+outputs:
+  - eve-log:
+      enabled: yes
+      filetype: regular
+      filename: eve.json
+      community-id: true
+      types:
+        - alert: {{tagged-packets: yes}}
+        - anomaly: {{enabled: yes, types: {{decode: yes, stream: yes, applayer: yes}}}}
+        - http: {{extended: yes}}
+        - dns
+        - tls: {{extended: yes}}
+        - files: {{force-magic: no}}
+        - drop: {{alerts: yes}}
+        - smtp: {{extended: yes}}
+        - ftp
+        - rdp
+        - nfs
+        - smb
+        - tftp
+        - ike
+        - dcerpc
+        - krb5
+        - bittorrent-dht
+        - snmp
+        - rfb
+        - sip
+        - quic
+        - dhcp: {{enabled: yes, extended: yes}}
+        - ssh
+        - mqtt
+        - http2
+        - pgsql: {{enabled: yes}}
+        - stats: {{totals: yes, threads: no, deltas: no}}
+        - flow
+        - netflow
+app-layer:
+  protocols:
+    rfb: {{enabled: yes}}
+    mqtt: {{enabled: yes}}
+    krb5: {{enabled: yes}}
+    bittorrent-dht: {{enabled: yes}}
+    snmp: {{enabled: yes}}
+    ike: {{enabled: yes}}
+    tls: {{enabled: yes, detection-ports: {{dp: 443}}, ja3-fingerprints: yes}}
+    pgsql: {{enabled: yes}}
+    dcerpc: {{enabled: yes}}
+    ftp: {{enabled: yes}}
+    rdp: {{enabled: yes}}
+    ssh: {{enabled: yes}}
+    http2: {{enabled: yes}}
+    smtp: {{enabled: yes}}
+    smb: {{enabled: yes, detection-ports: {{dp: "139, 445"}}}}
+    nfs: {{enabled: yes}}
+    tftp: {{enabled: yes}}
+    dns: {{tcp: {{enabled: yes, detection-ports: {{dp: 53}}}}, udp: {{enabled: yes, detection-ports: {{dp: 53}}}}}}
+    http: {{enabled: yes}}
+    ntp: {{enabled: yes}}
+    quic: {{enabled: yes}}
+    dhcp: {{enabled: yes}}
+    sip: {{enabled: yes}}
+stats:
+  enabled: yes
+  interval: 8
+logging:
+  default-log-level: notice
+  outputs:
+    - console: {{enabled: yes}}
+"#,
+        rules = dir.join("ids2-test.rules").display()
+    )
+}
+
+/// The corpus EVE, made once per test process and cached on disk across processes (nextest
+/// runs each test in its own process): `target/tmp/ecs-conformance/eve.json`.
+fn corpus_eve() -> Option<&'static Vec<String>> {
+    static EVE: OnceLock<Option<Vec<String>>> = OnceLock::new();
+    EVE.get_or_init(|| {
+        let corpus = corpus()?;
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ecs-conformance");
+        let eve = cache.join("eve.json");
+        let stamp = cache.join("stamp");
+        let fingerprint = fingerprint(&corpus);
+        let fresh = std::fs::read_to_string(&stamp).is_ok_and(|s| s == fingerprint);
+        if !fresh {
+            if Command::new("suricata").arg("-V").output().is_err() {
+                eprintln!(
+                    "SKIP: needs Suricata 7 (`suricata` on PATH; .ci/install-deps installs it)"
+                );
+                return None;
+            }
+            // Build in a private directory, then rename it into place: concurrent test
+            // processes never see a half-written cache.
+            let work = cache.with_file_name(format!("ecs-conformance.{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&work);
+            std::fs::create_dir_all(&work).expect("create work dir");
+            std::fs::write(work.join("ids2-test.rules"), TEST_RULES).expect("write rules");
+            std::fs::write(work.join("suricata.yaml"), suricata_yaml(&work)).expect("write config");
+            run_suricata(&corpus.join("pcaps"), &work);
+            std::fs::write(work.join("stamp"), &fingerprint).expect("write stamp");
+            let _ = std::fs::remove_dir_all(&cache);
+            if std::fs::rename(&work, &cache).is_err() {
+                // Another process won the race with the same inputs; use its output.
+                let _ = std::fs::remove_dir_all(&work);
+            }
+        }
+        let text = std::fs::read_to_string(&eve).expect("read cached eve.json");
+        Some(text.lines().map(str::to_string).collect())
+    })
+    .as_ref()
+}
+
+/// Identifies the inputs of the cached run: the pcap names and sizes, config and program.
+fn fingerprint(corpus: &Path) -> String {
+    let mut entries: Vec<_> = std::fs::read_dir(corpus.join("pcaps"))
+        .expect("read pcaps dir")
+        .filter_map(Result::ok)
+        .map(|e| {
+            let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+            format!("{}:{len}", e.file_name().to_string_lossy())
+        })
+        .collect();
+    entries.sort();
+    entries.push(TEST_RULES.to_string());
+    entries.push(suricata_yaml(Path::new("/")));
+    format!("{:x}", fnv(entries.join("\n").as_bytes()))
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// `suricata -r <pcap dir>` reads every capture in the directory in one run.
+fn run_suricata(pcaps: &Path, dir: &Path) {
+    let mut child = Command::new("suricata")
+        .arg("-r")
+        .arg(pcaps)
+        .arg("-c")
+        .arg(dir.join("suricata.yaml"))
+        .arg("-l")
+        .arg(dir)
+        .args(["-k", "none", "--runmode", "single"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("suricata.stderr")).expect("stderr file"))
+        .spawn()
+        .expect("start suricata");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for suricata") {
+            break status;
+        }
+        if started.elapsed() > SURICATA_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("suricata did not finish within {SURICATA_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let log = std::fs::read_to_string(dir.join("suricata.stderr")).unwrap_or_default();
+    assert!(status.success(), "suricata failed ({status}):\n{log}");
+    let eve = std::fs::metadata(dir.join("eve.json"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(eve > 0, "suricata wrote no EVE:\n{log}");
+}
+
+/// Maps every line on two threads (the machine has two cores); results keep input order.
+fn map_all(lines: &[String]) -> Vec<Result<Value, String>> {
+    let half = lines.len().div_ceil(2).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = lines
+            .chunks(half)
+            .map(|chunk| {
+                s.spawn(move || {
+                    let mut m = mapper();
+                    chunk
+                        .iter()
+                        .map(|l| m.map_line(l).map_err(|e| e.to_string()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("mapping thread"))
+            .collect()
+    })
+}
+
+/// ECS reference: field name → type.
+fn ecs_reference(corpus: &Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(corpus.join("ecs/fields.csv")).expect("read fields.csv");
+    let mut fields = HashMap::new();
+    for line in text.lines().skip(1) {
+        // ECS_Version,Indexed,Field_Set,Field,Type,...: the first five columns are never quoted.
+        let cols: Vec<&str> = line.splitn(6, ',').collect();
+        if cols.len() == 6 && cols[0].chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            fields.insert(cols[3].to_string(), cols[4].to_string());
+        }
+    }
+    assert!(
+        fields.len() > 1000,
+        "fields.csv parsed to only {} fields",
+        fields.len()
+    );
+    fields
+}
+
+/// Every leaf of a document outside `suricata.*`: (dotted name, value). Arrays of scalars
+/// yield one entry per element; arrays of objects contribute their members' leaves.
+fn leaves<'a>(prefix: &str, value: &'a Value, out: &mut Vec<(String, &'a Value)>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if name != "suricata" {
+                    leaves(&name, v, out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                leaves(prefix, item, out);
+            }
+        }
+        _ => out.push((prefix.to_string(), value)),
+    }
+}
+
+/// Whether a JSON value can be indexed as this ECS type.
+fn type_ok(ecs_type: &str, v: &Value) -> bool {
+    match ecs_type {
+        "keyword" | "wildcard" | "match_only_text" | "text" | "constant_keyword" => v.is_string(),
+        "ip" => v.as_str().is_some_and(|s| s.parse::<IpAddr>().is_ok()),
+        "long" | "integer" | "short" | "byte" | "unsigned_long" => v.is_i64() || v.is_u64(),
+        "float" | "double" | "scaled_float" | "half_float" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "date" => v.as_str().is_some_and(|s| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+        }),
+        _ => false,
+    }
+}
+
+#[test]
+fn corpus_eve_maps_without_errors_into_the_ecs_schema() {
+    let Some(corpus) = corpus() else { return };
+    let Some(lines) = corpus_eve() else { return };
+    let reference = ecs_reference(&corpus);
+    let listed: BTreeMap<&str, &str> = emitted_fields()
+        .iter()
+        .map(|f| (f.name, f.ecs_type))
+        .collect();
+    for (name, ty) in &listed {
+        assert_eq!(
+            reference.get(*name).map(String::as_str),
+            Some(*ty),
+            "ecs_fields.tsv lists {name} as {ty}; the ECS reference disagrees"
+        );
+    }
+
+    let mapped = map_all(lines);
+    let mut types: BTreeMap<String, usize> = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut problems: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for (line, result) in lines.iter().zip(&mapped) {
+        let doc = match result {
+            Ok(doc) => doc,
+            Err(e) => {
+                errors.push(format!("{e}\n    {line}"));
+                continue;
+            }
+        };
+        let dataset = doc["event"]["dataset"].as_str().unwrap_or("?").to_string();
+        *types.entry(dataset).or_default() += 1;
+        let mut out = Vec::new();
+        leaves("", doc, &mut out);
+        for (name, value) in out {
+            seen.insert(name.clone());
+            let problem = match (reference.get(&name), listed.get(name.as_str())) {
+                (None, _) => Some("not an ECS field".to_string()),
+                (Some(ty), _) if !type_ok(ty, value) => {
+                    Some(format!("{value} is not a valid {ty}"))
+                }
+                (Some(_), None) => Some("missing from templates/ecs_fields.tsv".to_string()),
+                _ => None,
+            };
+            if let Some(p) = problem {
+                problems.entry(name).or_insert(p);
+            }
+        }
+    }
+    eprintln!(
+        "mapped {} EVE lines from the corpus pcaps; by event.dataset:",
+        lines.len()
+    );
+    for (t, n) in &types {
+        eprintln!("  {t:32} {n}");
+    }
+    let unseen: Vec<_> = listed.keys().filter(|f| !seen.contains(**f)).collect();
+    eprintln!("listed fields the corpus did not produce: {unseen:?}");
+    assert!(
+        errors.is_empty(),
+        "{} VRL errors, first: {:#?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(problems.is_empty(), "out-of-schema fields: {problems:#?}");
+    assert!(types.len() >= 15, "too few event types covered: {types:?}");
+}
+
+/// The EVE lines of Elastic's samples with Elastic's expected documents, in order.
+fn elastic_pairs(corpus: &Path) -> Vec<(String, Value)> {
+    let dir = corpus.join("elastic-suricata");
+    let mut pairs = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .expect("read elastic-suricata")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with("-expected.json"))
+        .collect();
+    names.sort();
+    for name in names {
+        let read = |p: PathBuf| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(&p).expect("read sample"))
+                .expect("sample is JSON")
+        };
+        let expected = read(dir.join(format!("{name}-expected.json")));
+        let expected = expected["expected"].as_array().expect("`expected` array");
+        let lines: Vec<String> = if name.ends_with(".json") {
+            // Filebeat-shaped input: the EVE line is in event.original.
+            read(dir.join(&name))["events"]
+                .as_array()
+                .expect("`events` array")
+                .iter()
+                .map(|e| {
+                    e["event"]["original"]
+                        .as_str()
+                        .expect("event.original")
+                        .to_string()
+                })
+                .collect()
+        } else {
+            std::fs::read_to_string(dir.join(&name))
+                .expect("read sample")
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(
+            lines.len(),
+            expected.len(),
+            "{name}: inputs and expected differ in count"
+        );
+        pairs.extend(lines.into_iter().zip(expected.iter().cloned()));
+    }
+    pairs
+}
+
+/// Core fields per the corpus README.
+fn is_core(path: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "source.",
+        "destination.",
+        "network.",
+        "rule.",
+        "dns.",
+        "http.",
+        "url.",
+        "tls.",
+        "user_agent.",
+    ];
+    PREFIXES.iter().any(|p| path.starts_with(p))
+        || ["event.kind", "event.category", "event.type", "@timestamp"].contains(&path)
+}
+
+/// Leaves with array indices kept for arrays of objects (`dns.answers[0].data`).
+fn indexed_leaves(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                indexed_leaves(&name, v, out);
+            }
+        }
+        Value::Array(items) if items.iter().any(Value::is_object) => {
+            for (i, item) in items.iter().enumerate() {
+                indexed_leaves(&format!("{prefix}[{i}]"), item, out);
+            }
+        }
+        _ => out.push((prefix.to_string(), value.clone())),
+    }
+}
+
+/// Values compared as meaning, not spelling: IPs canonical, dates at Elastic's millisecond
+/// precision, arrays of scalars as sets, whole floats as integers.
+fn normalise(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => {
+            let set: BTreeSet<String> = items.iter().map(|i| normalise(i).to_string()).collect();
+            Value::from(set.into_iter().collect::<Vec<_>>())
+        }
+        Value::String(s) => {
+            if let Ok(ip) = s.parse::<IpAddr>() {
+                return Value::from(ip.to_string());
+            }
+            if let Ok(t) =
+                time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            {
+                let ms = t.unix_timestamp_nanos() / 1_000_000;
+                return Value::from(format!("date:{ms}"));
+            }
+            v.clone()
+        }
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && !n.is_f64() => v.clone(),
+            Some(f) if f.fract() == 0.0 => Value::from(f as i64),
+            _ => v.clone(),
+        },
+        _ => v.clone(),
+    }
+}
+
+#[test]
+fn agrees_with_elastic_on_core_fields() {
+    let Some(corpus) = corpus() else { return };
+    let pairs = elastic_pairs(&corpus);
+    let mut m = mapper();
+    let mut per_field: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut examples: BTreeMap<String, String> = BTreeMap::new();
+    for (line, expected) in &pairs {
+        let ours = m.map_line(line).unwrap_or_else(|e| panic!("{e}\n{line}"));
+        let mut ours_flat = Vec::new();
+        indexed_leaves("", &ours, &mut ours_flat);
+        let ours_flat: HashMap<String, Value> = ours_flat.into_iter().collect();
+        let mut theirs = Vec::new();
+        indexed_leaves("", expected, &mut theirs);
+        for (path, want) in theirs {
+            let field = path.split('[').next().unwrap_or(&path).to_string()
+                + &path.split(']').skip(1).collect::<Vec<_>>().join("");
+            if !is_core(&path) {
+                continue;
+            }
+            let got = ours_flat.get(&path);
+            let same = got.is_some_and(|g| normalise(g) == normalise(&want));
+            let entry = per_field.entry(field.clone()).or_default();
+            entry.1 += 1;
+            if same {
+                entry.0 += 1;
+            } else {
+                examples
+                    .entry(field)
+                    .or_insert_with(|| format!("Elastic {want}, ids2 {got:?}"));
+            }
+        }
+    }
+    let (agree, total) = per_field
+        .values()
+        .fold((0, 0), |(a, t), (fa, ft)| (a + fa, t + ft));
+    eprintln!("agreement with Elastic's pipeline per core field (agreeing/compared):");
+    for (field, (a, t)) in &per_field {
+        let note = examples
+            .get(field)
+            .map(|e| format!("  e.g. {e}"))
+            .unwrap_or_default();
+        eprintln!("  {field:45} {a:>4}/{t:<4}{note}");
+    }
+    let ratio = agree as f64 / total as f64;
+    eprintln!("overall: {agree}/{total} = {:.1}%", ratio * 100.0);
+    assert!(
+        total > 500,
+        "too few values compared ({total}); is the corpus complete?"
+    );
+    assert!(ratio >= 0.95, "agreement {:.1}% < 95%", ratio * 100.0);
+}
+
+#[test]
+fn document_ids_are_stable_and_unique() {
+    let Some(corpus) = corpus() else { return };
+    let mut lines: Vec<String> = corpus_eve().cloned().unwrap_or_default();
+    lines.extend(elastic_pairs(&corpus).into_iter().map(|(l, _)| l));
+    let first = map_all(&lines);
+    let second = map_all(&lines);
+    let id = |r: &Result<Value, String>| -> String {
+        let doc = r.as_ref().expect("corpus EVE maps");
+        doc["event"]["id"]
+            .as_str()
+            .expect("event.id is a string")
+            .to_string()
+    };
+    let mut owner: HashMap<String, &str> = HashMap::new();
+    let mut collisions = Vec::new();
+    for ((line, a), b) in lines.iter().zip(&first).zip(&second) {
+        let (ia, ib) = (id(a), id(b));
+        assert_eq!(ia, ib, "same EVE, different ids: {line}");
+        assert_eq!(ia.len(), 64, "id is a SHA-256 hex digest");
+        if let Some(prev) = owner.insert(ia.clone(), line) {
+            // Byte-identical EVE lines are the same event (the samples repeat some).
+            let same_event = serde_json::from_str::<Value>(prev).ok()
+                == serde_json::from_str::<Value>(line).ok();
+            if !same_event {
+                collisions.push(format!("{ia}:\n  {prev}\n  {line}"));
+            }
+        }
+    }
+    eprintln!("{} events, {} distinct ids", lines.len(), owner.len());
+    assert!(
+        collisions.is_empty(),
+        "{} different events share an id, first: {}",
+        collisions.len(),
+        collisions[0]
+    );
+}
