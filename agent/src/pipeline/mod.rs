@@ -1,14 +1,16 @@
 //! The event pipeline's two processes, Suricata and Vector, behind one [`Backend`] trait:
-//! `process` (children of the agent, for machines without systemd such as the lab) here;
-//! `systemd` (units over D-Bus) implements the same trait on top of the `systemd` module.
+//! `process` (children of the agent, for machines without systemd such as the lab) and
+//! `systemd` (units over D-Bus, on top of the `systemd` module).
 
 mod process;
+mod systemd;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 pub use process::{get_nice, ChildSpec, ProcessBackend, LIMITED_NICE};
+pub use systemd::{unit, LimitPlan, SystemdBackend, UnitLimit, SURICATA_UNIT, VECTOR_UNIT};
 
 /// A boxed future, so the trait stays object-safe (`Arc<dyn Backend>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
