@@ -702,3 +702,185 @@ fn unix_now() -> f64 {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::{LimitError, Sample};
+    use std::sync::Mutex as StdMutex;
+
+    /// Records what the daemon asks of the pipeline, instead of running it.
+    #[derive(Default)]
+    struct Recorder(StdMutex<Vec<String>>);
+
+    impl Recorder {
+        fn push(&self, what: String) {
+            self.0.lock().unwrap().push(what);
+        }
+        fn calls(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl Backend for Recorder {
+        fn start(&self, c: Component) -> BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
+            self.push(format!("start {}", c.name()));
+            Box::pin(async { Ok(()) })
+        }
+        fn stop(
+            &self,
+            c: Component,
+            _: Duration,
+        ) -> BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
+            self.push(format!("stop {}", c.name()));
+            Box::pin(async { Ok(()) })
+        }
+        fn restart(
+            &self,
+            c: Component,
+        ) -> BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
+            self.push(format!("restart {}", c.name()));
+            Box::pin(async { Ok(()) })
+        }
+        fn reload(&self, c: Component) -> BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
+            self.push(format!("reload {}", c.name()));
+            Box::pin(async { Ok(()) })
+        }
+        fn pid(&self, _: Component) -> Option<u32> {
+            None
+        }
+    }
+
+    impl Limiter for Recorder {
+        fn limit(&self) -> BoxFuture<'_, Result<(), LimitError>> {
+            self.push("limit".into());
+            Box::pin(async { Ok(()) })
+        }
+        fn release(&self) -> BoxFuture<'_, Result<(), LimitError>> {
+            self.push("release".into());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// The names under `eve-log.types` in a rendered suricata.yaml.
+    fn eve_types_in(yaml: &str) -> Vec<String> {
+        yaml.lines()
+            .skip_while(|l| l.trim() != "types:")
+            .skip(1)
+            .take_while(|l| l.starts_with("        "))
+            .filter_map(|l| l.strip_prefix("        - "))
+            .map(|t| t.trim_end_matches(':').to_string())
+            .collect()
+    }
+
+    fn hot() -> Sample {
+        Sample {
+            host_cpu: 0.95,
+            host_memory: 0.2,
+            processes: Vec::new(),
+        }
+    }
+
+    /// Level 2 of the real controller, through the daemon's own throttle actions and reload
+    /// worker, re-renders with the reduced profile into a new generation (real render, real
+    /// `suricata -T` when installed, real git history) and restarts Suricata for it.
+    #[tokio::test]
+    async fn throttle_level_2_renders_a_generation_without_the_costly_eve_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "sensor: {{id: lab-1}}\n\
+                 opensearch: {{domain: ids2, region: eu-west-1, endpoint: 'https://h.example'}}\n\
+                 suricata: {{eve_types: [alert, anomaly, flow, netflow, dns, tls, fileinfo, stats]}}\n\
+                 history: {{repo: '{}'}}\n",
+                dir.path().join("history.git").display()
+            ),
+        )
+        .unwrap();
+        let settings = Arc::new(config::load(&path).unwrap());
+        let validator = Validator::detect().unwrap();
+        if validator == Validator::Skip {
+            eprintln!(
+                "note: suricata is not installed; generations are applied without `suricata -T`"
+            );
+        }
+        let out = dir.path().join("rendered");
+        let reloader: Arc<dyn Reloader> = Arc::new(Applier {
+            out_dir: out.clone(),
+            render: RenderOptions::default(),
+            validator,
+        });
+        let metrics = Arc::new(Metrics::new("test"));
+        let first = apply_logged(&reloader, &settings, Profile::Full, &metrics)
+            .await
+            .unwrap();
+        assert!(
+            matches!(first, ApplyOutcome::Changed { generation: 1, .. }),
+            "{first:?}"
+        );
+        let full = std::fs::read_to_string(out.join("generations/1/suricata.yaml")).unwrap();
+        // Suricata calls the fileinfo output `files`.
+        for t in ["flow", "netflow", "files", "dns", "alert"] {
+            assert!(
+                eve_types_in(&full).contains(&t.to_string()),
+                "{t} in {full}"
+            );
+        }
+
+        let pipeline = Arc::new(Recorder::default());
+        let (tx, rx) = mpsc::channel(8);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let mut worker = ReloadWorker {
+            config_path: path.clone(),
+            settings: settings.clone(),
+            profile: Profile::Full,
+            reloader: reloader.clone(),
+            backend: pipeline.clone(),
+            metrics: metrics.clone(),
+            requests: rx,
+        };
+        let worker =
+            tokio::spawn(async move { worker.run(supervisor::Shutdown::new(stop_rx)).await });
+        let mut throttle = Throttle {
+            source: SysinfoSource::new(Arc::new(Vec::new)).unwrap(),
+            controller: Controller::new(ControllerParams::from_settings(&settings)),
+            actions: Arc::new(AgentThrottle {
+                limiter: pipeline.clone(),
+                reload: tx,
+            }),
+            metrics: metrics.clone(),
+            period: Duration::from_secs(1),
+        };
+        let mut levels = Vec::new();
+        for _ in 0..4 {
+            throttle.step(&hot()).await;
+            levels.push(throttle.controller.level().0);
+        }
+        assert_eq!(levels, [0, 1, 1, 2]);
+
+        let reduced_yaml = out.join("generations/2/suricata.yaml");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !pipeline.calls().contains(&"restart suricata".to_string()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no restart for the reduced generation: {:?}",
+                pipeline.calls()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let reduced = eve_types_in(&std::fs::read_to_string(&reduced_yaml).unwrap());
+        assert_eq!(reduced, ["alert", "anomaly", "dns", "tls", "stats"]);
+        assert_eq!(
+            std::fs::read_link(out.join(crate::apply::CURRENT)).unwrap(),
+            Path::new("generations/2")
+        );
+        // Level 1 limited the pipeline; Vector's config does not depend on the EVE types.
+        assert_eq!(pipeline.calls(), ["limit", "restart suricata"]);
+        assert_eq!(metrics.last_apply_success.get(&[]), Some(1.0));
+
+        stop.send(true).unwrap();
+        worker.await.unwrap().unwrap();
+    }
+}
