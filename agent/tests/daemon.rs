@@ -73,7 +73,12 @@ fn start_agent() -> Agent {
 }
 
 fn start_agent_with(extra: &str) -> Agent {
-    let dir = tempfile::tempdir().unwrap();
+    start_agent_in(tempfile::tempdir().unwrap(), extra, None)
+}
+
+/// Starts the agent in `dir` (reused across runs by the restart test); with `notify`, systemd's
+/// notification socket is that path.
+fn start_agent_in(dir: tempfile::TempDir, extra: &str, notify: Option<&Path>) -> Agent {
     let root = dir.path();
     let bin = root.join("bin");
     for d in ["bin", "logs", "rendered", "vector"] {
@@ -83,7 +88,9 @@ fn start_agent_with(extra: &str) -> Agent {
     stand_in(&bin, "suricata", &events, 0);
     stand_in(&bin, "vector", &events, 300);
     let config = root.join("config.yaml");
-    std::fs::write(&config, config_text(root, extra)).unwrap();
+    if !config.exists() {
+        std::fs::write(&config, config_text(root, extra)).unwrap();
+    }
     // An empty EVE file: the agent starts reading at its end, so what a test appends is read.
     std::fs::write(root.join("logs/eve.json"), "").unwrap();
     let path = format!(
@@ -96,12 +103,15 @@ fn start_agent_with(extra: &str) -> Agent {
         Some(s) => cmd.env("IDS2_SURICATA", s),
         None => cmd.env_remove("IDS2_SURICATA"),
     };
+    match notify {
+        Some(socket) => cmd.env("NOTIFY_SOCKET", socket),
+        None => cmd.env_remove("NOTIFY_SOCKET"),
+    };
     let mut child = cmd
         .args(["run", "--config"])
         .arg(&config)
         .env("PATH", path)
         .env("RUST_LOG", "info")
-        .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -504,6 +514,105 @@ fn reload_applies_a_new_generation_and_restarts_only_what_changed() {
         .1
         .contains("ids2_last_apply_success 1"));
 
+    kill(Pid::from_raw(agent.child.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(agent.child.wait().unwrap().success());
+}
+
+/// The command lines of the agent's child processes.
+fn children_cmdlines(pid: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace() {
+            if let Ok(cmd) = std::fs::read(format!("/proc/{child}/cmdline")) {
+                out.push(String::from_utf8_lossy(&cmd).replace('\0', " "));
+            }
+        }
+    }
+    out
+}
+
+/// READY reaches systemd's socket only once the first apply made a generation and Suricata
+/// and Vector run on it. A config that cannot be applied stops a first start (nothing to run)
+/// but not a later one, which runs the last good generation and reports the failed apply.
+#[test]
+fn ready_follows_the_first_apply_and_the_pipeline_start() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_dir = tempfile::tempdir().unwrap();
+    let socket = socket_dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&socket).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let root = dir.path().to_path_buf();
+
+    // Cannot apply and nothing applied before: the agent exits 2 (bad input) without READY.
+    std::fs::write(
+        root.join("config.yaml"),
+        config_text(&root, "").replace(", endpoint: 'https://opensearch.invalid'", ""),
+    )
+    .unwrap();
+    let mut agent = start_agent_in(dir, "", Some(&socket));
+    let status = agent.child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{status:?}");
+    let logs: Vec<String> = agent.stderr.iter().collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("the first apply failed and no generation is active")),
+        "{logs:#?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("opensearch.endpoint is not set")),
+        "{logs:#?}"
+    );
+    sock.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 256];
+    assert!(
+        sock.recv(&mut buf).is_err(),
+        "READY sent by an agent that could not start"
+    );
+    sock.set_nonblocking(false).unwrap();
+    assert!(generations(&root).is_empty());
+
+    // A good config: READY once generation 1 is current and both children run.
+    std::fs::write(root.join("config.yaml"), config_text(&root, "")).unwrap();
+    let dir = agent._dir;
+    agent = start_agent_in(dir, "", Some(&socket));
+    let n = sock.recv(&mut buf).expect("READY within 20 s");
+    assert_eq!(&buf[..n], b"READY=1\n");
+    assert_eq!(generations(&root), [1]);
+    let children = children_cmdlines(agent.child.id());
+    assert!(
+        children.iter().any(|c| c.contains("bin/suricata -c"))
+            && children.iter().any(|c| c.contains("bin/vector --config")),
+        "{children:#?}"
+    );
+    kill(Pid::from_raw(agent.child.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(agent.child.wait().unwrap().success());
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1\n");
+
+    // The config breaks while the agent is down: it starts on generation 1 and says so.
+    std::fs::write(
+        root.join("config.yaml"),
+        config_text(&root, "").replace(", endpoint: 'https://opensearch.invalid'", ""),
+    )
+    .unwrap();
+    let dir = agent._dir;
+    agent = start_agent_in(dir, "", Some(&socket));
+    let n = sock
+        .recv(&mut buf)
+        .expect("READY on the last good generation");
+    assert_eq!(&buf[..n], b"READY=1\n");
+    assert_eq!(generations(&root), [1]);
+    let body = scrape(agent.metrics).1;
+    assert!(body.contains("ids2_last_apply_success 0"), "{body}");
+    let mut seen = Vec::new();
+    wait_log(&agent, "starting on the last good generation", &mut seen);
     kill(Pid::from_raw(agent.child.id() as i32), Signal::SIGTERM).unwrap();
     assert!(agent.child.wait().unwrap().success());
 }
