@@ -103,7 +103,8 @@ pub enum BackendError {
 
 /// Starts, stops, restarts and reloads the pipeline's processes.
 pub trait Backend: Send + Sync {
-    /// Starts `c` (and, for the process backend, keeps it running until stopped).
+    /// Starts `c` (and, for the process backend, keeps it running until stopped; the systemd
+    /// backend hands the start to systemd and logs the job's result when it ends).
     fn start(&self, c: Component) -> BoxFuture<'_, Result<(), BackendError>>;
     /// Stops `c`: a polite signal, then a kill once `timeout` has passed.
     fn stop(&self, c: Component, timeout: Duration) -> BoxFuture<'_, Result<(), BackendError>>;
