@@ -50,17 +50,17 @@ ip -n "$NS" link set cap0 up
 ip -n "$PEER" addr add 10.99.0.2/24 dev src0
 ip -n "$PEER" link set src0 up
 
-mkdir -p "$WORK"/{logs,rendered/generations/1,vector}
-# The render pipeline is not part of this measurement: Suricata gets the distribution's
-# stock config as the active generation.
-cp /etc/suricata/suricata.yaml "$WORK/rendered/generations/1/suricata.yaml"
-ln -s generations/1 "$WORK/rendered/current"
+mkdir -p "$WORK"/{logs,rendered,vector}
+# The agent renders, checks (suricata -T) and commits generation 1 itself before starting
+# Suricata on it; everything it writes stays under $WORK. One worker on core 0 fits any host.
 PORT=19100
 cat > "$WORK/config.yaml" <<YAML
 sensor: {id: footprint-bench}
-capture: {interface: cap0}
+capture: {interface: cap0, workers: 1, cpu_cores: [0]}
 logs: {path: $WORK/logs}
+suricata: {socket_path: $WORK/suricata-command.socket}
 paths: {rendered_dir: $WORK/rendered, vector_data_dir: $WORK/vector}
+history: {repo: $WORK/history.git}
 metrics: {listen: "127.0.0.1:$PORT"}
 opensearch: {domain: ids2, region: eu-west-1, endpoint: "https://opensearch.invalid"}
 connectivity: {dns_names: [ids2-footprint.invalid]}
@@ -77,6 +77,8 @@ sleep 15
 kill -0 "$AGENT_PID" || { cat "$WORK/agent.log" >&2; exit 1; }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+hwm_start=$(hwm_kb "$AGENT_PID")
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 HZ=$(getconf CLK_TCK)
 t0=$(ticks "$AGENT_PID"); s0=$(date +%s.%N)
@@ -100,14 +102,20 @@ sur_up=$(grep -E '^ids2_pipeline_process_up\{process="suricata"\}' <<<"$scrape" 
 sur_rss=$(grep -E '^ids2_process_resident_memory_bytes\{process="suricata"\}' <<<"$scrape" | awk '{printf "%.1f", $2 / 1048576}')
 pkts=$(grep -E '^ids2_suricata_capture_packets_total ' <<<"$scrape" | awk '{print $2}')
 eve=$(grep -E '^ids2_eve_events_total' <<<"$scrape" | awk '{s += $2} END {print s + 0}')
+level=$(grep -E '^ids2_throttle_level ' <<<"$scrape" | awk '{print $2}')
+changes=$(grep -E '^ids2_throttle_transitions_total' <<<"$scrape" | awk '{s += $2} END {print s + 0}')
+host_cpu=$(grep -E '^ids2_host_cpu_ratio ' <<<"$scrape" | awk '{printf "%.0f", $2 * 100}')
+gens=$(ls "$WORK/rendered/generations" | wc -l)
 
 cat <<REPORT
 ids2-agent footprint ($(uname -m), $(nproc) cores, window ${WINDOW}s, $SCRAPES scrapes)
-  agent peak RSS (VmHWM):        $((hwm / 1024)).$(((hwm % 1024) * 10 / 1024)) MiB
+  agent peak RSS (VmHWM):        $((hwm / 1024)).$(((hwm % 1024) * 10 / 1024)) MiB (after start-up and the first apply: $((hwm_start / 1024)).$(((hwm_start % 1024) * 10 / 1024)) MiB)
   agent max VmRSS in window:     $((max_rss / 1024)).$(((max_rss % 1024) * 10 / 1024)) MiB
   agent CPU at rest:             ${cpu}% of one core
   scrape latency p50 / p99:      ${p50} ms / ${p99} ms
   suricata up / RSS:             ${sur_up:-?} / ${sur_rss:-?} MiB
   suricata capture packets:      ${pkts:-none yet}
   EVE lines read:                $eve
+  throttle level / changes:      ${level:-?} / $changes (host CPU ${host_cpu:-?}% at the end; each change of EVE profile is an apply)
+  generations on disk (3 kept):  $gens
 REPORT

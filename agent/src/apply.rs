@@ -11,6 +11,9 @@
 //! [`apply`] adds the history: once a generation is current its files are committed with
 //! [`gitops`]; if that commit fails the previous generation is made current again, so every
 //! active configuration is one the history records.
+//!
+//! [`Applier`] is the daemon's [`Reloader`]: [`apply`] with an EVE profile, then a comparison
+//! of the previous and new generation that says which component must reload or restart.
 
 use std::fs;
 use std::io::Write;
@@ -18,7 +21,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Settings;
 use crate::gitops::{Author, CommitInfo, GitopsError, History};
-use crate::render::{self, RenderError, RenderOptions, RenderedSet};
+use crate::render::{self, Profile, RenderError, RenderOptions, RenderedSet};
+use crate::supervisor::{ApplyOutcome, Pickup, ReloadError, Reloader};
 use crate::suricata::{Suricata, SuricataError};
 
 /// Generations kept on disk (the current one included).
@@ -169,6 +173,84 @@ pub fn apply(
         commit,
         push_error,
     })
+}
+
+/// The daemon's reloader: [`apply`] into one directory of generations, then what changed.
+#[derive(Debug, Clone)]
+pub struct Applier {
+    /// The directory of generations (`paths.rendered_dir` at the agent's start: Suricata and
+    /// Vector are started on its `current`, so it does not follow a reloaded config).
+    pub out_dir: PathBuf,
+    /// Templates override and Suricata's config directory; the profile is set per apply.
+    pub render: RenderOptions,
+    /// How candidates are checked.
+    pub validator: Validator,
+}
+
+/// The files of a generation that decide what must reload: `suricata.yaml`, the local rules,
+/// `vector.toml` (`None` for a file that is absent).
+type Watched = [Option<Vec<u8>>; 3];
+
+fn watched(dir: &Path) -> Watched {
+    [
+        render::SURICATA_YAML,
+        render::LOCAL_RULES,
+        render::VECTOR_TOML,
+    ]
+    .map(|rel| fs::read(dir.join(rel)).ok())
+}
+
+/// How Suricata and Vector pick up the step from `old` to `new`.
+fn pickups(old: &Watched, new: &Watched) -> (Pickup, Pickup) {
+    let [old_yaml, old_rules, old_vector] = old;
+    let [new_yaml, new_rules, new_vector] = new;
+    let suricata = if old_yaml != new_yaml {
+        Pickup::Restart
+    } else if old_rules != new_rules {
+        Pickup::Reload
+    } else {
+        Pickup::Nothing
+    };
+    let vector = if old_vector != new_vector {
+        Pickup::Reload
+    } else {
+        Pickup::Nothing
+    };
+    (suricata, vector)
+}
+
+impl Reloader for Applier {
+    fn apply(&self, settings: &Settings, profile: Profile) -> Result<ApplyOutcome, ReloadError> {
+        let before = watched(&self.out_dir.join(CURRENT));
+        let opts = RenderOptions {
+            profile,
+            ..self.render.clone()
+        };
+        let applied = apply(settings, &opts, &self.out_dir, &self.validator)
+            .map_err(|e| ReloadError::Apply(Box::new(e)))?;
+        if let Some(e) = &applied.push_error {
+            tracing::warn!("{e}; the commit goes out with the next push");
+        }
+        if let Some(commit) = &applied.commit {
+            tracing::info!(commit = %commit.id, repo = %settings.config.history.repo, "history recorded");
+        }
+        Ok(match applied.outcome {
+            Outcome::Unchanged => ApplyOutcome::Unchanged,
+            Outcome::Changed { generation } => {
+                let after = watched(&self.out_dir.join(GENERATIONS).join(generation.to_string()));
+                let (suricata, vector) = pickups(&before, &after);
+                ApplyOutcome::Changed {
+                    generation,
+                    suricata,
+                    vector,
+                }
+            }
+        })
+    }
+
+    fn active_generation(&self) -> Option<u64> {
+        current_generation(&self.out_dir)
+    }
 }
 
 /// The generation `current` points at, if any.
@@ -406,5 +488,72 @@ mod tests {
         let err = render_to(&s, &RenderOptions::default(), &target, &Validator::Skip).unwrap_err();
         assert!(err.is_bad_input(), "{err:?}");
         assert!(!target.exists());
+    }
+
+    fn set(yaml: &str, rules: &str, vector: &str) -> Watched {
+        [yaml, rules, vector].map(|t| Some(t.as_bytes().to_vec()))
+    }
+
+    #[test]
+    fn pickups_follow_the_changed_files() {
+        let base = set("y", "r", "v");
+        assert_eq!(pickups(&base, &base), (Pickup::Nothing, Pickup::Nothing));
+        assert_eq!(
+            pickups(&base, &set("y", "r2", "v")),
+            (Pickup::Reload, Pickup::Nothing)
+        );
+        assert_eq!(
+            pickups(&base, &set("y2", "r2", "v")),
+            (Pickup::Restart, Pickup::Nothing)
+        );
+        assert_eq!(
+            pickups(&base, &set("y", "r", "v2")),
+            (Pickup::Nothing, Pickup::Reload)
+        );
+        // The first generation: everything is new.
+        assert_eq!(
+            pickups(&[None, None, None], &base),
+            (Pickup::Restart, Pickup::Reload)
+        );
+    }
+
+    #[test]
+    fn applier_reports_what_a_profile_change_touches() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = config::from_str(
+            &format!(
+                "sensor: {{id: lab-1}}\nopensearch: {{domain: ids2, region: eu-west-1, \
+                 endpoint: 'https://h.example'}}\nhistory: {{repo: '{}'}}\n",
+                dir.path().join("history.git").display()
+            ),
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        let applier = Applier {
+            out_dir: dir.path().join("rendered"),
+            render: RenderOptions::default(),
+            validator: Validator::Skip,
+        };
+        assert_eq!(
+            applier.apply(&s, Profile::Full).unwrap(),
+            ApplyOutcome::Changed {
+                generation: 1,
+                suricata: Pickup::Restart,
+                vector: Pickup::Reload
+            }
+        );
+        assert_eq!(
+            applier.apply(&s, Profile::Full).unwrap(),
+            ApplyOutcome::Unchanged
+        );
+        // Fewer EVE types is a suricata.yaml change; Vector's config does not depend on it.
+        assert_eq!(
+            applier.apply(&s, Profile::Reduced).unwrap(),
+            ApplyOutcome::Changed {
+                generation: 2,
+                suricata: Pickup::Restart,
+                vector: Pickup::Nothing
+            }
+        );
     }
 }

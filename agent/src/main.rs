@@ -41,6 +41,9 @@ enum Command {
         /// How Suricata and Vector are run: `process` (children) or `systemd` (units).
         #[arg(long, default_value = "process")]
         backend: ids2_agent::run::BackendKind,
+        /// Suricata's config directory (classification.config, reference.config, threshold.config).
+        #[arg(long, value_name = "DIR", env = "IDS2_SURICATA_ETC", default_value = render::DEFAULT_SURICATA_ETC)]
+        suricata_etc: PathBuf,
     },
     /// Host links: keep only lo and the capture interface up (rtnetlink, this namespace).
     #[command(subcommand)]
@@ -351,7 +354,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}", block_on(systemd::unit_status(&name, bus.as_deref()))?);
             Ok(())
         }
-        Command::Run { config, backend } => Ok(ids2_agent::run::run(&config, backend)?),
+        Command::Run {
+            config,
+            backend,
+            suricata_etc,
+        } => Ok(ids2_agent::run::run(&config, backend, suricata_etc)?),
         Command::Ecs { config } => ecs_stdio(&config),
     }
 }

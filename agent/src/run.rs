@@ -1,9 +1,13 @@
 //! `ids2-agent run`: the daemon. Composes the runtime — metrics endpoint, pipeline backend,
-//! supervised tasks (EVE reader, resource controller, connectivity, config watcher, reload
-//! worker, watchdog) — and shuts it down in order on SIGTERM/SIGINT.
+//! supervised tasks (EVE reader, notifications, blocking, resource controller, connectivity,
+//! config watcher, reload worker, watchdog) — and shuts it down in order on SIGTERM/SIGINT.
 //!
-//! [`run_with`] is the seam for the wiring the lead adds: another [`Backend`]/[`Limiter`]
-//! (systemd) and another [`Reloader`] (render → `suricata -T` → swap → git).
+//! Start-up: bind the metrics endpoint, apply the config once (render → `suricata -T` → swap →
+//! git), start Suricata and Vector on the result, start the tasks, then tell systemd READY.
+//! If that first apply fails the agent runs the last good generation (and says so in
+//! `ids2_last_apply_success`); with no generation at all it cannot start.
+//!
+//! [`run_with`] is the seam: tests pass their own [`Backend`], [`Limiter`] and [`Reloader`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,18 +16,24 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Mutex};
 
+use crate::apply::{Applier, Validator};
+use crate::block::{BlockConfig, BlockError, BlockHandle, BlockStats, Blocker, NoReputation};
 use crate::config::{self, ConfigError, Settings};
 use crate::connectivity::{self, Checkers, Connectivity, ConnectivityError};
-use crate::eve::EveReader;
+use crate::eve::{EveReader, LineSink};
 use crate::metrics::{self, Metrics, ServeError};
-use crate::pipeline::{Backend, BoxFuture, Component, ProcessBackend};
+use crate::notify::{Alert, Notifier, NotifyConfig, NotifyError, NotifyHandle, NotifyStats};
+use crate::pipeline::{Backend, BoxFuture, Component, ProcessBackend, SystemdBackend};
+use crate::render::{Profile, RenderOptions};
 use crate::resources::{
-    Controller, ControllerParams, Limiter, OutputProfile, ProcessKind, SysinfoSource, Throttle,
-    ThrottleActions,
+    Controller, ControllerParams, Limiter, ProcessKind, SysinfoSource, Throttle, ThrottleActions,
 };
 use crate::supervisor::{
-    self, ApplyOutcome, Backoff, ConfigWatcher, Reloader, Supervisor, ValidateOnly,
+    self, ApplyOutcome, Backoff, ConfigWatcher, Pickup, ReloadError, Reloader, Supervisor,
+    TaskFactory,
 };
+use crate::suricata::SuricataError;
+use crate::systemd::{Systemd, SystemdError};
 
 /// Which pipeline backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,15 +63,30 @@ pub enum RunError {
     /// The config file is unreadable or invalid.
     #[error("cannot start with this config")]
     Config(#[from] ConfigError),
-    /// The requested backend is not part of this build.
-    #[error("the systemd backend is not wired into this build; run with --backend process")]
-    BackendUnavailable,
+    /// The first apply failed and there is no earlier generation to run instead.
+    #[error(
+        "the first apply failed and no generation is active yet, so there is nothing to run; \
+         fix the cause below (`ids2-agent apply --config FILE` reproduces it)"
+    )]
+    FirstApply(#[source] ReloadError),
+    /// `$IDS2_SURICATA` names no binary.
+    #[error(transparent)]
+    Suricata(#[from] SuricataError),
+    /// systemd could not be reached for the systemd backend.
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
     /// The metrics endpoint could not listen.
     #[error(transparent)]
     Metrics(#[from] ServeError),
     /// The connectivity checkers could not be built.
     #[error(transparent)]
     Connectivity(#[from] ConnectivityError),
+    /// Notifications are configured but cannot be set up (e.g. a secret file is unreadable).
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    /// Blocking is enabled but its settings cannot be used.
+    #[error(transparent)]
+    Block(#[from] BlockError),
     /// sysinfo could not read the host.
     #[error("cannot sample resources: {0}")]
     Resources(#[from] sysinfo::Error),
@@ -70,8 +95,13 @@ pub enum RunError {
     Runtime(#[source] std::io::Error),
 }
 
-/// Loads the config and runs the daemon until SIGTERM/SIGINT.
-pub fn run(config_path: &Path, backend: BackendKind) -> Result<(), RunError> {
+/// Loads the config and runs the daemon until SIGTERM/SIGINT. `suricata_etc` is Suricata's
+/// config directory the rendered `suricata.yaml` refers to.
+pub fn run(
+    config_path: &Path,
+    backend: BackendKind,
+    suricata_etc: PathBuf,
+) -> Result<(), RunError> {
     let settings = config::load(config_path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -80,17 +110,49 @@ pub fn run(config_path: &Path, backend: BackendKind) -> Result<(), RunError> {
         .map_err(RunError::Runtime)?;
     runtime.block_on(async {
         let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
-        let process = match backend {
+        let validator = Validator::detect()?;
+        if validator == Validator::Skip {
+            tracing::warn!(
+                "suricata is not installed (set {} or add it to PATH): rendered configs are \
+                 applied without the `suricata -T` check",
+                crate::suricata::BINARY_ENV
+            );
+        }
+        let reloader = Arc::new(Applier {
+            out_dir: PathBuf::from(&settings.config.paths.rendered_dir),
+            render: RenderOptions {
+                suricata_etc,
+                ..RenderOptions::default()
+            },
+            validator,
+        });
+        let parts = match backend {
             BackendKind::Process => {
-                Arc::new(ProcessBackend::for_settings(&settings, metrics.clone()))
+                let process = Arc::new(ProcessBackend::for_settings(&settings, metrics.clone()));
+                Parts {
+                    backend: process.clone(),
+                    limiter: process,
+                    reloader,
+                    metrics,
+                    tasks: Vec::new(),
+                }
             }
-            BackendKind::Systemd => return Err(RunError::BackendUnavailable),
-        };
-        let parts = Parts {
-            backend: process.clone(),
-            limiter: process,
-            reloader: Arc::new(ValidateOnly),
-            metrics,
+            BackendKind::Systemd => {
+                let plan = SystemdBackend::plan_for(&settings)?;
+                let units = Arc::new(SystemdBackend::new(Systemd::connect().await?, plan).await);
+                let period = Duration::from_secs(settings.config.resources.sample_secs.into());
+                let watcher = units.clone();
+                let watch: TaskFactory = Box::new(move |shutdown| {
+                    Box::pin(watcher.clone().watch_pids(period, shutdown))
+                });
+                Parts {
+                    backend: units.clone(),
+                    limiter: units,
+                    reloader,
+                    metrics,
+                    tasks: vec![("unit-pids", watch)],
+                }
+            }
         };
         run_with(config_path.to_path_buf(), settings, parts).await
     })
@@ -106,13 +168,15 @@ pub struct Parts {
     pub reloader: Arc<dyn Reloader>,
     /// The registry the endpoint serves.
     pub metrics: Arc<Metrics>,
+    /// Further supervised tasks the backend needs (e.g. the systemd backend's PID watcher).
+    pub tasks: Vec<(&'static str, TaskFactory)>,
 }
 
 enum ReloadRequest {
     /// Re-read the config file.
     Config,
     /// Re-render with another EVE profile (from the resource controller).
-    Profile(OutputProfile),
+    Profile(Profile),
 }
 
 /// Runs the daemon with the given parts until SIGTERM/SIGINT, then shuts down in order
@@ -128,6 +192,7 @@ pub async fn run_with(
         limiter,
         reloader,
         metrics,
+        tasks,
     } = parts;
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Runtime)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Runtime)?;
@@ -136,9 +201,32 @@ pub async fn run_with(
     let server = metrics::serve(settings.metrics_listen, metrics.clone()).await?;
     tracing::info!(addr = %server.local_addr(), "metrics endpoint up");
     let checkers = Checkers::for_settings(&settings)?;
+    let responders = Responders::from_settings(&settings, &metrics)?;
 
     let settings = Arc::new(settings);
-    apply_logged(&reloader, &settings, OutputProfile::Full, &metrics).await;
+    let first = match apply_logged(&reloader, &settings, Profile::Full, &metrics).await {
+        Ok(outcome) => Some(outcome),
+        Err(e) => match reloader.active_generation() {
+            Some(generation) => {
+                tracing::error!(
+                    generation,
+                    "starting on the last good generation; fix the config and it is applied \
+                     when the file changes or on SIGHUP"
+                );
+                None
+            }
+            None => {
+                server.shutdown(Duration::from_millis(500)).await;
+                return Err(RunError::FirstApply(e));
+            }
+        },
+    };
+    // A pipeline that already runs (the agent restarted under systemd) picks up what the first
+    // apply changed once the agent is up; one started now reads the new files anyway.
+    let running_before: Vec<Component> = Component::START_ORDER
+        .into_iter()
+        .filter(|c| backend.pid(*c).is_some())
+        .collect();
     for c in Component::START_ORDER {
         if let Err(e) = backend.start(c).await {
             // Never fatal: the backend keeps retrying, the metrics show the component down.
@@ -147,6 +235,9 @@ pub async fn run_with(
     }
 
     let mut sup = Supervisor::new(metrics.clone(), Backoff::default());
+    for (name, factory) in tasks {
+        sup.spawn(name, factory);
+    }
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(8);
     spawn_tasks(
         &mut sup,
@@ -157,12 +248,25 @@ pub async fn run_with(
         &limiter,
         &reloader,
         checkers,
+        responders,
         reload_tx.clone(),
         reload_rx,
     )?;
 
     supervisor::notify_ready();
     tracing::info!(sensor = %settings.config.sensor.id, "ids2-agent running");
+    if let Some(ApplyOutcome::Changed {
+        generation,
+        suricata,
+        vector,
+    }) = first
+    {
+        for (c, pickup) in [(Component::Suricata, suricata), (Component::Vector, vector)] {
+            if running_before.contains(&c) {
+                pick_up(backend.as_ref(), c, pickup, generation).await;
+            }
+        }
+    }
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
@@ -191,6 +295,113 @@ pub async fn run_with(
     Ok(())
 }
 
+/// Notifications and blocking: their settings, counters, and the handles the EVE reader offers
+/// alerts to (replaced when a task restarts with a fresh queue).
+struct Responders {
+    notify: Option<NotifyConfig>,
+    block: Option<BlockConfig>,
+    notify_stats: Arc<NotifyStats>,
+    block_stats: Arc<BlockStats>,
+    handles: Arc<Handles>,
+}
+
+#[derive(Default)]
+struct Handles {
+    notify: std::sync::Mutex<Option<NotifyHandle>>,
+    block: std::sync::Mutex<Option<BlockHandle>>,
+}
+
+fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Handles {
+    /// Hands an alert line to whichever responders run; never waits (their queues are bounded
+    /// and count what does not fit). Lines that are not alerts cost a substring search.
+    fn offer(&self, line: &[u8]) {
+        let Some(alert) = Alert::from_line(line) else {
+            return;
+        };
+        if let Some(h) = locked(&self.notify).as_ref() {
+            h.offer_alert(alert.clone());
+        }
+        if let Some(h) = locked(&self.block).as_ref() {
+            h.offer_alert(alert);
+        }
+    }
+}
+
+impl Responders {
+    /// Resolves both sections (reading secret files) and adds their counters to `/metrics`;
+    /// the families are served even when a responder is off, as zeros.
+    fn from_settings(settings: &Settings, metrics: &Metrics) -> Result<Self, RunError> {
+        let notify = Some(NotifyConfig::from_settings(settings)?).filter(NotifyConfig::is_enabled);
+        let block = BlockConfig::from_settings(settings)?;
+        let (notify_stats, block_stats) =
+            (Arc::<NotifyStats>::default(), Arc::<BlockStats>::default());
+        let stats = notify_stats.clone();
+        metrics.add_renderer(Box::new(move |out| stats.render(out)));
+        let stats = block_stats.clone();
+        metrics.add_renderer(Box::new(move |out| stats.render(out)));
+        Ok(Self {
+            notify,
+            block,
+            notify_stats,
+            block_stats,
+            handles: Arc::default(),
+        })
+    }
+
+    /// The EVE reader's sink, when any responder runs.
+    fn sink(&self) -> Option<LineSink> {
+        if self.notify.is_none() && self.block.is_none() {
+            return None;
+        }
+        let handles = self.handles.clone();
+        Some(Arc::new(move |line: &[u8]| handles.offer(line)))
+    }
+
+    fn spawn(self, sup: &mut Supervisor) {
+        if let Some(config) = self.notify {
+            let (stats, handles) = (self.notify_stats, self.handles.clone());
+            sup.spawn(
+                "notify",
+                Box::new(move |mut shutdown| {
+                    let (config, stats, handles) = (config.clone(), stats.clone(), handles.clone());
+                    Box::pin(async move {
+                        let (handle, notifier) = Notifier::new(config, stats)?;
+                        *locked(&handles.notify) = Some(handle);
+                        notifier
+                            .run(async move { shutdown.requested().await })
+                            .await;
+                        Ok(())
+                    })
+                }),
+            );
+        }
+        if let Some(config) = self.block {
+            let (stats, handles) = (self.block_stats, self.handles);
+            sup.spawn(
+                "block",
+                Box::new(move |mut shutdown| {
+                    let (config, stats, handles) = (config.clone(), stats.clone(), handles.clone());
+                    Box::pin(async move {
+                        let (handle, mut blocker) =
+                            Blocker::new(config, Arc::new(NoReputation), stats);
+                        let addr = blocker.bind_feed().await?;
+                        tracing::info!(%addr, "block feed up");
+                        *locked(&handles.block) = Some(handle);
+                        blocker
+                            .run(async move { shutdown.requested().await })
+                            .await?;
+                        Ok(())
+                    })
+                }),
+            );
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn spawn_tasks(
     sup: &mut Supervisor,
@@ -201,14 +412,21 @@ fn spawn_tasks(
     limiter: &Arc<dyn Limiter>,
     reloader: &Arc<dyn Reloader>,
     checkers: Checkers,
+    responders: Responders,
     reload_tx: mpsc::Sender<ReloadRequest>,
     reload_rx: mpsc::Receiver<ReloadRequest>,
 ) -> Result<(), RunError> {
     let logs = settings.config.logs.path.clone();
     let m = metrics.clone();
+    let sink = responders.sink();
+    responders.spawn(sup);
     sup.spawn(
         "eve",
-        Box::new(move |shutdown| Box::pin(EveReader::new(&logs).run(m.clone(), shutdown))),
+        Box::new(move |shutdown| {
+            let mut reader = EveReader::new(&logs);
+            reader.sink = sink.clone();
+            Box::pin(reader.run(m.clone(), shutdown))
+        }),
     );
 
     let pids_backend = backend.clone();
@@ -296,7 +514,7 @@ fn spawn_tasks(
     let worker = Arc::new(Mutex::new(ReloadWorker {
         config_path: config_path.to_path_buf(),
         settings: settings.clone(),
-        profile: OutputProfile::Full,
+        profile: Profile::Full,
         reloader: reloader.clone(),
         backend: backend.clone(),
         metrics: metrics.clone(),
@@ -336,7 +554,7 @@ impl ThrottleActions for AgentThrottle {
         })
     }
 
-    fn set_profile(&self, profile: OutputProfile) -> BoxFuture<'_, Result<(), String>> {
+    fn set_profile(&self, profile: Profile) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             self.reload
                 .send(ReloadRequest::Profile(profile))
@@ -349,7 +567,7 @@ impl ThrottleActions for AgentThrottle {
 struct ReloadWorker {
     config_path: PathBuf,
     settings: Arc<Settings>,
-    profile: OutputProfile,
+    profile: Profile,
     reloader: Arc<dyn Reloader>,
     backend: Arc<dyn Backend>,
     metrics: Arc<Metrics>,
@@ -366,12 +584,11 @@ impl ReloadWorker {
                 r = self.requests.recv() => match r { Some(r) => r, None => return Ok(()) },
                 _ = shutdown.requested() => return Ok(()),
             };
-            match req {
+            // A config that fails to apply is not kept: the next profile change re-renders the
+            // last good one. The profile is what the controller wants, applied or not.
+            let settings = match req {
                 ReloadRequest::Config => match config::load(&self.config_path) {
-                    Ok(new) => {
-                        warn_agent_restart_needed(&self.settings, &new);
-                        self.settings = Arc::new(new);
-                    }
+                    Ok(new) => Arc::new(new),
                     Err(e) => {
                         // The running pipeline stays as it was.
                         self.metrics.record_apply(false, unix_now());
@@ -379,26 +596,47 @@ impl ReloadWorker {
                         continue;
                     }
                 },
-                ReloadRequest::Profile(p) => self.profile = p,
-            }
-            let outcome =
-                apply_logged(&self.reloader, &self.settings, self.profile, &self.metrics).await;
-            if let Some(ApplyOutcome::Changed {
-                suricata, vector, ..
-            }) = outcome
+                ReloadRequest::Profile(p) => {
+                    self.profile = p;
+                    self.settings.clone()
+                }
+            };
+            let Ok(outcome) =
+                apply_logged(&self.reloader, &settings, self.profile, &self.metrics).await
+            else {
+                continue;
+            };
+            warn_agent_restart_needed(&self.settings, &settings);
+            self.settings = settings;
+            if let ApplyOutcome::Changed {
+                generation,
+                suricata,
+                vector,
+            } = outcome
             {
-                if suricata {
-                    if let Err(e) = self.backend.restart(Component::Suricata).await {
-                        tracing::error!("{e}");
-                    }
-                }
-                if vector {
-                    if let Err(e) = self.backend.reload(Component::Vector).await {
-                        tracing::error!("{e}");
-                    }
-                }
+                pick_up(
+                    self.backend.as_ref(),
+                    Component::Suricata,
+                    suricata,
+                    generation,
+                )
+                .await;
+                pick_up(self.backend.as_ref(), Component::Vector, vector, generation).await;
             }
         }
+    }
+}
+
+/// Makes `c` pick up generation `generation` as the apply said.
+async fn pick_up(backend: &dyn Backend, c: Component, pickup: Pickup, generation: u64) {
+    let result = match pickup {
+        Pickup::Nothing => return,
+        Pickup::Reload => backend.reload(c).await,
+        Pickup::Restart => backend.restart(c).await,
+    };
+    match result {
+        Ok(()) => tracing::info!(component = c.name(), generation, ?pickup, "picked up"),
+        Err(e) => tracing::error!("{e}"),
     }
 }
 
@@ -411,42 +649,51 @@ fn warn_agent_restart_needed(old: &Settings, new: &Settings) {
         || o.resources != n.resources
         || o.connectivity != n.connectivity
         || o.opensearch != n.opensearch
+        || o.notifications != n.notifications
+        || o.blocking != n.blocking
+        || o.paths != n.paths
+        || o.capture.interface != n.capture.interface
     {
-        tracing::warn!("metrics, logs, resources, connectivity or opensearch changed: the agent's own checks use the new values after it restarts");
+        tracing::warn!(
+            "metrics, logs, resources, connectivity, opensearch, notifications, blocking, paths \
+             or capture.interface changed: the agent's own tasks and the process backend's \
+             command lines use the new values after the agent restarts"
+        );
     }
 }
 
+/// Applies on a blocking thread and records the result in the metrics and the log.
 async fn apply_logged(
     reloader: &Arc<dyn Reloader>,
     settings: &Arc<Settings>,
-    profile: OutputProfile,
+    profile: Profile,
     metrics: &Metrics,
-) -> Option<ApplyOutcome> {
+) -> Result<ApplyOutcome, ReloadError> {
     let (r, s) = (reloader.clone(), settings.clone());
     let result = match tokio::task::spawn_blocking(move || r.apply(&s, profile)).await {
         Ok(r) => r,
-        Err(e) => {
-            tracing::error!("apply panicked: {e}");
-            metrics.record_apply(false, unix_now());
-            return None;
-        }
+        Err(e) => Err(ReloadError::Apply(
+            format!("the apply thread panicked: {e}").into(),
+        )),
     };
-    match result {
-        Ok(ApplyOutcome::NotApplied { reason }) => {
-            tracing::info!("{reason}");
-            Some(ApplyOutcome::NotApplied { reason })
-        }
-        Ok(outcome) => {
-            metrics.record_apply(true, unix_now());
-            tracing::info!(?outcome, ?profile, "applied");
-            Some(outcome)
-        }
-        Err(e) => {
-            metrics.record_apply(false, unix_now());
-            tracing::error!("{e}; the previous generation stays active");
-            None
-        }
+    metrics.record_apply(result.is_ok(), unix_now());
+    match &result {
+        Ok(outcome) => tracing::info!(?outcome, %profile, "applied"),
+        Err(e) => tracing::error!("{}; the previous generation stays active", error_chain(e)),
     }
+    result
+}
+
+/// An error and its causes on one line, for the log.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 fn unix_now() -> f64 {
@@ -454,4 +701,186 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::{LimitError, Sample};
+    use std::sync::Mutex as StdMutex;
+
+    /// Records what the daemon asks of the pipeline, instead of running it.
+    #[derive(Default)]
+    struct Recorder(StdMutex<Vec<String>>);
+
+    impl Recorder {
+        fn push(&self, what: String) {
+            self.0.lock().unwrap().push(what);
+        }
+        fn calls(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl Backend for Recorder {
+        fn start(&self, c: Component) -> BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
+            self.push(format!("start {}", c.name()));
+            Box::pin(async { Ok(()) })
+        }
+        fn stop(
+            &self,
+            c: Component,
+            _: Duration,
+        ) -> BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
+            self.push(format!("stop {}", c.name()));
+            Box::pin(async { Ok(()) })
+        }
+        fn restart(
+            &self,
+            c: Component,
+        ) -> BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
+            self.push(format!("restart {}", c.name()));
+            Box::pin(async { Ok(()) })
+        }
+        fn reload(&self, c: Component) -> BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
+            self.push(format!("reload {}", c.name()));
+            Box::pin(async { Ok(()) })
+        }
+        fn pid(&self, _: Component) -> Option<u32> {
+            None
+        }
+    }
+
+    impl Limiter for Recorder {
+        fn limit(&self) -> BoxFuture<'_, Result<(), LimitError>> {
+            self.push("limit".into());
+            Box::pin(async { Ok(()) })
+        }
+        fn release(&self) -> BoxFuture<'_, Result<(), LimitError>> {
+            self.push("release".into());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// The names under `eve-log.types` in a rendered suricata.yaml.
+    fn eve_types_in(yaml: &str) -> Vec<String> {
+        yaml.lines()
+            .skip_while(|l| l.trim() != "types:")
+            .skip(1)
+            .take_while(|l| l.starts_with("        "))
+            .filter_map(|l| l.strip_prefix("        - "))
+            .map(|t| t.trim_end_matches(':').to_string())
+            .collect()
+    }
+
+    fn hot() -> Sample {
+        Sample {
+            host_cpu: 0.95,
+            host_memory: 0.2,
+            processes: Vec::new(),
+        }
+    }
+
+    /// Level 2 of the real controller, through the daemon's own throttle actions and reload
+    /// worker, re-renders with the reduced profile into a new generation (real render, real
+    /// `suricata -T` when installed, real git history) and restarts Suricata for it.
+    #[tokio::test]
+    async fn throttle_level_2_renders_a_generation_without_the_costly_eve_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "sensor: {{id: lab-1}}\n\
+                 opensearch: {{domain: ids2, region: eu-west-1, endpoint: 'https://h.example'}}\n\
+                 suricata: {{eve_types: [alert, anomaly, flow, netflow, dns, tls, fileinfo, stats]}}\n\
+                 history: {{repo: '{}'}}\n",
+                dir.path().join("history.git").display()
+            ),
+        )
+        .unwrap();
+        let settings = Arc::new(config::load(&path).unwrap());
+        let validator = Validator::detect().unwrap();
+        if validator == Validator::Skip {
+            eprintln!(
+                "note: suricata is not installed; generations are applied without `suricata -T`"
+            );
+        }
+        let out = dir.path().join("rendered");
+        let reloader: Arc<dyn Reloader> = Arc::new(Applier {
+            out_dir: out.clone(),
+            render: RenderOptions::default(),
+            validator,
+        });
+        let metrics = Arc::new(Metrics::new("test"));
+        let first = apply_logged(&reloader, &settings, Profile::Full, &metrics)
+            .await
+            .unwrap();
+        assert!(
+            matches!(first, ApplyOutcome::Changed { generation: 1, .. }),
+            "{first:?}"
+        );
+        let full = std::fs::read_to_string(out.join("generations/1/suricata.yaml")).unwrap();
+        // Suricata calls the fileinfo output `files`.
+        for t in ["flow", "netflow", "files", "dns", "alert"] {
+            assert!(
+                eve_types_in(&full).contains(&t.to_string()),
+                "{t} in {full}"
+            );
+        }
+
+        let pipeline = Arc::new(Recorder::default());
+        let (tx, rx) = mpsc::channel(8);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let mut worker = ReloadWorker {
+            config_path: path.clone(),
+            settings: settings.clone(),
+            profile: Profile::Full,
+            reloader: reloader.clone(),
+            backend: pipeline.clone(),
+            metrics: metrics.clone(),
+            requests: rx,
+        };
+        let worker =
+            tokio::spawn(async move { worker.run(supervisor::Shutdown::new(stop_rx)).await });
+        let mut throttle = Throttle {
+            source: SysinfoSource::new(Arc::new(Vec::new)).unwrap(),
+            controller: Controller::new(ControllerParams::from_settings(&settings)),
+            actions: Arc::new(AgentThrottle {
+                limiter: pipeline.clone(),
+                reload: tx,
+            }),
+            metrics: metrics.clone(),
+            period: Duration::from_secs(1),
+        };
+        let mut levels = Vec::new();
+        for _ in 0..4 {
+            throttle.step(&hot()).await;
+            levels.push(throttle.controller.level().0);
+        }
+        assert_eq!(levels, [0, 1, 1, 2]);
+
+        let reduced_yaml = out.join("generations/2/suricata.yaml");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !pipeline.calls().contains(&"restart suricata".to_string()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no restart for the reduced generation: {:?}",
+                pipeline.calls()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let reduced = eve_types_in(&std::fs::read_to_string(&reduced_yaml).unwrap());
+        assert_eq!(reduced, ["alert", "anomaly", "dns", "tls", "stats"]);
+        assert_eq!(
+            std::fs::read_link(out.join(crate::apply::CURRENT)).unwrap(),
+            Path::new("generations/2")
+        );
+        // Level 1 limited the pipeline; Vector's config does not depend on the EVE types.
+        assert_eq!(pipeline.calls(), ["limit", "restart suricata"]);
+        assert_eq!(metrics.last_apply_success.get(&[]), Some(1.0));
+
+        stop.send(true).unwrap();
+        worker.await.unwrap().unwrap();
+    }
 }

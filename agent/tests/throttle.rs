@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use ids2_agent::metrics::Metrics;
 use ids2_agent::pipeline::BoxFuture;
+use ids2_agent::render::Profile;
 use ids2_agent::resources::sample::PidSource;
 use ids2_agent::resources::{
-    Controller, ControllerParams, OutputProfile, ProcessKind, Sample, SampleSource, SysinfoSource,
-    Throttle, ThrottleActions,
+    Controller, ControllerParams, ProcessKind, Sample, SampleSource, SysinfoSource, Throttle,
+    ThrottleActions,
 };
 
 #[derive(Default)]
@@ -22,7 +23,7 @@ impl ThrottleActions for Recorded {
         self.0.lock().unwrap().push(format!("limited={on}"));
         Box::pin(async { Ok(()) })
     }
-    fn set_profile(&self, p: OutputProfile) -> BoxFuture<'_, Result<(), String>> {
+    fn set_profile(&self, p: Profile) -> BoxFuture<'_, Result<(), String>> {
         self.0.lock().unwrap().push(format!("profile={p:?}"));
         Box::pin(async { Ok(()) })
     }

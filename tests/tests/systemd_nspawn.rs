@@ -1,4 +1,5 @@
-//! The `systemd` module against a real systemd: each test boots the cached Debian bookworm
+//! The `systemd` module and the agent's systemd pipeline backend (units `suricata.service` and
+//! `vector.service`, here stand-ins that sleep) against a real systemd: each test boots the cached Debian bookworm
 //! root (`tests/nspawn/make-root.sh`) with `systemd-nspawn -b` on a volatile overlay, private
 //! network, and talks to the container's system bus through
 //! `/proc/<pid>/root/run/dbus/system_bus_socket`. Nothing on the host is mounted or changed;
@@ -15,6 +16,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use ids2_agent::pipeline::{
+    Backend, Component, LimitPlan, SystemdBackend, UnitLimit, SURICATA_UNIT, VECTOR_UNIT,
+};
+use ids2_agent::resources::Limiter;
 use ids2_agent::systemd::{ActiveState, JobResult, SubState, Systemd, SystemdError, TmpfsOutcome};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -36,6 +41,16 @@ Description=ids2 test service that always fails
 [Service]
 Type=oneshot
 ExecStart=/bin/sh -c 'exit 1'
+";
+
+/// Stand-ins for the pipeline's units, under the real units' names, so the agent's systemd
+/// backend is exercised exactly as on the sensor (Suricata and Vector are not in the root).
+const PIPELINE_STAND_IN: &str = "[Unit]
+Description=ids2 test stand-in for a pipeline unit (sleeps until stopped)
+
+[Service]
+ExecStart=/bin/sleep infinity
+ExecReload=/bin/true
 ";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -86,6 +101,9 @@ impl Container {
         fs::create_dir(&units).unwrap();
         fs::write(units.join("ids2-test.service"), TEST_SERVICE).unwrap();
         fs::write(units.join("ids2-fail.service"), FAIL_SERVICE).unwrap();
+        for unit in [SURICATA_UNIT, VECTOR_UNIT] {
+            fs::write(units.join(unit), PIPELINE_STAND_IN).unwrap();
+        }
         let log = dir.path().join("nspawn.log");
         let machine = format!(
             "ids2-t-{}-{}",
@@ -442,4 +460,116 @@ async fn runtime_resource_properties_are_read_back() {
         matches!(err, SystemdError::NoResourceControl { .. }),
         "{err}"
     );
+}
+
+async fn wait_active(systemd: &Systemd, unit: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = systemd.unit_state(unit).await.unwrap();
+        if state == (ActiveState::Active, SubState("running".into())) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{unit} not running: {state:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_pid(backend: &SystemdBackend, c: Component, not: Option<u32>) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(pid) = backend.pid(c).filter(|p| Some(*p) != not) {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no main PID for {c:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn plan() -> LimitPlan {
+    LimitPlan {
+        suricata: UnitLimit {
+            cpu_quota_percent: 150,
+            memory_high_bytes: Some(256 << 20),
+        },
+        vector: UnitLimit {
+            cpu_quota_percent: 60,
+            memory_high_bytes: Some(128 << 20),
+        },
+    }
+}
+
+#[tokio::test]
+async fn systemd_backend_starts_restarts_reloads_and_stops_the_units() {
+    let c = boot!();
+    let backend = SystemdBackend::new(c.systemd().await, plan()).await;
+    let check = c.systemd().await;
+    assert_eq!(backend.pid(Component::Suricata), None, "nothing runs yet");
+
+    for comp in Component::START_ORDER {
+        backend.start(comp).await.unwrap();
+    }
+    wait_active(&check, SURICATA_UNIT).await;
+    wait_active(&check, VECTOR_UNIT).await;
+    let suricata = wait_pid(&backend, Component::Suricata, None).await;
+    let vector = wait_pid(&backend, Component::Vector, None).await;
+    assert_eq!(check.main_pid(SURICATA_UNIT).await.unwrap(), Some(suricata));
+
+    backend.restart(Component::Suricata).await.unwrap();
+    let restarted = check
+        .main_pid(SURICATA_UNIT)
+        .await
+        .unwrap()
+        .expect("running");
+    assert_ne!(restarted, suricata, "restart must start a new main process");
+    assert_eq!(backend.pid(Component::Suricata), Some(restarted));
+
+    // Reload runs ExecReload= and keeps the process.
+    backend.reload(Component::Vector).await.unwrap();
+    assert_eq!(check.main_pid(VECTOR_UNIT).await.unwrap(), Some(vector));
+
+    for comp in Component::STOP_ORDER {
+        backend.stop(comp, Duration::from_secs(10)).await.unwrap();
+    }
+    for unit in [SURICATA_UNIT, VECTOR_UNIT] {
+        assert_eq!(
+            check.unit_state(unit).await.unwrap(),
+            state(ActiveState::Inactive, "dead")
+        );
+    }
+    assert_eq!(backend.pid(Component::Suricata), None);
+    assert_eq!(backend.pid(Component::Vector), None);
+}
+
+#[tokio::test]
+async fn systemd_limiter_sets_quota_and_memory_high_and_clears_them() {
+    let c = boot!();
+    let backend = SystemdBackend::new(c.systemd().await, plan()).await;
+    let check = c.systemd().await;
+    for comp in Component::START_ORDER {
+        backend.start(comp).await.unwrap();
+    }
+    wait_active(&check, SURICATA_UNIT).await;
+    wait_active(&check, VECTOR_UNIT).await;
+
+    backend.limit().await.unwrap();
+    let s = check.resource_limits(SURICATA_UNIT).await.unwrap();
+    assert_eq!(s.cpu_quota_per_sec_usec, Some(1_500_000));
+    assert_eq!(s.memory_high_bytes, Some(256 << 20));
+    let v = check.resource_limits(VECTOR_UNIT).await.unwrap();
+    assert_eq!(v.cpu_quota_per_sec_usec, Some(600_000));
+    assert_eq!(v.memory_high_bytes, Some(128 << 20));
+    // Runtime only: the drop-in is under /run.
+    let dropin = c
+        .proc_dir()
+        .join("root/run/systemd/system.control/suricata.service.d");
+    assert!(dropin.is_dir(), "{}", dropin.display());
+
+    backend.release().await.unwrap();
+    for unit in [SURICATA_UNIT, VECTOR_UNIT] {
+        let l = check.resource_limits(unit).await.unwrap();
+        assert_eq!(l.cpu_quota_per_sec_usec, None, "{unit}");
+        assert_eq!(l.memory_high_bytes, None, "{unit}");
+    }
+    // The units kept running throughout.
+    wait_active(&check, SURICATA_UNIT).await;
 }

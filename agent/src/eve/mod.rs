@@ -1,6 +1,7 @@
 //! Reading Suricata's EVE output: follow `<logs.path>/eve.json` ([`tail`]) and turn each line
 //! into counts by `event_type` and, from `stats` events, Suricata's capture and memcap counters
-//! ([`EveCounter`]) for the metrics endpoint.
+//! ([`EveCounter`]) for the metrics endpoint; every line is also handed to an optional
+//! [`LineSink`] (notifications and blocking take the alerts from there).
 
 pub mod tail;
 
@@ -135,6 +136,10 @@ fn memcap_sum(map: &serde_json::Map<String, serde_json::Value>) -> u64 {
         .sum()
 }
 
+/// Receives every EVE line read (without its newline). Called on the reader's task, so it must
+/// not wait: the responders queue with `try_send` and count what does not fit.
+pub type LineSink = std::sync::Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 /// Follows `<logs.path>/eve.json` and exports what it reads, as a supervised task.
 pub struct EveReader {
     /// The EVE file.
@@ -143,6 +148,8 @@ pub struct EveReader {
     pub poll: Duration,
     /// Longest line accepted, in bytes.
     pub max_line_bytes: usize,
+    /// Where lines go besides the counters.
+    pub sink: Option<LineSink>,
 }
 
 impl EveReader {
@@ -152,6 +159,7 @@ impl EveReader {
             path: PathBuf::from(logs_dir).join("eve.json"),
             poll: Duration::from_secs(1),
             max_line_bytes: 1 << 20,
+            sink: None,
         }
     }
 
@@ -168,7 +176,12 @@ impl EveReader {
             // Bounded batches keep one poll from holding the runtime for long after a backlog.
             loop {
                 let more = tailer.poll(4 << 20, |ev| match ev {
-                    TailEvent::Line(l) => counter.line(l),
+                    TailEvent::Line(l) => {
+                        counter.line(l);
+                        if let Some(sink) = &self.sink {
+                            sink(l);
+                        }
+                    }
                     TailEvent::Oversized => counter.oversized(),
                 })?;
                 counter.flush(&metrics);

@@ -187,6 +187,25 @@ pub struct Metrics {
     pub last_apply_success: Family,
     /// `ids2_last_apply_timestamp_seconds`.
     pub last_apply_timestamp: Family,
+    /// Families rendered by other modules (notifications, blocking), appended to the fixed list.
+    extra: Extra,
+}
+
+/// Appends whole metric families (HELP, TYPE and samples, text format 0.0.4) to the output.
+pub type Renderer = Box<dyn Fn(&mut String) + Send + Sync>;
+
+struct Extra(Mutex<Vec<Renderer>>);
+
+impl Extra {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Renderer>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Extra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} added renderers", self.lock().len())
+    }
 }
 
 impl Metrics {
@@ -314,6 +333,7 @@ impl Metrics {
                 Gauge,
                 &[],
             ),
+            extra: Extra(Mutex::new(Vec::new())),
         };
         m.build_info.set(&[version], 1.0);
         m.throttle_level.set(&[], 0.0);
@@ -351,7 +371,16 @@ impl Metrics {
         for family in self.families() {
             family.render(&mut out);
         }
+        for render in self.extra.lock().iter() {
+            render(&mut out);
+        }
         out
+    }
+
+    /// Adds families another module keeps (e.g. `NotifyStats::render`); their names must not
+    /// clash with the fixed ones.
+    pub fn add_renderer(&self, render: Renderer) {
+        self.extra.lock().push(render);
     }
 
     /// Records the result of an apply attempt (success or failure) at `unix_secs`.
@@ -415,6 +444,23 @@ mod tests {
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }
+    }
+
+    #[test]
+    fn added_renderers_follow_the_fixed_families() {
+        let m = Metrics::new("x");
+        m.add_renderer(Box::new(|out| {
+            out.push_str("# HELP ids2_extra_total Extra.\n# TYPE ids2_extra_total counter\nids2_extra_total 4\n")
+        }));
+        let text = m.render();
+        let extra = text
+            .find("ids2_extra_total 4\n")
+            .expect("extra family rendered");
+        assert!(
+            text.find("# TYPE ids2_last_apply_timestamp_seconds")
+                .unwrap()
+                < extra
+        );
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! The event pipeline's two processes, Suricata and Vector, behind one [`Backend`] trait:
-//! `process` (children of the agent, for machines without systemd such as the lab) here;
-//! `systemd` (units over D-Bus) implements the same trait on top of the `systemd` module.
+//! `process` (children of the agent, for machines without systemd such as the lab) and
+//! `systemd` (units over D-Bus, on top of the `systemd` module).
 
 mod process;
+mod systemd;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 pub use process::{get_nice, ChildSpec, ProcessBackend, LIMITED_NICE};
+pub use systemd::{unit, LimitPlan, SystemdBackend, UnitLimit, SURICATA_UNIT, VECTOR_UNIT};
 
 /// A boxed future, so the trait stays object-safe (`Arc<dyn Backend>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -101,7 +103,8 @@ pub enum BackendError {
 
 /// Starts, stops, restarts and reloads the pipeline's processes.
 pub trait Backend: Send + Sync {
-    /// Starts `c` (and, for the process backend, keeps it running until stopped).
+    /// Starts `c` (and, for the process backend, keeps it running until stopped; the systemd
+    /// backend hands the start to systemd and logs the job's result when it ends).
     fn start(&self, c: Component) -> BoxFuture<'_, Result<(), BackendError>>;
     /// Stops `c`: a polite signal, then a kill once `timeout` has passed.
     fn stop(&self, c: Component, timeout: Duration) -> BoxFuture<'_, Result<(), BackendError>>;

@@ -2,8 +2,9 @@
 //! flapping: a level is entered after `up_after` consecutive samples above a ceiling and left
 //! after `down_after` consecutive samples below ceiling − margin; samples in between hold.
 
-use super::{OutputProfile, Sample};
+use super::Sample;
 use crate::config::Settings;
+use crate::render::Profile;
 
 /// A throttle level, 0 (normal) to 3 (alerts only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -16,11 +17,11 @@ impl Level {
     pub const MAX: Level = Level(3);
 
     /// The EVE profile Suricata runs with at this level.
-    pub fn profile(self) -> OutputProfile {
+    pub fn profile(self) -> Profile {
         match self.0 {
-            0 | 1 => OutputProfile::Full,
-            2 => OutputProfile::Reduced,
-            _ => OutputProfile::AlertsOnly,
+            0 | 1 => Profile::Full,
+            2 => Profile::Reduced,
+            _ => Profile::AlertsOnly,
         }
     }
 }
@@ -214,9 +215,9 @@ mod tests {
 
     #[test]
     fn profiles_per_level() {
-        assert_eq!(Level(0).profile(), OutputProfile::Full);
-        assert_eq!(Level(1).profile(), OutputProfile::Full);
-        assert_eq!(Level(2).profile(), OutputProfile::Reduced);
-        assert_eq!(Level(3).profile(), OutputProfile::AlertsOnly);
+        assert_eq!(Level(0).profile(), Profile::Full);
+        assert_eq!(Level(1).profile(), Profile::Full);
+        assert_eq!(Level(2).profile(), Profile::Reduced);
+        assert_eq!(Level(3).profile(), Profile::AlertsOnly);
     }
 }

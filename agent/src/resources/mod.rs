@@ -1,7 +1,7 @@
 //! Resource control: sample host and per-process CPU and memory ([`sample`]), decide a throttle
 //! level with hysteresis ([`controller`]), and act on it — level 1 limits the pipeline's
-//! processes through a [`Limiter`], levels 2 and 3 re-render Suricata with a lighter
-//! [`OutputProfile`] through the reload path.
+//! processes through a [`Limiter`], levels 2 and 3 re-render Suricata with a lighter EVE
+//! [`Profile`] through the reload path.
 
 pub mod controller;
 pub mod sample;
@@ -11,21 +11,10 @@ use std::time::Duration;
 
 use crate::metrics::Metrics;
 use crate::pipeline::BoxFuture;
+use crate::render::Profile;
 
 pub use controller::{Controller, ControllerParams, Level, Transition};
 pub use sample::{ProcessKind, ProcessSample, Sample, SampleSource, SysinfoSource};
-
-/// Which EVE outputs Suricata is rendered with; mirrors `render::Profile` (the `apply` wiring
-/// maps one onto the other).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutputProfile {
-    /// Every configured EVE type.
-    Full,
-    /// Without the costly ones: flow, netflow, fileinfo.
-    Reduced,
-    /// Alerts, stats and anomalies only.
-    AlertsOnly,
-}
 
 /// Why a limit could not be applied or released.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +47,7 @@ pub trait ThrottleActions: Send + Sync {
     /// Applies or releases the level-1 limit.
     fn set_limited(&self, on: bool) -> BoxFuture<'_, Result<(), String>>;
     /// Re-renders and reloads with `profile`.
-    fn set_profile(&self, profile: OutputProfile) -> BoxFuture<'_, Result<(), String>>;
+    fn set_profile(&self, profile: Profile) -> BoxFuture<'_, Result<(), String>>;
 }
 
 /// The controller loop: sample, decide, act, export. Runs as a supervised task.

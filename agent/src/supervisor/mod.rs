@@ -19,9 +19,7 @@ use tokio::time::Instant;
 use crate::metrics::Metrics;
 
 pub use notify::{notify_ready, notify_stopping, watchdog_interval, Watchdog};
-pub use reload::{
-    file_fingerprint, ApplyOutcome, ConfigWatcher, ReloadError, Reloader, ValidateOnly,
-};
+pub use reload::{file_fingerprint, ApplyOutcome, ConfigWatcher, Pickup, ReloadError, Reloader};
 
 /// Why a task stopped with an error; the supervisor logs it and restarts the task.
 pub type TaskError = Box<dyn std::error::Error + Send + Sync>;

@@ -1,9 +1,8 @@
 //! Reloading: a changed config file (polled by mtime, confirmed by content hash) or SIGHUP
 //! re-validates the config and hands it to a [`Reloader`], which re-renders and applies it.
 //!
-//! The reloader is a seam: the real render → `suricata -T` → swap → git pipeline lives in the
-//! `apply` module and is wired in by `run`; [`ValidateOnly`] is the honest implementation for a
-//! build without it — it validates and reports that nothing was applied.
+//! The reloader is a seam: the real render → `suricata -T` → swap → git pipeline is
+//! `apply::Applier`, wired in by `run`; tests may pass another.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -12,34 +11,40 @@ use sha2::{Digest, Sha256};
 
 use super::{Shutdown, TaskError};
 use crate::config::Settings;
-use crate::resources::OutputProfile;
+use crate::render::Profile;
+
+/// What a pipeline component must do to pick up a new generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pickup {
+    /// Its files did not change.
+    Nothing,
+    /// Reload in place: Suricata's rules (SIGUSR2 / `ExecReload=`), Vector's config (SIGHUP).
+    Reload,
+    /// Restart: a changed `suricata.yaml` (capture, outputs, memcaps) needs a fresh process.
+    Restart,
+}
 
 /// What an apply did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApplyOutcome {
     /// The rendered files equal the active generation: nothing to reload.
     Unchanged,
-    /// A new generation is active; reload the components whose files changed.
+    /// A new generation is active; each component picks it up as said.
     Changed {
         /// The new generation number.
         generation: u64,
-        /// `suricata.yaml` or the rules changed: Suricata must restart.
-        suricata: bool,
-        /// `vector.toml` changed: Vector must reload.
-        vector: bool,
-    },
-    /// The settings were valid but this build cannot render them; nothing on the host changed.
-    NotApplied {
-        /// Why, for the log.
-        reason: String,
+        /// `suricata.yaml` changed: restart; only the rules changed: reload.
+        suricata: Pickup,
+        /// `vector.toml` changed: reload.
+        vector: Pickup,
     },
 }
 
 /// Why an apply failed; the previous generation stays active.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    /// Rendering, validation by `suricata -T` or the swap failed.
-    #[error("apply failed: {0}")]
+    /// Rendering, validation by `suricata -T`, the swap or the history commit failed.
+    #[error("apply failed")]
     Apply(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -47,31 +52,10 @@ pub enum ReloadError {
 /// thread: it may run `suricata -T` and write files.
 pub trait Reloader: Send + Sync {
     /// Applies `settings` rendered with `profile`.
-    fn apply(
-        &self,
-        settings: &Settings,
-        profile: OutputProfile,
-    ) -> Result<ApplyOutcome, ReloadError>;
-}
+    fn apply(&self, settings: &Settings, profile: Profile) -> Result<ApplyOutcome, ReloadError>;
 
-/// A reloader for a build without the render/apply pipeline: the caller has validated the
-/// settings; this reports that nothing was rendered rather than pretending it was.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ValidateOnly;
-
-impl Reloader for ValidateOnly {
-    fn apply(
-        &self,
-        _settings: &Settings,
-        profile: OutputProfile,
-    ) -> Result<ApplyOutcome, ReloadError> {
-        Ok(ApplyOutcome::NotApplied {
-            reason: format!(
-                "config is valid; no renderer is wired into this build, so the {profile:?} \
-                 profile was not rendered and the running pipeline is unchanged"
-            ),
-        })
-    }
+    /// The generation that is active now, if any (what the pipeline runs after a failed apply).
+    fn active_generation(&self) -> Option<u64>;
 }
 
 /// Modification time and SHA-256 of a file.
@@ -159,21 +143,5 @@ mod tests {
             .unwrap();
         stop.send(true).unwrap();
         task.await.unwrap().unwrap();
-    }
-
-    #[test]
-    fn validate_only_reports_without_applying() {
-        let settings = crate::config::from_str(
-            "sensor: {id: lab-1}\nopensearch: {domain: ids2, region: eu-west-1}\n",
-            Path::new("t.yaml"),
-        )
-        .unwrap();
-        match ValidateOnly
-            .apply(&settings, OutputProfile::Reduced)
-            .unwrap()
-        {
-            ApplyOutcome::NotApplied { reason } => assert!(reason.contains("Reduced"), "{reason}"),
-            other => panic!("{other:?}"),
-        }
     }
 }
