@@ -1080,7 +1080,11 @@ fn check_fleet(c: &Config, p: &mut Vec<Problem>) {
     for (i, t) in r.thresholds.iter().enumerate() {
         let key = |k: &str| format!("fleet.rules.thresholds[{i}].{k}");
         if t.sid == 0 {
-            p.push(Problem::new(key("sid"), t.sid, "expected a rule SID (1 or more)"));
+            p.push(Problem::new(
+                key("sid"),
+                t.sid,
+                "expected a rule SID (1 or more)",
+            ));
         } else if r.thresholds[..i].iter().any(|o| o.sid == t.sid) {
             p.push(Problem::new(
                 key("sid"),

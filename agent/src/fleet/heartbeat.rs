@@ -25,10 +25,10 @@ use crate::supervisor::{Shutdown, TaskError};
 
 use super::rules::RuleSetState;
 
-/// The heartbeat file inside `logs.path`.
-pub const HEARTBEAT_FILE: &str = "heartbeat.json";
+/// The heartbeat file inside `logs.path` (Vector's heartbeat source reads it).
+pub use crate::render::HEARTBEAT_FILE;
 /// The previous heartbeat file, kept until the next rotation so Vector can finish it.
-pub const ROTATED_FILE: &str = "heartbeat.json.1";
+pub use crate::render::HEARTBEAT_ROTATED_FILE as ROTATED_FILE;
 /// Largest heartbeat file; about 1500 heartbeats (6 hours at the default period).
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 /// `event.dataset` of every heartbeat.
@@ -163,10 +163,16 @@ pub fn document(s: &Snapshot) -> Value {
     put(&["host", "memory_ratio"], json!(s.memory_ratio.map(round3)));
     put(&["capture", "packets"], json!(s.packets));
     put(&["capture", "kernel_drops"], json!(s.kernel_drops));
-    put(&["eve", "events_per_second"], json!(s.eve_per_second.map(round3)));
+    put(
+        &["eve", "events_per_second"],
+        json!(s.eve_per_second.map(round3)),
+    );
     put(&["alert", "last_seen"], json!(s.last_alert.map(timestamp)));
     let (up, total) = s.connectivity.unwrap_or((0, 0));
-    put(&["connectivity", "state"], json!(connectivity_state(up, total)));
+    put(
+        &["connectivity", "state"],
+        json!(connectivity_state(up, total)),
+    );
     if s.connectivity.is_some() {
         put(&["connectivity", "checks_up"], json!(up));
         put(&["connectivity", "checks_total"], json!(total));
@@ -417,7 +423,10 @@ mod tests {
         assert_eq!(doc["event"]["kind"], "state");
         assert_eq!(doc["host"]["cpu"]["usage"], 0.412);
         assert_eq!(doc["ids2"]["connectivity"]["state"], "degraded");
-        assert_eq!(doc["ids2"]["alert"]["last_seen"], "2026-11-21T09:59:50.000Z");
+        assert_eq!(
+            doc["ids2"]["alert"]["last_seen"],
+            "2026-11-21T09:59:50.000Z"
+        );
     }
 
     #[test]

@@ -106,8 +106,16 @@ impl RuleSet {
 
     /// SIDs added, removed and changed (same SID, other text) from `old` to `self`.
     pub fn diff(&self, old: &RuleSet) -> SidDiff {
-        let added = self.rules.keys().filter(|s| !old.rules.contains_key(s)).count();
-        let removed = old.rules.keys().filter(|s| !self.rules.contains_key(s)).count();
+        let added = self
+            .rules
+            .keys()
+            .filter(|s| !old.rules.contains_key(s))
+            .count();
+        let removed = old
+            .rules
+            .keys()
+            .filter(|s| !self.rules.contains_key(s))
+            .count();
         let changed = self
             .rules
             .iter()
@@ -348,13 +356,11 @@ impl RuleUpdater {
             }
             Err(e) => {
                 metrics.rules_update_success.set(&[], 0.0);
-                let chain = std::iter::successors(
-                    Some(e as &dyn std::error::Error),
-                    |e| e.source(),
-                )
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(": ");
+                let chain =
+                    std::iter::successors(Some(e as &dyn std::error::Error), |e| e.source())
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(": ");
                 tracing::error!("rule update failed: {chain}");
             }
         }
@@ -415,7 +421,9 @@ impl RuleUpdater {
 
         self.check(&current, &staged)?;
 
-        let old_set = RuleSet::parse(&String::from_utf8_lossy(old_bytes.as_deref().unwrap_or_default()));
+        let old_set = RuleSet::parse(&String::from_utf8_lossy(
+            old_bytes.as_deref().unwrap_or_default(),
+        ));
         let diff = new_set.diff(&old_set);
         let previous = rules_dir.join(PREVIOUS_FILE);
         if old_bytes.is_some() {
@@ -606,7 +614,8 @@ impl RuleUpdater {
     }
 
     fn reload(&self) -> Result<Reload, RulesError> {
-        let socket = SuricataSocket::new(&self.settings.config.suricata.socket_path, RELOAD_TIMEOUT);
+        let socket =
+            SuricataSocket::new(&self.settings.config.suricata.socket_path, RELOAD_TIMEOUT);
         match socket.reload_rules() {
             Ok(()) => {}
             Err(e) if e.is_not_running() => return Ok(Reload::NotRunning),
@@ -689,7 +698,9 @@ pub fn next_delay(interval: Duration, retry: Duration, failures: u32) -> Duratio
     if failures == 0 {
         return interval;
     }
-    let factor = 1u32.checked_shl(failures.saturating_sub(1).min(20)).unwrap_or(u32::MAX);
+    let factor = 1u32
+        .checked_shl(failures.saturating_sub(1).min(20))
+        .unwrap_or(u32::MAX);
     retry.saturating_mul(factor).min(interval)
 }
 
@@ -776,7 +787,9 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("2019401 \"\\s*threshold"), "{conf}");
         assert!(
-            lines[1].ends_with("\"; threshold: type limit, track by_src, count 1, seconds 3600; sid:\""),
+            lines[1].ends_with(
+                "\"; threshold: type limit, track by_src, count 1, seconds 3600; sid:\""
+            ),
             "{conf}"
         );
     }
@@ -806,6 +819,9 @@ mod tests {
         assert_eq!(first_delay(Some(&old), day, soon), soon);
         let fresh = state(OffsetDateTime::now_utc() - time::Duration::hours(1));
         let d = first_delay(Some(&fresh), day, soon);
-        assert!(d > Duration::from_secs(22 * 3600) && d <= Duration::from_secs(23 * 3600), "{d:?}");
+        assert!(
+            d > Duration::from_secs(22 * 3600) && d <= Duration::from_secs(23 * 3600),
+            "{d:?}"
+        );
     }
 }

@@ -103,7 +103,11 @@ impl SuricataSocket {
             .set_read_timeout(Some(self.timeout))
             .and_then(|()| stream.set_write_timeout(Some(self.timeout)))
             .map_err(io("setup"))?;
-        let hello = self.exchange(&mut stream, &json!({"version": PROTOCOL_VERSION}), "the handshake")?;
+        let hello = self.exchange(
+            &mut stream,
+            &json!({"version": PROTOCOL_VERSION}),
+            "the handshake",
+        )?;
         expect_ok("the handshake", hello)?;
         let mut request = json!({"command": command});
         if let Some(args) = arguments {
@@ -153,7 +157,10 @@ impl SuricataSocket {
             if n == 0 {
                 return Err(SocketError::Protocol {
                     step: step.to_string(),
-                    answer: format!("connection closed after {:?}", shorten(&String::from_utf8_lossy(&buf))),
+                    answer: format!(
+                        "connection closed after {:?}",
+                        shorten(&String::from_utf8_lossy(&buf))
+                    ),
                 });
             }
             buf.extend_from_slice(&chunk[..n]);
@@ -239,9 +246,15 @@ mod tests {
         let client = SuricataSocket::new(&path, Duration::from_secs(5));
         assert!(client.reload_rules().unwrap_err().is_not_running());
         let listener = UnixListener::bind(&path).unwrap();
-        let server = serve_once(listener, json!({"return": "NOK", "message": "Reload already in progress"}));
+        let server = serve_once(
+            listener,
+            json!({"return": "NOK", "message": "Reload already in progress"}),
+        );
         let err = client.reload_rules().unwrap_err();
-        assert!(matches!(&err, SocketError::Refused { message, .. } if message.contains("in progress")), "{err}");
+        assert!(
+            matches!(&err, SocketError::Refused { message, .. } if message.contains("in progress")),
+            "{err}"
+        );
         server.join().unwrap();
     }
 }
