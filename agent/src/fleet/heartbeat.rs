@@ -349,9 +349,8 @@ impl Heartbeat {
 fn config_commit(settings: &Settings) -> Option<String> {
     let h = &settings.config.history;
     let repo = Path::new(&h.repo);
-    if fs::read_dir(repo).ok()?.next().is_none() {
-        return None;
-    }
+    // An absent or empty directory has no history yet.
+    fs::read_dir(repo).ok()?.next()?.ok()?;
     let author = Author {
         name: h.author_name.clone(),
         email: h.author_email.clone(),
