@@ -1,6 +1,8 @@
 //! Suricata's unix-command socket: the protocol `suricatasc` speaks. The client sends
 //! `{"version": "0.2"}` and gets `{"return": "OK"}`, then one JSON command per request, each
-//! answered by one JSON object `{"return": "OK"|"NOK", "message": …}`.
+//! answered by one JSON object `{"return": "OK"|"NOK", "message": …}`. From protocol 0.2 on,
+//! Suricata reads a command only once its terminating newline arrives (so a command may span
+//! several reads); without it the connection is closed unanswered.
 //!
 //! Used to reload rules in the running Suricata (`reload-rules`, which returns once the new
 //! detection engine is live) and to read how many rules it loaded (`ruleset-stats`).
@@ -145,9 +147,9 @@ impl SuricataSocket {
             step: step.to_string(),
             source,
         };
-        stream
-            .write_all(request.to_string().as_bytes())
-            .map_err(io)?;
+        let mut line = request.to_string();
+        line.push('\n');
+        stream.write_all(line.as_bytes()).map_err(io)?;
         // Answers carry no length or terminator the protocol guarantees: read until the bytes
         // so far parse as one JSON value.
         let mut buf = Vec::new();
@@ -211,6 +213,11 @@ mod tests {
             for reply in [json!({"return": "OK"}), answer] {
                 let mut buf = vec![0u8; 4096];
                 let n = s.read(&mut buf).unwrap();
+                assert_eq!(
+                    buf[n - 1],
+                    b'\n',
+                    "protocol 0.2 messages end with a newline"
+                );
                 seen.push(serde_json::from_slice(&buf[..n]).unwrap());
                 // Split the answer over two writes: the client must wait for the whole value.
                 let text = reply.to_string();
