@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ids2_agent::ecs::fields::emitted_fields;
+use ids2_agent::fleet::heartbeat;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -332,7 +333,7 @@ fn plan(o: &SetupOptions) -> Result<Plan, SetupError> {
             ),
             (
                 format!("{prefix}-heartbeat"),
-                mappings::heartbeat_template(prefix, o.replicas),
+                mappings::heartbeat_template(prefix, heartbeat::FIELDS, o.replicas)?,
             ),
         ],
         policy: (
