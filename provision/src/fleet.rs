@@ -342,9 +342,11 @@ mod tests {
     #[test]
     fn missing_aggregations_mean_no_sensors() {
         let r = json!({"hits": {"total": {"value": 0}, "hits": []}});
-        assert!(parse_status(&r, OffsetDateTime::now_utc(), Duration::from_secs(60))
-            .unwrap()
-            .is_empty());
+        assert!(
+            parse_status(&r, OffsetDateTime::now_utc(), Duration::from_secs(60))
+                .unwrap()
+                .is_empty()
+        );
         let bad = json!({"aggregations": {"sensors": {}}});
         assert!(parse_status(&bad, OffsetDateTime::now_utc(), Duration::from_secs(60)).is_err());
     }
@@ -368,7 +370,9 @@ mod tests {
         assert_eq!(t["condition"]["parent_bucket_path"], "sensors");
         assert_eq!(t["condition"]["buckets_path"]["recent"], "recent._count");
         assert_eq!(t["actions"][0]["destination_id"], "ids2-sensor-offline");
-        let msg = t["actions"][0]["message_template"]["source"].as_str().unwrap();
+        let msg = t["actions"][0]["message_template"]["source"]
+            .as_str()
+            .unwrap();
         assert!(msg.contains("{{#ctx.newAlerts}}{{bucket_keys}}"), "{msg}");
         let silent = offline_monitor("ids2", 90, None);
         assert!(silent["triggers"][0]["bucket_level_trigger"]["actions"]
