@@ -3,6 +3,7 @@
 //! documents (`ids2_agent::fleet::heartbeat::document`), stored as Vector would index them.
 
 #[path = "support/standin.rs"]
+#[allow(dead_code)] // Shared with the setup tests; foreign_template is theirs.
 mod standin;
 
 use std::time::{Duration, Instant};
@@ -143,6 +144,28 @@ fn status_tells_online_late_and_offline_sensors_apart() {
             "3 sensors: 1 online, 1 late, 1 offline",
         ))
         .stdout(predicate::str::contains("pi-b"));
+}
+
+#[test]
+fn basic_auth_is_sent_and_a_denial_is_reported() {
+    let s = StandIn::start(Expect::Basic("admin".into(), "pw".into()));
+    seed(&s, vec![beat("pi-a", Duration::from_secs(1), 0, 0)]);
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    cli()
+        .args(["fleet", "status", "--endpoint", &s.url, "--auth", "basic"])
+        .args(["--username", "admin", "--password-file"])
+        .arg(&pw)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 sensors: 1 online"));
+    assert_clean(&s);
+
+    let denied = StandIn::start(Expect::DenyAll);
+    status(&denied, &[])
+        .code(1)
+        .stderr(predicate::str::contains("HTTP 403"));
 }
 
 #[test]
@@ -296,11 +319,14 @@ fn setup_refuses_a_clear_text_webhook() {
 #[ignore = "a measurement (about 70 s), not a check; run it with --ignored"]
 fn measure_time_to_offline() {
     let s = StandIn::start(Expect::SigV4);
-    for _ in 0..5 {
+    let mut stopped = Instant::now();
+    for i in 0..5 {
+        if i > 0 {
+            std::thread::sleep(Duration::from_secs(1));
+        }
         seed(&s, vec![beat("pi-m", Duration::ZERO, 0, 0)]);
-        std::thread::sleep(Duration::from_secs(1));
+        stopped = Instant::now();
     }
-    let stopped = Instant::now();
     let mut states = Vec::new();
     let deadline = stopped + Duration::from_secs(180);
     while Instant::now() < deadline {
