@@ -1036,7 +1036,7 @@ fn check_monitor(st: &State, m: &Value) -> Result<(), (u16, String)> {
         "a bucket-level monitor takes exactly one search input".to_string(),
     ))?;
     let search = &inputs[0]["search"];
-    if !search["indices"].as_array().is_some_and(|a| !a.is_empty()) {
+    if search["indices"].as_array().is_none_or(|a| a.is_empty()) {
         return Err((400, "search.indices must be a non-empty array".into()));
     }
     let aggs = search["query"]["aggregations"].as_object().ok_or((
