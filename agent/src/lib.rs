@@ -10,6 +10,7 @@ pub mod connectivity;
 pub mod ecs;
 pub mod emulate;
 pub mod eve;
+pub mod fleet;
 pub mod gitops;
 pub mod lab;
 pub mod metrics;

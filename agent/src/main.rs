@@ -107,6 +107,23 @@ enum Command {
         #[command(subcommand)]
         action: UnitAction,
     },
+    /// The Suricata rule set (fleet.rules).
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesAction {
+    /// Download the configured sources with suricata-update, check the set with `suricata -T`,
+    /// swap it in, record it in the history and reload the running Suricata; on any failure
+    /// the previous rules stay active.
+    Update {
+        /// The config file.
+        #[arg(long, default_value = "/etc/ids2/config.yaml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -360,6 +377,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             suricata_etc,
         } => Ok(ids2_agent::run::run(&config, backend, suricata_etc)?),
         Command::Ecs { config } => ecs_stdio(&config),
+        Command::Rules {
+            action: RulesAction::Update { config },
+        } => rules_update(&config),
     }
 }
 
@@ -406,6 +426,15 @@ fn lab_command(
         )
         .into());
     }
+    Ok(())
+}
+
+/// `rules update`: prints the outcome; any failure leaves the previous rules active (exit 1).
+fn rules_update(config: &std::path::Path) -> Result<(), Failure> {
+    let settings = config::load(config)?;
+    let metrics = ids2_agent::metrics::Metrics::new(env!("CARGO_PKG_VERSION"));
+    let updater = ids2_agent::fleet::RuleUpdater::for_settings(&settings)?;
+    println!("{}", updater.update_recorded(&metrics)?);
     Ok(())
 }
 

@@ -528,6 +528,9 @@ fn spawn_tasks(
         }),
     );
 
+    // Heartbeats, and the daily rule update when fleet.rules.scheduled is on.
+    crate::fleet::spawn(sup, settings, metrics, std::time::Instant::now());
+
     if let Some(interval) = supervisor::watchdog_interval() {
         sup.spawn(
             "watchdog",

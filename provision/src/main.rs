@@ -38,6 +38,47 @@ enum Command {
     /// Sensor configuration files.
     #[command(subcommand)]
     Sensor(SensorCommand),
+    /// The sensors as their heartbeats show them.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+}
+
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// Each sensor's last heartbeat: last seen, state (online; late after two heartbeat
+    /// intervals; offline after --offline-after-secs), throttle level, kernel drops, rule-set age.
+    Status {
+        /// The domain endpoint (plain http only for localhost).
+        #[arg(long, value_name = "URL")]
+        endpoint: String,
+        /// Print JSON (one object per sensor) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Seconds without a heartbeat after which a sensor is offline.
+        #[arg(long, default_value_t = 60)]
+        offline_after_secs: u64,
+        /// Index prefix; must equal opensearch.index_prefix in the sensors' config.
+        #[arg(long, default_value = "ids2")]
+        index_prefix: String,
+        /// How to authenticate.
+        #[arg(long, value_enum, default_value = "sigv4")]
+        auth: AuthMethod,
+        /// sigv4: the domain's region (read from an AWS endpoint host when omitted).
+        #[arg(long)]
+        region: Option<String>,
+        /// sigv4: AWS profile.
+        #[arg(long)]
+        profile: Option<String>,
+        /// basic: user name.
+        #[arg(long)]
+        username: Option<String>,
+        /// basic: file whose first line is the password.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Seconds the query may take.
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+    },
 }
 
 #[derive(Args)]
@@ -161,6 +202,16 @@ enum OpensearchCommand {
         /// Seconds one HTTP request may take.
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
+        /// Seconds without a heartbeat after which the "sensor offline" monitor alerts
+        /// (fleet.offline_after_secs on the sensors).
+        #[arg(long, default_value_t = 60)]
+        offline_after_secs: u32,
+        /// Webhook the "sensor offline" monitor notifies (an OpenSearch Notifications channel).
+        #[arg(long, value_name = "URL", conflicts_with = "alert_webhook_url_file")]
+        alert_webhook_url: Option<String>,
+        /// File whose first line is that webhook URL (when the URL is a secret, as Slack's are).
+        #[arg(long, value_name = "FILE")]
+        alert_webhook_url_file: Option<PathBuf>,
     },
 }
 
@@ -328,14 +379,37 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             replicas,
             dashboards_url,
             timeout_secs,
+            offline_after_secs,
+            alert_webhook_url,
+            alert_webhook_url_file,
         }) => {
             let base = setup::check_endpoint(&endpoint)?.base;
+            let alert_webhook_url = match (alert_webhook_url, alert_webhook_url_file) {
+                (Some(url), _) => Some(url),
+                (None, Some(file)) => Some(
+                    std::fs::read_to_string(&file)
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "cannot read the webhook URL file {}: {e}",
+                                file.display()
+                            )
+                        })?
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                ),
+                (None, None) => None,
+            };
             let options = SetupOptions {
                 dashboards_url: dashboards_url.unwrap_or_else(|| format!("{base}/_dashboards")),
                 endpoint: base,
                 index_prefix,
                 retention_days,
                 replicas,
+                offline_after_secs,
+                alert_webhook_url,
             };
             setup::check_options(&options)?;
             let auth = match auth {
@@ -352,6 +426,47 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let rest = Rest::new(auth, Duration::from_secs(timeout_secs))?;
             let report = setup::setup(&rest, &options).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Fleet(FleetCommand::Status {
+            endpoint,
+            json,
+            offline_after_secs,
+            index_prefix,
+            auth,
+            region,
+            profile,
+            username,
+            password_file,
+            timeout_secs,
+        }) => {
+            let base = setup::check_endpoint(&endpoint)?.base;
+            let auth = match auth {
+                AuthMethod::Sigv4 => {
+                    setup::sigv4_auth(&base, region.as_deref(), profile.as_deref()).await?
+                }
+                AuthMethod::Basic => setup::basic_auth(
+                    username.as_deref(),
+                    std::env::var("IDS2_OPENSEARCH_PASSWORD").ok(),
+                    password_file.as_deref(),
+                )?,
+            };
+            let rest = Rest::new(auth, Duration::from_secs(timeout_secs))?;
+            let sensors = ids2_provision::fleet::status(
+                &rest,
+                &base,
+                &index_prefix,
+                Duration::from_secs(offline_after_secs),
+            )
+            .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&sensors).expect("statuses serialise")
+                );
+            } else {
+                println!("{}", ids2_provision::fleet::table(&sensors));
+            }
             Ok(())
         }
         Command::Sensor(SensorCommand::Config {

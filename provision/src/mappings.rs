@@ -182,37 +182,26 @@ pub fn suricata_template(
     }))
 }
 
-/// The template for `<prefix>-heartbeat-*`: the sensor's identity and time are mapped;
-/// the rest of a heartbeat is indexed dynamically with strings as keywords.
-pub fn heartbeat_template(prefix: &str, replicas: u32) -> Value {
-    json!({
+/// The template for `<prefix>-heartbeat-*`: exactly the fields a heartbeat carries
+/// (`ids2_agent::fleet::heartbeat::FIELDS`, the list the agent builds heartbeats from), with
+/// anything else kept in `_source` but not indexed.
+pub fn heartbeat_template(
+    prefix: &str,
+    fields: &[EcsField],
+    replicas: u32,
+) -> Result<Value, MappingError> {
+    Ok(json!({
         "index_patterns": [format!("{prefix}-heartbeat-*")],
         "priority": TEMPLATE_PRIORITY,
         "template": {
             "settings": settings(replicas),
             "mappings": {
-                "dynamic": true,
-                "dynamic_templates": [{
-                    "strings_as_keywords": {
-                        "match_mapping_type": "string",
-                        "mapping": {"type": "keyword", "ignore_above": IGNORE_ABOVE}
-                    }
-                }],
-                "properties": {
-                    "@timestamp": {"type": "date"},
-                    "event": {"properties": {
-                        "kind": {"type": "keyword", "ignore_above": IGNORE_ABOVE},
-                        "dataset": {"type": "keyword", "ignore_above": IGNORE_ABOVE}
-                    }},
-                    "observer": {"properties": {
-                        "name": {"type": "keyword", "ignore_above": IGNORE_ABOVE},
-                        "hostname": {"type": "keyword", "ignore_above": IGNORE_ABOVE}
-                    }}
-                }
+                "dynamic": false,
+                "properties": properties(fields)?
             }
         },
-        "_meta": {"managed_by": "ids2-provision"}
-    })
+        "_meta": {"managed_by": "ids2-provision", "source": "ids2_agent::fleet::heartbeat::FIELDS"}
+    }))
 }
 
 #[cfg(test)]
@@ -255,6 +244,45 @@ mod tests {
     fn unknown_type_is_reported() {
         let e = properties(&[f("x", "semantic_text")]).unwrap_err();
         assert!(e.to_string().contains("semantic_text"));
+    }
+
+    fn leaves(prefix: &str, props: &Map<String, Value>, out: &mut Vec<(String, String)>) {
+        for (k, v) in props {
+            let name = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v.get("properties").and_then(Value::as_object) {
+                Some(inner) => leaves(&name, inner, out),
+                None => out.push((name, v["type"].as_str().unwrap_or("").to_string())),
+            }
+        }
+    }
+
+    #[test]
+    fn heartbeat_template_maps_exactly_the_heartbeat_fields() {
+        use ids2_agent::fleet::heartbeat::FIELDS;
+        let t = heartbeat_template("corp", FIELDS, 1).unwrap();
+        assert_eq!(t["index_patterns"][0], "corp-heartbeat-*");
+        assert_eq!(t["template"]["mappings"]["dynamic"], false);
+        let props = t["template"]["mappings"]["properties"].as_object().unwrap();
+        let mut mapped = Vec::new();
+        leaves("", props, &mut mapped);
+        mapped.sort();
+        let mut wanted: Vec<(String, String)> = FIELDS
+            .iter()
+            .map(|f| {
+                let os = opensearch_type(f.name, f.ecs_type).unwrap();
+                (f.name.to_string(), os["type"].as_str().unwrap().to_string())
+            })
+            .collect();
+        wanted.sort();
+        assert_eq!(mapped, wanted);
+        assert_eq!(
+            props["host"]["properties"]["cpu"]["properties"]["usage"]["scaling_factor"],
+            1000
+        );
     }
 
     #[test]

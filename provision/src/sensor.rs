@@ -177,6 +177,7 @@ pub fn build(o: &SensorOptions) -> Result<Config, SensorError> {
         paths: Default::default(),
         notifications: Default::default(),
         blocking: Default::default(),
+        fleet: Default::default(),
     };
     // Round-trip through the text the agent will read, so what is checked is what is written.
     config::from_str(&render(&config), Path::new("<sensor config>"))

@@ -8,12 +8,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ids2_agent::ecs::fields::emitted_fields;
+use ids2_agent::fleet::heartbeat;
 use reqwest::Method;
 use serde_json::Value;
 
 use crate::aws::{self, AwsError, AwsTarget};
 use crate::diff::first_difference;
 use crate::endpoint::Endpoint;
+use crate::fleet;
 use crate::mappings::{self, MappingError};
 use crate::objects::{self, SavedObject};
 use crate::rest::{Auth, Response, Rest, RestError};
@@ -31,6 +33,11 @@ pub struct SetupOptions {
     pub retention_days: u32,
     /// Replicas per shard (0 for a one-node domain, where a replica could never be placed).
     pub replicas: u32,
+    /// Seconds without a heartbeat after which the offline monitor raises an alert.
+    pub offline_after_secs: u32,
+    /// Webhook the offline monitor notifies (a Notifications channel); none: alerts only show
+    /// in Alerting.
+    pub alert_webhook_url: Option<String>,
 }
 
 /// What happened to one object.
@@ -104,6 +111,15 @@ pub enum SetupError {
     /// Retention out of range.
     #[error("--retention-days {0} is out of range: expected 1 to 3650 days")]
     BadRetention(u32),
+    /// Offline threshold out of range.
+    #[error(
+        "--offline-after-secs {0} is out of range: expected 30 to 86400 seconds (at least two \
+         heartbeat intervals; sensors beat every 15 s by default)"
+    )]
+    BadOfflineAfter(u32),
+    /// The webhook URL is not one we will send alerts to.
+    #[error("webhook URL `{0}` is not usable: expected https://HOST/PATH")]
+    BadWebhook(String),
     /// SigV4 needs a region the endpoint does not reveal.
     #[error(
         "cannot tell the AWS region from the endpoint host `{0}`: pass --region (the domain's \
@@ -212,6 +228,8 @@ impl SetupError {
             SetupError::BadUrl(_)
             | SetupError::BadPrefix(_)
             | SetupError::BadRetention(_)
+            | SetupError::BadOfflineAfter(_)
+            | SetupError::BadWebhook(_)
             | SetupError::NoRegion(_)
             | SetupError::NoUsername
             | SetupError::NoPassword => true,
@@ -256,6 +274,20 @@ pub fn check_options(o: &SetupOptions) -> Result<(), SetupError> {
     }
     if !(1..=3650).contains(&o.retention_days) {
         return Err(SetupError::BadRetention(o.retention_days));
+    }
+    if !(30..=86_400).contains(&o.offline_after_secs) {
+        return Err(SetupError::BadOfflineAfter(o.offline_after_secs));
+    }
+    if let Some(url) = &o.alert_webhook_url {
+        let ok = url
+            .strip_prefix("https://")
+            .and_then(|rest| rest.split(['/', '?', '#']).next())
+            .is_some_and(|host| !host.is_empty() && !host.contains('@'));
+        if !ok {
+            // The URL is often a secret (Slack): do not echo it whole.
+            let shown: String = url.chars().take(12).collect();
+            return Err(SetupError::BadWebhook(format!("{shown}…")));
+        }
     }
     Ok(())
 }
@@ -319,6 +351,8 @@ struct Plan {
     templates: Vec<(String, Value)>,
     policy: (String, Value),
     saved: Vec<SavedObject>,
+    channel: Option<(String, Value)>,
+    monitor: Value,
 }
 
 fn plan(o: &SetupOptions) -> Result<Plan, SetupError> {
@@ -332,7 +366,7 @@ fn plan(o: &SetupOptions) -> Result<Plan, SetupError> {
             ),
             (
                 format!("{prefix}-heartbeat"),
-                mappings::heartbeat_template(prefix, o.replicas),
+                mappings::heartbeat_template(prefix, heartbeat::FIELDS, o.replicas)?,
             ),
         ],
         policy: (
@@ -340,6 +374,20 @@ fn plan(o: &SetupOptions) -> Result<Plan, SetupError> {
             objects::ism_policy(prefix, o.retention_days),
         ),
         saved: objects::saved_objects(prefix),
+        channel: o.alert_webhook_url.as_ref().map(|url| {
+            (
+                fleet::channel_id(prefix),
+                fleet::webhook_channel(prefix, url),
+            )
+        }),
+        monitor: fleet::offline_monitor(
+            prefix,
+            o.offline_after_secs,
+            o.alert_webhook_url
+                .as_ref()
+                .map(|_| fleet::channel_id(prefix))
+                .as_deref(),
+        ),
     })
 }
 
@@ -369,7 +417,109 @@ pub async fn setup(rest: &Rest, o: &SetupOptions) -> Result<Report, SetupError> 
             action,
         });
     }
+    if let Some((id, config)) = &plan.channel {
+        let action = ensure_channel(rest, base, id, config).await?;
+        report.changes.push(Change {
+            object: format!("notification channel {id}"),
+            action,
+        });
+    }
+    let action = ensure_monitor(rest, base, &plan.monitor).await?;
+    report.changes.push(Change {
+        object: format!(
+            "alerting monitor {}",
+            plan.monitor["name"].as_str().unwrap_or("")
+        ),
+        action,
+    });
     Ok(report)
+}
+
+async fn ensure_channel(
+    rest: &Rest,
+    base: &str,
+    id: &str,
+    config: &Value,
+) -> Result<Action, SetupError> {
+    let url = format!("{base}/_plugins/_notifications/configs/{id}");
+    let (action, method, put_url, body) = match get(rest, &url).await? {
+        None => (
+            Action::Created,
+            Method::POST,
+            format!("{base}/_plugins/_notifications/configs"),
+            serde_json::json!({"config_id": id, "config": config}),
+        ),
+        Some(r) => {
+            let have = &r.json["config_list"][0]["config"];
+            match first_difference(config, have) {
+                None => return Ok(Action::Unchanged),
+                // The webhook URL may be a secret: name the key, not the value.
+                Some(why) => (
+                    Action::Updated(format!("config.{}", why.split(':').next().unwrap_or(&why))),
+                    Method::PUT,
+                    url.clone(),
+                    serde_json::json!({"config": config}),
+                ),
+            }
+        }
+    };
+    let r = rest
+        .send(method.clone(), &put_url, Some(&body), &[])
+        .await?;
+    check(method, &put_url, r)?;
+    Ok(action)
+}
+
+/// Monitors get server-made ids, so ours is found by name; a second monitor of the same name
+/// is never created.
+async fn ensure_monitor(rest: &Rest, base: &str, monitor: &Value) -> Result<Action, SetupError> {
+    let search = format!("{base}/_plugins/_alerting/monitors/_search");
+    let query = serde_json::json!({
+        "query": {"term": {"monitor.name.keyword": monitor["name"]}}
+    });
+    let r = rest.send(Method::POST, &search, Some(&query), &[]).await?;
+    // Before the first monitor exists the alerting config index does not, and search says 404.
+    let found = if r.status == 404 {
+        None
+    } else {
+        let r = check(Method::POST, &search, r)?;
+        r.json["hits"]["hits"]
+            .as_array()
+            .ok_or_else(|| SetupError::Shape {
+                url: search.clone(),
+                what: "no hits.hits array".into(),
+            })?
+            .first()
+            .and_then(|h| h["_id"].as_str().map(str::to_string))
+    };
+    let Some(id) = found else {
+        let url = format!("{base}/_plugins/_alerting/monitors");
+        let r = rest.send(Method::POST, &url, Some(monitor), &[]).await?;
+        check(Method::POST, &url, r)?;
+        return Ok(Action::Created);
+    };
+    let url = format!("{base}/_plugins/_alerting/monitors/{id}");
+    let have = get(rest, &url).await?.ok_or_else(|| SetupError::Shape {
+        url: url.clone(),
+        what: "the monitor found by name is gone".into(),
+    })?;
+    let why = match first_difference(monitor, &have.json["monitor"]) {
+        None => return Ok(Action::Unchanged),
+        Some(why) => why,
+    };
+    let (Some(seq), Some(term)) = (
+        have.json["_seq_no"].as_u64(),
+        have.json["_primary_term"].as_u64(),
+    ) else {
+        return Err(SetupError::Shape {
+            url,
+            what: "no _seq_no/_primary_term".into(),
+        });
+    };
+    let put_url = format!("{url}?if_seq_no={seq}&if_primary_term={term}");
+    let r = rest.send(Method::PUT, &put_url, Some(monitor), &[]).await?;
+    check(Method::PUT, &put_url, r)?;
+    Ok(Action::Updated(format!("monitor.{why}")))
 }
 
 async fn ensure_template(
@@ -534,6 +684,8 @@ mod tests {
             index_prefix: "ids2".into(),
             retention_days: 30,
             replicas: 0,
+            offline_after_secs: 60,
+            alert_webhook_url: None,
         }
     }
 
@@ -555,6 +707,15 @@ mod tests {
         o.dashboards_url = "http://127.0.0.1:5601".into();
         o.endpoint = "http://127.0.0.1:9200".into();
         assert!(plan(&o).is_ok());
+        o.offline_after_secs = 10;
+        assert!(matches!(plan(&o), Err(SetupError::BadOfflineAfter(10))));
+        o.offline_after_secs = 60;
+        o.alert_webhook_url = Some("http://hooks.example.org/secret-token".into());
+        let Err(err) = plan(&o) else {
+            panic!("a plain-http webhook was accepted")
+        };
+        assert!(matches!(err, SetupError::BadWebhook(_)));
+        assert!(!err.to_string().contains("secret-token"));
     }
 
     #[test]

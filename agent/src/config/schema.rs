@@ -51,6 +51,9 @@ pub struct Config {
     /// Time-limited block decisions from alerts, served as a feed; off by default.
     #[serde(default)]
     pub blocking: Blocking,
+    /// Heartbeats, offline detection and rule-set updates.
+    #[serde(default)]
+    pub fleet: Fleet,
 }
 
 /// Identity of the sensor.
@@ -499,6 +502,95 @@ pub struct RepeatOffenders {
     pub window_secs: u32,
 }
 
+/// Fleet membership: the heartbeat the sensor writes and the rule-set updates it runs.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    /// Seconds between heartbeats (`<logs.path>/heartbeat.json`, shipped to the heartbeat index).
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u32,
+    /// Seconds without a heartbeat after which the sensor is reported offline (fleet status,
+    /// the OpenSearch monitor); at least two heartbeat intervals.
+    #[serde(default = "default_offline_after_secs")]
+    pub offline_after_secs: u32,
+    /// Rule-set updates with suricata-update.
+    #[serde(default)]
+    pub rules: RuleUpdates,
+}
+
+/// Rule-set updates: download, check with `suricata -T`, swap, record, reload Suricata.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleUpdates {
+    /// Whether the daemon runs updates on its own every `interval_secs`
+    /// (`ids2-agent rules update` works either way).
+    #[serde(default = "default_true")]
+    pub scheduled: bool,
+    /// Seconds between scheduled updates (default one day).
+    #[serde(default = "default_rules_interval_secs")]
+    pub interval_secs: u32,
+    /// Seconds before the first retry of a failed update; doubled on each further failure, up
+    /// to `interval_secs`.
+    #[serde(default = "default_rules_retry_secs")]
+    pub retry_initial_secs: u32,
+    /// Where rules come from: `et/open` (Emerging Threats Open for the installed Suricata),
+    /// `https://…` or `file:///…` URLs of a rules file or tarball, or absolute paths of local
+    /// `.rules` files or directories (offline sites).
+    #[serde(default = "default_rule_sources")]
+    pub sources: Vec<String>,
+    /// SIDs to enable although their source ships them disabled.
+    #[serde(default)]
+    pub enable_sids: Vec<u32>,
+    /// SIDs to disable.
+    #[serde(default)]
+    pub disable_sids: Vec<u32>,
+    /// Alert thresholds written into the named rules.
+    #[serde(default)]
+    pub thresholds: Vec<RuleThreshold>,
+    /// suricata-update's working directory (download cache); kept off the log tmpfs.
+    #[serde(default = "default_rules_cache_dir")]
+    pub cache_dir: String,
+}
+
+/// How a threshold counts (Suricata's `threshold: type …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdType {
+    /// At most `count` alerts per `seconds`.
+    Limit,
+    /// One alert every `count` matches within `seconds`.
+    Threshold,
+    /// One alert once `count` matches are seen within `seconds`, then none for the rest of it.
+    Both,
+}
+
+/// What a threshold counts per (Suricata's `track`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdTrack {
+    /// Per source address.
+    BySrc,
+    /// Per destination address.
+    ByDst,
+}
+
+/// One rule's threshold.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleThreshold {
+    /// The rule's SID.
+    pub sid: u32,
+    /// `limit`, `threshold` or `both`.
+    #[serde(rename = "type")]
+    pub kind: ThresholdType,
+    /// `by_src` or `by_dst`.
+    pub track: ThresholdTrack,
+    /// Matches counted.
+    pub count: u32,
+    /// Length of the counting window in seconds.
+    pub seconds: u32,
+}
+
 macro_rules! default_from_fns {
     ($($ty:ty { $($field:ident: $f:path),* $(,)? })*) => {$(
         impl Default for $ty {
@@ -548,6 +640,16 @@ default_from_fns! {
         repeat_offenders: none, reputation_min_score: none, ttl_secs: default_block_ttl_secs,
         max_entries: default_block_max_entries, allowlist: Vec::new, allow_home_net: Vec::new,
         feed_listen: default_feed_listen, nftables: bool::default,
+    }
+    Fleet {
+        heartbeat_secs: default_heartbeat_secs, offline_after_secs: default_offline_after_secs,
+        rules: RuleUpdates::default,
+    }
+    RuleUpdates {
+        scheduled: default_true, interval_secs: default_rules_interval_secs,
+        retry_initial_secs: default_rules_retry_secs, sources: default_rule_sources,
+        enable_sids: Vec::new, disable_sids: Vec::new, thresholds: Vec::new,
+        cache_dir: default_rules_cache_dir,
     }
     Shipping {
         batch_max_events: default_batch_max_events, batch_max_mb: default_batch_max_mb,
@@ -767,6 +869,37 @@ pub fn default_block_max_entries() -> u32 {
 pub fn default_feed_listen() -> String {
     "0.0.0.0:9102".into()
 }
+
+/// Default heartbeat period.
+pub fn default_heartbeat_secs() -> u32 {
+    15
+}
+/// Default offline threshold: four missed heartbeats.
+pub fn default_offline_after_secs() -> u32 {
+    60
+}
+fn default_true() -> bool {
+    true
+}
+/// Default rule update period: one day.
+pub fn default_rules_interval_secs() -> u32 {
+    86_400
+}
+/// Default first retry after a failed rule update: five minutes.
+pub fn default_rules_retry_secs() -> u32 {
+    300
+}
+/// Default rule source: Emerging Threats Open.
+pub fn default_rule_sources() -> Vec<String> {
+    vec![RULE_SOURCE_ET_OPEN.into()]
+}
+/// Default suricata-update working directory.
+pub fn default_rules_cache_dir() -> String {
+    "/var/lib/ids2/suricata-update".into()
+}
+
+/// The rule source name for Emerging Threats Open (suricata-update's built-in default).
+pub const RULE_SOURCE_ET_OPEN: &str = "et/open";
 
 /// EVE types on by default: what operators query, per DESIGN.md's cost notes.
 pub const EVE_DEFAULT_TYPES: &[&str] = &[

@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use super::error::Problem;
-use super::schema::{Config, EVE_ALL_TYPES};
+use super::schema::{Config, EVE_ALL_TYPES, RULE_SOURCE_ET_OPEN};
 
 /// A validated configuration, with derived values the renderers and host modules need.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -136,6 +136,7 @@ pub fn validate(mut config: Config) -> Result<Settings, Vec<Problem>> {
     let tls_targets = check_connectivity(&config, &mut p);
     check_notifications(&config, &mut p);
     check_blocking(&config, &home_net, &mut p);
+    check_fleet(&config, &mut p);
 
     match (p.is_empty(), auth, metrics_listen) {
         (true, Some(auth), Some(metrics_listen)) => {
@@ -993,6 +994,143 @@ fn check_blocking(c: &Config, home_net: &[IpNet], p: &mut Vec<Problem>) {
     }
 }
 
+fn check_fleet(c: &Config, p: &mut Vec<Problem>) {
+    let f = &c.fleet;
+    check_range(
+        p,
+        "fleet.heartbeat_secs",
+        f.heartbeat_secs,
+        5..=3600,
+        "seconds",
+    );
+    // Below two intervals a single delayed heartbeat would already read as offline.
+    let least = f.heartbeat_secs.saturating_mul(2).max(10);
+    if !(least..=86_400).contains(&f.offline_after_secs) {
+        p.push(Problem::new(
+            "fleet.offline_after_secs",
+            f.offline_after_secs,
+            format!(
+                "expected {least} to 86400 seconds: at least two heartbeat intervals \
+                 (fleet.heartbeat_secs = {})",
+                f.heartbeat_secs
+            ),
+        ));
+    }
+    let r = &f.rules;
+    check_range(
+        p,
+        "fleet.rules.interval_secs",
+        r.interval_secs,
+        300..=2_592_000,
+        "seconds (5 minutes to 30 days)",
+    );
+    if !(10..=86_400).contains(&r.retry_initial_secs) || r.retry_initial_secs > r.interval_secs {
+        p.push(Problem::new(
+            "fleet.rules.retry_initial_secs",
+            r.retry_initial_secs,
+            "expected 10 to 86400 seconds, and no more than fleet.rules.interval_secs",
+        ));
+    }
+    if r.sources.is_empty() {
+        p.push(Problem::at(
+            "fleet.rules.sources",
+            "must list at least one source, e.g. [et/open] or [/var/lib/ids2/local-rules]",
+        ));
+    }
+    for (i, s) in r.sources.iter().enumerate() {
+        if let Err(why) = rule_source_problem(s) {
+            p.push(Problem::new(format!("fleet.rules.sources[{i}]"), s, why));
+        } else if r.sources[..i].contains(s) {
+            p.push(Problem::new(
+                format!("fleet.rules.sources[{i}]"),
+                s,
+                "each source may be listed once",
+            ));
+        }
+    }
+    for (key, sids) in [
+        ("fleet.rules.enable_sids", &r.enable_sids),
+        ("fleet.rules.disable_sids", &r.disable_sids),
+    ] {
+        for (i, sid) in sids.iter().enumerate() {
+            if *sid == 0 {
+                p.push(Problem::new(
+                    format!("{key}[{i}]"),
+                    sid,
+                    "expected a rule SID (1 or more)",
+                ));
+            } else if sids[..i].contains(sid) {
+                p.push(Problem::new(
+                    format!("{key}[{i}]"),
+                    sid,
+                    "each SID may be listed once",
+                ));
+            }
+        }
+    }
+    for (i, sid) in r.disable_sids.iter().enumerate() {
+        if r.enable_sids.contains(sid) {
+            p.push(Problem::new(
+                format!("fleet.rules.disable_sids[{i}]"),
+                sid,
+                "is also in fleet.rules.enable_sids; keep it in one list",
+            ));
+        }
+    }
+    for (i, t) in r.thresholds.iter().enumerate() {
+        let key = |k: &str| format!("fleet.rules.thresholds[{i}].{k}");
+        if t.sid == 0 {
+            p.push(Problem::new(
+                key("sid"),
+                t.sid,
+                "expected a rule SID (1 or more)",
+            ));
+        } else if r.thresholds[..i].iter().any(|o| o.sid == t.sid) {
+            p.push(Problem::new(
+                key("sid"),
+                t.sid,
+                "each SID may have one threshold",
+            ));
+        }
+        check_range(p, &key("count"), t.count, 1..=1_000_000, "matches");
+        check_range(p, &key("seconds"), t.seconds, 1..=86_400, "seconds");
+    }
+    check_abs_path("fleet.rules.cache_dir", &r.cache_dir, p);
+}
+
+/// `et/open`, an https:// or file:// URL, or an absolute path.
+fn rule_source_problem(s: &str) -> Result<(), &'static str> {
+    if s == RULE_SOURCE_ET_OPEN {
+        return Ok(());
+    }
+    let path = if let Some(rest) = s.strip_prefix("https://") {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        return if host.is_empty() || host.contains('@') || rest.len() == host.len() {
+            Err("expected https://HOST/PATH of a rules file or .tar.gz, with no user info")
+        } else {
+            Ok(())
+        };
+    } else if let Some(rest) = s.strip_prefix("file://") {
+        rest
+    } else if s.contains("://") {
+        return Err(
+            "expected et/open, an https:// or file:// URL, or an absolute path \
+             (plain http would let anyone on the path replace the rules)",
+        );
+    } else {
+        s
+    };
+    let ok = path.starts_with('/')
+        && path.len() > 1
+        && !path.split('/').any(|part| part == "..")
+        && !path.chars().any(|c| c.is_control() || c.is_whitespace());
+    if ok {
+        Ok(())
+    } else {
+        Err("expected et/open, an https:// URL, or an absolute path (file:///… or /…) without '..' or spaces")
+    }
+}
+
 fn is_interface_name(s: &str) -> bool {
     (1..=15).contains(&s.len())
         && s != "."
@@ -1198,6 +1336,69 @@ mod tests {
         assert!(p[0].message.contains("repeat_offenders"));
         let p = response_problems("blocking: {enabled: true, feed_listen: 9102}\n");
         assert_eq!(paths(&p), ["blocking.feed_listen"], "{p:#?}");
+    }
+
+    #[test]
+    fn fleet_defaults_are_documented() {
+        let s = crate::config::from_str(
+            "sensor: {id: lab-1}\nopensearch: {domain: ids2, region: eu-west-1}\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        let f = &s.config.fleet;
+        assert_eq!((f.heartbeat_secs, f.offline_after_secs), (15, 60));
+        assert!(f.rules.scheduled);
+        assert_eq!(f.rules.interval_secs, 86_400);
+        assert_eq!(f.rules.sources, ["et/open"]);
+        assert!(f.rules.enable_sids.is_empty() && f.rules.thresholds.is_empty());
+    }
+
+    #[test]
+    fn fleet_problems_named_by_key() {
+        let p = response_problems(
+            "fleet:\n  heartbeat_secs: 30\n  offline_after_secs: 45\n  rules:\n    \
+             interval_secs: 60\n    sources: [et/open, 'http://mirror.lan/r.tar.gz', \
+             rules/local, 'file:///srv/../etc', et/open]\n    enable_sids: [1, 1, 0]\n    \
+             disable_sids: [1]\n    thresholds:\n      - {sid: 5, type: limit, track: by_src, \
+             count: 0, seconds: 60}\n      - {sid: 5, type: both, track: by_dst, count: 1, \
+             seconds: 60}\n    cache_dir: var/cache\n",
+        );
+        assert_eq!(
+            paths(&p),
+            [
+                "fleet.offline_after_secs",
+                "fleet.rules.interval_secs",
+                "fleet.rules.retry_initial_secs",
+                "fleet.rules.sources[1]",
+                "fleet.rules.sources[2]",
+                "fleet.rules.sources[3]",
+                "fleet.rules.sources[4]",
+                "fleet.rules.enable_sids[1]",
+                "fleet.rules.enable_sids[2]",
+                "fleet.rules.disable_sids[0]",
+                "fleet.rules.thresholds[0].count",
+                "fleet.rules.thresholds[1].sid",
+                "fleet.rules.cache_dir",
+            ],
+            "{p:#?}"
+        );
+        assert!(p[0].message.contains("60 to 86400"), "{p:#?}");
+        let p = response_problems(
+            "fleet: {rules: {thresholds: [{sid: 5, type: sometimes, track: by_src, count: 1, seconds: 1}]}}\n",
+        );
+        assert_eq!(paths(&p), ["fleet.rules.thresholds[0].type"], "{p:#?}");
+    }
+
+    #[test]
+    fn offline_rule_sources_accepted() {
+        let p = response_problems(
+            "fleet:\n  heartbeat_secs: 5\n  offline_after_secs: 10\n  rules:\n    \
+             sources: ['file:///srv/rules/emerging.rules.tar.gz', /srv/rules/local, \
+             'https://rules.example.org/suricata.rules']\n    enable_sids: [2019401]\n    \
+             disable_sids: [2100498]\n    thresholds: [{sid: 2019401, type: limit, \
+             track: by_src, count: 1, seconds: 3600}]\n",
+        );
+        assert!(p.is_empty(), "{p:#?}");
     }
 
     #[test]

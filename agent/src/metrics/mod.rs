@@ -92,6 +92,11 @@ impl Family {
         self.lock().get(&key).copied()
     }
 
+    /// Every label set and its value, in label order.
+    pub fn snapshot(&self) -> Vec<(Vec<String>, f64)> {
+        self.lock().iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     /// Forgets a label set (e.g. a TLS target that no longer presents a certificate).
     pub fn remove(&self, labels: &[&str]) {
         let key = self.key(labels);
@@ -187,6 +192,14 @@ pub struct Metrics {
     pub last_apply_success: Family,
     /// `ids2_last_apply_timestamp_seconds`.
     pub last_apply_timestamp: Family,
+    /// `ids2_heartbeats_total`.
+    pub heartbeats: Family,
+    /// `ids2_rules_update_success`.
+    pub rules_update_success: Family,
+    /// `ids2_rules_last_update_timestamp_seconds`.
+    pub rules_last_update: Family,
+    /// `ids2_rules_loaded`.
+    pub rules_loaded: Family,
     /// Families rendered by other modules (notifications, blocking), appended to the fixed list.
     extra: Extra,
 }
@@ -333,6 +346,30 @@ impl Metrics {
                 Gauge,
                 &[],
             ),
+            heartbeats: Family::new(
+                "ids2_heartbeats_total",
+                "Heartbeat documents written for shipping to the fleet's heartbeat index.",
+                Counter,
+                &[],
+            ),
+            rules_update_success: Family::new(
+                "ids2_rules_update_success",
+                "1 when the last rule-set update succeeded (or found nothing new), 0 when it failed.",
+                Gauge,
+                &[],
+            ),
+            rules_last_update: Family::new(
+                "ids2_rules_last_update_timestamp_seconds",
+                "Unix time of the last rule-set update attempt in seconds.",
+                Gauge,
+                &[],
+            ),
+            rules_loaded: Family::new(
+                "ids2_rules_loaded",
+                "Rules in the active rule set (as Suricata reported after its last reload when known).",
+                Gauge,
+                &[],
+            ),
             extra: Extra(Mutex::new(Vec::new())),
         };
         m.build_info.set(&[version], 1.0);
@@ -340,7 +377,7 @@ impl Metrics {
         m
     }
 
-    fn families(&self) -> [&Family; 20] {
+    fn families(&self) -> [&Family; 24] {
         [
             &self.build_info,
             &self.throttle_level,
@@ -362,6 +399,10 @@ impl Metrics {
             &self.task_restarts,
             &self.last_apply_success,
             &self.last_apply_timestamp,
+            &self.heartbeats,
+            &self.rules_update_success,
+            &self.rules_last_update,
+            &self.rules_loaded,
         ]
     }
 
@@ -441,6 +482,10 @@ mod tests {
             "ids2_task_restarts_total",
             "ids2_last_apply_success",
             "ids2_last_apply_timestamp_seconds",
+            "ids2_heartbeats_total",
+            "ids2_rules_update_success",
+            "ids2_rules_last_update_timestamp_seconds",
+            "ids2_rules_loaded",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }

@@ -28,6 +28,12 @@ pub const DOC_ID_FIELD: &str = "event.id";
 /// Position of the local rules in `suricata.yaml`'s `rule-files` (0 is the downloaded set);
 /// `suricata -T` overrides this entry to check a candidate generation's own copy.
 pub const LOCAL_RULES_INDEX: usize = 1;
+/// The agent's heartbeat file inside `logs.path` (written by `fleet::heartbeat`).
+pub const HEARTBEAT_FILE: &str = "heartbeat.json";
+/// The rotated heartbeat file inside `logs.path`.
+pub const HEARTBEAT_ROTATED_FILE: &str = "heartbeat.json.1";
+/// The heartbeat sink's disk buffer: Vector's smallest (256 MiB + 32 bytes), months of heartbeats.
+pub const HEARTBEAT_BUFFER_BYTES: u64 = 268_435_488;
 /// Suricata's own config directory on Debian; NixOS passes its store path instead.
 pub const DEFAULT_SURICATA_ETC: &str = "/etc/suricata";
 
@@ -391,6 +397,9 @@ fn vector_context(settings: &Settings, endpoint: &str, program: &str) -> Value {
         "sensor_id": c.sensor.id,
         "vector_data_dir": c.paths.vector_data_dir,
         "eve_path": Path::new(&c.logs.path).join("eve.json").display().to_string(),
+        "heartbeat_path": Path::new(&c.logs.path).join(HEARTBEAT_FILE).display().to_string(),
+        "heartbeat_rotated_path": Path::new(&c.logs.path).join(HEARTBEAT_ROTATED_FILE).display().to_string(),
+        "heartbeat_buffer_bytes": HEARTBEAT_BUFFER_BYTES,
         // Vector expands `$VAR` in its whole config text, the embedded program included.
         "ecs_program": program.replace('$', "$$"),
         "endpoint": endpoint,

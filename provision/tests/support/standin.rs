@@ -53,6 +53,12 @@ pub struct State {
     pub policies: BTreeMap<String, (Value, u64)>,
     /// Saved objects by (type, id).
     pub saved: BTreeMap<(String, String), Value>,
+    /// Indexed documents: (index, document).
+    pub docs: Vec<(String, Value)>,
+    /// Notification channels by id.
+    pub channels: BTreeMap<String, Value>,
+    /// Alerting monitors by id: (monitor, seq_no).
+    pub monitors: BTreeMap<String, (Value, u64)>,
     /// Writes (PUT/POST/DELETE) received, as "METHOD path".
     pub writes: Vec<String>,
     /// Requests received.
@@ -159,7 +165,8 @@ async fn handle(
         };
         return Ok(reply(status, json!({"Message": why})));
     }
-    if method != "GET" {
+    // A search is a read, whatever its method.
+    if method != "GET" && !path.ends_with("/_search") {
         st.writes.push(format!("{method} {path}"));
     }
     let parsed: Option<Value> = if body.is_empty() {
@@ -192,6 +199,18 @@ async fn handle(
         ("GET", ["_plugins", "_ism", "policies", id]) => get_policy(&st, id),
         ("PUT", ["_plugins", "_ism", "policies", id]) => put_policy(&mut st, id, &query, parsed),
         ("GET", ["_dashboards", "api", "saved_objects", kind, id]) => get_saved(&st, kind, id),
+        ("GET", ["_plugins", "_notifications", "configs", id]) => get_channel(&st, id),
+        ("POST", ["_plugins", "_notifications", "configs"]) => post_channel(&mut st, parsed),
+        ("PUT", ["_plugins", "_notifications", "configs", id]) => put_channel(&mut st, id, parsed),
+        ("POST", ["_plugins", "_alerting", "monitors", "_search"]) => search_monitors(&st, parsed),
+        ("POST", ["_plugins", "_alerting", "monitors"]) => post_monitor(&mut st, parsed),
+        ("GET", ["_plugins", "_alerting", "monitors", id]) => get_monitor(&st, id),
+        ("PUT", ["_plugins", "_alerting", "monitors", id]) => {
+            put_monitor(&mut st, id, &query, parsed)
+        }
+        ("GET" | "POST", [pattern, "_search"]) if !pattern.starts_with('_') => {
+            search_heartbeats(&st, pattern, parsed)
+        }
         ("POST", ["_dashboards", "api", "saved_objects", kind, id]) => {
             let xsrf = parts.headers.contains_key("osd-xsrf");
             post_saved(&mut st, kind, id, &query, xsrf, parsed)
@@ -203,7 +222,10 @@ async fn handle(
     };
     Ok(match r {
         Ok(v) => reply(200, v),
-        Err((404, why)) if method == "GET" && !why.starts_with("no such route") => {
+        Err((404, why))
+            if (method == "GET" || path.ends_with("/_search"))
+                && !why.starts_with("no such route") =>
+        {
             reply(404, json!({"error": why, "status": 404}))
         }
         Err((status, why)) => {
@@ -810,6 +832,380 @@ fn post_saved(
         json!({"attributes": Value::Object(attrs.clone()), "references": refs}),
     );
     Ok(json!({"id": id, "type": kind}))
+}
+
+// ---- heartbeat search (fleet status) ----------------------------------------------------
+
+/// Index names a pattern such as `ids2-heartbeat-*` matches.
+fn matches_pattern(pattern: &str, index: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => index.starts_with(prefix),
+        None => index == pattern,
+    }
+}
+
+fn search_heartbeats(st: &State, pattern: &str, body: Option<Value>) -> Handled {
+    let body = body.ok_or((400, "search body missing".to_string()))?;
+    let sensors = body.pointer("/aggs/sensors").ok_or((
+        400,
+        "expected aggs.sensors (the stand-in plays only the fleet query)".to_string(),
+    ))?;
+    if body["size"] != 0 {
+        return Err((400, "the fleet query must not fetch hits (size 0)".into()));
+    }
+    if sensors.pointer("/terms/field") != Some(&json!("observer.hostname")) {
+        return Err((
+            400,
+            format!("terms must be on observer.hostname: {sensors}"),
+        ));
+    }
+    let top = sensors
+        .pointer("/aggs/latest/top_hits")
+        .ok_or((400, "expected aggs.latest.top_hits".to_string()))?;
+    if top["size"] != 1 || top["sort"] != json!([{"@timestamp": {"order": "desc"}}]) {
+        return Err((
+            400,
+            format!("top_hits must be size 1 sorted by @timestamp desc: {top}"),
+        ));
+    }
+    let limit = sensors
+        .pointer("/terms/size")
+        .and_then(Value::as_u64)
+        .unwrap_or(10) as usize;
+    let docs: Vec<&(String, Value)> = st
+        .docs
+        .iter()
+        .filter(|(index, _)| matches_pattern(pattern, index))
+        .collect();
+    let hits =
+        json!({"total": {"value": docs.len(), "relation": "eq"}, "max_score": null, "hits": []});
+    if !st
+        .docs
+        .iter()
+        .any(|(index, _)| matches_pattern(pattern, index))
+    {
+        // OpenSearch: a wildcard that matches no index searches zero shards, no aggregations.
+        return Ok(json!({"took": 0, "timed_out": false,
+            "_shards": {"total": 0, "successful": 0, "skipped": 0, "failed": 0}, "hits": hits}));
+    }
+    let mut latest: BTreeMap<String, (usize, &(String, Value))> = BTreeMap::new();
+    for d in &docs {
+        let Some(host) = d.1.pointer("/observer/hostname").and_then(Value::as_str) else {
+            continue;
+        };
+        let ts = d.1["@timestamp"].as_str().unwrap_or("");
+        let e = latest.entry(host.to_string()).or_insert((0, d));
+        e.0 += 1;
+        if ts > e.1 .1["@timestamp"].as_str().unwrap_or("") {
+            e.1 = d;
+        }
+    }
+    let mut buckets: Vec<Value> = latest
+        .into_iter()
+        .map(|(key, (count, (index, doc)))| {
+            json!({"key": key, "doc_count": count, "latest": {"hits": {
+                "total": {"value": count, "relation": "eq"}, "max_score": null,
+                "hits": [{"_index": index, "_id": format!("{key}-{}", doc["@timestamp"]),
+                          "_score": null, "_source": doc}]
+            }}})
+        })
+        .collect();
+    // terms orders buckets by doc count, descending.
+    buckets.sort_by(|a, b| b["doc_count"].as_u64().cmp(&a["doc_count"].as_u64()));
+    buckets.truncate(limit);
+    Ok(json!({"took": 1, "timed_out": false,
+        "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}, "hits": hits,
+        "aggregations": {"sensors": {"doc_count_error_upper_bound": 0, "sum_other_doc_count": 0,
+            "buckets": buckets}}}))
+}
+
+// ---- Notifications channels ---------------------------------------------------------------
+
+fn check_channel(config: &Value) -> Result<(), (u16, String)> {
+    let obj = config
+        .as_object()
+        .ok_or((400, "config must be an object".to_string()))?;
+    for k in obj.keys() {
+        if ![
+            "name",
+            "description",
+            "config_type",
+            "is_enabled",
+            "webhook",
+            "slack",
+            "chime",
+            "sns",
+            "ses_account",
+            "smtp_account",
+            "email",
+            "email_group",
+            "microsoft_teams",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err((400, format!("unknown config key [{k}]")));
+        }
+    }
+    if !config["name"].is_string() {
+        return Err((400, "config.name is required".into()));
+    }
+    match config["config_type"].as_str() {
+        Some("webhook") => {
+            let url = config
+                .pointer("/webhook/url")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                return Err((400, format!("webhook.url is not a URL: {url:?}")));
+            }
+            Ok(())
+        }
+        other => Err((
+            400,
+            format!("the stand-in plays webhook channels only, not {other:?}"),
+        )),
+    }
+}
+
+fn get_channel(st: &State, id: &str) -> Handled {
+    let c = st
+        .channels
+        .get(id)
+        .ok_or((404, format!("NotificationConfig {id} not found")))?;
+    Ok(
+        json!({"start_index": 0, "total_hits": 1, "total_hit_relation": "eq", "config_list": [{
+        "config_id": id, "last_updated_time_ms": 1_700_000_000_000u64,
+        "created_time_ms": 1_700_000_000_000u64, "config": c}]}),
+    )
+}
+
+fn post_channel(st: &mut State, body: Option<Value>) -> Handled {
+    let body = body.ok_or((400, "body missing".to_string()))?;
+    let id = body["config_id"]
+        .as_str()
+        .ok_or((
+            400,
+            "config_id missing (the stand-in expects a chosen id)".to_string(),
+        ))?
+        .to_string();
+    check_channel(&body["config"])?;
+    if st.channels.contains_key(&id) {
+        return Err((409, format!("config {id} already exists")));
+    }
+    st.channels.insert(id.clone(), body["config"].clone());
+    Ok(json!({"config_id": id}))
+}
+
+fn put_channel(st: &mut State, id: &str, body: Option<Value>) -> Handled {
+    let body = body.ok_or((400, "body missing".to_string()))?;
+    if !st.channels.contains_key(id) {
+        return Err((404, format!("NotificationConfig {id} not found")));
+    }
+    check_channel(&body["config"])?;
+    st.channels.insert(id.to_string(), body["config"].clone());
+    Ok(json!({"config_id": id}))
+}
+
+// ---- Alerting monitors --------------------------------------------------------------------
+
+fn check_monitor(st: &State, m: &Value) -> Result<(), (u16, String)> {
+    if m["type"] != "monitor" {
+        return Err((400, "type must be \"monitor\"".into()));
+    }
+    let kind = m["monitor_type"].as_str().unwrap_or("");
+    if kind != "bucket_level_monitor" {
+        return Err((
+            400,
+            format!("the stand-in plays bucket_level_monitor only, not {kind:?}"),
+        ));
+    }
+    if !m["name"].is_string() || !m["enabled"].is_boolean() {
+        return Err((
+            400,
+            "name (string) and enabled (boolean) are required".into(),
+        ));
+    }
+    let period = &m["schedule"]["period"];
+    if period["interval"].as_u64().unwrap_or(0) < 1
+        || !["MINUTES", "HOURS", "DAYS"].contains(&period["unit"].as_str().unwrap_or(""))
+    {
+        return Err((400, format!("schedule.period is not valid: {period}")));
+    }
+    let inputs = m["inputs"].as_array().filter(|a| a.len() == 1).ok_or((
+        400,
+        "a bucket-level monitor takes exactly one search input".to_string(),
+    ))?;
+    let search = &inputs[0]["search"];
+    if search["indices"].as_array().is_none_or(|a| a.is_empty()) {
+        return Err((400, "search.indices must be a non-empty array".into()));
+    }
+    let aggs = search["query"]["aggregations"].as_object().ok_or((
+        400,
+        "search.query.aggregations must be an object".to_string(),
+    ))?;
+    let triggers = m["triggers"]
+        .as_array()
+        .filter(|t| !t.is_empty())
+        .ok_or((400, "triggers must be a non-empty array".to_string()))?;
+    for t in triggers {
+        let t = t.get("bucket_level_trigger").ok_or((
+            400,
+            "a bucket-level monitor takes bucket_level_trigger triggers".to_string(),
+        ))?;
+        if !t["name"].is_string() || !t["severity"].is_string() {
+            return Err((
+                400,
+                "trigger name and severity (strings) are required".into(),
+            ));
+        }
+        let cond = &t["condition"];
+        let parent = cond["parent_bucket_path"].as_str().unwrap_or("");
+        let agg = aggs.get(parent).ok_or((
+            400,
+            format!("parent_bucket_path [{parent}] names no aggregation"),
+        ))?;
+        if agg.get("composite").is_none() {
+            return Err((
+                400,
+                format!("aggregation [{parent}] must be a composite aggregation"),
+            ));
+        }
+        let sub = agg["aggs"].as_object().cloned().unwrap_or_default();
+        let paths = cond["buckets_path"]
+            .as_object()
+            .filter(|p| !p.is_empty())
+            .ok_or((
+                400,
+                "condition.buckets_path must be a non-empty object".to_string(),
+            ))?;
+        for (var, path) in paths {
+            let name = path
+                .as_str()
+                .unwrap_or("")
+                .split(['.', '>'])
+                .next()
+                .unwrap_or("");
+            if name != "_count" && !sub.contains_key(name) {
+                return Err((
+                    400,
+                    format!("buckets_path {var} -> {path} names no sub-aggregation"),
+                ));
+            }
+            if !cond["script"]["source"]
+                .as_str()
+                .unwrap_or("")
+                .contains(&format!("params.{var}"))
+            {
+                return Err((
+                    400,
+                    format!("the condition script does not use params.{var}"),
+                ));
+            }
+        }
+        for a in t["actions"]
+            .as_array()
+            .ok_or((400, "actions must be an array".to_string()))?
+        {
+            let dest = a["destination_id"].as_str().unwrap_or("");
+            if !st.channels.contains_key(dest) {
+                return Err((
+                    400,
+                    format!("action destination [{dest}] is no notification channel"),
+                ));
+            }
+            if !a["message_template"]["source"].is_string() || !a["name"].is_string() {
+                return Err((
+                    400,
+                    "action name and message_template.source are required".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn monitor_reply(id: &str, m: &Value, seq: u64) -> Value {
+    let mut m = m.clone();
+    // What the plugin adds when it stores a monitor.
+    m["last_update_time"] = json!(1_700_000_000_000u64);
+    m["enabled_time"] = json!(1_700_000_000_000u64);
+    m["schema_version"] = json!(5);
+    m["owner"] = json!("alerting");
+    if let Some(triggers) = m["triggers"].as_array_mut() {
+        for (i, t) in triggers.iter_mut().enumerate() {
+            t["bucket_level_trigger"]["id"] = json!(format!("trigger-{i}"));
+            if let Some(actions) = t["bucket_level_trigger"]["actions"].as_array_mut() {
+                for (j, a) in actions.iter_mut().enumerate() {
+                    a["id"] = json!(format!("action-{i}-{j}"));
+                }
+            }
+        }
+    }
+    json!({"_id": id, "_version": seq + 1, "_seq_no": seq, "_primary_term": 1, "monitor": m})
+}
+
+fn search_monitors(st: &State, body: Option<Value>) -> Handled {
+    if st.monitors.is_empty() {
+        return Err((404, "no such index [.opendistro-alerting-config]".into()));
+    }
+    let body = body.ok_or((400, "search body missing".to_string()))?;
+    let name = body
+        .pointer("/query/term/monitor.name.keyword")
+        .and_then(Value::as_str)
+        .ok_or((
+            400,
+            format!("the stand-in plays a term query on monitor.name.keyword only: {body}"),
+        ))?;
+    let hits: Vec<Value> = st
+        .monitors
+        .iter()
+        .filter(|(_, (m, _))| m["name"] == name)
+        .map(|(id, (m, seq))| {
+            json!({"_index": ".opendistro-alerting-config", "_id": id,
+            "_seq_no": seq, "_primary_term": 1, "_source": {"monitor": m}})
+        })
+        .collect();
+    Ok(json!({"hits": {"total": {"value": hits.len(), "relation": "eq"}, "hits": hits}}))
+}
+
+fn post_monitor(st: &mut State, body: Option<Value>) -> Handled {
+    let body = body.ok_or((400, "monitor body missing".to_string()))?;
+    check_monitor(st, &body)?;
+    let id = format!("mon{:04}", st.monitors.len() + 1);
+    st.monitors.insert(id.clone(), (body.clone(), 0));
+    Ok(monitor_reply(&id, &body, 0))
+}
+
+fn get_monitor(st: &State, id: &str) -> Handled {
+    let (m, seq) = st
+        .monitors
+        .get(id)
+        .ok_or((404, format!("Monitor not found: {id}")))?;
+    Ok(monitor_reply(id, m, *seq))
+}
+
+fn put_monitor(st: &mut State, id: &str, query: &str, body: Option<Value>) -> Handled {
+    let body = body.ok_or((400, "monitor body missing".to_string()))?;
+    let seq = st
+        .monitors
+        .get(id)
+        .map(|(_, seq)| *seq)
+        .ok_or((404, format!("Monitor not found: {id}")))?;
+    let params: BTreeMap<&str, &str> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    if params.get("if_seq_no") != Some(&seq.to_string().as_str())
+        || params.get("if_primary_term") != Some(&"1")
+    {
+        return Err((
+            409,
+            format!("version_conflict_engine_exception: monitor {id} is at seq_no {seq}"),
+        ));
+    }
+    check_monitor(st, &body)?;
+    st.monitors.insert(id.to_string(), (body.clone(), seq + 1));
+    Ok(monitor_reply(id, &body, seq + 1))
 }
 
 /// Seeds a foreign template (someone else's, at our priority) to provoke a conflict.

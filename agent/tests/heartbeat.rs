@@ -1,0 +1,279 @@
+//! Heartbeats end to end on the sensor side: the agent writes them where the rendered
+//! `vector.toml` reads them, the heartbeat remap embedded there (run by the real VRL runtime)
+//! types and ids them, and every field outside `ids2.*` is an ECS field of a compatible type
+//! (`../shared/corpus/ecs/fields.csv`; that part skips when the corpus is absent).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ids2_agent::config::{self, Settings};
+use ids2_agent::fleet::heartbeat::{self, Heartbeat, FIELDS, HEARTBEAT_FILE, ROTATED_FILE};
+use ids2_agent::metrics::Metrics;
+use ids2_agent::render::{self, RenderOptions};
+use toml::Table;
+use vrl::value::Value as VrlValue;
+
+fn settings(logs: &Path) -> Settings {
+    config::from_str(
+        &format!(
+            "sensor: {{id: lab-7, name: Lab seven}}\n\
+             opensearch: {{domain: ids2, region: eu-west-1, endpoint: 'https://os.example', index_prefix: corp}}\n\
+             logs: {{path: {logs:?}}}\nsuricata: {{rules_dir: {rules:?}}}\nhistory: {{repo: {repo:?}}}\n\
+             fleet: {{heartbeat_secs: 5, offline_after_secs: 20}}\n",
+            rules = logs.join("rules"),
+            repo = logs.join("history.git"),
+        ),
+        Path::new("t.yaml"),
+    )
+    .unwrap()
+}
+
+fn vector_toml(s: &Settings) -> Table {
+    let set = render::render(s, &RenderOptions::default()).unwrap();
+    String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn table<'a>(t: &'a Table, key: &str) -> &'a Table {
+    t[key]
+        .as_table()
+        .unwrap_or_else(|| panic!("{key} is not a table"))
+}
+
+fn strings(v: &toml::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn run_vrl(program: &str, line: &str) -> Result<VrlValue, String> {
+    use vrl::compiler::{runtime::Runtime, TargetValue, TimeZone};
+    let compiled = vrl::compiler::compile(program, &vrl::stdlib::all())
+        .map_err(|d| vrl::diagnostic::Formatter::new(program, d).to_string())?;
+    let mut obj = vrl::value::ObjectMap::new();
+    obj.insert("message".into(), VrlValue::from(line));
+    let mut target = TargetValue {
+        value: VrlValue::Object(obj),
+        metadata: VrlValue::Object(Default::default()),
+        secrets: Default::default(),
+    };
+    Runtime::default()
+        .resolve(&mut target, &compiled.program, &TimeZone::default())
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(target.value)
+}
+
+fn flatten(prefix: &str, v: &VrlValue, out: &mut Vec<(String, VrlValue)>) {
+    match v {
+        VrlValue::Object(m) => {
+            for (k, v) in m {
+                let p = if prefix.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&p, v, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.clone())),
+    }
+}
+
+/// Writes two real heartbeats with live-looking metrics; returns the lines as written.
+fn write_heartbeats(s: &Settings) -> Vec<String> {
+    let metrics = Arc::new(Metrics::new("t"));
+    metrics.host_cpu.set(&[], 0.25);
+    metrics.host_memory.set(&[], 0.5);
+    metrics.capture_packets.set(&[], 1000.0);
+    metrics.capture_drops.set(&[], 2.0);
+    metrics.connectivity_up.set(&["dns", "os.example"], 1.0);
+    let mut hb = Heartbeat::new(Arc::new(s.clone()), metrics.clone(), Instant::now());
+    hb.beat().unwrap();
+    metrics.eve_events.inc_by(&["alert"], 1.0);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    hb.beat().unwrap();
+    let path = Path::new(&s.config.logs.path).join(HEARTBEAT_FILE);
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn rendered_vector_wires_heartbeat_file_to_the_heartbeat_index() {
+    let logs = tempfile::tempdir().unwrap();
+    let s = settings(logs.path());
+    let doc = vector_toml(&s);
+    let (sources, transforms, sinks) = (
+        table(&doc, "sources"),
+        table(&doc, "transforms"),
+        table(&doc, "sinks"),
+    );
+    let source = table(sources, "heartbeat");
+    assert_eq!(source["type"].as_str(), Some("file"));
+    let written = logs.path().join(HEARTBEAT_FILE);
+    assert_eq!(
+        strings(&source["include"]),
+        [
+            written.display().to_string(),
+            logs.path().join(ROTATED_FILE).display().to_string()
+        ]
+    );
+    assert_eq!(
+        heartbeat::HeartbeatWriter::new(logs.path()).path(),
+        written,
+        "the agent writes where Vector reads"
+    );
+    let remap = table(transforms, "heartbeat_ecs");
+    assert_eq!(strings(&remap["inputs"]), ["heartbeat"]);
+    let sink = table(sinks, "opensearch_heartbeat");
+    assert_eq!(sink["type"].as_str(), Some("elasticsearch"));
+    assert_eq!(strings(&sink["inputs"]), ["heartbeat_ecs"]);
+    assert_eq!(strings(&sink["endpoints"]), ["https://os.example"]);
+    assert_eq!(sink["id_key"].as_str(), Some(render::DOC_ID_FIELD));
+    let bulk = table(sink, "bulk");
+    assert_eq!(bulk["action"].as_str(), Some("create"));
+    assert_eq!(bulk["index"].as_str(), Some("corp-heartbeat-%Y.%m.%d"));
+    let buffer = table(sink, "buffer");
+    assert_eq!(buffer["type"].as_str(), Some("disk"));
+    assert_eq!(buffer["when_full"].as_str(), Some("block"));
+    assert!(buffer["max_size"].as_integer().unwrap() >= 268_435_488);
+    assert_eq!(table(sink, "auth")["strategy"].as_str(), Some("aws"));
+    // Heartbeats stay out of the event indices and events out of the heartbeat index.
+    for (name, other) in sinks.iter().filter(|(n, _)| *n != "opensearch_heartbeat") {
+        if let Some(inputs) = other.get("inputs") {
+            let inputs = strings(inputs);
+            assert!(
+                !inputs.iter().any(|i| i.starts_with("heartbeat")),
+                "{name} reads heartbeats"
+            );
+        }
+    }
+}
+
+#[test]
+fn heartbeat_remap_types_and_ids_real_heartbeats() {
+    let logs = tempfile::tempdir().unwrap();
+    let s = settings(logs.path());
+    let doc = vector_toml(&s);
+    let program = table(table(&doc, "transforms"), "heartbeat_ecs")["source"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lines = write_heartbeats(&s);
+    assert_eq!(lines.len(), 2);
+    let outs: Vec<VrlValue> = lines
+        .iter()
+        .map(|l| run_vrl(&program, l).unwrap())
+        .collect();
+    for (line, out) in lines.iter().zip(&outs) {
+        let written: serde_json::Value = serde_json::from_str(line).unwrap();
+        let ts = out.as_object().unwrap().get("@timestamp").unwrap();
+        let ts = ts.as_timestamp().expect("@timestamp is a timestamp");
+        assert_eq!(
+            ts.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            written["@timestamp"].as_str().unwrap()
+        );
+        let mut fields = Vec::new();
+        flatten("", out, &mut fields);
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"event.id"));
+        assert!(names.contains(&"observer.hostname"));
+        for (name, _) in &fields {
+            assert!(
+                name == "event.id" || FIELDS.iter().any(|f| f.name == name),
+                "{name} is not in fleet::heartbeat::FIELDS"
+            );
+        }
+    }
+    let id = |v: &VrlValue| {
+        String::from_utf8_lossy(
+            v.as_object().unwrap()["event"].as_object().unwrap()["id"]
+                .as_bytes()
+                .unwrap(),
+        )
+        .into_owned()
+    };
+    assert_eq!(
+        id(&outs[0]),
+        id(&run_vrl(&program, &lines[0]).unwrap()),
+        "replay, same id"
+    );
+    assert_ne!(id(&outs[0]), id(&outs[1]), "another beat, another id");
+    assert_eq!(id(&outs[0]).len(), 64);
+}
+
+fn corpus_fields() -> Option<HashMap<String, String>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/ecs/fields.csv");
+    let text = std::fs::read_to_string(&path).ok()?;
+    let mut out = HashMap::new();
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.splitn(6, ',').collect();
+        if cols.len() >= 5 {
+            out.insert(cols[3].to_string(), cols[4].to_string());
+        }
+    }
+    Some(out)
+}
+
+/// Whether a value is what an index field of this ECS type accepts.
+fn value_fits(ecs_type: &str, v: &VrlValue) -> bool {
+    match ecs_type {
+        "keyword" | "constant_keyword" | "wildcard" => v.as_bytes().is_some(),
+        "date" => v.as_timestamp().is_some() || v.as_bytes().is_some(),
+        "long" | "integer" => v.as_integer().is_some(),
+        "scaled_float" | "float" | "double" => v.as_integer().is_some() || v.as_float().is_some(),
+        _ => false,
+    }
+}
+
+#[test]
+fn heartbeat_documents_pass_the_ecs_field_check() {
+    let Some(ecs) = corpus_fields() else {
+        eprintln!(
+            "skipped: needs ../shared/corpus/ecs/fields.csv (the shared corpus) beside the project"
+        );
+        return;
+    };
+    // The declared list: every field outside ids2.* is ECS with exactly its ECS type.
+    for f in FIELDS.iter().filter(|f| !f.name.starts_with("ids2.")) {
+        assert_eq!(
+            ecs.get(f.name).map(String::as_str),
+            Some(f.ecs_type),
+            "{} is not an ECS {} field",
+            f.name,
+            f.ecs_type
+        );
+    }
+    // What Vector ships: every field outside ids2.* exists with a type its value fits.
+    let logs = tempfile::tempdir().unwrap();
+    let s = settings(logs.path());
+    let doc = vector_toml(&s);
+    let program = table(table(&doc, "transforms"), "heartbeat_ecs")["source"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut checked = 0;
+    for line in write_heartbeats(&s) {
+        let mut fields = Vec::new();
+        flatten("", &run_vrl(&program, &line).unwrap(), &mut fields);
+        for (name, value) in fields.iter().filter(|(n, _)| !n.starts_with("ids2.")) {
+            let ecs_type = ecs
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} is not in the ECS reference"));
+            assert!(
+                value_fits(ecs_type, value),
+                "{name}: {value:?} does not fit ECS type {ecs_type}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} fields checked");
+}

@@ -1,0 +1,507 @@
+//! Rule-set updates with the real tools and offline sources (tarballs made by the test):
+//! a good set is applied and recorded, an unchanged one is a no-op, a broken one is refused
+//! and the previous set stays; and, as root, a live Suricata capturing in a network namespace
+//! starts alerting on a rule the update added, with the same PID, and keeps detecting when a
+//! broken update is refused. Tests skip with a message when suricata or suricata-update (or,
+//! for the live test, root and `ip`) are missing; CI provides them.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use ids2_agent::apply::{self, Validator};
+use ids2_agent::config::{self, Settings};
+use ids2_agent::fleet::rules::{self, Reload, RuleSetState, RuleUpdater, RulesError};
+use ids2_agent::metrics::Metrics;
+use ids2_agent::render::RenderOptions;
+use ids2_agent::suricata::Suricata;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+const ONE: &str =
+    "alert udp any any -> any 5001 (msg:\"ids2 fleet one\"; content:\"IDS2-ONE\"; sid:9900001; rev:1;)\n";
+const TWO: &str =
+    "alert udp any any -> any 5002 (msg:\"ids2 fleet two\"; content:\"IDS2-TWO\"; sid:9900002; rev:1;)\n";
+const BROKEN: &str =
+    "alert udp any any -> any 5003 (msg:\"ids2 fleet broken\"; no_such_keyword:1; sid:9900003; rev:1;)\n";
+
+fn tools() -> Option<Suricata> {
+    let suricata = match Suricata::locate() {
+        Ok(Some(s)) => s,
+        _ => {
+            eprintln!("skipped: needs suricata (set IDS2_SURICATA or add it to PATH)");
+            return None;
+        }
+    };
+    let has_update = std::env::var_os(rules::SURICATA_UPDATE_ENV).is_some()
+        || Command::new("suricata-update")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !has_update {
+        eprintln!("skipped: needs suricata-update (Debian package suricata-update)");
+        return None;
+    }
+    Some(suricata)
+}
+
+/// A tarball `<work>/<name>.tar.gz` holding `rules/fleet.rules` with `text`.
+fn tarball(work: &Path, name: &str, text: &str) -> PathBuf {
+    let src = work.join(format!("src-{name}"));
+    fs::create_dir_all(src.join("rules")).unwrap();
+    fs::write(src.join("rules/fleet.rules"), text).unwrap();
+    let out = work.join(format!("{name}.tar.gz"));
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(&src)
+        .arg("rules")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}
+
+/// Settings whose rule source is `<work>/current.tar.gz` (the test swaps what it points at).
+fn settings(work: &Path, interface: &str) -> Settings {
+    let p = |s: &str| work.join(s).display().to_string();
+    let yaml = format!(
+        "sensor: {{id: fleet-{pid}}}\n\
+         capture: {{interface: {interface}, home_net: [10.78.0.0/16], workers: 1, cpu_cores: [0]}}\n\
+         opensearch: {{domain: ids2, region: eu-west-1, endpoint: 'https://os.example'}}\n\
+         logs: {{path: {logs:?}}}\n\
+         suricata: {{memory_mb: 128, rules_dir: {rules:?}, socket_path: {socket:?}}}\n\
+         history: {{repo: {history:?}}}\n\
+         paths: {{rendered_dir: {rendered:?}, vector_data_dir: {vector:?}}}\n\
+         fleet: {{rules: {{sources: ['file://{source}'], cache_dir: {cache:?}}}}}\n",
+        pid = std::process::id(),
+        logs = p("logs"),
+        rules = p("rules"),
+        socket = p("suricata.socket"),
+        history = p("history.git"),
+        rendered = p("rendered"),
+        vector = p("vector"),
+        source = p("current.tar.gz"),
+        cache = p("cache"),
+    );
+    config::from_str(&yaml, Path::new("<test>")).unwrap()
+}
+
+fn point_source_at(work: &Path, tarball: &Path) {
+    fs::copy(tarball, work.join("current.tar.gz")).unwrap();
+}
+
+fn prepare(work: &Path, suricata: &Suricata, interface: &str) -> (Settings, RuleUpdater) {
+    let s = settings(work, interface);
+    fs::create_dir_all(work.join("logs")).unwrap();
+    apply::render_to(
+        &s,
+        &RenderOptions::default(),
+        Path::new(&s.config.paths.rendered_dir),
+        &Validator::Suricata(suricata.clone()),
+    )
+    .unwrap();
+    let updater = RuleUpdater::for_settings(&s).unwrap();
+    (s, updater)
+}
+
+fn git_subjects(repo: &str, branch: &str) -> Vec<String> {
+    let out = Command::new("git")
+        .args(["--git-dir", repo, "log", "--format=%s", branch])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn good_update_applied_unchanged_is_noop_broken_refused() {
+    let Some(suricata) = tools() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let (s, updater) = prepare(w, &suricata, "eth0");
+    let metrics = Metrics::new("t");
+    let rules_dir = PathBuf::from(&s.config.suricata.rules_dir);
+    let active = rules_dir.join(rules::RULES_FILE);
+    let branch = rules::rules_branch(&s.config.history.branch);
+
+    point_source_at(w, &tarball(w, "v1", ONE));
+    let first = updater.update_recorded(&metrics).unwrap();
+    let v1 = fs::read_to_string(&active).unwrap();
+    assert!(
+        v1.contains("sid:9900001;"),
+        "the source's rule is in the set"
+    );
+    let d = first.diff.unwrap();
+    assert_eq!((d.removed, d.changed), (0, 0));
+    assert_eq!(d.added as u64, first.state.rules);
+    assert_eq!(first.reload, Reload::NotRunning);
+    assert_eq!(
+        RuleSetState::read(&rules_dir).unwrap().version,
+        first.state.version
+    );
+    assert_eq!(metrics.rules_update_success.get(&[]), Some(1.0));
+    assert_eq!(
+        metrics.rules_loaded.get(&[]),
+        Some(first.state.rules as f64)
+    );
+
+    // Same source again: nothing swapped, nothing recorded.
+    let again = updater.update().unwrap();
+    assert_eq!(again.diff, None);
+    assert_eq!(again.commit, None);
+    assert_eq!(again.state.version, first.state.version);
+
+    // A new rule and a changed one.
+    let one_v2 = ONE.replace("rev:1;", "rev:2;");
+    point_source_at(w, &tarball(w, "v2", &format!("{one_v2}{TWO}")));
+    let second = updater.update().unwrap();
+    let d = second.diff.unwrap();
+    assert_eq!((d.added, d.removed, d.changed), (1, 0, 1));
+    assert_eq!(second.state.rules, first.state.rules + 1);
+    let v2 = fs::read_to_string(&active).unwrap();
+    assert!(v2.contains("sid:9900002;"));
+    assert_eq!(
+        fs::read_to_string(rules_dir.join(rules::PREVIOUS_FILE)).unwrap(),
+        v1
+    );
+
+    let subjects = git_subjects(&s.config.history.repo, &branch);
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(
+        subjects[0].contains(&format!("{} rules (+1 -0 ~1)", second.state.rules)),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects[1].contains("(+") && subjects[1].contains("-0 ~0)"),
+        "{subjects:?}"
+    );
+
+    // A broken rule: refused by suricata -T, the active set and the record stay.
+    point_source_at(w, &tarball(w, "v3", &format!("{one_v2}{TWO}{BROKEN}")));
+    let err = updater.update_recorded(&metrics).unwrap_err();
+    assert!(
+        matches!(&err, RulesError::Rejected { reason } if reason.contains("no_such_keyword")),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&active).unwrap(), v2);
+    assert_eq!(
+        RuleSetState::read(&rules_dir).unwrap().version,
+        second.state.version
+    );
+    assert_eq!(git_subjects(&s.config.history.repo, &branch).len(), 2);
+    assert_eq!(metrics.rules_update_success.get(&[]), Some(0.0));
+    // No staging directory is left behind.
+    let leftovers: Vec<_> = fs::read_dir(&rules_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".staging"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A source that cannot be fetched: the download fails, nothing changes.
+    fs::remove_file(w.join("current.tar.gz")).unwrap();
+    let err = updater.update().unwrap_err();
+    assert!(matches!(err, RulesError::Download { .. }), "{err}");
+    assert_eq!(fs::read_to_string(&active).unwrap(), v2);
+}
+
+#[test]
+fn update_without_a_rendered_config_is_refused() {
+    let Some(_) = tools() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let s = settings(work.path(), "eth0");
+    let err = RuleUpdater::for_settings(&s).unwrap().update().unwrap_err();
+    assert!(matches!(err, RulesError::NoRenderedConfig { .. }), "{err}");
+    assert!(err.to_string().contains("ids2-agent apply"));
+    assert!(!Path::new(&s.config.suricata.rules_dir).exists());
+}
+
+// ---- live: Suricata in a network namespace -------------------------------------------------
+
+/// Two namespaces joined by a veth pair: `sensor` (eth0 = 10.78.N.1, captured) and `peer`
+/// (eth0 = 10.78.N.2, sends). Deleted on drop.
+struct Pair {
+    sensor: String,
+    peer: String,
+    sensor_ip: String,
+}
+
+impl Pair {
+    fn create() -> Pair {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("ids2fl-{}-{n}", std::process::id());
+        let pair = Pair {
+            sensor: format!("{tag}-s"),
+            peer: format!("{tag}-p"),
+            sensor_ip: format!("10.78.{}.1", n % 250),
+        };
+        let peer_ip = format!("10.78.{}.2", n % 250);
+        for ns in [&pair.sensor, &pair.peer] {
+            ip(&["netns", "add", ns]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        ip(&[
+            "-n",
+            &pair.sensor,
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &pair.peer,
+        ]);
+        for (ns, addr) in [(&pair.sensor, &pair.sensor_ip), (&pair.peer, &peer_ip)] {
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ]);
+            ip(&["-n", ns, "link", "set", "eth0", "up"]);
+        }
+        pair
+    }
+
+    /// Sends `payload` to the sensor's `port` from the peer namespace.
+    fn send(&self, payload: &str, port: u16) {
+        let (ns, to, payload) = (
+            self.peer.clone(),
+            self.sensor_ip.clone(),
+            payload.to_string(),
+        );
+        std::thread::spawn(move || {
+            let f = fs::File::open(format!("/run/netns/{ns}")).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.send_to(payload.as_bytes(), (to.as_str(), port)).unwrap();
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        for ns in [&self.sensor, &self.peer] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Suricata running in the sensor namespace; killed on drop.
+struct Live {
+    child: Child,
+    output: PathBuf,
+}
+
+impl Live {
+    fn start(suricata: &Suricata, ns: &str, s: &Settings) -> Live {
+        let logs = PathBuf::from(&s.config.logs.path);
+        let output = logs.join("suricata.out");
+        let out = fs::File::create(&output).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(suricata.binary())
+            .arg("-c")
+            .arg(Path::new(&s.config.paths.rendered_dir).join("current/suricata.yaml"))
+            .arg("--af-packet")
+            .arg("-l")
+            .arg(&logs)
+            // This machine's CPUs are shared with other tests: no exclusive pinning.
+            .args(["--set", "threading.set-cpu-affinity=no"])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let live = Live { child, output };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            let text = fs::read_to_string(&live.output).unwrap_or_default();
+            if text.contains("Engine started") && Path::new(&s.config.suricata.socket_path).exists()
+            {
+                return live;
+            }
+            assert!(!text.contains("E: "), "Suricata failed to start:\n{text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "Suricata did not start within 90 s:\n{}",
+            fs::read_to_string(&live.output).unwrap_or_default()
+        );
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn alerts_for(eve: &Path, sid: u64) -> usize {
+    let Ok(f) = fs::File::open(eve) else { return 0 };
+    BufReader::new(f)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        .filter(|v| v["event_type"] == "alert" && v["alert"]["signature_id"] == sid)
+        .count()
+}
+
+/// Sends `payload` every 200 ms until a new alert for `sid` shows in EVE, or `limit` passes;
+/// returns whether one did.
+fn provoke(pair: &Pair, eve: &Path, payload: &str, port: u16, sid: u64, limit: Duration) -> bool {
+    let before = alerts_for(eve, sid);
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        pair.send(payload, port);
+        std::thread::sleep(Duration::from_millis(200));
+        if alerts_for(eve, sid) > before {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn live_suricata_alerts_on_a_new_rule_without_restarting() {
+    let Some(suricata) = tools() else { return };
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (network namespaces and af-packet capture)");
+        return;
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        eprintln!("skipped: needs iproute2 (`ip`)");
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let (s, updater) = prepare(w, &suricata, "eth0");
+    let eve = Path::new(&s.config.logs.path).join("eve.json");
+    let rules_dir = PathBuf::from(&s.config.suricata.rules_dir);
+
+    point_source_at(w, &tarball(w, "v1", ONE));
+    assert_eq!(updater.update().unwrap().reload, Reload::NotRunning);
+
+    let pair = Pair::create();
+    let mut live = Live::start(&suricata, &pair.sensor, &s);
+    let pid = live.child.id();
+    assert!(
+        provoke(
+            &pair,
+            &eve,
+            "IDS2-ONE",
+            5001,
+            9900001,
+            Duration::from_secs(20)
+        ),
+        "the capture works: the first set's rule alerts"
+    );
+    assert!(
+        !provoke(
+            &pair,
+            &eve,
+            "IDS2-TWO",
+            5002,
+            9900002,
+            Duration::from_secs(2)
+        ),
+        "no rule for IDS2-TWO yet"
+    );
+
+    point_source_at(w, &tarball(w, "v2", &format!("{ONE}{TWO}")));
+    let report = updater.update().unwrap();
+    match report.reload {
+        Reload::Done { loaded, failed } => {
+            assert_eq!(failed, 0);
+            assert!(loaded >= 2, "{report}");
+        }
+        other => panic!("Suricata was not reloaded: {other:?}"),
+    }
+    assert!(
+        provoke(
+            &pair,
+            &eve,
+            "IDS2-TWO",
+            5002,
+            9900002,
+            Duration::from_secs(20)
+        ),
+        "the new rule alerts after the reload"
+    );
+    assert!(live.running());
+    assert_eq!(live.child.id(), pid, "same Suricata process");
+
+    let v2 = fs::read(rules_dir.join(rules::RULES_FILE)).unwrap();
+    point_source_at(w, &tarball(w, "v3", &format!("{ONE}{TWO}{BROKEN}")));
+    let err = updater.update().unwrap_err();
+    assert!(matches!(err, RulesError::Rejected { .. }), "{err}");
+    assert_eq!(fs::read(rules_dir.join(rules::RULES_FILE)).unwrap(), v2);
+    assert!(
+        provoke(
+            &pair,
+            &eve,
+            "IDS2-TWO",
+            5002,
+            9900002,
+            Duration::from_secs(20)
+        ),
+        "the old set keeps detecting after a refused update"
+    );
+    assert!(live.running());
+    assert_eq!(live.child.id(), pid);
+    let text = fs::read_to_string(&live.output).unwrap();
+    assert!(
+        !text.contains("Engine started") || text.matches("Engine started").count() == 1,
+        "{text}"
+    );
+}

@@ -1,0 +1,358 @@
+//! `fleet status` and the offline monitor against the OpenSearch stand-in (no OpenSearch can
+//! run here; `support/standin.rs` says what it enforces). Heartbeats are the agent's own
+//! documents (`ids2_agent::fleet::heartbeat::document`), stored as Vector would index them.
+
+#[path = "support/standin.rs"]
+#[allow(dead_code)] // Shared with the setup tests; foreign_template is theirs.
+mod standin;
+
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use ids2_agent::fleet::heartbeat::{self, Snapshot};
+use ids2_agent::fleet::RuleSetState;
+use predicates::prelude::*;
+use serde_json::Value;
+use standin::{Expect, StandIn};
+use time::OffsetDateTime;
+
+fn cli() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ids2-provision"));
+    let home = std::env::temp_dir().join(format!("ids2-fleet-test-home-{}", std::process::id()));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", standin::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", standin::SECRET_KEY);
+    c
+}
+
+fn status(s: &StandIn, extra: &[&str]) -> assert_cmd::assert::Assert {
+    cli()
+        .args([
+            "fleet",
+            "status",
+            "--endpoint",
+            &s.url,
+            "--region",
+            standin::REGION,
+        ])
+        .args(extra)
+        .assert()
+}
+
+fn assert_clean(s: &StandIn) {
+    let st = s.state();
+    assert!(
+        st.violations.is_empty(),
+        "stand-in violations: {:#?}",
+        st.violations
+    );
+}
+
+/// A heartbeat of `sensor` taken `age` ago, as the agent writes it.
+fn beat(sensor: &str, age: Duration, drops: u64, throttle: u8) -> Value {
+    let at = OffsetDateTime::now_utc() - age;
+    heartbeat::document(&Snapshot {
+        at: Some(at),
+        sensor_id: sensor.into(),
+        sensor_name: format!("Sensor {sensor}"),
+        version: "0.1.0".into(),
+        interval_secs: 15,
+        throttle_level: Some(throttle),
+        kernel_drops: Some(drops),
+        packets: Some(drops * 100),
+        rules: Some(RuleSetState {
+            version: "0123456789abcdef".into(),
+            rules: 42,
+            updated: heartbeat::timestamp(at - time::Duration::hours(5)),
+            sources: vec!["et/open".into()],
+        }),
+        ..Default::default()
+    })
+}
+
+fn index_of(doc: &Value) -> String {
+    let ts = doc["@timestamp"].as_str().unwrap();
+    format!("ids2-heartbeat-{}", ts[..10].replace('-', "."))
+}
+
+fn seed(s: &StandIn, docs: Vec<Value>) {
+    let mut st = s.state();
+    for d in docs {
+        st.docs.push((index_of(&d), d));
+    }
+}
+
+#[test]
+fn status_tells_online_late_and_offline_sensors_apart() {
+    let s = StandIn::start(Expect::SigV4);
+    seed(
+        &s,
+        vec![
+            beat("pi-a", Duration::from_secs(200), 1, 0),
+            beat("pi-a", Duration::from_secs(3), 7, 1),
+            beat("pi-b", Duration::from_secs(45), 0, 0),
+            beat("pi-c", Duration::from_secs(300), 5, 3),
+        ],
+    );
+    // Another prefix's heartbeats are not this fleet's.
+    s.state().docs.push((
+        "other-heartbeat-2026.11.21".into(),
+        beat("stranger", Duration::ZERO, 0, 0),
+    ));
+
+    let out = status(&s, &["--json"])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_clean(&s);
+    let sensors: Vec<Value> = serde_json::from_slice(&out).unwrap();
+    let by_id = |id: &str| sensors.iter().find(|x| x["id"] == id).unwrap().clone();
+    assert_eq!(sensors.len(), 3, "{sensors:#?}");
+    let a = by_id("pi-a");
+    assert_eq!(a["state"], "online");
+    assert_eq!(a["kernel_drops"], 7, "the newest heartbeat wins");
+    assert_eq!(a["throttle_level"], 1);
+    assert!(a["age_secs"].as_u64().unwrap() < 30);
+    let rules_age = a["rules_age_secs"].as_u64().unwrap();
+    assert!(
+        (5 * 3600..5 * 3600 + 60).contains(&rules_age),
+        "{rules_age}"
+    );
+    assert_eq!(by_id("pi-b")["state"], "late");
+    assert_eq!(by_id("pi-c")["state"], "offline");
+    assert_eq!(by_id("pi-c")["throttle_level"], 3);
+
+    // A longer threshold turns the offline sensor late.
+    let out = status(&s, &["--json", "--offline-after-secs", "600"])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let sensors: Vec<Value> = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        sensors.iter().find(|x| x["id"] == "pi-c").unwrap()["state"],
+        "late"
+    );
+
+    status(&s, &[])
+        .success()
+        .stdout(predicate::str::contains(
+            "3 sensors: 1 online, 1 late, 1 offline",
+        ))
+        .stdout(predicate::str::contains("pi-b"));
+}
+
+#[test]
+fn basic_auth_is_sent_and_a_denial_is_reported() {
+    let s = StandIn::start(Expect::Basic("admin".into(), "pw".into()));
+    seed(&s, vec![beat("pi-a", Duration::from_secs(1), 0, 0)]);
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    cli()
+        .args(["fleet", "status", "--endpoint", &s.url, "--auth", "basic"])
+        .args(["--username", "admin", "--password-file"])
+        .arg(&pw)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 sensors: 1 online"));
+    assert_clean(&s);
+
+    let denied = StandIn::start(Expect::DenyAll);
+    status(&denied, &[])
+        .code(1)
+        .stderr(predicate::str::contains("HTTP 403"));
+}
+
+#[test]
+fn empty_index_means_no_sensors_yet() {
+    let s = StandIn::start(Expect::SigV4);
+    status(&s, &[])
+        .success()
+        .stdout("no sensor has sent a heartbeat yet\n");
+    status(&s, &["--json"]).success().stdout("[]\n");
+    assert_clean(&s);
+}
+
+#[test]
+fn unreachable_endpoint_fails_with_a_hint() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    cli()
+        .args([
+            "fleet",
+            "status",
+            "--endpoint",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .args(["--region", standin::REGION, "--timeout-secs", "5"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot reach"));
+}
+
+#[test]
+fn bad_input_is_refused_before_any_request() {
+    cli()
+        .args([
+            "fleet",
+            "status",
+            "--endpoint",
+            "http://10.0.0.1:9200",
+            "--region",
+            "eu-west-1",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("plain http only to"));
+}
+
+fn setup(s: &StandIn, extra: &[&str]) -> assert_cmd::assert::Assert {
+    cli()
+        .args([
+            "opensearch",
+            "setup",
+            "--endpoint",
+            &s.url,
+            "--region",
+            standin::REGION,
+        ])
+        .args(extra)
+        .assert()
+}
+
+#[test]
+fn setup_installs_the_offline_monitor_and_its_webhook_idempotently() {
+    let s = StandIn::start(Expect::SigV4);
+    let hook = "https://hooks.example.org/services/T0/B0/secret";
+    let out = setup(&s, &["--alert-webhook-url", hook])
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert_clean(&s);
+    assert!(
+        out.contains("created   notification channel ids2-sensor-offline"),
+        "{out}"
+    );
+    assert!(
+        out.contains("created   alerting monitor ids2 sensor offline (ids2)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("secret"),
+        "the webhook URL is not printed: {out}"
+    );
+    {
+        let st = s.state();
+        assert_eq!(st.channels["ids2-sensor-offline"]["webhook"]["url"], hook);
+        assert_eq!(st.monitors.len(), 1);
+        let (m, _) = st.monitors.values().next().unwrap();
+        let t = &m["triggers"][0]["bucket_level_trigger"];
+        assert_eq!(t["actions"][0]["destination_id"], "ids2-sensor-offline");
+        assert_eq!(m["inputs"][0]["search"]["indices"][0], "ids2-heartbeat-*");
+        assert_eq!(
+            m["inputs"][0]["search"]["query"]["aggregations"]["sensors"]["aggs"]["recent"]
+                ["filter"]["range"]["@timestamp"]["gte"],
+            "{{period_end}}||-60s"
+        );
+    }
+    let writes = s.state().writes.len();
+    setup(&s, &["--alert-webhook-url", hook])
+        .success()
+        .stdout(predicate::str::ends_with("no changes\n"));
+    assert_eq!(
+        s.state().writes.len(),
+        writes,
+        "a second run writes nothing"
+    );
+
+    // A new threshold rewrites the monitor in place (with its version), nothing else.
+    setup(
+        &s,
+        &["--alert-webhook-url", hook, "--offline-after-secs", "120"],
+    )
+    .success()
+    .stdout(predicate::str::contains("updated   alerting monitor"))
+    .stdout(predicate::str::contains("1 change applied"));
+    assert_clean(&s);
+    let st = s.state();
+    assert_eq!(st.monitors.len(), 1, "found by name, never duplicated");
+    let (m, seq) = st.monitors.values().next().unwrap();
+    assert_eq!(*seq, 1);
+    assert_eq!(
+        m["inputs"][0]["search"]["query"]["aggregations"]["sensors"]["aggs"]["recent"]["filter"]
+            ["range"]["@timestamp"]["gte"],
+        "{{period_end}}||-120s"
+    );
+    assert!(st
+        .writes
+        .last()
+        .unwrap()
+        .starts_with("PUT /_plugins/_alerting/monitors/"));
+}
+
+#[test]
+fn setup_refuses_a_clear_text_webhook() {
+    let s = StandIn::start(Expect::SigV4);
+    setup(&s, &["--alert-webhook-url", "http://hooks.example.org/x"])
+        .code(2)
+        .stderr(predicate::str::contains("webhook URL"));
+    assert_eq!(s.state().requests, 0, "nothing was sent");
+}
+
+/// Measures how long a sensor that stops sending heartbeats takes to be reported offline:
+/// a sensor beats every second into the stand-in (its `@timestamp`, as Vector indexes it),
+/// stops, and `fleet status` is polled every second until it says offline. Run with
+/// `cargo test -p ids2-provision --test fleet_standin -- --ignored --nocapture`; prints the
+/// figure. It takes about `--offline-after-secs` (60 s) plus the polling.
+#[test]
+#[ignore = "a measurement (about 70 s), not a check; run it with --ignored"]
+fn measure_time_to_offline() {
+    let s = StandIn::start(Expect::SigV4);
+    let mut stopped = Instant::now();
+    for i in 0..5 {
+        if i > 0 {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        seed(&s, vec![beat("pi-m", Duration::ZERO, 0, 0)]);
+        stopped = Instant::now();
+    }
+    let mut states = Vec::new();
+    let deadline = stopped + Duration::from_secs(180);
+    while Instant::now() < deadline {
+        let out = status(&s, &["--json"])
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let sensors: Vec<Value> = serde_json::from_slice(&out).unwrap();
+        let state = sensors[0]["state"].as_str().unwrap().to_string();
+        if states.last() != Some(&state) {
+            eprintln!(
+                "{:>5.1} s after the last heartbeat: {state}",
+                stopped.elapsed().as_secs_f64()
+            );
+            states.push(state.clone());
+        }
+        if state == "offline" {
+            eprintln!(
+                "reported offline {:.1} s after the last heartbeat (threshold 60 s, polled every 1 s)",
+                stopped.elapsed().as_secs_f64()
+            );
+            assert_eq!(states, ["online", "late", "offline"]);
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("never reported offline: {states:?}");
+}
