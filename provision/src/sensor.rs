@@ -175,6 +175,7 @@ pub fn build(o: &SensorOptions) -> Result<Config, SensorError> {
         network: Default::default(),
         connectivity: Default::default(),
         paths: Default::default(),
+        anomaly: Default::default(),
     };
     // Round-trip through the text the agent will read, so what is checked is what is written.
     config::from_str(&render(&config), Path::new("<sensor config>"))

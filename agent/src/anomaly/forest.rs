@@ -1,0 +1,348 @@
+//! Isolation Forest (Liu, Ting & Zhou, 2008), written here rather than taken from a crate.
+//!
+//! The crates on offer (`extended-isolation-forest`, `isolation_forest`) draw from `rand`'s
+//! thread RNG or pin an old `rand`, have had no release since 2022, and cannot say which
+//! features isolated a point — which the shipped anomaly events carry. The algorithm is short:
+//! each tree splits a random subsample on a random feature at a uniform random point between
+//! that feature's minimum and maximum until a point stands alone or the height limit
+//! `ceil(log2(sample))` is reached; a flow's score is `2^(-E[h(x)] / c(sample))`, where `h` is
+//! its path length (plus `c(leaf size)` for leaves that were not split further). Scores near 1
+//! are isolated quickly (anomalous); around 0.5 and below are ordinary.
+//!
+//! Nodes live in one flat array per tree with both children adjacent, so scoring is a tight
+//! loop over 16-byte nodes.
+
+use super::features::{FeatureVector, N_FEATURES};
+
+/// Feature index marking a leaf.
+pub(super) const LEAF: u32 = u32::MAX;
+
+/// One node: a split (`feature`, `value` = threshold, children at `left` and `left + 1`), or a
+/// leaf (`feature == LEAF`, `left` = training points in it, `value` = its depth plus
+/// `c(size)`, the expected remaining path).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Node {
+    pub feature: u32,
+    pub left: u32,
+    pub value: f64,
+}
+
+/// One isolation tree, root at index 0.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+/// A trained forest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forest {
+    pub(super) trees: Vec<Tree>,
+    /// Subsample size each tree grew from (the normaliser `c(sample)` depends on it).
+    pub(super) sample_size: usize,
+    norm: f64,
+}
+
+/// Path length contribution of an unsplit leaf of `n` points: the average path length of an
+/// unsuccessful binary-search-tree search, `c(n) = 2H(n-1) - 2(n-1)/n`.
+pub fn c(n: usize) -> f64 {
+    match n {
+        0 | 1 => 0.0,
+        2 => 1.0,
+        _ => {
+            let n = n as f64;
+            2.0 * ((n - 1.0).ln() + EULER_GAMMA) - 2.0 * (n - 1.0) / n
+        }
+    }
+}
+
+const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
+
+/// SplitMix64: a tiny, well-mixed, seedable generator; training is reproducible from the seed.
+#[derive(Debug, Clone)]
+pub(super) struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, n)` (Lemire's multiply-shift; the bias is below 2^-32 for our `n`).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+impl Forest {
+    /// Grows `trees` trees, each from `sample_size` rows drawn without replacement (all rows
+    /// when there are fewer). `rows` must not be empty.
+    pub fn fit(rows: &[FeatureVector], trees: usize, sample_size: usize, seed: u64) -> Self {
+        assert!(!rows.is_empty(), "a forest needs at least one row");
+        let psi = sample_size.min(rows.len()).max(1);
+        let height_limit = (psi as f64).log2().ceil() as usize;
+        let mut rng = SplitMix64::new(seed);
+        let mut indices: Vec<usize> = (0..rows.len()).collect();
+        let mut built = Vec::with_capacity(trees);
+        for _ in 0..trees {
+            // Partial Fisher–Yates: the first `psi` entries become this tree's sample.
+            for i in 0..psi {
+                let j = i + rng.below(indices.len() - i);
+                indices.swap(i, j);
+            }
+            let mut sample: Vec<usize> = indices[..psi].to_vec();
+            let mut nodes = Vec::with_capacity(2 * psi);
+            nodes.push(Node {
+                feature: LEAF,
+                left: 0,
+                value: 0.0,
+            });
+            grow(rows, &mut sample, 0, 0, height_limit, &mut nodes, &mut rng);
+            built.push(Tree { nodes });
+        }
+        Self::from_parts(built, psi)
+    }
+
+    pub(super) fn from_parts(trees: Vec<Tree>, sample_size: usize) -> Self {
+        Self {
+            trees,
+            sample_size,
+            norm: c(sample_size).max(f64::MIN_POSITIVE),
+        }
+    }
+
+    /// The anomaly score in (0, 1].
+    pub fn score(&self, x: &FeatureVector) -> f64 {
+        let total: f64 = self.trees.iter().map(|t| path_length(&t.nodes, x)).sum();
+        self.to_score(total)
+    }
+
+    /// The score and, per feature, how much it shortened this point's paths: every split on a
+    /// tree's path is credited `1 / h` (h = that tree's path length), so features that isolate
+    /// the point near the root get the most credit. Credits are normalised to sum to 1.
+    pub fn explain(&self, x: &FeatureVector) -> (f64, [f64; N_FEATURES]) {
+        let mut credit = [0.0; N_FEATURES];
+        let mut used = Vec::with_capacity(16);
+        let mut total = 0.0;
+        for tree in &self.trees {
+            used.clear();
+            let mut i = 0usize;
+            let h = loop {
+                let node = tree.nodes[i];
+                if node.feature == LEAF {
+                    break node.value;
+                }
+                used.push(node.feature as usize);
+                i = child(node, x);
+            };
+            total += h;
+            let share = 1.0 / h.max(1.0);
+            for &f in &used {
+                credit[f] += share;
+            }
+        }
+        let sum: f64 = credit.iter().sum();
+        if sum > 0.0 {
+            credit.iter_mut().for_each(|v| *v /= sum);
+        }
+        (self.to_score(total), credit)
+    }
+
+    fn to_score(&self, total_path: f64) -> f64 {
+        let mean = total_path / self.trees.len().max(1) as f64;
+        (-mean / self.norm).exp2()
+    }
+
+    /// Number of trees.
+    pub fn len(&self) -> usize {
+        self.trees.len()
+    }
+
+    /// True for a forest without trees (never produced by [`Forest::fit`]).
+    pub fn is_empty(&self) -> bool {
+        self.trees.is_empty()
+    }
+}
+
+#[inline]
+fn child(node: Node, x: &FeatureVector) -> usize {
+    let go_right = f64::from(x[node.feature as usize]) >= node.value;
+    node.left as usize + usize::from(go_right)
+}
+
+#[inline]
+fn path_length(nodes: &[Node], x: &FeatureVector) -> f64 {
+    let mut i = 0usize;
+    loop {
+        let node = nodes[i];
+        if node.feature == LEAF {
+            return node.value;
+        }
+        i = child(node, x);
+    }
+}
+
+/// Fills `nodes[at]` from `sample`, recursing into freshly appended children.
+fn grow(
+    rows: &[FeatureVector],
+    sample: &mut [usize],
+    at: usize,
+    depth: usize,
+    limit: usize,
+    nodes: &mut Vec<Node>,
+    rng: &mut SplitMix64,
+) {
+    let leaf = Node {
+        feature: LEAF,
+        left: sample.len() as u32,
+        value: depth as f64 + c(sample.len()),
+    };
+    if depth >= limit || sample.len() <= 1 {
+        nodes[at] = leaf;
+        return;
+    }
+    // Only features that vary within this node can split it.
+    let mut ranges = [(0f32, 0f32); N_FEATURES];
+    let mut splittable = [0usize; N_FEATURES];
+    let mut n_split = 0;
+    for (f, range) in ranges.iter_mut().enumerate() {
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for &r in sample.iter() {
+            let v = rows[r][f];
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+        *range = (lo, hi);
+        if hi > lo {
+            splittable[n_split] = f;
+            n_split += 1;
+        }
+    }
+    if n_split == 0 {
+        nodes[at] = leaf;
+        return;
+    }
+    let feature = splittable[rng.below(n_split)];
+    let (lo, hi) = ranges[feature];
+    let (lo, hi) = (f64::from(lo), f64::from(hi));
+    // An f32 (like the features) strictly inside (lo, hi], so both sides get at least one
+    // point and the model file stores it exactly.
+    let mut threshold = f64::from((lo + rng.unit() * (hi - lo)) as f32);
+    if threshold <= lo {
+        threshold = hi;
+    }
+    let mut split = 0;
+    for i in 0..sample.len() {
+        if f64::from(rows[sample[i]][feature]) < threshold {
+            sample.swap(i, split);
+            split += 1;
+        }
+    }
+    let left = nodes.len();
+    let placeholder = Node {
+        feature: LEAF,
+        left: 0,
+        value: 0.0,
+    };
+    nodes.push(placeholder);
+    nodes.push(placeholder);
+    nodes[at] = Node {
+        feature: feature as u32,
+        left: left as u32,
+        value: threshold,
+    };
+    let (l, r) = sample.split_at_mut(split);
+    grow(rows, l, left, depth + 1, limit, nodes, rng);
+    grow(rows, r, left + 1, depth + 1, limit, nodes, rng);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(n: usize, seed: u64) -> Vec<FeatureVector> {
+        let mut rng = SplitMix64::new(seed);
+        (0..n)
+            .map(|_| std::array::from_fn(|_| (rng.unit() as f32) - 0.5))
+            .collect()
+    }
+
+    /// Feature 0 is noise, feature 3 has two clusters (around -10 and +10), the rest are
+    /// constant: a point between the clusters is the outlier.
+    fn two_clusters(n: usize, seed: u64) -> Vec<FeatureVector> {
+        let mut rng = SplitMix64::new(seed);
+        (0..n)
+            .map(|i| {
+                let mut x = [0.0f32; N_FEATURES];
+                x[0] = rng.unit() as f32 - 0.5;
+                x[3] = rng.unit() as f32 - 0.5;
+                x[3] += if i % 2 == 0 { 10.0 } else { -10.0 };
+                x
+            })
+            .collect()
+    }
+
+    #[test]
+    fn c_matches_the_paper() {
+        assert_eq!(c(1), 0.0);
+        assert_eq!(c(2), 1.0);
+        // c(256) ≈ 10.24 (2·H(255) − 2·255/256)
+        assert!((c(256) - 10.2448).abs() < 1e-3, "{}", c(256));
+    }
+
+    #[test]
+    fn outliers_score_higher_than_inliers() {
+        let rows = two_clusters(2000, 1);
+        let forest = Forest::fit(&rows, 100, 256, 7);
+        let mut inlier = [0.0f32; N_FEATURES];
+        inlier[3] = 10.0;
+        let outlier = [0.0f32; N_FEATURES];
+        let (si, so) = (forest.score(&inlier), forest.score(&outlier));
+        assert!(si < 0.5, "inlier {si}");
+        assert!(so > si + 0.05, "outlier {so}, inlier {si}");
+        let (explained, credit) = forest.explain(&outlier);
+        assert_eq!(explained, so);
+        let top = (0..N_FEATURES)
+            .max_by(|a, b| credit[*a].total_cmp(&credit[*b]))
+            .unwrap();
+        assert_eq!(top, 3, "{credit:?}");
+        assert!((credit.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!(
+            credit
+                .iter()
+                .enumerate()
+                .all(|(f, c)| *c == 0.0 || f == 0 || f == 3),
+            "constant features never split: {credit:?}"
+        );
+    }
+
+    #[test]
+    fn same_seed_same_forest_other_seed_differs() {
+        let rows = cluster(500, 2);
+        assert_eq!(Forest::fit(&rows, 10, 64, 3), Forest::fit(&rows, 10, 64, 3));
+        assert_ne!(Forest::fit(&rows, 10, 64, 3), Forest::fit(&rows, 10, 64, 4));
+    }
+
+    #[test]
+    fn small_and_constant_inputs() {
+        let forest = Forest::fit(&[[1.0; N_FEATURES]; 3], 5, 256, 0);
+        assert_eq!(forest.sample_size, 3);
+        // Identical points cannot be split: every tree is one leaf of c(3).
+        assert!(forest.trees.iter().all(|t| t.nodes.len() == 1));
+        let s = forest.score(&[1.0; N_FEATURES]);
+        assert!((s - 0.5).abs() < 1e-12, "{s}");
+        let single = Forest::fit(&[[0.0; N_FEATURES]], 2, 256, 0);
+        assert!(single.score(&[9.0; N_FEATURES]).is_finite());
+    }
+}
