@@ -144,7 +144,7 @@ mod tests {
         let ev = AnomalyEvent {
             score: 0.734_56,
             threshold: 0.6,
-            top_features: vec!["rst_count", "syn_count"],
+            top_features: vec!["rst_tc", "syn_ts"],
             model_trained_flows: 900,
             flow,
         };
@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(d["ids2"]["anomaly"]["score"], 0.7346);
         assert_eq!(
             d["ids2"]["anomaly"]["top_features"],
-            json!(["rst_count", "syn_count"])
+            json!(["rst_tc", "syn_ts"])
         );
         assert_eq!(d["ids2"]["anomaly"]["flow_id"], 1234);
         assert_eq!(

@@ -5,16 +5,30 @@
 //! feature's minimum and maximum, so a raw byte count would spend nearly every split on the
 //! largest flows. Categorical fields become small integers or one-hot flags.
 //!
+//! Two features look beyond the flow itself: how many flows the same source started in the
+//! minute around this one, and to how many distinct destination ports. A port scan or a SYN
+//! flood is a crowd of individually unremarkable flows; these make the crowd visible. They
+//! depend on the order flows are seen, so an [`Extractor`] carries that state: one per stream.
+//!
 //! Deliberately left out: `flow.reason` (how Suricata ended the flow — timeout, forced,
 //! shutdown — an artefact of the capture run, not of the traffic: an offline `suricata -r`
 //! ends every open flow with `shutdown`, a live sensor with `timeout`), `flow.alerted` (it
 //! would make the model learn the signatures), and addresses (a baseline of addresses is an
 //! allowlist, not a model of behaviour).
 
+use std::collections::{HashMap, VecDeque};
+
 use serde_json::Value;
 
 /// Number of features in a vector.
-pub const N_FEATURES: usize = 17;
+pub const N_FEATURES: usize = 23;
+
+/// Seconds either side of a flow's start in which the same source's flows are counted.
+pub const SOURCE_WINDOW_SECS: f64 = 60.0;
+/// Most recent flows remembered per source (bounds memory and time per flow).
+pub const SOURCE_HISTORY: usize = 512;
+/// Most sources remembered; past it, sources idle for a window are forgotten first.
+pub const SOURCE_LIMIT: usize = 16_384;
 
 /// One flow's features, in [`FEATURES`] order.
 pub type FeatureVector = [f32; N_FEATURES];
@@ -48,18 +62,82 @@ pub const FEATURES: [&str; N_FEATURES] = [
     "proto_icmp",
     // app_proto names a parsed protocol (not absent, `failed` or `unknown`)
     "app_proto_known",
-    // SYN seen in tcp.tcp_flags_ts plus in tcp.tcp_flags_tc (0–2)
-    "syn_count",
-    // RST seen per direction (0–2)
-    "rst_count",
-    // FIN seen per direction (0–2)
-    "fin_count",
+    // TCP flags seen to the server (tcp.tcp_flags_ts) and to the client (tcp.tcp_flags_tc),
+    // one 0/1 feature each: a scan's SYN answered by RST, a flood's unanswered SYN or a
+    // half-closed exfiltration differ from ordinary sessions mostly here.
+    "syn_ts",
+    "syn_tc",
+    "rst_ts",
+    "rst_tc",
+    "fin_ts",
+    "fin_tc",
+    // PSH seen in either direction: the flow carried application data
+    "psh",
     // tcp.state (TCP) or flow.state: 0 new, 1 established, 2 closed, 3 anything else
     "state",
+    // ln(1 + flows from the same src_ip starting within SOURCE_WINDOW_SECS, seen earlier)
+    "src_flows_window_log",
+    // ln(1 + distinct dest_port values among those flows)
+    "src_dest_ports_window_log",
 ];
 
-/// The features of an EVE record, or `None` when it is not a `flow` record.
-pub fn extract(eve: &Value) -> Option<FeatureVector> {
+/// Turns a stream of EVE records into feature vectors, remembering each source's recent
+/// flows for the two per-source features.
+#[derive(Debug, Default)]
+pub struct Extractor {
+    sources: HashMap<String, VecDeque<(f64, u16)>>,
+}
+
+impl Extractor {
+    /// An extractor that has seen nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The features of an EVE record, or `None` when it is not a `flow` record.
+    pub fn extract(&mut self, eve: &Value) -> Option<FeatureVector> {
+        let mut x = flow_features(eve)?;
+        let start = eve
+            .get("flow")
+            .and_then(|f| f.get("start"))
+            .and_then(Value::as_str)
+            .or_else(|| eve.get("timestamp").and_then(Value::as_str))
+            .and_then(parse_ts);
+        let src = eve.get("src_ip").and_then(Value::as_str);
+        let (Some(start), Some(src)) = (start, src) else {
+            return Some(x);
+        };
+        let port = eve.get("dest_port").and_then(Value::as_u64).unwrap_or(0) as u16;
+        if self.sources.len() >= SOURCE_LIMIT && !self.sources.contains_key(src) {
+            self.sources.retain(|_, h| {
+                h.back()
+                    .is_some_and(|(t, _)| (start - t).abs() <= SOURCE_WINDOW_SECS)
+            });
+            if self.sources.len() >= SOURCE_LIMIT {
+                self.sources.clear();
+            }
+        }
+        let history = self.sources.entry(src.to_string()).or_default();
+        let mut ports: Vec<u16> = history
+            .iter()
+            .filter(|(t, _)| (start - t).abs() <= SOURCE_WINDOW_SECS)
+            .map(|(_, p)| *p)
+            .collect();
+        let flows = ports.len();
+        ports.sort_unstable();
+        ports.dedup();
+        x[N_FEATURES - 2] = (flows as f64).ln_1p() as f32;
+        x[N_FEATURES - 1] = (ports.len() as f64).ln_1p() as f32;
+        if history.len() == SOURCE_HISTORY {
+            history.pop_front();
+        }
+        history.push_back((start, port));
+        Some(x)
+    }
+}
+
+/// The per-flow features (the per-source ones left at 0), or `None` for non-flow records.
+fn flow_features(eve: &Value) -> Option<FeatureVector> {
     if eve.get("event_type")?.as_str()? != "flow" {
         return None;
     }
@@ -107,7 +185,7 @@ pub fn extract(eve: &Value) -> Option<FeatureVector> {
             .unwrap_or(0)
     };
     let (ts, tc) = (flags("tcp_flags_ts"), flags("tcp_flags_tc"));
-    let count = |bit: u8| f64::from(u8::from(ts & bit != 0) + u8::from(tc & bit != 0));
+    let bit = |flags: u8, mask: u8| if flags & mask != 0 { 1.0 } else { 0.0 };
     let state = tcp_obj
         .and_then(|t| t.get("state"))
         .or_else(|| flow.get("state"))
@@ -134,10 +212,16 @@ pub fn extract(eve: &Value) -> Option<FeatureVector> {
         flag(udp),
         flag(icmp),
         flag(app_known),
-        count(0x02),
-        count(0x04),
-        count(0x01),
+        bit(ts, 0x02),
+        bit(tc, 0x02),
+        bit(ts, 0x04),
+        bit(tc, 0x04),
+        bit(ts, 0x01),
+        bit(tc, 0x01),
+        bit(ts | tc, 0x08),
         state,
+        0.0,
+        0.0,
     ];
     Some(values.map(|v| v as f32))
 }
@@ -227,9 +311,10 @@ mod tests {
 
     #[test]
     fn non_flow_records_have_no_features() {
-        assert!(extract(&json!({"event_type": "alert"})).is_none());
-        assert!(extract(&json!({"event_type": "flow"})).is_none());
-        assert!(extract(&json!([1, 2])).is_none());
+        let mut e = Extractor::new();
+        assert!(e.extract(&json!({"event_type": "alert"})).is_none());
+        assert!(e.extract(&json!({"event_type": "flow"})).is_none());
+        assert!(e.extract(&json!([1, 2])).is_none());
     }
 
     #[test]
@@ -241,7 +326,7 @@ mod tests {
                      "end": "2024-04-03T13:17:05.000000+0000", "age": 2, "state": "closed"},
             "tcp": {"tcp_flags_ts": "1b", "tcp_flags_tc": "17", "state": "closed"}
         });
-        let f = extract(&eve).unwrap();
+        let f = Extractor::new().extract(&eve).unwrap();
         let get = |name: &str| f[FEATURES.iter().position(|n| *n == name).unwrap()];
         assert!((get("bytes_toclient_log") - 6001f32.ln()).abs() < 1e-5);
         assert!((get("duration_log") - 3f32.ln()).abs() < 1e-5);
@@ -250,11 +335,11 @@ mod tests {
         assert_eq!(get("dest_port_class"), 2.0);
         assert_eq!((get("proto_tcp"), get("proto_udp")), (1.0, 0.0));
         assert_eq!(get("app_proto_known"), 1.0);
-        // 0x1b = FIN|SYN|PSH|ACK, 0x17 = FIN|SYN|RST|ACK
-        assert_eq!(
-            (get("syn_count"), get("rst_count"), get("fin_count")),
-            (2.0, 1.0, 2.0)
-        );
+        // 0x1b = FIN|SYN|PSH|ACK to the server, 0x17 = FIN|SYN|RST|ACK to the client
+        let flags = [
+            "syn_ts", "syn_tc", "rst_ts", "rst_tc", "fin_ts", "fin_tc", "psh",
+        ];
+        assert_eq!(flags.map(get), [1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 1.0]);
         assert_eq!(get("state"), 2.0);
     }
 
@@ -265,7 +350,7 @@ mod tests {
             "flow": {"pkts_toserver": 3, "pkts_toclient": 0, "bytes_toserver": 300,
                      "bytes_toclient": 0, "age": 4, "state": "new"}
         });
-        let f = extract(&eve).unwrap();
+        let f = Extractor::new().extract(&eve).unwrap();
         assert_eq!(f[8], 0.0, "ICMP has no port class");
         assert_eq!(f[11], 1.0);
         assert_eq!(f[12], 0.0);
@@ -274,6 +359,26 @@ mod tests {
             (f[4] - 5f32.ln()).abs() < 1e-5,
             "age is the fallback duration"
         );
-        assert_eq!(f[16], 0.0);
+        assert_eq!(f[FEATURES.iter().position(|n| *n == "state").unwrap()], 0.0);
+    }
+
+    #[test]
+    fn per_source_window_counts_flows_and_ports() {
+        let flow = |src: &str, port: u64, secs: u64| {
+            json!({"event_type": "flow", "src_ip": src, "dest_port": port, "proto": "TCP",
+                   "flow": {"start": format!("2026-01-01T00:{:02}:{:02}+0000", secs / 60, secs % 60)}})
+        };
+        let mut e = Extractor::new();
+        let mut last = [0.0; N_FEATURES];
+        for (i, port) in [22, 23, 25, 25].into_iter().enumerate() {
+            last = e.extract(&flow("10.0.0.9", port, i as u64)).unwrap();
+        }
+        // Three earlier flows from 10.0.0.9, to ports 22, 23 and 25.
+        assert_eq!(last[N_FEATURES - 2], 3f32.ln_1p());
+        assert_eq!(last[N_FEATURES - 1], 3f32.ln_1p());
+        let other = e.extract(&flow("10.0.0.8", 22, 4)).unwrap();
+        assert_eq!(other[N_FEATURES - 2..], [0.0, 0.0], "per source");
+        let later = e.extract(&flow("10.0.0.9", 80, 200)).unwrap();
+        assert_eq!(later[N_FEATURES - 2..], [0.0, 0.0], "outside the window");
     }
 }
