@@ -382,7 +382,7 @@ fn attack_flows(suricata: &Suricata) -> Vec<Value> {
     let lab = Lab::new();
     let work = tempfile::tempdir().unwrap();
     let pcap = work.path().join("attacks.pcap");
-    let mut tcpdump = Command::new("ip")
+    let tcpdump = Command::new("ip")
         .args([
             "netns",
             "exec",
@@ -401,8 +401,9 @@ fn attack_flows(suricata: &Suricata) -> Vec<Value> {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
+    let mut tcpdump = Capture(tcpdump);
     // tcpdump says "listening on vv" once it captures.
-    let mut err = tcpdump.stderr.take().unwrap();
+    let mut err = tcpdump.0.stderr.take().unwrap();
     let mut seen = Vec::new();
     let mut byte = [0u8; 1];
     while !String::from_utf8_lossy(&seen).contains("listening on") {
@@ -441,17 +442,31 @@ fn attack_flows(suricata: &Suricata) -> Vec<Value> {
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     victim.join().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(tcpdump.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    tcpdump.wait().unwrap();
+    tcpdump.stop();
     drop(lab);
     suricata_flows(suricata, &pcap)
         .into_iter()
         .filter(|f| f["src_ip"] == ATTACKER.to_string() || f["dest_ip"] == ATTACKER.to_string())
         .collect()
+}
+
+/// The capture process; interrupted (it then flushes the pcap) when stopped or dropped.
+struct Capture(std::process::Child);
+
+impl Capture {
+    fn stop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.stop();
+        }
+    }
 }
 
 /// ROC AUC by the Mann–Whitney statistic (ties count half).
