@@ -54,12 +54,19 @@ IDS2_ANOMALY_BENCH_DIR=$DATA cargo bench -q -p ids2-agent --bench anomaly -- --n
   tee "$DATA/criterion.txt" | grep -E '^anomaly/|thrpt'
 
 # criterion prints "thrpt:  [low mid high]" with a unit per value; take the middle one.
-ours=$(awk '/^anomaly\/score_batch/ {on=1} on && /thrpt:/ {print $(NF-3), $(NF-2); exit}' "$DATA/criterion.txt")
-python3 - "$ours" "$DATA/sklearn.txt" <<'PY'
+thrpt() {
+  awk -v b="^anomaly/$1" '$0 ~ b {on=1} on && /thrpt:/ {print $(NF-3), $(NF-2); exit}' "$DATA/criterion.txt"
+}
+python3 - "$(thrpt 'score_one ')" "$(thrpt score_batch)" "$DATA/sklearn.txt" <<'PY'
 import sys
-value, unit = sys.argv[1].split()
-scale = {"elem/s": 1, "Kelem/s": 1e3, "Melem/s": 1e6, "Gelem/s": 1e9}[unit]
-ours = float(value) * scale
-sk = float(next(l.split()[1] for l in open(sys.argv[2]) if l.startswith("sklearn_flows_per_sec")))
-print(f"batch scoring flows/s per core: ids2 {ours:,.0f}  sklearn {sk:,.0f}  ratio {ours / sk:.1f}x")
+def rate(s):
+    value, unit = s.split()
+    return float(value) * {"elem/s": 1, "Kelem/s": 1e3, "Melem/s": 1e6, "Gelem/s": 1e9}[unit]
+one, batch = rate(sys.argv[1]), rate(sys.argv[2])
+line = next(l.split() for l in open(sys.argv[3]) if l.startswith("sklearn_flows_per_sec"))
+sk = dict(zip(line[1::2], map(float, line[2::2])))
+print("scoring throughput, flows/s on one core (ids2 / sklearn = ratio):")
+print(f"  one flow per call : {one:12,.0f} / {sk['one_per_call']:10,.0f} = {one / sk['one_per_call']:6.1f}x")
+print(f"  labelled set batch: {batch:12,.0f} / {sk['dataset_batch']:10,.0f} = {batch / sk['dataset_batch']:6.1f}x")
+print(f"  large batch       : {batch:12,.0f} / {sk['large_batch']:10,.0f} = {batch / sk['large_batch']:6.1f}x")
 PY

@@ -230,9 +230,9 @@ impl Model {
 }
 
 fn file_nodes(tree: &Tree) -> Vec<FileNode> {
-    let mut depth = vec![0usize; tree.nodes.len()];
-    let mut out = Vec::with_capacity(tree.nodes.len());
-    for (i, n) in tree.nodes.iter().enumerate() {
+    let mut depth = vec![0usize; tree.len];
+    let mut out = Vec::with_capacity(tree.len);
+    for (i, n) in tree.nodes[..tree.len].iter().enumerate() {
         if n.is_leaf() {
             out.push(FileNode::Leaf {
                 size: tree.sizes[i] as usize,
@@ -257,8 +257,9 @@ fn runtime_tree(nodes: &[FileNode]) -> Result<Tree, String> {
         return Err("no nodes".into());
     }
     let mut tree = Tree {
-        nodes: Vec::with_capacity(nodes.len()),
-        sizes: Vec::with_capacity(nodes.len()),
+        nodes: Vec::with_capacity(nodes.len().next_power_of_two()),
+        len: 0,
+        sizes: Vec::with_capacity(nodes.len().next_power_of_two()),
         depth: 0,
     };
     // Depth as reached from the root; every node must be reached exactly once.
@@ -313,6 +314,7 @@ fn runtime_tree(nodes: &[FileNode]) -> Result<Tree, String> {
             }
         }
     }
+    tree.seal();
     Ok(tree)
 }
 
