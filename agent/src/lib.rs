@@ -5,10 +5,21 @@
 
 pub mod anomaly;
 pub mod apply;
+pub mod block;
 pub mod config;
+pub mod connectivity;
 pub mod ecs;
+pub mod emulate;
+pub mod eve;
 pub mod gitops;
+pub mod lab;
+pub mod metrics;
 pub mod net;
+pub mod notify;
+pub mod pipeline;
 pub mod render;
+pub mod resources;
+pub mod run;
+pub mod supervisor;
 pub mod suricata;
 pub mod systemd;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use ids2_agent::render::{Profile, RenderOptions};
-use ids2_agent::{anomaly, apply, config, net, render, systemd};
+use ids2_agent::{anomaly, apply, config, emulate, lab, net, render, systemd};
 
 /// The ids2 sensor agent.
 #[derive(Parser)]
@@ -25,6 +25,15 @@ enum Command {
         /// The config file.
         file: PathBuf,
     },
+    /// Run the daemon: supervise Suricata and Vector, throttle, check connectivity, serve metrics.
+    Run {
+        /// The config file (watched: a change is re-validated and applied).
+        #[arg(long)]
+        config: PathBuf,
+        /// How Suricata and Vector are run: `process` (children) or `systemd` (units).
+        #[arg(long, default_value = "process")]
+        backend: ids2_agent::run::BackendKind,
+    },
     /// Host links: keep only lo and the capture interface up (rtnetlink, this namespace).
     #[command(subcommand)]
     Net(NetCommand),
@@ -39,6 +48,31 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         render: RenderArgs,
+    },
+    /// Send the attack traffic of a scenario file (bounded; loopback and the lab subnet only,
+    /// unless --allow-target widens that).
+    Emulate {
+        /// The scenario file (JSON array of technique entries).
+        scenarios: PathBuf,
+        /// The target of entries that name none.
+        #[arg(long)]
+        target: Option<std::net::IpAddr>,
+        /// Also allow targets in this network (repeatable). Only for networks you own.
+        #[arg(long, value_name = "CIDR")]
+        allow_target: Vec<ipnet::IpNet>,
+    },
+    /// Run the lab (root): attacker, victim and sensor namespaces, Suricata on the sensor's
+    /// eth0, the scenarios, a live detection table; everything removed at the end or on Ctrl-C.
+    Lab {
+        /// Total run time in seconds (the scenarios always finish first).
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// A scenario file instead of the built-in set (templates/scenarios/default.json).
+        #[arg(long)]
+        scenarios: Option<PathBuf>,
+        /// Where to write the ECS documents of the alerts (JSON lines).
+        #[arg(long)]
+        archive: Option<PathBuf>,
     },
     /// Render and switch like `render` (into paths.rendered_dir unless --out is given), then
     /// commit the active files to the history repository and push them to history.remote.
@@ -233,6 +267,12 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
                 .downcast_ref::<apply::ApplyError>()
                 .is_some_and(apply::ApplyError::is_bad_input)
             || cause
+                .downcast_ref::<emulate::EmulateError>()
+                .is_some_and(emulate::EmulateError::is_bad_input)
+            || cause
+                .downcast_ref::<lab::LabError>()
+                .is_some_and(lab::LabError::is_bad_input)
+            || cause
                 .downcast_ref::<systemd::SystemdError>()
                 .is_some_and(systemd::SystemdError::is_bad_input)
             || cause
@@ -310,6 +350,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}", block_on(net::apply_settings(&settings, dry_run))?);
             Ok(())
         }
+        Command::Emulate {
+            scenarios,
+            target,
+            allow_target,
+        } => emulate::run_file(&scenarios, target, &allow_target)
+            .map(drop)
+            .map_err(Into::into),
+        Command::Lab {
+            duration,
+            scenarios,
+            archive,
+        } => lab_command(duration, scenarios, archive),
         Command::Render {
             config,
             out,
@@ -346,6 +398,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}", block_on(systemd::unit_status(&name, bus.as_deref()))?);
             Ok(())
         }
+        Command::Run { config, backend } => Ok(ids2_agent::run::run(&config, backend)?),
         Command::Anomaly { action } => anomaly_command(action),
     }
 }
@@ -399,6 +452,29 @@ fn anomaly_command(action: AnomalyAction) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Runs the lab; a scenario the sensor missed is a failure (exit 1).
+fn lab_command(
+    duration: u64,
+    scenarios: Option<PathBuf>,
+    archive: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let report = lab::run(&lab::LabOptions {
+        duration: std::time::Duration::from_secs(duration),
+        scenarios,
+        archive,
+        print: true,
+    })?;
+    let missed = report.rows.iter().filter(|r| r.latency.is_none()).count();
+    if missed > 0 || !report.baseline_alerts.is_empty() {
+        return Err(anyhow::anyhow!(
+            "{missed} scenario(s) not detected, {} false positive(s) on the benign baseline",
+            report.baseline_alerts.len()
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Runs one command's future; the commands are short, so a current-thread runtime suffices.
 fn block_on<T, E: Into<anyhow::Error>>(
     future: impl std::future::Future<Output = Result<T, E>>,
@@ -411,6 +487,13 @@ fn block_on<T, E: Into<anyhow::Error>>(
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {

@@ -176,6 +176,8 @@ pub fn build(o: &SensorOptions) -> Result<Config, SensorError> {
         connectivity: Default::default(),
         paths: Default::default(),
         anomaly: Default::default(),
+        notifications: Default::default(),
+        blocking: Default::default(),
     };
     // Round-trip through the text the agent will read, so what is checked is what is written.
     config::from_str(&render(&config), Path::new("<sensor config>"))

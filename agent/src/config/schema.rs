@@ -48,6 +48,12 @@ pub struct Config {
     /// Isolation Forest anomaly detection on EVE flow records.
     #[serde(default)]
     pub anomaly: Anomaly,
+    /// Alert notifications by webhook and/or e-mail; off until a channel is configured.
+    #[serde(default)]
+    pub notifications: Notifications,
+    /// Time-limited block decisions from alerts, served as a feed; off by default.
+    #[serde(default)]
+    pub blocking: Blocking,
 }
 
 /// Identity of the sensor.
@@ -310,6 +316,221 @@ pub struct Anomaly {
     pub min_baseline_flows: u32,
 }
 
+/// An alert severity threshold. Suricata's `alert.severity` is a priority where 1 is the most
+/// severe (from the rule's classtype, `classification.config`): 1 = `high`, 2 = `medium`,
+/// 3 = `low` (also what Suricata gives rules without a classtype), 4 and above = `info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Suricata severity 1.
+    High,
+    /// Suricata severity 2 or more severe.
+    Medium,
+    /// Suricata severity 3 or more severe.
+    Low,
+    /// Every alert.
+    Info,
+}
+
+impl Severity {
+    /// The level of a Suricata `alert.severity` value.
+    pub fn of_suricata(severity: u64) -> Self {
+        match severity {
+            // 0 is not produced by Suricata; treat it like 1 rather than hide it.
+            0 | 1 => Self::High,
+            2 => Self::Medium,
+            3 => Self::Low,
+            _ => Self::Info,
+        }
+    }
+
+    /// True when an alert of Suricata severity `severity` is at or above this threshold.
+    pub fn admits(self, severity: u64) -> bool {
+        Self::of_suricata(severity) <= self
+    }
+
+    /// The level's name as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::High => "high",
+            Self::Medium => "medium",
+            Self::Low => "low",
+            Self::Info => "info",
+        }
+    }
+}
+
+/// Alert notifications. Every alert at or above `min_severity` is sent to each configured
+/// channel, once per signature, source and destination within `dedupe_window_secs`, at most
+/// `burst` at once and `rate_per_minute` after that; alerts over the rate are summarised in
+/// one digest every `digest_interval_secs`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notifications {
+    /// Least severe alert that is notified.
+    #[serde(default = "default_notify_severity")]
+    pub min_severity: Severity,
+    /// Seconds during which the same signature between the same source and destination is
+    /// notified only once.
+    #[serde(default = "default_dedupe_window_secs")]
+    pub dedupe_window_secs: u32,
+    /// Notifications sent back to back before the rate limit applies (token-bucket size).
+    #[serde(default = "default_notify_burst")]
+    pub burst: u32,
+    /// Sustained notifications per minute (token-bucket refill rate).
+    #[serde(default = "default_rate_per_minute")]
+    pub rate_per_minute: u32,
+    /// Seconds between digests of the alerts the rate limit held back (sent only when some were).
+    #[serde(default = "default_digest_interval_secs")]
+    pub digest_interval_secs: u32,
+    /// Alerts waiting to be processed; when full, further alerts are counted in
+    /// `ids2_notifications_dropped_total` instead of slowing the EVE reader.
+    #[serde(default = "default_notify_queue")]
+    pub queue_capacity: u32,
+    /// Delivery attempts per message and channel before it counts as failed.
+    #[serde(default = "default_retry_attempts")]
+    pub retry_attempts: u32,
+    /// Wait before the first retry in milliseconds; doubled on each further retry.
+    #[serde(default = "default_retry_initial_ms")]
+    pub retry_initial_ms: u32,
+    /// Longest wait between retries, in seconds.
+    #[serde(default = "default_retry_max_secs")]
+    pub retry_max_secs: u32,
+    /// HTTP webhook channel.
+    #[serde(default)]
+    pub webhook: Option<Webhook>,
+    /// E-mail channel (SMTP over TLS).
+    #[serde(default)]
+    pub email: Option<Email>,
+}
+
+/// Payload shape of the webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// A JSON object with the alert's fields (`type`, `sensor`, `alert`, `source`, …).
+    Generic,
+    /// `{"text": "..."}`, accepted by Slack incoming webhooks and compatible chat tools.
+    Slack,
+}
+
+/// The webhook channel. Exactly one of `url` and `url_file` is set; use `url_file` when the URL
+/// itself is the secret (Slack incoming webhooks).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// `https://…` URL posted to (plain `http://` only to a loopback address, e.g. a local relay).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// File whose first line is the URL.
+    #[serde(default)]
+    pub url_file: Option<String>,
+    /// `generic` (default) or `slack`.
+    #[serde(default = "default_webhook_format")]
+    pub format: WebhookFormat,
+    /// File whose first line is sent as `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    /// Seconds one request may take.
+    #[serde(default = "default_webhook_timeout_secs")]
+    pub timeout_secs: u32,
+}
+
+/// How the SMTP connection is encrypted; there is no clear-text mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which is required (submission, port 587).
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Implicit,
+}
+
+/// The e-mail channel.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Email {
+    /// SMTP server host name or address; the server's certificate must match it.
+    pub smtp_host: String,
+    /// SMTP port; defaults to 587 for `starttls` and 465 for `implicit`.
+    #[serde(default)]
+    pub smtp_port: Option<u16>,
+    /// `starttls` (default) or `implicit`.
+    #[serde(default = "default_smtp_tls")]
+    pub tls: SmtpTls,
+    /// PEM file of an extra CA to trust for the server's certificate (a private relay);
+    /// the public web roots are always trusted.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// SMTP user name; set together with `password_file`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File whose first line is the SMTP password.
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// Sender address.
+    pub from: String,
+    /// Recipient addresses.
+    pub to: Vec<String>,
+    /// Seconds one SMTP conversation may take.
+    #[serde(default = "default_smtp_timeout_secs")]
+    pub timeout_secs: u32,
+}
+
+/// Blocking: alerts matching the policy become block decisions that expire after `ttl_secs`.
+/// The allowlist always wins: the default gateway, the sensor's own addresses, management
+/// targets, the OpenSearch endpoint's addresses, `allowlist`, and every HOME_NET address not in
+/// `allow_home_net` are never blocked.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Blocking {
+    /// Turns blocking on.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Least severe alert that can lead to a block.
+    #[serde(default = "default_block_severity")]
+    pub min_severity: Severity,
+    /// Suricata `alert.category` values that can lead to a block; empty means any category.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Block only after this many qualifying alerts from one address within a window; unset
+    /// means the first qualifying alert blocks.
+    #[serde(default)]
+    pub repeat_offenders: Option<RepeatOffenders>,
+    /// With `repeat_offenders`, an address whose reputation score (0–100, from threat
+    /// intelligence) is at least this is blocked on its first qualifying alert.
+    #[serde(default)]
+    pub reputation_min_score: Option<u8>,
+    /// Seconds a decision lasts.
+    #[serde(default = "default_block_ttl_secs")]
+    pub ttl_secs: u32,
+    /// Most addresses blocked at once; further decisions are refused and logged.
+    #[serde(default = "default_block_max_entries")]
+    pub max_entries: u32,
+    /// Addresses and CIDRs that are never blocked.
+    #[serde(default)]
+    pub allowlist: Vec<String>,
+    /// CIDRs inside HOME_NET that may be blocked (HOME_NET is otherwise never blocked).
+    #[serde(default)]
+    pub allow_home_net: Vec<String>,
+    /// `address:port` of the HTTP feed (`/blocklist.txt`, `/blocklist.json`).
+    #[serde(default = "default_feed_listen")]
+    pub feed_listen: String,
+    /// Also drop blocked addresses on this host with an nftables set (inline sensors).
+    #[serde(default)]
+    pub nftables: bool,
+}
+
+/// Repeat-offender rule.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepeatOffenders {
+    /// Qualifying alerts from one address that lead to a block.
+    pub alerts: u32,
+    /// Seconds the alerts are counted over.
+    pub window_secs: u32,
+}
+
 macro_rules! default_from_fns {
     ($($ty:ty { $($field:ident: $f:path),* $(,)? })*) => {$(
         impl Default for $ty {
@@ -352,6 +573,19 @@ default_from_fns! {
         model_path: default_anomaly_model_path, threshold: default_anomaly_threshold,
         trees: default_anomaly_trees, sample_size: default_anomaly_sample_size,
         min_baseline_flows: default_anomaly_min_baseline_flows,
+    }
+    Notifications {
+        min_severity: default_notify_severity, dedupe_window_secs: default_dedupe_window_secs,
+        burst: default_notify_burst, rate_per_minute: default_rate_per_minute,
+        digest_interval_secs: default_digest_interval_secs, queue_capacity: default_notify_queue,
+        retry_attempts: default_retry_attempts, retry_initial_ms: default_retry_initial_ms,
+        retry_max_secs: default_retry_max_secs, webhook: none, email: none,
+    }
+    Blocking {
+        enabled: bool::default, min_severity: default_block_severity, categories: Vec::new,
+        repeat_offenders: none, reputation_min_score: none, ttl_secs: default_block_ttl_secs,
+        max_entries: default_block_max_entries, allowlist: Vec::new, allow_home_net: Vec::new,
+        feed_listen: default_feed_listen, nftables: bool::default,
     }
     Shipping {
         batch_max_events: default_batch_max_events, batch_max_mb: default_batch_max_mb,
@@ -526,6 +760,75 @@ pub fn default_anomaly_sample_size() -> u32 {
 /// Default least baseline size.
 pub fn default_anomaly_min_baseline_flows() -> u32 {
     1000
+}
+
+/// Default notification threshold: Suricata severity 1 only.
+pub fn default_notify_severity() -> Severity {
+    Severity::High
+}
+/// Default dedupe window: 10 minutes.
+pub fn default_dedupe_window_secs() -> u32 {
+    600
+}
+/// Default notification burst.
+pub fn default_notify_burst() -> u32 {
+    10
+}
+/// Default sustained notification rate.
+pub fn default_rate_per_minute() -> u32 {
+    6
+}
+/// Default digest period: 5 minutes.
+pub fn default_digest_interval_secs() -> u32 {
+    300
+}
+/// Default notification queue length.
+pub fn default_notify_queue() -> u32 {
+    1024
+}
+/// Default delivery attempts.
+pub fn default_retry_attempts() -> u32 {
+    5
+}
+/// Default first retry delay.
+pub fn default_retry_initial_ms() -> u32 {
+    1000
+}
+/// Default longest retry delay.
+pub fn default_retry_max_secs() -> u32 {
+    60
+}
+/// Default webhook payload.
+pub fn default_webhook_format() -> WebhookFormat {
+    WebhookFormat::Generic
+}
+/// Default webhook request timeout.
+pub fn default_webhook_timeout_secs() -> u32 {
+    10
+}
+/// Default SMTP encryption.
+pub fn default_smtp_tls() -> SmtpTls {
+    SmtpTls::Starttls
+}
+/// Default SMTP conversation timeout.
+pub fn default_smtp_timeout_secs() -> u32 {
+    30
+}
+/// Default blocking threshold: Suricata severity 1 only.
+pub fn default_block_severity() -> Severity {
+    Severity::High
+}
+/// Default decision lifetime: one hour.
+pub fn default_block_ttl_secs() -> u32 {
+    3600
+}
+/// Default cap on blocked addresses.
+pub fn default_block_max_entries() -> u32 {
+    10_000
+}
+/// Default feed address (pfSense/OPNsense fetch it over the management network).
+pub fn default_feed_listen() -> String {
+    "0.0.0.0:9102".into()
 }
 
 /// EVE types on by default: what operators query, per DESIGN.md's cost notes.

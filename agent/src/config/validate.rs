@@ -135,6 +135,8 @@ pub fn validate(mut config: Config) -> Result<Settings, Vec<Problem>> {
     let management_targets = check_network(&config, &mut p);
     let tls_targets = check_connectivity(&config, &mut p);
     check_anomaly(&config, &mut p);
+    check_notifications(&config, &mut p);
+    check_blocking(&config, &home_net, &mut p);
 
     match (p.is_empty(), auth, metrics_listen) {
         (true, Some(auth), Some(metrics_listen)) => {
@@ -720,6 +722,323 @@ fn check_anomaly(c: &Config, p: &mut Vec<Problem>) {
     }
 }
 
+fn check_range(
+    p: &mut Vec<Problem>,
+    key: &str,
+    v: u32,
+    range: std::ops::RangeInclusive<u32>,
+    unit: &str,
+) {
+    if !range.contains(&v) {
+        p.push(Problem::new(
+            key,
+            v,
+            format!("expected {} to {} {unit}", range.start(), range.end()),
+        ));
+    }
+}
+
+fn check_notifications(c: &Config, p: &mut Vec<Problem>) {
+    let n = &c.notifications;
+    check_range(
+        p,
+        "notifications.dedupe_window_secs",
+        n.dedupe_window_secs,
+        0..=86_400,
+        "seconds",
+    );
+    check_range(p, "notifications.burst", n.burst, 1..=1000, "messages");
+    check_range(
+        p,
+        "notifications.rate_per_minute",
+        n.rate_per_minute,
+        1..=600,
+        "messages per minute",
+    );
+    check_range(
+        p,
+        "notifications.digest_interval_secs",
+        n.digest_interval_secs,
+        10..=86_400,
+        "seconds",
+    );
+    check_range(
+        p,
+        "notifications.queue_capacity",
+        n.queue_capacity,
+        16..=65_536,
+        "alerts",
+    );
+    check_range(
+        p,
+        "notifications.retry_attempts",
+        n.retry_attempts,
+        1..=20,
+        "attempts",
+    );
+    check_range(
+        p,
+        "notifications.retry_initial_ms",
+        n.retry_initial_ms,
+        10..=60_000,
+        "milliseconds",
+    );
+    check_range(
+        p,
+        "notifications.retry_max_secs",
+        n.retry_max_secs,
+        1..=3600,
+        "seconds",
+    );
+    if n.retry_max_secs.saturating_mul(1000) < n.retry_initial_ms {
+        p.push(Problem::new(
+            "notifications.retry_max_secs",
+            n.retry_max_secs,
+            "must not be shorter than notifications.retry_initial_ms",
+        ));
+    }
+    if let Some(w) = &n.webhook {
+        if let Some(url) = &w.url {
+            if let Err(why) = webhook_url_problem(url) {
+                p.push(Problem::new("notifications.webhook.url", url, why));
+            }
+        }
+        if let Some(file) = &w.url_file {
+            check_abs_path("notifications.webhook.url_file", file, p);
+        }
+        match (&w.url, &w.url_file) {
+            (Some(_), Some(_)) => p.push(Problem::at(
+                "notifications.webhook",
+                "set either `url` or `url_file`, not both",
+            )),
+            (None, None) => p.push(Problem::at(
+                "notifications.webhook.url",
+                "required: set `url`, or `url_file` when the URL is a secret (Slack)",
+            )),
+            _ => {}
+        }
+        if let Some(f) = &w.bearer_token_file {
+            check_abs_path("notifications.webhook.bearer_token_file", f, p);
+        }
+        check_range(
+            p,
+            "notifications.webhook.timeout_secs",
+            w.timeout_secs,
+            1..=120,
+            "seconds",
+        );
+    }
+    if let Some(e) = &n.email {
+        if !is_hostname(&e.smtp_host) {
+            p.push(Problem::new(
+                "notifications.email.smtp_host",
+                &e.smtp_host,
+                "expected a host name or address such as smtp.example.org",
+            ));
+        }
+        if e.smtp_port == Some(0) {
+            p.push(Problem::new(
+                "notifications.email.smtp_port",
+                0,
+                "expected a TCP port from 1 to 65535 (587 for starttls, 465 for implicit)",
+            ));
+        }
+        for (key, file) in [("ca_file", &e.ca_file), ("password_file", &e.password_file)] {
+            if let Some(f) = file {
+                check_abs_path(&format!("notifications.email.{key}"), f, p);
+            }
+        }
+        match (&e.username, &e.password_file) {
+            (Some(_), None) => p.push(Problem::at(
+                "notifications.email.password_file",
+                "required with `username`: the path of a file holding the SMTP password",
+            )),
+            (None, Some(_)) => p.push(Problem::at(
+                "notifications.email.username",
+                "required with `password_file`",
+            )),
+            _ => {}
+        }
+        if !is_mailbox(&e.from) {
+            p.push(Problem::new(
+                "notifications.email.from",
+                &e.from,
+                "expected an e-mail address such as ids2@example.org",
+            ));
+        }
+        if e.to.is_empty() {
+            p.push(Problem::at(
+                "notifications.email.to",
+                "must list at least one recipient",
+            ));
+        }
+        for (i, to) in e.to.iter().enumerate() {
+            if !is_mailbox(to) {
+                p.push(Problem::new(
+                    format!("notifications.email.to[{i}]"),
+                    to,
+                    "expected an e-mail address such as soc@example.org",
+                ));
+            }
+        }
+        check_range(
+            p,
+            "notifications.email.timeout_secs",
+            e.timeout_secs,
+            1..=300,
+            "seconds",
+        );
+    }
+}
+
+/// https with a host, or http to a loopback address (a relay on the sensor itself).
+fn webhook_url_problem(url: &str) -> Result<(), &'static str> {
+    let (secure, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        _ => return Err("expected an https:// URL"),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains('@') {
+        return Err("expected https://HOST/PATH with no user info");
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !secure && !loopback {
+        return Err(
+            "plain http:// is accepted only to a loopback address; use https:// \
+                    (alerts would cross the network in clear text)",
+        );
+    }
+    Ok(())
+}
+
+fn is_mailbox(s: &str) -> bool {
+    s.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && is_hostname(domain) && !s.contains(['<', '>', ' ', '\n', '\r', ','])
+    })
+}
+
+fn ip_or_cidr(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+fn check_blocking(c: &Config, home_net: &[IpNet], p: &mut Vec<Problem>) {
+    let b = &c.blocking;
+    for (i, cat) in b.categories.iter().enumerate() {
+        if cat.trim().is_empty() {
+            p.push(Problem::at(
+                format!("blocking.categories[{i}]"),
+                "must not be empty; use a Suricata alert.category such as \
+                 \"A Network Trojan was detected\"",
+            ));
+        } else if b.categories[..i].contains(cat) {
+            p.push(Problem::new(
+                format!("blocking.categories[{i}]"),
+                cat,
+                "each category may be listed once",
+            ));
+        }
+    }
+    if let Some(r) = &b.repeat_offenders {
+        check_range(
+            p,
+            "blocking.repeat_offenders.alerts",
+            r.alerts,
+            2..=1000,
+            "alerts",
+        );
+        check_range(
+            p,
+            "blocking.repeat_offenders.window_secs",
+            r.window_secs,
+            10..=86_400,
+            "seconds",
+        );
+    }
+    if let Some(score) = b.reputation_min_score {
+        if !(1..=100).contains(&score) {
+            p.push(Problem::new(
+                "blocking.reputation_min_score",
+                score,
+                "expected a score from 1 to 100",
+            ));
+        }
+        if b.repeat_offenders.is_none() {
+            p.push(Problem::at(
+                "blocking.reputation_min_score",
+                "only applies with blocking.repeat_offenders (it lets a known-bad address skip \
+                 the repeat count); set repeat_offenders or remove it",
+            ));
+        }
+    }
+    check_range(
+        p,
+        "blocking.ttl_secs",
+        b.ttl_secs,
+        60..=2_592_000,
+        "seconds (1 minute to 30 days)",
+    );
+    check_range(
+        p,
+        "blocking.max_entries",
+        b.max_entries,
+        1..=1_000_000,
+        "addresses",
+    );
+    for (i, s) in b.allowlist.iter().enumerate() {
+        if ip_or_cidr(s).is_none() {
+            p.push(Problem::new(
+                format!("blocking.allowlist[{i}]"),
+                s,
+                "expected an IP address or a CIDR such as 203.0.113.0/24",
+            ));
+        }
+    }
+    for (i, s) in b.allow_home_net.iter().enumerate() {
+        match ip_or_cidr(s) {
+            None => p.push(Problem::new(
+                format!("blocking.allow_home_net[{i}]"),
+                s,
+                "expected an IP address or a CIDR such as 192.168.50.0/24",
+            )),
+            Some(net) if !home_net.iter().any(|h| h.contains(&net)) => p.push(Problem::new(
+                format!("blocking.allow_home_net[{i}]"),
+                s,
+                "is not inside capture.home_net; only HOME_NET needs this exception",
+            )),
+            Some(_) => {}
+        }
+    }
+    match b.feed_listen.parse::<SocketAddr>() {
+        Err(_) => p.push(Problem::new(
+            "blocking.feed_listen",
+            &b.feed_listen,
+            "expected address:port, e.g. 0.0.0.0:9102",
+        )),
+        Ok(feed) => {
+            let clash = c.metrics.listen.parse::<SocketAddr>().is_ok_and(|m| {
+                m.port() == feed.port()
+                    && (m.ip() == feed.ip()
+                        || m.ip().is_unspecified()
+                        || feed.ip().is_unspecified())
+            });
+            if b.enabled && clash {
+                p.push(Problem::new(
+                    "blocking.feed_listen",
+                    &b.feed_listen,
+                    "uses the same port as metrics.listen; pick another port",
+                ));
+            }
+        }
+    }
+}
+
 fn is_interface_name(s: &str) -> bool {
     (1..=15).contains(&s.len())
         && s != "."
@@ -851,5 +1170,159 @@ mod tests {
         assert!(is_region("us-gov-west-1"));
         assert!(!is_region("europe"));
         assert!(!is_region("eu-west-"));
+    }
+
+    fn response_problems(extra: &str) -> Vec<Problem> {
+        let text = format!(
+            "sensor: {{id: lab-1}}\nopensearch: {{domain: ids2, region: eu-west-1}}\n{extra}"
+        );
+        match crate::config::from_str(&text, std::path::Path::new("t.yaml")) {
+            Ok(_) => Vec::new(),
+            Err(crate::config::ConfigError::Invalid { problems, .. }) => problems,
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    fn paths(p: &[Problem]) -> Vec<&str> {
+        p.iter().map(|p| p.path.as_str()).collect()
+    }
+
+    #[test]
+    fn response_defaults_are_off_and_documented() {
+        let s = crate::config::from_str(
+            "sensor: {id: lab-1}\nopensearch: {domain: ids2, region: eu-west-1}\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        let n = &s.config.notifications;
+        assert!(n.webhook.is_none() && n.email.is_none());
+        assert_eq!(n.min_severity, crate::config::Severity::High);
+        let b = &s.config.blocking;
+        assert!(!b.enabled && !b.nftables);
+        assert_eq!(b.ttl_secs, 3600);
+        assert_eq!(b.feed_listen, "0.0.0.0:9102");
+    }
+
+    #[test]
+    fn severity_levels_follow_suricata_priority() {
+        use crate::config::Severity;
+        assert!(Severity::High.admits(1));
+        assert!(!Severity::High.admits(2));
+        assert!(Severity::Medium.admits(2) && !Severity::Medium.admits(3));
+        assert!(Severity::Low.admits(3) && !Severity::Low.admits(4));
+        assert!(Severity::Info.admits(255));
+        let p = response_problems("notifications: {min_severity: hihg}\n");
+        assert_eq!(paths(&p), ["notifications.min_severity"], "{p:#?}");
+        assert!(p[0].message.contains("high"), "{p:#?}");
+    }
+
+    #[test]
+    fn webhook_urls_need_tls_except_to_loopback() {
+        for ok in [
+            "https://hooks.example.org/x",
+            "http://127.0.0.1:8080/hook",
+            "http://[::1]:9/x",
+            "http://localhost/x",
+        ] {
+            assert!(webhook_url_problem(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://hooks.example.org/x",
+            "ftp://x",
+            "https://",
+            "https://u@h/",
+        ] {
+            assert!(webhook_url_problem(bad).is_err(), "{bad}");
+        }
+        let p = response_problems(
+            "notifications: {webhook: {url: 'http://10.0.0.9/h', url_file: /run/u}}\n",
+        );
+        assert_eq!(
+            paths(&p),
+            ["notifications.webhook.url", "notifications.webhook"],
+            "{p:#?}"
+        );
+        let p = response_problems("notifications: {webhook: {format: slack}}\n");
+        assert_eq!(paths(&p), ["notifications.webhook.url"], "{p:#?}");
+    }
+
+    #[test]
+    fn email_problems_named_by_key() {
+        let p = response_problems(
+            "notifications:\n  retry_initial_ms: 5000\n  retry_max_secs: 2\n  email:\n    \
+             smtp_host: 'smtp host'\n    smtp_port: 0\n    username: ids2\n    \
+             from: nobody\n    to: [ok@example.org, 'a@b, c@d']\n    ca_file: rel/ca.pem\n",
+        );
+        assert_eq!(
+            paths(&p),
+            [
+                "notifications.retry_max_secs",
+                "notifications.email.smtp_host",
+                "notifications.email.smtp_port",
+                "notifications.email.ca_file",
+                "notifications.email.password_file",
+                "notifications.email.from",
+                "notifications.email.to[1]",
+            ],
+            "{p:#?}"
+        );
+        let p = response_problems(
+            "notifications: {email: {smtp_host: h, from: a@h, to: [b@h], tls: plain}}\n",
+        );
+        assert_eq!(paths(&p), ["notifications.email.tls"], "{p:#?}");
+    }
+
+    #[test]
+    fn inline_smtp_password_refused() {
+        let p = response_problems(
+            "notifications: {email: {smtp_host: h, from: a@h, to: [b@h], username: u, password: pw}}\n",
+        );
+        assert!(
+            paths(&p).contains(&"notifications.email.password"),
+            "{p:#?}"
+        );
+        assert!(!format!("{p:?}").contains("pw}"));
+    }
+
+    #[test]
+    fn blocking_problems_named_by_key() {
+        let p = response_problems(
+            "capture: {home_net: [192.168.0.0/16]}\nblocking:\n  enabled: true\n  \
+             categories: [x, x, '']\n  reputation_min_score: 0\n  ttl_secs: 5\n  \
+             allowlist: [10.0.0.0/8, nope]\n  allow_home_net: [192.168.7.0/24, 10.1.0.0/16]\n  \
+             feed_listen: 0.0.0.0:9100\n  repeat_offenders: {alerts: 1, window_secs: 60}\n",
+        );
+        assert_eq!(
+            paths(&p),
+            [
+                "blocking.categories[1]",
+                "blocking.categories[2]",
+                "blocking.repeat_offenders.alerts",
+                "blocking.reputation_min_score",
+                "blocking.ttl_secs",
+                "blocking.allowlist[1]",
+                "blocking.allow_home_net[1]",
+                "blocking.feed_listen",
+            ],
+            "{p:#?}"
+        );
+        let p = response_problems("blocking: {reputation_min_score: 50}\n");
+        assert_eq!(paths(&p), ["blocking.reputation_min_score"], "{p:#?}");
+        assert!(p[0].message.contains("repeat_offenders"));
+        let p = response_problems("blocking: {enabled: true, feed_listen: 9102}\n");
+        assert_eq!(paths(&p), ["blocking.feed_listen"], "{p:#?}");
+    }
+
+    #[test]
+    fn full_response_config_accepted() {
+        let p = response_problems(
+            "notifications:\n  min_severity: medium\n  webhook: {url_file: /run/credentials/ids2-agent/slack, format: slack}\n  \
+             email: {smtp_host: smtp.example.org, tls: implicit, username: ids2, \
+             password_file: /run/credentials/ids2-agent/smtp, from: ids2@example.org, to: [soc@example.org]}\n\
+             blocking:\n  enabled: true\n  nftables: true\n  categories: [A Network Trojan was detected]\n  \
+             repeat_offenders: {alerts: 3, window_secs: 600}\n  reputation_min_score: 90\n  \
+             allowlist: [203.0.113.7, 198.51.100.0/24]\n  allow_home_net: [192.168.99.0/24]\n",
+        );
+        assert!(p.is_empty(), "{p:#?}");
     }
 }

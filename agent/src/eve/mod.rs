@@ -1,0 +1,223 @@
+//! Reading Suricata's EVE output: follow `<logs.path>/eve.json` ([`tail`]) and turn each line
+//! into counts by `event_type` and, from `stats` events, Suricata's capture and memcap counters
+//! ([`EveCounter`]) for the metrics endpoint.
+
+pub mod tail;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::metrics::Metrics;
+use crate::supervisor::{Shutdown, TaskError};
+
+pub use tail::{TailEvent, Tailer};
+
+/// The label counted for a line that is not an EVE object with an `event_type`.
+pub const UNPARSED: &str = "unparsed";
+
+/// Suricata's capture and memcap counters from the latest `stats` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CaptureStats {
+    /// `stats.capture.kernel_packets`.
+    pub kernel_packets: u64,
+    /// `stats.capture.kernel_drops`.
+    pub kernel_drops: u64,
+    /// Sum of every `*memcap*` counter except the `memcap_pressure` gauges.
+    pub memcap_hits: u64,
+}
+
+/// Counts EVE lines by type and keeps the latest capture counters.
+#[derive(Debug, Default)]
+pub struct EveCounter {
+    counts: HashMap<String, u64>,
+    stats: Option<CaptureStats>,
+}
+
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(borrow)]
+    event_type: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct StatsEvent {
+    stats: serde_json::Map<String, serde_json::Value>,
+}
+
+impl EveCounter {
+    /// Accounts for one line (without its newline).
+    pub fn line(&mut self, line: &[u8]) {
+        let event_type = match serde_json::from_slice::<Head>(line) {
+            Ok(Head {
+                event_type: Some(t),
+            }) => t,
+            _ => {
+                self.bump(UNPARSED);
+                return;
+            }
+        };
+        if event_type == "stats" {
+            if let Ok(ev) = serde_json::from_slice::<StatsEvent>(line) {
+                self.stats = Some(capture_stats(&ev.stats));
+            }
+        }
+        self.bump(&event_type);
+    }
+
+    /// Accounts for a line that was too long to read; it is skipped, not silently lost.
+    pub fn oversized(&mut self) {
+        self.bump(UNPARSED);
+    }
+
+    fn bump(&mut self, event_type: &str) {
+        match self.counts.get_mut(event_type) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(event_type.to_string(), 1);
+            }
+        }
+    }
+
+    /// Counts so far.
+    pub fn counts(&self) -> &HashMap<String, u64> {
+        &self.counts
+    }
+
+    /// The latest capture counters, if a `stats` event was seen.
+    pub fn stats(&self) -> Option<CaptureStats> {
+        self.stats
+    }
+
+    /// Moves the counts into `metrics` and resets them; sets the capture counters.
+    pub fn flush(&mut self, metrics: &Metrics) {
+        for (event_type, n) in self.counts.drain() {
+            metrics.eve_events.inc_by(&[&event_type], n as f64);
+        }
+        if let Some(s) = self.stats.take() {
+            // Suricata's counters are cumulative since its start; exported as they are, a
+            // Suricata restart shows as a counter reset, which Prometheus handles.
+            metrics.capture_packets.set(&[], s.kernel_packets as f64);
+            metrics.capture_drops.set(&[], s.kernel_drops as f64);
+            metrics.memcap_hits.set(&[], s.memcap_hits as f64);
+        }
+    }
+}
+
+/// Extracts the capture and memcap counters from a `stats` object.
+pub fn capture_stats(stats: &serde_json::Map<String, serde_json::Value>) -> CaptureStats {
+    let capture = stats.get("capture");
+    let get = |key: &str| {
+        capture
+            .and_then(|c| c.get(key))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    CaptureStats {
+        kernel_packets: get("kernel_packets"),
+        kernel_drops: get("kernel_drops"),
+        memcap_hits: memcap_sum(stats),
+    }
+}
+
+fn memcap_sum(map: &serde_json::Map<String, serde_json::Value>) -> u64 {
+    map.iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::Object(inner) => memcap_sum(inner),
+            // memcap_pressure(_max) are percentages of use, not hits.
+            serde_json::Value::Number(n) if k.contains("memcap") && !k.contains("pressure") => {
+                n.as_u64().unwrap_or(0)
+            }
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Follows `<logs.path>/eve.json` and exports what it reads, as a supervised task.
+pub struct EveReader {
+    /// The EVE file.
+    pub path: PathBuf,
+    /// Time between polls of the file; stats reach the metrics within one poll of being written.
+    pub poll: Duration,
+    /// Longest line accepted, in bytes.
+    pub max_line_bytes: usize,
+}
+
+impl EveReader {
+    /// The reader for `<logs_dir>/eve.json` with the agent's defaults (1 s poll, 1 MiB lines).
+    pub fn new(logs_dir: &str) -> Self {
+        Self {
+            path: PathBuf::from(logs_dir).join("eve.json"),
+            poll: Duration::from_secs(1),
+            max_line_bytes: 1 << 20,
+        }
+    }
+
+    /// Reads until shutdown. Starts at the end of an existing file (the counters are the
+    /// agent's, from its start); a rotated or truncated file is read from its beginning.
+    pub async fn run(
+        self,
+        metrics: std::sync::Arc<Metrics>,
+        mut shutdown: Shutdown,
+    ) -> Result<(), TaskError> {
+        let mut tailer = Tailer::new(self.path.clone(), self.max_line_bytes, true);
+        let mut counter = EveCounter::default();
+        loop {
+            // Bounded batches keep one poll from holding the runtime for long after a backlog.
+            loop {
+                let more = tailer.poll(4 << 20, |ev| match ev {
+                    TailEvent::Line(l) => counter.line(l),
+                    TailEvent::Oversized => counter.oversized(),
+                })?;
+                counter.flush(&metrics);
+                if !more {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            if !shutdown.sleep(self.poll).await {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_type_and_reads_stats() {
+        let mut c = EveCounter::default();
+        c.line(br#"{"timestamp":"x","event_type":"alert","alert":{"signature_id":1}}"#);
+        c.line(br#"{"event_type":"alert"}"#);
+        c.line(br#"{"event_type":"dns","dns":{}}"#);
+        c.line(b"not json");
+        c.line(br#"{"no_type":1}"#);
+        c.line(
+            br#"{"event_type":"stats","stats":{"uptime":9,"capture":{"kernel_packets":120,"kernel_drops":7},
+            "tcp":{"ssn_memcap_drop":2,"segment_memcap_drop":3},"flow":{"memcap":4},
+            "memcap_pressure":55,"memcap_pressure_max":60,"http":{"memcap":1,"memuse":999}}}"#,
+        );
+        assert_eq!(c.counts()["alert"], 2);
+        assert_eq!(c.counts()["dns"], 1);
+        assert_eq!(c.counts()["stats"], 1);
+        assert_eq!(c.counts()[UNPARSED], 2);
+        assert_eq!(
+            c.stats(),
+            Some(CaptureStats {
+                kernel_packets: 120,
+                kernel_drops: 7,
+                memcap_hits: 10
+            })
+        );
+        let m = Metrics::new("t");
+        c.flush(&m);
+        assert_eq!(m.eve_events.get(&["alert"]), Some(2.0));
+        assert_eq!(m.capture_drops.get(&[]), Some(7.0));
+        assert_eq!(m.memcap_hits.get(&[]), Some(10.0));
+        assert!(c.counts().is_empty());
+    }
+}

@@ -1,0 +1,706 @@
+//! `ids2-agent lab`: the whole sensor on a virtual LAN, attacked by the emulator.
+//!
+//! Namespaces `att` (attacker), `vic` (victim with HTTP, HTTPS, DNS, FTP-style and SSH-like
+//! services) and `sen` (sensor) hang off a bridge in `lan`; the sensor's `eth0` receives a
+//! mirror of the LAN. The agent renders and checks the sensor's config with `render`/`apply`
+//! (cores adapted to this machine), starts Suricata on `eth0`, maps each alert to an ECS
+//! document into a local JSONL archive, sends a benign baseline (HTTP, DNS, TLS) and then each
+//! scenario, and prints a row per scenario: expected rule, detected, latency, what was sent,
+//! kernel drops. Everything is torn down (Drop guards) after `--duration` or on Ctrl-C/SIGTERM.
+
+mod archive;
+mod netns;
+mod sensor;
+mod victim;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+use crate::apply::{self, Validator};
+use crate::config::{self, Settings};
+use crate::emulate::{self, packets, EmulateError, Scenario, Sent, TargetPolicy};
+use crate::render::{self, RenderOptions};
+use crate::suricata::{Suricata, SuricataError};
+
+pub use netns::{exists as namespace_exists, ATTACKER_IP, VICTIM_IP};
+
+/// The scenarios the lab runs unless `--scenarios` names others (`templates/scenarios/`).
+pub const DEFAULT_SCENARIOS: &str = include_str!("../../../templates/scenarios/default.json");
+/// The ids2 sid range (`templates/rules/ids2.rules`).
+pub const IDS2_SIDS: std::ops::RangeInclusive<u32> = 9_200_000..=9_299_999;
+/// How long a scenario's expected alert may take, from the scenario's start.
+pub const DETECTION_WINDOW: Duration = Duration::from_secs(5);
+/// Quiet time after the baseline so its alerts, if any, are in before scenarios start.
+const SETTLE: Duration = Duration::from_millis(2_500);
+/// How often EVE is read.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Why the lab could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// Namespaces and raw sockets need root.
+    #[error("the lab needs root (network namespaces, raw sockets): run it with sudo")]
+    NotRoot,
+    /// Suricata is not installed.
+    #[error("suricata is not installed (install it, e.g. `sudo .ci/install-deps`, or set IDS2_SURICATA)")]
+    NoSuricata,
+    /// The scenario file is invalid.
+    #[error("invalid scenarios")]
+    Scenarios(#[from] EmulateError),
+    /// The generated sensor config did not validate (a bug: the lab writes it).
+    #[error("the lab's sensor config is invalid")]
+    Config(#[from] config::ConfigError),
+    /// Render or `suricata -T` failed.
+    #[error("cannot render and check the sensor config")]
+    Apply(#[from] apply::ApplyError),
+    /// Suricata could not be located.
+    #[error("cannot locate suricata")]
+    Locate(#[from] SuricataError),
+    /// Suricata did not start.
+    #[error("suricata did not start on the sensor's eth0: {reason}\n{output}")]
+    SuricataStart {
+        /// Exit or timeout.
+        reason: String,
+        /// The last lines of its output.
+        output: String,
+    },
+    /// A helper program could not be started.
+    #[error("cannot run {program}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A helper command failed.
+    #[error("`{command}` failed: {stderr}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// Its stderr.
+        stderr: String,
+    },
+    /// Entering a namespace failed.
+    #[error("cannot enter network namespace {ns}")]
+    Setns {
+        /// The namespace.
+        ns: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file operation failed.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What was done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A lab service failed.
+    #[error("lab service: cannot {0}")]
+    Service(&'static str, #[source] std::io::Error),
+    /// The TLS identity or config failed.
+    #[error("lab TLS: {0}")]
+    Tls(String),
+    /// The ECS mapping failed.
+    #[error("ECS archive: {0}")]
+    Ecs(String),
+    /// The attacker thread ended unexpectedly.
+    #[error("the attacker thread stopped")]
+    Attacker,
+}
+
+impl LabError {
+    /// True when the operator's input is at fault (exit code 2).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, LabError::Scenarios(e) if e.is_bad_input())
+    }
+}
+
+/// Lab options (`ids2-agent lab`).
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Total run time; the lab stops earlier on Ctrl-C, and never before its scenarios finish.
+    pub duration: Duration,
+    /// A scenario file; `None` runs [`DEFAULT_SCENARIOS`].
+    pub scenarios: Option<PathBuf>,
+    /// Where the ECS archive goes; `None` puts it in the system temp dir.
+    pub archive: Option<PathBuf>,
+    /// Print the table while running.
+    pub print: bool,
+}
+
+/// One ids2 alert as the lab saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// Rule sid.
+    pub sid: u32,
+    /// Rule msg.
+    pub signature: String,
+    /// When the lab read it.
+    pub seen: Instant,
+    /// The ECS document's `event.id`.
+    pub ecs_id: Option<String>,
+}
+
+/// A scenario's outcome.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Technique id.
+    pub technique_id: String,
+    /// Scenario name.
+    pub name: String,
+    /// The expected rule.
+    pub expect: emulate::Expect,
+    /// What was sent.
+    pub sent: Sent,
+    /// Time from the scenario's start to the expected alert.
+    pub latency: Option<Duration>,
+    /// Kernel drops reported when the row was printed.
+    pub kernel_drops: u64,
+}
+
+/// What a lab run observed.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// One row per scenario, in order.
+    pub rows: Vec<Row>,
+    /// ids2 alerts raised while only benign traffic ran.
+    pub baseline_alerts: Vec<Alert>,
+    /// Requests/queries/handshakes of the benign baseline that got an answer.
+    pub baseline_answered: u32,
+    /// Every alert seen (ids2 or not).
+    pub alerts: Vec<Alert>,
+    /// The ECS archive (kept after the lab).
+    pub archive: PathBuf,
+    /// Documents in it.
+    pub archived: u64,
+    /// Last `capture.kernel_packets` from Suricata's stats.
+    pub kernel_packets: u64,
+    /// Last `capture.kernel_drops` from Suricata's stats.
+    pub kernel_drops: u64,
+    /// True when Ctrl-C/SIGTERM ended the run early.
+    pub interrupted: bool,
+    /// The namespaces the lab used (all deleted by the time this is returned).
+    pub namespaces: Vec<String>,
+    /// The pid Suricata ran as (stopped by the time this is returned).
+    pub suricata_pid: Option<u32>,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: i32) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Installs the Ctrl-C/SIGTERM handler and restores the previous ones on drop.
+struct SignalGuard {
+    previous: Vec<(Signal, SigAction)>,
+}
+
+impl SignalGuard {
+    fn install() -> Self {
+        STOP.store(false, Ordering::SeqCst);
+        let action = SigAction::new(
+            SigHandler::Handler(on_signal),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
+        let previous = [Signal::SIGINT, Signal::SIGTERM]
+            .into_iter()
+            // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+            .filter_map(|s| unsafe { sigaction(s, &action) }.ok().map(|old| (s, old)))
+            .collect();
+        Self { previous }
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        for (signal, old) in &self.previous {
+            // SAFETY: restores the handler that was installed before the lab.
+            let _ = unsafe { sigaction(*signal, old) };
+        }
+    }
+}
+
+fn stopped() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// The sensor's config for the lab: capture on the sensor namespace's eth0, logs, rules,
+/// socket and rendered files in `work`, workers and cores fitted to this machine.
+pub fn lab_settings(work: &Path, cpus: usize) -> Result<Settings, config::ConfigError> {
+    let workers = cpus.clamp(1, 2);
+    let cores: Vec<String> = (0..workers).map(|c| c.to_string()).collect();
+    let p = |sub: &str| work.join(sub).display().to_string();
+    let yaml = format!(
+        "sensor: {{id: lab-{pid}, name: ids2 lab sensor}}\n\
+         capture: {{interface: eth0, home_net: [{subnet}], workers: {workers}, cpu_cores: [{cores}]}}\n\
+         logs: {{path: {logs:?}}}\n\
+         suricata: {{memory_mb: 256, rules_dir: {rules:?}, socket_path: {socket:?}}}\n\
+         opensearch: {{domain: ids2-lab, region: eu-west-1, endpoint: 'https://opensearch.lab.invalid'}}\n\
+         metrics: {{listen: '127.0.0.1:0'}}\n\
+         history: {{repo: {history:?}}}\n\
+         paths: {{rendered_dir: {rendered:?}, vector_data_dir: {vector:?}}}\n",
+        pid = std::process::id(),
+        subnet = emulate::LAB_SUBNET,
+        cores = cores.join(", "),
+        logs = p("logs"),
+        rules = p("rules"),
+        socket = p("suricata.socket"),
+        history = p("history.git"),
+        rendered = p("rendered"),
+        vector = p("vector"),
+    );
+    config::from_str(&yaml, Path::new("<lab>"))
+}
+
+/// Work for the attacker thread.
+enum Job {
+    Baseline,
+    Scenario(usize, Box<Scenario>, IpAddr),
+}
+
+enum Done {
+    Baseline(u32),
+    Scenario(Result<Sent, EmulateError>),
+}
+
+/// Runs the lab; see the module doc.
+pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(LabError::NotRoot);
+    }
+    let suricata = Suricata::locate()?.ok_or(LabError::NoSuricata)?;
+    let scenarios = match &opts.scenarios {
+        Some(path) => emulate::load(path)?,
+        None => emulate::parse(DEFAULT_SCENARIOS, "templates/scenarios/default.json")?,
+    };
+    let targets = emulate::resolve_targets(
+        &scenarios,
+        Some(IpAddr::V4(VICTIM_IP)),
+        &TargetPolicy::new(&[]),
+    )?;
+
+    let work = tempfile::Builder::new()
+        .prefix("ids2-lab-")
+        .tempdir()
+        .map_err(|source| LabError::Io {
+            action: "create a work directory in",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let settings = lab_settings(work.path(), cpus)?;
+    for dir in ["logs", "rules", "rendered"] {
+        let d = work.path().join(dir);
+        std::fs::create_dir_all(&d).map_err(|source| LabError::Io {
+            action: "create",
+            path: d,
+            source,
+        })?;
+    }
+    let rendered = work.path().join("rendered");
+    apply::render_to(
+        &settings,
+        &RenderOptions::default(),
+        &rendered,
+        &Validator::Suricata(suricata.clone()),
+    )?;
+    let archive_path = opts.archive.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("ids2-lab-{}.ecs.jsonl", std::process::id()))
+    });
+    let mut archive = archive::Archive::create(&settings, &archive_path)?;
+
+    let _signals = SignalGuard::install();
+    let lan = netns::Lan::create()?;
+    let namespaces = vec![
+        lan.attacker.clone(),
+        lan.victim.clone(),
+        lan.sensor.clone(),
+        lan.lan.clone(),
+    ];
+    let identity = victim::Identity::generate()?;
+    let victim = victim::Victim::start(&lan.victim, &identity)?;
+    let logs = work.path().join("logs");
+    let sensor = sensor::Sensor::start(
+        &suricata,
+        &lan.sensor,
+        &rendered.join(apply::CURRENT).join(render::SURICATA_YAML),
+        &logs,
+    )?;
+    let mut watch = Watch {
+        tail: sensor::EveTail::new(logs.join("eve.json")),
+        archive: &mut archive,
+        alerts: Vec::new(),
+        kernel_packets: 0,
+        kernel_drops: 0,
+        print: opts.print,
+    };
+    let attacker = Attacker::start(&lan.attacker, identity.cert_der.clone())?;
+    let started = Instant::now();
+
+    // Benign baseline first: any ids2 alert before the first scenario is a false positive.
+    attacker.send(Job::Baseline)?;
+    let baseline_answered = match watch.until_done(&attacker)? {
+        Some(Done::Baseline(n)) => n,
+        _ => 0,
+    };
+    watch.wait(SETTLE)?;
+    let baseline_alerts: Vec<Alert> = watch
+        .alerts
+        .iter()
+        .filter(|a| IDS2_SIDS.contains(&a.sid))
+        .cloned()
+        .collect();
+    if opts.print {
+        println!(
+            "baseline: {baseline_answered} benign HTTP/DNS/TLS exchanges answered, {} ids2 alerts",
+            baseline_alerts.len()
+        );
+        println!(
+            "{:<10} {:<36} {:<12} {:<8} {:>9} {:>16} {:>6}",
+            "technique", "scenario", "rule", "detected", "latency", "sent", "drops"
+        );
+    }
+
+    let mut rows = Vec::new();
+    for (index, (scenario, target)) in scenarios.iter().zip(&targets).enumerate() {
+        if stopped() {
+            break;
+        }
+        let begin = Instant::now();
+        attacker.send(Job::Scenario(index, Box::new(scenario.clone()), *target))?;
+        let sent = match watch.until_done(&attacker)? {
+            Some(Done::Scenario(result)) => result?,
+            _ => break,
+        };
+        let detected = |w: &Watch| {
+            w.alerts
+                .iter()
+                .find(|a| a.seen >= begin && scenario.expect.matches(a.sid, &a.signature))
+                .map(|a| a.seen - begin)
+        };
+        while detected(&watch).is_none() && begin.elapsed() < DETECTION_WINDOW && !stopped() {
+            watch.wait(POLL)?;
+        }
+        let row = Row {
+            technique_id: scenario.technique_id.clone(),
+            name: scenario.technique_name.clone(),
+            expect: scenario.expect.clone(),
+            sent,
+            latency: detected(&watch),
+            kernel_drops: watch.kernel_drops,
+        };
+        if opts.print {
+            print_row(&row);
+        }
+        rows.push(row);
+    }
+
+    // Keep the sensor up for the rest of the run (operators may send their own traffic), then
+    // wait for one more stats record so the drop counters cover everything sent.
+    while started.elapsed() < opts.duration && !stopped() {
+        watch.wait(Duration::from_millis(200))?;
+    }
+    watch.wait(Duration::from_secs(u64::from(sensor::STATS_INTERVAL_SECS)) + POLL)?;
+    drop(attacker);
+    let suricata_pid = sensor.pid();
+    // Suricata's exit summary has the exact totals; the last stats record is the fallback.
+    let (kernel_packets, kernel_drops) = sensor
+        .stop()
+        .unwrap_or((watch.kernel_packets, watch.kernel_drops));
+    let report = Report {
+        rows,
+        baseline_alerts,
+        baseline_answered,
+        alerts: watch.alerts.clone(),
+        archive: archive_path,
+        archived: watch.archive.written(),
+        kernel_packets,
+        kernel_drops,
+        interrupted: stopped(),
+        namespaces,
+        suricata_pid,
+    };
+    drop(victim);
+    drop(lan);
+    if opts.print {
+        println!(
+            "{} of {} scenarios detected; kernel packets {}, kernel drops {}; {} ECS documents in {}{}",
+            report.rows.iter().filter(|r| r.latency.is_some()).count(),
+            report.rows.len(),
+            report.kernel_packets,
+            report.kernel_drops,
+            report.archived,
+            report.archive.display(),
+            if report.interrupted { " (interrupted)" } else { "" }
+        );
+    }
+    Ok(report)
+}
+
+fn print_row(row: &Row) {
+    println!(
+        "{:<10} {:<36} {:<12} {:<8} {:>9} {:>16} {:>6}",
+        row.technique_id,
+        row.name.chars().take(36).collect::<String>(),
+        row.expect.to_string(),
+        if row.latency.is_some() { "yes" } else { "NO" },
+        row.latency
+            .map_or("-".into(), |l| format!("{}ms", l.as_millis())),
+        format!("{} {}", row.sent.count, row.sent.unit),
+        row.kernel_drops
+    );
+    let _ = std::io::stdout().flush();
+}
+
+/// Reads EVE: records alerts (archiving each as ECS) and the capture counters.
+struct Watch<'a> {
+    tail: sensor::EveTail,
+    archive: &'a mut archive::Archive,
+    alerts: Vec<Alert>,
+    kernel_packets: u64,
+    kernel_drops: u64,
+    print: bool,
+}
+
+impl Watch<'_> {
+    fn poll(&mut self) -> Result<(), LabError> {
+        for line in self.tail.poll()? {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            match event["event_type"].as_str() {
+                Some("alert") => {
+                    let doc = self.archive.append(&line)?;
+                    let alert = Alert {
+                        sid: event["alert"]["signature_id"].as_u64().unwrap_or(0) as u32,
+                        signature: event["alert"]["signature"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                        seen: Instant::now(),
+                        ecs_id: doc["event"]["id"].as_str().map(String::from),
+                    };
+                    if self.print && !IDS2_SIDS.contains(&alert.sid) {
+                        println!("  (other alert: {} {})", alert.sid, alert.signature);
+                    }
+                    self.alerts.push(alert);
+                }
+                Some("stats") => {
+                    let capture = &event["stats"]["capture"];
+                    self.kernel_packets = capture["kernel_packets"].as_u64().unwrap_or(0);
+                    self.kernel_drops = capture["kernel_drops"].as_u64().unwrap_or(0);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn wait(&mut self, d: Duration) -> Result<(), LabError> {
+        let until = Instant::now() + d;
+        loop {
+            self.poll()?;
+            if Instant::now() >= until {
+                return Ok(());
+            }
+            std::thread::sleep(POLL.min(until - Instant::now()));
+        }
+    }
+
+    /// Polls EVE until the attacker finishes its job; `None` if interrupted.
+    fn until_done(&mut self, attacker: &Attacker) -> Result<Option<Done>, LabError> {
+        loop {
+            self.poll()?;
+            match attacker.done.recv_timeout(POLL) {
+                Ok(done) => return Ok(Some(done)),
+                Err(mpsc::RecvTimeoutError::Timeout) if stopped() => return Ok(None),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(LabError::Attacker),
+            }
+        }
+    }
+}
+
+/// A thread inside the attacker namespace that runs jobs one at a time.
+struct Attacker {
+    jobs: Option<mpsc::Sender<Job>>,
+    done: mpsc::Receiver<Done>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Attacker {
+    fn start(ns: &str, victim_cert: Vec<u8>) -> Result<Self, LabError> {
+        let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
+        let (done_tx, done_rx) = mpsc::channel();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let ns = ns.to_string();
+        let thread = std::thread::Builder::new()
+            .name("lab-attacker".into())
+            .spawn(move || {
+                let entered = netns::Lan::enter(&ns);
+                let ok = entered.is_ok();
+                let _ = ready_tx.send(entered);
+                if !ok {
+                    return;
+                }
+                for job in jobs_rx {
+                    let done = match job {
+                        Job::Baseline => Done::Baseline(baseline(&victim_cert)),
+                        Job::Scenario(index, s, target) => {
+                            Done::Scenario(emulate::run(index, &s, target))
+                        }
+                    };
+                    if done_tx.send(done).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| LabError::Service("start the attacker thread", e))?;
+        ready_rx.recv().map_err(|_| LabError::Attacker)??;
+        Ok(Self {
+            jobs: Some(jobs_tx),
+            done: done_rx,
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, job: Job) -> Result<(), LabError> {
+        self.jobs
+            .as_ref()
+            .and_then(|j| j.send(job).ok())
+            .ok_or(LabError::Attacker)
+    }
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        // Closing the job channel ends the thread after its current job (each job is bounded).
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Benign traffic a LAN sees all day: page loads, name lookups, TLS sessions. Returns how many
+/// exchanges were answered.
+fn baseline(victim_cert: &[u8]) -> u32 {
+    let victim = IpAddr::V4(VICTIM_IP);
+    let timeout = Duration::from_secs(2);
+    let browser = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    let mut answered = 0;
+    for path in ["/", "/?page=2", "/api/v1/status"] {
+        if emulate::http_get(victim, 80, path, &[("User-Agent", browser)], timeout).is_ok() {
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Ok(sock) = UdpSocket::bind("0.0.0.0:0") {
+        let _ = sock.set_read_timeout(Some(timeout));
+        let names = [
+            ("www.example.lab", packets::QTYPE_A),
+            ("updates.example.lab", packets::QTYPE_A),
+            ("_dmarc.example.lab", packets::QTYPE_TXT),
+            ("mail.example.lab", packets::QTYPE_A),
+        ];
+        for (i, (name, qtype)) in names.into_iter().enumerate() {
+            let q = packets::dns_query(0x1000 + i as u16, name, qtype);
+            let mut buf = [0u8; 512];
+            if sock.send_to(&q, SocketAddr::new(victim, 53)).is_ok() && sock.recv(&mut buf).is_ok()
+            {
+                answered += 1;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    for _ in 0..3 {
+        if tls_get(victim, victim_cert, timeout).is_ok() {
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    answered
+}
+
+/// A full TLS handshake with the victim (trusting its certificate) and one request.
+fn tls_get(victim: IpAddr, cert: &[u8], timeout: Duration) -> std::io::Result<()> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(cert.to_vec()))
+        .map_err(std::io::Error::other)?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(std::io::Error::other)?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::IpAddress(victim.into());
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(std::io::Error::other)?;
+    let mut sock = TcpStream::connect_timeout(&SocketAddr::new(victim, 443), timeout)?;
+    sock.set_read_timeout(Some(timeout))?;
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    tls.write_all(
+        format!("GET / HTTP/1.1\r\nHost: {victim}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut response = Vec::new();
+    match tls.read_to_end(&mut response) {
+        Ok(_) => {}
+        // The server closes without close_notify; the response has arrived by then.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    if response.starts_with(b"HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("unexpected TLS response"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_settings_fit_the_machine_and_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = lab_settings(dir.path(), 1).unwrap();
+        assert_eq!(one.config.capture.workers, 1);
+        assert_eq!(one.config.capture.cpu_cores, vec![0]);
+        let many = lab_settings(dir.path(), 8).unwrap();
+        assert_eq!(many.config.capture.workers, 2);
+        assert_eq!(many.config.capture.cpu_cores, vec![0, 1]);
+        assert_eq!(many.config.capture.interface, "eth0");
+        assert!(many
+            .home_net
+            .iter()
+            .any(|n| n.contains(&IpAddr::V4(VICTIM_IP))));
+        let set = render::render(&many, &RenderOptions::default()).unwrap();
+        let yaml = String::from_utf8(set.get(render::SURICATA_YAML).unwrap().to_vec()).unwrap();
+        assert!(yaml.contains(&dir.path().join("logs").display().to_string()));
+        let rules = String::from_utf8(set.get(render::LOCAL_RULES).unwrap().to_vec()).unwrap();
+        for s in emulate::parse(DEFAULT_SCENARIOS, "default").unwrap() {
+            let sid = s.expect.sid.expect("default scenarios expect sids");
+            assert!(IDS2_SIDS.contains(&sid));
+            assert!(rules.contains(&format!("sid:{sid};")), "no rule {sid}");
+        }
+    }
+}

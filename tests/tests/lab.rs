@@ -1,0 +1,120 @@
+//! End-to-end: the lab on real network namespaces with real Suricata. Every default scenario
+//! must be detected by its expected rule within 5 s of starting, the benign baseline must raise
+//! no ids2 alert, the kernel must drop nothing, every alert must be in the ECS archive, and no
+//! namespace or process may outlive the run. Needs root and suricata; skips otherwise.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use ids2_agent::lab::{self, LabOptions, DETECTION_WINDOW, IDS2_SIDS};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn lab_detects_every_scenario_and_nothing_benign() {
+    if !is_root() {
+        eprintln!("SKIP lab_detects_every_scenario_and_nothing_benign: needs root (network namespaces, raw sockets)");
+        return;
+    }
+    if ids2_agent::suricata::Suricata::locate()
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        eprintln!(
+            "SKIP lab_detects_every_scenario_and_nothing_benign: needs suricata (.ci/install-deps)"
+        );
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("alerts.ecs.jsonl");
+    let report = lab::run(&LabOptions {
+        duration: Duration::ZERO,
+        scenarios: None,
+        archive: Some(archive.clone()),
+        print: true,
+    })
+    .expect("the lab runs");
+
+    assert!(!report.interrupted);
+    assert_eq!(report.rows.len(), 12, "every default scenario ran");
+    for row in &report.rows {
+        assert!(row.sent.count > 0, "{} sent nothing", row.name);
+        let latency = row.latency.unwrap_or_else(|| {
+            panic!(
+                "{} ({}) not detected by {}",
+                row.name, row.technique_id, row.expect
+            )
+        });
+        assert!(
+            latency <= DETECTION_WINDOW,
+            "{} detected after {latency:?}",
+            row.name
+        );
+    }
+
+    assert_eq!(
+        report.baseline_answered, 10,
+        "the benign HTTP, DNS and TLS exchanges all answered"
+    );
+    assert!(
+        report.baseline_alerts.is_empty(),
+        "ids2 alerts on benign traffic: {:?}",
+        report.baseline_alerts
+    );
+
+    assert!(
+        report.kernel_packets > 1_000,
+        "Suricata saw the LAN: {}",
+        report.kernel_packets
+    );
+    assert_eq!(report.kernel_drops, 0, "kernel drops at lab rates");
+
+    // Each alert is an ECS document in the archive, found by its deterministic id.
+    let docs: Vec<serde_json::Value> = std::fs::read_to_string(&archive)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len() as u64, report.archived);
+    assert_eq!(docs.len(), report.alerts.len());
+    let ids: HashSet<&str> = docs
+        .iter()
+        .map(|d| d["event"]["id"].as_str().expect("event.id"))
+        .collect();
+    for alert in report.alerts.iter().filter(|a| IDS2_SIDS.contains(&a.sid)) {
+        let id = alert.ecs_id.as_deref().expect("mapped");
+        assert!(
+            ids.contains(id),
+            "alert {} missing from the archive",
+            alert.sid
+        );
+    }
+    for doc in &docs {
+        assert_eq!(doc["event"]["kind"], "alert");
+        assert_eq!(doc["event"]["dataset"], "suricata.alert");
+        assert_eq!(doc["observer"]["ingress"]["interface"]["name"], "eth0");
+        assert!(doc["@timestamp"].is_string());
+    }
+
+    // Nothing outlives the lab.
+    for ns in &report.namespaces {
+        assert!(!lab::namespace_exists(ns), "namespace {ns} left behind");
+    }
+    let pid = report.suricata_pid.expect("suricata ran");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .map_or(true, |c| !c.contains("suricata")),
+        "suricata (pid {pid}) still running"
+    );
+}
