@@ -3,6 +3,7 @@
 //! Modules follow the layering in DESIGN.md: `config` is pure; `render` turns settings into
 //! files; one module per outside system; the runtime composes them; `main.rs` is the CLI.
 
+pub mod anomaly;
 pub mod apply;
 pub mod block;
 pub mod config;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use ids2_agent::render::{Profile, RenderOptions};
-use ids2_agent::{apply, config, ecs, emulate, lab, net, render, systemd};
+use ids2_agent::{anomaly, apply, config, ecs, emulate, lab, net, render, systemd};
 
 /// The ids2 sensor agent.
 #[derive(Parser)]
@@ -112,6 +112,11 @@ enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// Anomaly detection on EVE flow records (Isolation Forest).
+    Anomaly {
+        #[command(subcommand)]
+        action: AnomalyAction,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +128,53 @@ enum RulesAction {
         /// The config file.
         #[arg(long, default_value = "/etc/ids2/config.yaml")]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AnomalyAction {
+    /// Train a model on every `flow` record of an EVE file and write it to MODEL.
+    Train {
+        /// EVE JSON lines (other event types are skipped).
+        #[arg(long)]
+        eve: PathBuf,
+        /// The model file to write.
+        #[arg(long, value_name = "MODEL")]
+        out: PathBuf,
+        /// Trees in the forest (1 to 1000).
+        #[arg(long, default_value_t = config::default_anomaly_trees(),
+              value_parser = clap::value_parser!(u32).range(1..=1000))]
+        trees: u32,
+        /// Flows sampled per tree (at least 2).
+        #[arg(long, default_value_t = config::default_anomaly_sample_size(),
+              value_parser = clap::value_parser!(u32).range(2..=65_536))]
+        sample_size: u32,
+        /// RNG seed (training is reproducible from it).
+        #[arg(long, default_value_t = anomaly::DEFAULT_SEED)]
+        seed: u64,
+    },
+    /// Score every `flow` record of an EVE file; print anomalies as JSON lines (the shipped
+    /// documents) and a summary on stderr.
+    Score {
+        /// The model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// EVE JSON lines.
+        #[arg(long)]
+        eve: PathBuf,
+        /// Score at or above which a flow is printed.
+        #[arg(long, default_value_t = config::default_anomaly_threshold())]
+        threshold: f64,
+    },
+    /// Print the feature matrix of an EVE file's flows as CSV (with a score column when a
+    /// model is given).
+    Features {
+        /// EVE JSON lines.
+        #[arg(long)]
+        eve: PathBuf,
+        /// A model whose score is appended to each row.
+        #[arg(long)]
+        model: Option<PathBuf>,
     },
 }
 
@@ -251,6 +303,9 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
             || cause
                 .downcast_ref::<systemd::SystemdError>()
                 .is_some_and(systemd::SystemdError::is_bad_input)
+            || cause
+                .downcast_ref::<anomaly::AnomalyError>()
+                .is_some_and(anomaly::AnomalyError::is_bad_input)
     })
 }
 
@@ -380,6 +435,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rules {
             action: RulesAction::Update { config },
         } => rules_update(&config),
+        Command::Anomaly { action } => anomaly_command(action),
     }
 }
 
@@ -402,6 +458,55 @@ fn ecs_stdio(config_path: &std::path::Path) -> Result<(), Failure> {
                 summary.failed + summary.mapped
             ),
         });
+    }
+    Ok(())
+}
+
+fn anomaly_command(action: AnomalyAction) -> Result<(), Failure> {
+    match action {
+        AnomalyAction::Train {
+            eve,
+            out,
+            trees,
+            sample_size,
+            seed,
+        } => {
+            let params = anomaly::TrainParams {
+                trees: trees as usize,
+                sample_size: sample_size as usize,
+                seed,
+            };
+            let model = anomaly::train_file(&eve, &out, params)?;
+            println!(
+                "{}: trained on {} flows ({} trees, {} samples each)",
+                out.display(),
+                model.trained_flows,
+                model.params.trees,
+                model.params.sample_size
+            );
+        }
+        AnomalyAction::Score {
+            model,
+            eve,
+            threshold,
+        } => {
+            if !(threshold > 0.0 && threshold <= 1.0) {
+                return Err(Failure {
+                    code: 2,
+                    error: anyhow::anyhow!(
+                        "--threshold must be a score in (0, 1], got {threshold}"
+                    ),
+                });
+            }
+            let mut stdout = std::io::stdout().lock();
+            let s = anomaly::score_file(&model, &eve, threshold, &mut stdout)?;
+            eprintln!("scored {} flows: {} anomalies", s.flows, s.anomalies);
+        }
+        AnomalyAction::Features { eve, model } => {
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            anomaly::features_csv(&eve, model.as_deref(), &mut stdout)?;
+            std::io::Write::flush(&mut stdout)?;
+        }
     }
     Ok(())
 }

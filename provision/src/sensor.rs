@@ -175,6 +175,7 @@ pub fn build(o: &SensorOptions) -> Result<Config, SensorError> {
         network: Default::default(),
         connectivity: Default::default(),
         paths: Default::default(),
+        anomaly: Default::default(),
         notifications: Default::default(),
         blocking: Default::default(),
         fleet: Default::default(),

@@ -45,6 +45,9 @@ pub struct Config {
     /// Where the agent keeps rendered files and its state.
     #[serde(default)]
     pub paths: Paths,
+    /// Isolation Forest anomaly detection on EVE flow records.
+    #[serde(default)]
+    pub anomaly: Anomaly,
     /// Alert notifications by webhook and/or e-mail; off until a channel is configured.
     #[serde(default)]
     pub notifications: Notifications,
@@ -285,6 +288,35 @@ pub struct Paths {
     /// Vector's data directory: file-source checkpoints and the disk buffer.
     #[serde(default = "default_vector_data_dir")]
     pub vector_data_dir: String,
+}
+
+/// Anomaly detection on flows: an Isolation Forest trained on a baseline window of the
+/// sensor's own flows, then scoring every flow.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Anomaly {
+    /// Score flows and ship anomalies; off until an operator opts in.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Length of the training window in seconds of flow time (EVE timestamps), counted from
+    /// the first flow seen when no model exists yet.
+    #[serde(default = "default_anomaly_baseline_secs")]
+    pub baseline_secs: u32,
+    /// Where the trained model is written and, on later starts, loaded from (absolute path).
+    #[serde(default = "default_anomaly_model_path")]
+    pub model_path: String,
+    /// Flows scoring at or above this (0.5 to 1, exclusive) become anomaly events.
+    #[serde(default = "default_anomaly_threshold")]
+    pub threshold: f64,
+    /// Trees in the forest.
+    #[serde(default = "default_anomaly_trees")]
+    pub trees: u32,
+    /// Flows sampled (without replacement) to grow each tree.
+    #[serde(default = "default_anomaly_sample_size")]
+    pub sample_size: u32,
+    /// Fewest baseline flows to train on; the window is extended until this many are seen.
+    #[serde(default = "default_anomaly_min_baseline_flows")]
+    pub min_baseline_flows: u32,
 }
 
 /// An alert severity threshold. Suricata's `alert.severity` is a priority where 1 is the most
@@ -628,6 +660,12 @@ default_from_fns! {
         timeout_secs: default_timeout_secs,
     }
     Paths { rendered_dir: default_rendered_dir, vector_data_dir: default_vector_data_dir }
+    Anomaly {
+        enabled: bool::default, baseline_secs: default_anomaly_baseline_secs,
+        model_path: default_anomaly_model_path, threshold: default_anomaly_threshold,
+        trees: default_anomaly_trees, sample_size: default_anomaly_sample_size,
+        min_baseline_flows: default_anomaly_min_baseline_flows,
+    }
     Notifications {
         min_severity: default_notify_severity, dedupe_window_secs: default_dedupe_window_secs,
         burst: default_notify_burst, rate_per_minute: default_rate_per_minute,
@@ -799,6 +837,31 @@ pub fn default_rendered_dir() -> String {
 /// Default Vector data directory.
 pub fn default_vector_data_dir() -> String {
     "/var/lib/vector".into()
+}
+
+/// Default anomaly training window: one week of flows, so weekly rhythms are in the baseline.
+pub fn default_anomaly_baseline_secs() -> u32 {
+    7 * 86_400
+}
+/// Default anomaly model file.
+pub fn default_anomaly_model_path() -> String {
+    "/var/lib/ids2/anomaly-model.json".into()
+}
+/// Default anomaly threshold, chosen on the labelled lab flows (README, "Anomaly detection").
+pub fn default_anomaly_threshold() -> f64 {
+    0.6
+}
+/// Default forest size (Liu et al.: path lengths converge well before 100 trees).
+pub fn default_anomaly_trees() -> u32 {
+    100
+}
+/// Default per-tree sample (Liu et al.'s 256, also scikit-learn's `max_samples="auto"` cap).
+pub fn default_anomaly_sample_size() -> u32 {
+    256
+}
+/// Default least baseline size.
+pub fn default_anomaly_min_baseline_flows() -> u32 {
+    1000
 }
 
 /// Default notification threshold: Suricata severity 1 only.

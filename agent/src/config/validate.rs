@@ -134,6 +134,7 @@ pub fn validate(mut config: Config) -> Result<Settings, Vec<Problem>> {
     check_history(&config, &mut p);
     let management_targets = check_network(&config, &mut p);
     let tls_targets = check_connectivity(&config, &mut p);
+    check_anomaly(&config, &mut p);
     check_notifications(&config, &mut p);
     check_blocking(&config, &home_net, &mut p);
     check_fleet(&config, &mut p);
@@ -266,6 +267,7 @@ fn check_logs_and_paths(c: &Config, p: &mut Vec<Problem>) {
         ("history.repo", &c.history.repo),
         ("paths.rendered_dir", &c.paths.rendered_dir),
         ("paths.vector_data_dir", &c.paths.vector_data_dir),
+        ("anomaly.model_path", &c.anomaly.model_path),
     ] {
         check_abs_path(key, value, p);
     }
@@ -675,6 +677,50 @@ fn check_connectivity(c: &Config, p: &mut Vec<Problem>) -> Vec<HostPort> {
         ));
     }
     out
+}
+
+fn check_anomaly(c: &Config, p: &mut Vec<Problem>) {
+    let a = &c.anomaly;
+    if !(60..=31 * 86_400).contains(&a.baseline_secs) {
+        p.push(Problem::new(
+            "anomaly.baseline_secs",
+            a.baseline_secs,
+            "expected 60 to 2678400 seconds (one minute to 31 days; default one week)",
+        ));
+    }
+    // Scores under 0.5 are ordinary by construction (average path longer than expected).
+    if !(a.threshold >= 0.5 && a.threshold < 1.0) {
+        p.push(Problem::new(
+            "anomaly.threshold",
+            a.threshold,
+            "expected a score from 0.5 up to (not including) 1; higher flags fewer flows",
+        ));
+    }
+    if !(1..=1000).contains(&a.trees) {
+        p.push(Problem::new(
+            "anomaly.trees",
+            a.trees,
+            "expected 1 to 1000 trees (default 100)",
+        ));
+    }
+    if !(2..=65_536).contains(&a.sample_size) {
+        p.push(Problem::new(
+            "anomaly.sample_size",
+            a.sample_size,
+            "expected 2 to 65536 flows per tree (default 256)",
+        ));
+    }
+    if a.min_baseline_flows < a.sample_size || a.min_baseline_flows > 10_000_000 {
+        p.push(Problem::new(
+            "anomaly.min_baseline_flows",
+            a.min_baseline_flows,
+            format!(
+                "expected at least anomaly.sample_size ({}) and at most 10000000 flows, so \
+                 every tree grows from a full sample",
+                a.sample_size
+            ),
+        ));
+    }
 }
 
 fn check_range(
@@ -1187,6 +1233,73 @@ mod tests {
                 total
             );
         }
+    }
+
+    fn base() -> Config {
+        let text = "sensor: {id: lab-1}\nopensearch: {domain: ids2, region: eu-west-1}\n";
+        serde_yaml_ng::from_str(text).unwrap()
+    }
+
+    fn anomaly_problems(edit: impl FnOnce(&mut Config)) -> Vec<String> {
+        let mut c = base();
+        edit(&mut c);
+        match validate(c) {
+            Ok(_) => Vec::new(),
+            Err(p) => p.into_iter().map(|p| p.path).collect(),
+        }
+    }
+
+    #[test]
+    fn anomaly_defaults_are_off_and_valid() {
+        let c = base();
+        assert!(!c.anomaly.enabled);
+        assert_eq!(c.anomaly.model_path, "/var/lib/ids2/anomaly-model.json");
+        assert_eq!((c.anomaly.trees, c.anomaly.sample_size), (100, 256));
+        assert!(anomaly_problems(|_| {}).is_empty());
+    }
+
+    #[test]
+    fn anomaly_bad_values_named_by_key() {
+        let p = anomaly_problems(|c| {
+            c.anomaly.baseline_secs = 5;
+            c.anomaly.threshold = 1.0;
+            c.anomaly.trees = 0;
+            c.anomaly.model_path = "models/a.json".into();
+        });
+        assert_eq!(
+            p,
+            [
+                "anomaly.model_path",
+                "anomaly.baseline_secs",
+                "anomaly.threshold",
+                "anomaly.trees"
+            ]
+        );
+        assert_eq!(
+            anomaly_problems(|c| c.anomaly.threshold = f64::NAN),
+            ["anomaly.threshold"]
+        );
+        assert_eq!(
+            anomaly_problems(|c| c.anomaly.threshold = 0.3),
+            ["anomaly.threshold"]
+        );
+    }
+
+    #[test]
+    fn anomaly_baseline_must_fill_a_tree_sample() {
+        assert_eq!(
+            anomaly_problems(|c| c.anomaly.min_baseline_flows = 100),
+            ["anomaly.min_baseline_flows"]
+        );
+        assert!(anomaly_problems(|c| {
+            c.anomaly.sample_size = 64;
+            c.anomaly.min_baseline_flows = 100;
+        })
+        .is_empty());
+        assert_eq!(
+            anomaly_problems(|c| c.anomaly.sample_size = 1),
+            ["anomaly.sample_size"]
+        );
     }
 
     #[test]
