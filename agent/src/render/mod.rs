@@ -32,8 +32,10 @@ pub const LOCAL_RULES_INDEX: usize = 1;
 pub const HEARTBEAT_FILE: &str = "heartbeat.json";
 /// The rotated heartbeat file inside `logs.path`.
 pub const HEARTBEAT_ROTATED_FILE: &str = "heartbeat.json.1";
-/// The heartbeat sink's disk buffer: Vector's smallest (256 MiB + 32 bytes), months of heartbeats.
-pub const HEARTBEAT_BUFFER_BYTES: u64 = 268_435_488;
+/// The smallest disk buffer Vector accepts (256 MiB + 32 bytes, from Vector's buffer docs).
+pub const VECTOR_MIN_DISK_BUFFER_BYTES: u64 = 268_435_488;
+/// The heartbeat sink's disk buffer: Vector's smallest, months of heartbeats.
+pub const HEARTBEAT_BUFFER_BYTES: u64 = VECTOR_MIN_DISK_BUFFER_BYTES;
 /// Suricata's own config directory on Debian; NixOS passes its store path instead.
 pub const DEFAULT_SURICATA_ETC: &str = "/etc/suricata";
 
@@ -409,7 +411,9 @@ fn vector_context(settings: &Settings, endpoint: &str, program: &str) -> Value {
         "batch_max_bytes": mib(c.shipping.batch_max_mb),
         "batch_max_events": c.shipping.batch_max_events,
         "batch_timeout_secs": c.shipping.batch_timeout_secs,
-        "buffer_max_bytes": mib(c.shipping.buffer_max_mb),
+        // Vector refuses a disk buffer under its minimum, which is 32 bytes over 256 MiB, so the
+        // documented 256 MiB default is rounded up to it rather than failing at start.
+        "buffer_max_bytes": mib(c.shipping.buffer_max_mb).max(VECTOR_MIN_DISK_BUFFER_BYTES),
         "auth": auth,
         "redis": c.shipping.redis,
     })
