@@ -387,8 +387,13 @@ in
         after = [ "network-online.target" "dbus.service" "polkit.service" ];
         before = [ "suricata.service" "vector.service" ];
         unitConfig.RequiresMountsFor = [ logsPath ];
-        # `suricata -T` validates every render before it is swapped in; git pushes history.
-        path = [ config.services.suricata.package pkgs.git ];
+        # `suricata -T` validates every render before it is swapped in; git pushes history;
+        # nft applies block decisions when blocking.nftables is on.
+        path = [ config.services.suricata.package pkgs.git pkgs.nftables ];
+        # The package installs classification/reference/threshold configs under its own
+        # etc/suricata (install-conf with e_sysconfdir=$out/etc/suricata in
+        # pkgs/applications/networking/ids/suricata/default.nix); renders point there.
+        environment.IDS2_SURICATA_ETC = "${config.services.suricata.package}/etc/suricata";
         # The agent re-reads config.yaml on SIGHUP (and when it changes); no restart needed.
         reloadTriggers = [ configFile ];
         serviceConfig = hardening // credentialUnitConfig // {
