@@ -62,7 +62,7 @@ impl AgentSide {
         let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
         let server = runtime
             .block_on(metrics::serve(listen, metrics.clone()))
-            .map_err(|e| LabError::Metrics(e.to_string()))?;
+            .map_err(LabError::MetricsListen)?;
         let url = format!("http://{}/metrics", server.local_addr());
         let (stop, stopped) = watch::channel(false);
         let mut reader = EveReader::new(&logs_dir.display().to_string());

@@ -119,6 +119,9 @@ pub enum LabError {
     /// The ECS mapping failed.
     #[error("ECS archive: {0}")]
     Ecs(String),
+    /// The agent's metrics endpoint could not listen.
+    #[error("cannot serve the agent's metrics during the lab (pass --metrics-listen with a free address:port)")]
+    MetricsListen(#[source] crate::metrics::ServeError),
     /// The agent's EVE reader or metrics endpoint failed.
     #[error("agent metrics: {0}")]
     Metrics(String),
@@ -336,6 +339,11 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     });
     let mut archive = archive::Archive::create(&settings, &archive_path)?;
 
+    // Before any namespace exists, so a taken --metrics-listen address changes nothing.
+    let agent = agent::AgentSide::start(&work.path().join("logs"), opts.metrics_listen)?;
+    if opts.print {
+        println!("agent metrics: {}", agent.url());
+    }
     let _signals = SignalGuard::install();
     let lan = netns::Lan::create()?;
     let namespaces = vec![
@@ -347,10 +355,6 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     let identity = victim::Identity::generate()?;
     let victim = victim::Victim::start(&lan.victim, &identity)?;
     let logs = work.path().join("logs");
-    let agent = agent::AgentSide::start(&logs, opts.metrics_listen)?;
-    if opts.print {
-        println!("agent metrics: {}", agent.url());
-    }
     let sensor = sensor::Sensor::start(
         &suricata,
         &lan.sensor,
