@@ -84,6 +84,9 @@ enum Command {
         /// Where to write the ECS documents of the alerts (JSON lines).
         #[arg(long)]
         archive: Option<PathBuf>,
+        /// Where the agent's /metrics endpoint listens during the lab (port 0: any free port).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+        metrics_listen: std::net::SocketAddr,
     },
     /// Render and switch like `render` (into paths.rendered_dir unless --out is given), then
     /// commit the active files to the history repository and push them to history.remote.
@@ -389,7 +392,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             duration,
             scenarios,
             archive,
-        } => lab_command(duration, scenarios, archive),
+            metrics_listen,
+        } => lab_command(duration, scenarios, archive, metrics_listen),
         Command::Render {
             config,
             out,
@@ -516,12 +520,14 @@ fn lab_command(
     duration: u64,
     scenarios: Option<PathBuf>,
     archive: Option<PathBuf>,
+    metrics_listen: std::net::SocketAddr,
 ) -> Result<(), Failure> {
     let report = lab::run(&lab::LabOptions {
         duration: std::time::Duration::from_secs(duration),
         scenarios,
         archive,
         print: true,
+        metrics_listen,
     })?;
     let missed = report.rows.iter().filter(|r| r.latency.is_none()).count();
     if missed > 0 || !report.baseline_alerts.is_empty() {

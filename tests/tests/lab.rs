@@ -1,7 +1,9 @@
 //! End-to-end: the lab on real network namespaces with real Suricata. Every default scenario
 //! must be detected by its expected rule within 5 s of starting, the benign baseline must raise
 //! no ids2 alert, the kernel must drop nothing, every alert must be in the ECS archive, and no
-//! namespace or process may outlive the run. Needs root and suricata; skips otherwise.
+//! namespace or process may outlive the run, and the agent's own `/metrics` (the daemon's EVE
+//! reader and registry, scraped over HTTP) must count exactly the alerts the lab saw. Needs root
+//! and suricata; skips otherwise.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -42,6 +44,7 @@ fn lab_detects_every_scenario_and_nothing_benign() {
         scenarios: None,
         archive: Some(archive.clone()),
         print: true,
+        metrics_listen: "127.0.0.1:0".parse().unwrap(),
     })
     .expect("the lab runs");
 
@@ -105,6 +108,37 @@ fn lab_detects_every_scenario_and_nothing_benign() {
         assert_eq!(doc["observer"]["ingress"]["interface"]["name"], "eth0");
         assert!(doc["@timestamp"].is_string());
     }
+
+    // The agent's metrics count the alerts. The lab and the agent's EVE reader both read the
+    // sensor's eve.json from its first byte to its end after Suricata exited, and the lab keeps
+    // (and archives) every alert, ids2 or not, so the counts are equal, not merely >=.
+    assert!(
+        report.metrics_url.starts_with("http://127.0.0.1:"),
+        "{}",
+        report.metrics_url
+    );
+    assert_eq!(
+        report.metrics.alerts,
+        report.alerts.len() as u64,
+        "ids2_eve_events_total{{event_type=\"alert\"}} scraped from {}",
+        report.metrics_url
+    );
+    assert!(report.metrics.alerts >= report.rows.len() as u64);
+    // Suricata writes stats every second in the lab; once one was read, the capture counter
+    // is exported, non-zero (the LAN was busy), and trails the exact totals Suricata prints.
+    assert!(
+        report.metrics.stats_events > 0,
+        "no stats event reached the agent"
+    );
+    let packets = report
+        .metrics
+        .capture_packets
+        .expect("ids2_suricata_capture_packets_total exported after a stats event");
+    assert!(
+        packets > 0 && packets <= report.kernel_packets,
+        "capture packets {packets} vs Suricata's total {}",
+        report.kernel_packets
+    );
 
     // Nothing outlives the lab.
     for ns in &report.namespaces {

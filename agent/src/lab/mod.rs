@@ -8,6 +8,7 @@
 //! scenario, and prints a row per scenario: expected rule, detected, latency, what was sent,
 //! kernel drops. Everything is torn down (Drop guards) after `--duration` or on Ctrl-C/SIGTERM.
 
+mod agent;
 mod archive;
 mod netns;
 mod sensor;
@@ -29,6 +30,7 @@ use crate::emulate::{self, packets, EmulateError, Scenario, Sent, TargetPolicy};
 use crate::render::{self, RenderOptions};
 use crate::suricata::{Suricata, SuricataError};
 
+pub use agent::Scraped;
 pub use netns::{exists as namespace_exists, ATTACKER_IP, VICTIM_IP};
 
 /// The scenarios the lab runs unless `--scenarios` names others (`templates/scenarios/`).
@@ -117,6 +119,12 @@ pub enum LabError {
     /// The ECS mapping failed.
     #[error("ECS archive: {0}")]
     Ecs(String),
+    /// The agent's metrics endpoint could not listen.
+    #[error("cannot serve the agent's metrics during the lab (pass --metrics-listen with a free address:port)")]
+    MetricsListen(#[source] crate::metrics::ServeError),
+    /// The agent's EVE reader or metrics endpoint failed.
+    #[error("agent metrics: {0}")]
+    Metrics(String),
     /// The attacker thread ended unexpectedly.
     #[error("the attacker thread stopped")]
     Attacker,
@@ -140,6 +148,8 @@ pub struct LabOptions {
     pub archive: Option<PathBuf>,
     /// Print the table while running.
     pub print: bool,
+    /// Where the agent's `/metrics` endpoint listens (port 0: any free port).
+    pub metrics_listen: SocketAddr,
 }
 
 /// One ids2 alert as the lab saw it.
@@ -197,6 +207,10 @@ pub struct Report {
     pub namespaces: Vec<String>,
     /// The pid Suricata ran as (stopped by the time this is returned).
     pub suricata_pid: Option<u32>,
+    /// The agent's metrics URL (served while the lab ran).
+    pub metrics_url: String,
+    /// What that endpoint reported once Suricata had exited, scraped over HTTP.
+    pub metrics: agent::Scraped,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -325,6 +339,11 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     });
     let mut archive = archive::Archive::create(&settings, &archive_path)?;
 
+    // Before any namespace exists, so a taken --metrics-listen address changes nothing.
+    let agent = agent::AgentSide::start(&work.path().join("logs"), opts.metrics_listen)?;
+    if opts.print {
+        println!("agent metrics: {}", agent.url());
+    }
     let _signals = SignalGuard::install();
     let lan = netns::Lan::create()?;
     let namespaces = vec![
@@ -420,9 +439,13 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     drop(attacker);
     let suricata_pid = sensor.pid();
     // Suricata's exit summary has the exact totals; the last stats record is the fallback.
-    let (kernel_packets, kernel_drops) = sensor
-        .stop()
-        .unwrap_or((watch.kernel_packets, watch.kernel_drops));
+    let totals = sensor.stop();
+    // Alerts Suricata wrote while shutting down (flows flushed at exit) are counted too.
+    watch.poll()?;
+    let (kernel_packets, kernel_drops) =
+        totals.unwrap_or((watch.kernel_packets, watch.kernel_drops));
+    let metrics_url = agent.url().to_string();
+    let metrics = agent.finish()?;
     let report = Report {
         rows,
         baseline_alerts,
@@ -435,18 +458,22 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
         interrupted: stopped(),
         namespaces,
         suricata_pid,
+        metrics_url,
+        metrics,
     };
     drop(victim);
     drop(lan);
     if opts.print {
         println!(
-            "{} of {} scenarios detected; kernel packets {}, kernel drops {}; {} ECS documents in {}{}",
+            "{} of {} scenarios detected; kernel packets {}, kernel drops {}; {} ECS documents in {}; \
+             {} alerts counted by the agent's metrics{}",
             report.rows.iter().filter(|r| r.latency.is_some()).count(),
             report.rows.len(),
             report.kernel_packets,
             report.kernel_drops,
             report.archived,
             report.archive.display(),
+            report.metrics.alerts,
             if report.interrupted { " (interrupted)" } else { "" }
         );
     }
