@@ -4,24 +4,10 @@
 #[path = "support/standin.rs"]
 mod standin;
 
-use assert_cmd::Command;
 use ids2_agent::ecs::fields::emitted_fields;
 use predicates::prelude::*;
 use serde_json::Value;
-use standin::{Expect, StandIn};
-
-fn cli() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ids2-provision"));
-    let home =
-        std::env::temp_dir().join(format!("ids2-provision-test-home-{}", std::process::id()));
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ACCESS_KEY_ID", standin::ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", standin::SECRET_KEY);
-    c
-}
+use standin::{cli, Expect, StandIn};
 
 fn setup(s: &StandIn, extra: &[&str]) -> assert_cmd::assert::Assert {
     cli()
@@ -37,21 +23,12 @@ fn setup(s: &StandIn, extra: &[&str]) -> assert_cmd::assert::Assert {
         .assert()
 }
 
-fn assert_clean(s: &StandIn) {
-    let st = s.state();
-    assert!(
-        st.violations.is_empty(),
-        "stand-in violations: {:#?}",
-        st.violations
-    );
-}
-
 #[test]
 fn first_setup_writes_everything_second_writes_nothing() {
     let s = StandIn::start(Expect::SigV4);
     let first = setup(&s, &[]).success();
     let out = String::from_utf8(first.get_output().stdout.clone()).unwrap();
-    assert_clean(&s);
+    s.assert_clean();
     let writes = s.state().writes.clone();
     let objects = out.lines().filter(|l| l.starts_with("created ")).count();
     assert_eq!(
@@ -84,7 +61,7 @@ fn first_setup_writes_everything_second_writes_nothing() {
         .success()
         .stdout(predicate::str::ends_with("no changes\n"))
         .stdout(predicate::str::contains("created").not());
-    assert_clean(&s);
+    s.assert_clean();
     let st = s.state();
     assert_eq!(
         st.writes.len(),
@@ -110,7 +87,7 @@ fn changed_retention_rewrites_only_the_policy() {
             "updated   ISM policy ids2-retention",
         ))
         .stdout(predicate::str::contains("1 change applied"));
-    assert_clean(&s);
+    s.assert_clean();
     let st = s.state();
     assert_eq!(
         st.writes[before..],
@@ -188,7 +165,7 @@ fn every_emitted_field_has_a_compatible_mapping_in_the_installed_template() {
 fn index_prefix_flows_into_every_object() {
     let s = StandIn::start(Expect::SigV4);
     setup(&s, &["--index-prefix", "lab"]).success();
-    assert_clean(&s);
+    s.assert_clean();
     let st = s.state();
     assert!(st.templates.contains_key("lab-suricata"));
     assert_eq!(
@@ -223,7 +200,7 @@ fn basic_auth_is_sent_and_checked() {
         .arg(&pw)
         .assert()
         .success();
-    assert_clean(&s);
+    s.assert_clean();
     assert!(!s.state().writes.is_empty());
     cli()
         .args([

@@ -113,6 +113,16 @@ impl StandIn {
     }
 
     /// Locks the state for inspection or preloading.
+    /// Fails the test if the stand-in recorded anything a real OpenSearch would refuse.
+    pub fn assert_clean(&self) {
+        let st = self.state();
+        assert!(
+            st.violations.is_empty(),
+            "stand-in violations: {:#?}",
+            st.violations
+        );
+    }
+
     pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("state lock")
     }
@@ -1214,4 +1224,18 @@ pub fn foreign_template(patterns: &[&str], priority: u64) -> Value {
     m.insert("index_patterns".into(), json!(patterns));
     m.insert("priority".into(), json!(priority));
     Value::Object(m)
+}
+
+/// `ids2-provision` with nothing of the caller's environment but PATH: a private HOME (no AWS
+/// config files) and the stand-in's own keys, so only this test's credentials can sign.
+pub fn cli() -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::new(env!("CARGO_BIN_EXE_ids2-provision"));
+    let home = std::env::temp_dir().join(format!("ids2-standin-home-{}", std::process::id()));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+    c
 }
