@@ -4,9 +4,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "support/netns.rs"]
+mod netns;
 
 use ids2_agent::block::{
     ip_or_cidr, Allowlist, BlockConfig, BlockHandle, BlockStats, Blocker, Nft, NoReputation,
@@ -15,6 +17,7 @@ use ids2_agent::block::{
 use ids2_agent::config::Severity;
 use ids2_agent::notify::Alert;
 use ipnet::IpNet;
+use netns::{End, Pair};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -328,8 +331,6 @@ async fn repeat_offenders_from_settings() {
 
 // ---- nftables in network namespaces (root) ----
 
-static NS_COUNTER: AtomicU32 = AtomicU32::new(0);
-
 fn have(tool: &str) -> bool {
     Command::new(tool)
         .arg("--version")
@@ -345,111 +346,66 @@ fn have(tool: &str) -> bool {
             .is_ok_and(|s| s.success())
 }
 
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+/// The sensor (198.51.100.1) and a peer (198.51.100.2) namespace, joined by a veth pair.
+fn pair() -> Pair {
+    let n = Pair::next_number();
+    let (a, b) = (
+        format!("vbs{}-{n}", std::process::id()),
+        format!("vbp{}-{n}", std::process::id()),
+    );
+    Pair::create(
+        "ids2-blk",
+        n,
+        End {
+            link: &a,
+            cidr: "198.51.100.1/24",
+        },
+        End {
+            link: &b,
+            cidr: "198.51.100.2/24",
+        },
+    )
+}
+
+/// One ping from the peer to the sensor.
+fn peer_reaches_sensor(pair: &Pair) -> bool {
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.peer,
+            "ping",
+            "-c1",
+            "-W1",
+            "198.51.100.1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn nft_list(pair: &Pair) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &pair.sensor,
+            "nft",
+            "-j",
+            "list",
+            "table",
+            "inet",
+            "ids2",
+        ])
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
-        "{args:?}: {}",
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A sensor namespace and a peer namespace joined by a veth pair; removed on drop.
-struct Pair {
-    sensor: String,
-    peer: String,
-}
-
-impl Pair {
-    fn new() -> Self {
-        let n = NS_COUNTER.fetch_add(1, Ordering::SeqCst);
-        let id = format!("{}-{n}", std::process::id());
-        let p = Pair {
-            sensor: format!("ids2-blk-s-{id}"),
-            peer: format!("ids2-blk-p-{id}"),
-        };
-        sh(&["ip", "netns", "add", &p.sensor]);
-        sh(&["ip", "netns", "add", &p.peer]);
-        let (a, b) = (format!("vbs{id}"), format!("vbp{id}"));
-        sh(&[
-            "ip", "-n", &p.sensor, "link", "add", &a, "type", "veth", "peer", "name", &b, "netns",
-            &p.peer,
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &p.sensor,
-            "addr",
-            "add",
-            "198.51.100.1/24",
-            "dev",
-            &a,
-        ]);
-        sh(&[
-            "ip",
-            "-n",
-            &p.peer,
-            "addr",
-            "add",
-            "198.51.100.2/24",
-            "dev",
-            &b,
-        ]);
-        for (ns, link) in [(&p.sensor, &a), (&p.peer, &b)] {
-            sh(&["ip", "-n", ns, "link", "set", link, "up"]);
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        p
-    }
-
-    /// One ping from the peer to the sensor.
-    fn peer_reaches_sensor(&self) -> bool {
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.peer,
-                "ping",
-                "-c1",
-                "-W1",
-                "198.51.100.1",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn nft_list(&self) -> String {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.sensor,
-                "nft",
-                "-j",
-                "list",
-                "table",
-                "inet",
-                "ids2",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for ns in [&self.sensor, &self.peer] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[tokio::test]
@@ -462,9 +418,9 @@ async fn nftables_set_drops_a_blocked_peer_until_expiry() {
         eprintln!("SKIP nftables_set_drops_a_blocked_peer_until_expiry: needs nft (Debian nftables) and ping (iputils-ping)");
         return;
     }
-    let pair = Pair::new();
+    let pair = pair();
     assert!(
-        pair.peer_reaches_sensor(),
+        peer_reaches_sensor(&pair),
         "peer must reach the sensor before any block"
     );
 
@@ -498,7 +454,7 @@ async fn nftables_set_drops_a_blocked_peer_until_expiry() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
-        pair.peer_reaches_sensor(),
+        peer_reaches_sensor(&pair),
         "an empty set must not drop anything"
     );
 
@@ -508,7 +464,7 @@ async fn nftables_set_drops_a_blocked_peer_until_expiry() {
     // The element (with its timeout) is in the set once nft has run.
     let deadline = Instant::now() + WAIT;
     loop {
-        let listing: Value = serde_json::from_str(&pair.nft_list()).unwrap();
+        let listing: Value = serde_json::from_str(&nft_list(&pair)).unwrap();
         let has = listing["nftables"].as_array().unwrap().iter().any(|o| {
             o["set"]["name"] == "blocked_v4"
                 && o["set"]["flags"]
@@ -529,7 +485,7 @@ async fn nftables_set_drops_a_blocked_peer_until_expiry() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
-        !pair.peer_reaches_sensor(),
+        !peer_reaches_sensor(&pair),
         "a blocked peer must not get through"
     );
     assert_eq!(r.get("/blocklist.txt").await.1, "198.51.100.2\n");
@@ -538,7 +494,7 @@ async fn nftables_set_drops_a_blocked_peer_until_expiry() {
     let until = blocked_at + Duration::from_millis(4500);
     tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
     assert!(
-        pair.peer_reaches_sensor(),
+        peer_reaches_sensor(&pair),
         "the block must end with its TTL"
     );
     assert_eq!(r.get("/blocklist.txt").await.1, "");

@@ -10,8 +10,10 @@ use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "support/netns.rs"]
+mod netns;
 
 use ids2_agent::apply::{self, Validator};
 use ids2_agent::config::{self, Settings};
@@ -19,8 +21,7 @@ use ids2_agent::fleet::rules::{self, Reload, RuleSetState, RuleUpdater, RulesErr
 use ids2_agent::metrics::Metrics;
 use ids2_agent::render::RenderOptions;
 use ids2_agent::suricata::Suricata;
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
+use netns::{End, Pair};
 
 const ONE: &str =
     "alert udp any any -> any 5001 (msg:\"ids2 fleet one\"; content:\"IDS2-ONE\"; sid:9900001; rev:1;)\n";
@@ -234,59 +235,34 @@ fn update_without_a_rendered_config_is_refused() {
 
 /// Two namespaces joined by a veth pair: `sensor` (eth0 = 10.78.N.1, captured) and `peer`
 /// (eth0 = 10.78.N.2, sends). Deleted on drop.
-struct Pair {
-    sensor: String,
-    peer: String,
+struct Net {
+    pair: Pair,
     sensor_ip: String,
 }
 
-impl Pair {
-    fn create() -> Pair {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("ids2fl-{}-{n}", std::process::id());
-        let pair = Pair {
-            sensor: format!("{tag}-s"),
-            peer: format!("{tag}-p"),
-            sensor_ip: format!("10.78.{}.1", n % 250),
-        };
-        let peer_ip = format!("10.78.{}.2", n % 250);
-        for ns in [&pair.sensor, &pair.peer] {
-            ip(&["netns", "add", ns]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-        }
-        ip(&[
-            "-n",
-            &pair.sensor,
-            "link",
-            "add",
-            "eth0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            &pair.peer,
-        ]);
-        for (ns, addr) in [(&pair.sensor, &pair.sensor_ip), (&pair.peer, &peer_ip)] {
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                "eth0",
-            ]);
-            ip(&["-n", ns, "link", "set", "eth0", "up"]);
-        }
-        pair
+impl Net {
+    fn create() -> Net {
+        let n = Pair::next_number() % 250;
+        let (sensor_ip, peer_ip) = (format!("10.78.{n}.1"), format!("10.78.{n}.2"));
+        let pair = Pair::create(
+            "ids2fl",
+            n,
+            End {
+                link: "eth0",
+                cidr: &format!("{sensor_ip}/24"),
+            },
+            End {
+                link: "eth0",
+                cidr: &format!("{peer_ip}/24"),
+            },
+        );
+        Net { pair, sensor_ip }
     }
 
     /// Sends `payload` to the sensor's `port` from the peer namespace.
     fn send(&self, payload: &str, port: u16) {
         let (ns, to, payload) = (
-            self.peer.clone(),
+            self.pair.peer.clone(),
             self.sensor_ip.clone(),
             payload.to_string(),
         );
@@ -299,24 +275,6 @@ impl Pair {
         .join()
         .unwrap();
     }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for ns in [&self.sensor, &self.peer] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Suricata running in the sensor namespace; killed on drop.
@@ -399,11 +357,11 @@ fn alerts_for(eve: &Path, sid: u64) -> usize {
 
 /// Sends `payload` every 200 ms until a new alert for `sid` shows in EVE, or `limit` passes;
 /// returns whether one did.
-fn provoke(pair: &Pair, eve: &Path, payload: &str, port: u16, sid: u64, limit: Duration) -> bool {
+fn provoke(net: &Net, eve: &Path, payload: &str, port: u16, sid: u64, limit: Duration) -> bool {
     let before = alerts_for(eve, sid);
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        pair.send(payload, port);
+        net.send(payload, port);
         std::thread::sleep(Duration::from_millis(200));
         if alerts_for(eve, sid) > before {
             return true;
@@ -432,12 +390,12 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
     point_source_at(w, &tarball(w, "v1", ONE));
     assert_eq!(updater.update().unwrap().reload, Reload::NotRunning);
 
-    let pair = Pair::create();
-    let mut live = Live::start(&suricata, &pair.sensor, &s);
+    let net = Net::create();
+    let mut live = Live::start(&suricata, &net.pair.sensor, &s);
     let pid = live.child.id();
     assert!(
         provoke(
-            &pair,
+            &net,
             &eve,
             "IDS2-ONE",
             5001,
@@ -448,7 +406,7 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
     );
     assert!(
         !provoke(
-            &pair,
+            &net,
             &eve,
             "IDS2-TWO",
             5002,
@@ -469,7 +427,7 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
     }
     assert!(
         provoke(
-            &pair,
+            &net,
             &eve,
             "IDS2-TWO",
             5002,
@@ -488,7 +446,7 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
     assert_eq!(fs::read(rules_dir.join(rules::RULES_FILE)).unwrap(), v2);
     assert!(
         provoke(
-            &pair,
+            &net,
             &eve,
             "IDS2-TWO",
             5002,
