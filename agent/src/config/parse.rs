@@ -262,13 +262,17 @@ fn find_in_mapping(map: &mut Mapping, path: &mut String, problems: &mut Vec<Prob
     }
 }
 
+/// The authority (`user@host:port`) of what follows `scheme://`.
+pub(super) fn authority(after_scheme: &str) -> &str {
+    after_scheme.split(['/', '?', '#']).next().unwrap_or("")
+}
+
 /// True for `scheme://user:password@host…`.
 fn url_has_password(s: &str) -> bool {
     let Some((_, rest)) = s.split_once("://") else {
         return false;
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    authority
+    authority(rest)
         .rsplit_once('@')
         .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }

@@ -899,7 +899,7 @@ fn webhook_url_problem(url: &str) -> Result<(), &'static str> {
         (None, Some(rest)) => (false, rest),
         _ => return Err("expected an https:// URL"),
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = super::parse::authority(rest);
     if authority.is_empty() || authority.contains('@') {
         return Err("expected https://HOST/PATH with no user info");
     }
@@ -1150,7 +1150,7 @@ fn rule_source_problem(s: &str) -> Result<(), &'static str> {
         return Ok(());
     }
     let path = if let Some(rest) = s.strip_prefix("https://") {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = super::parse::authority(rest);
         return if host.is_empty() || host.contains('@') || rest.len() == host.len() {
             Err("expected https://HOST/PATH of a rules file or .tar.gz, with no user info")
         } else {
