@@ -17,7 +17,7 @@
 { config, lib, pkgs, utils, ... }:
 
 let
-  inherit (lib) mkEnableOption mkOption mkIf mkMerge mkDefault types literalExpression;
+  inherit (lib) mkEnableOption mkOption mkIf mkMerge types literalExpression;
 
   cfg = config.services.ids2;
   s = cfg.settings;
@@ -39,6 +39,13 @@ let
     (lib.filterAttrsRecursive (name: value: name != "_module" && value != null) s);
 
   renderedDir = s.paths.rendered_dir;
+
+  # nixpkgs installs suricata-update as a script that needs PyYAML; its own unit runs it through
+  # a Python that has it. The agent finds the tool on PATH, so it gets a wrapper doing the same.
+  suricataUpdate = pkgs.writeShellScriptBin "suricata-update" ''
+    exec ${pkgs.python3.withPackages (ps: [ ps.pyyaml ])}/bin/python3 \
+      ${config.services.suricata.package}/bin/suricata-update "$@"
+  '';
   logsPath = s.logs.path;
   iface = s.capture.interface;
   authMethod = s.opensearch.auth.method;
@@ -215,7 +222,9 @@ in
             repo = strOption "/var/lib/ids2/history.git" "The history repository.";
           };
           suricata = sectionOption "Suricata file locations." {
-            rules_dir = strOption "/var/lib/suricata/rules" "suricata-update's output directory.";
+            # Under the agent's StateDirectory: the agent runs the rule updates (validate, swap,
+            # record, live reload), so it owns the directory; Suricata reads it as group ids2.
+            rules_dir = strOption "/var/lib/ids2/rules" "Where the agent's rule updates keep the active rule set.";
           };
           shipping = sectionOption "Batching, buffering and the optional Redis copy." {
             redis = mkOption {
@@ -377,7 +386,7 @@ in
         "d ${credentialDir} 0755 root root -"
         "f ${credentialPath} 0000 root root -"
       ] ++ map (dir: "d ${dir} 0750 ids2 ids2 -")
-        (lib.unique [ (dirOf renderedDir) renderedDir (dirOf s.history.repo) ]);
+        (lib.unique [ (dirOf renderedDir) renderedDir (dirOf s.history.repo) s.suricata.rules_dir ]);
 
       systemd.services.ids2-agent = {
         description = "ids2 sensor agent";
@@ -387,9 +396,10 @@ in
         after = [ "network-online.target" "dbus.service" "polkit.service" ];
         before = [ "suricata.service" "vector.service" ];
         unitConfig.RequiresMountsFor = [ logsPath ];
-        # `suricata -T` validates every render before it is swapped in; git pushes history;
-        # nft applies block decisions when blocking.nftables is on.
-        path = [ config.services.suricata.package pkgs.git pkgs.nftables ];
+        # `suricata -T` validates every render and rule update before it is swapped in;
+        # suricata-update downloads rules; git pushes history; nft applies block decisions
+        # when blocking.nftables is on.
+        path = [ config.services.suricata.package suricataUpdate pkgs.git pkgs.nftables ];
         # The package installs classification/reference/threshold configs under its own
         # etc/suricata (install-conf with e_sysconfdir=$out/etc/suricata in
         # pkgs/applications/networking/ids/suricata/default.nix); renders point there.
@@ -410,7 +420,7 @@ in
           StateDirectory = "ids2";
           StateDirectoryMode = "0750";
           RuntimeDirectory = "ids2";
-          ReadWritePaths = lib.unique [ renderedDir (dirOf s.history.repo) ];
+          ReadWritePaths = lib.unique [ renderedDir (dirOf s.history.repo) s.suricata.rules_dir ];
           # rtnetlink (eth0-only links, rollback guard) and ICMP probes of management targets;
           # the tmpfs and units go through systemd over D-Bus, so nothing else.
           CapabilityBoundingSet = [ "CAP_NET_ADMIN" "CAP_NET_RAW" ];
@@ -442,16 +452,13 @@ in
       # (a path, normally generated into the store from `settings`); pointing it at the
       # agent-rendered file keeps one source of truth: the agent's validated, versioned render.
       # `settings` then only feeds the module's own plumbing: the `-i` capture flag and its
-      # assertion (af-packet), the tmpfiles rules and suricata-update's rule directory.
+      # assertion (af-packet) and the tmpfiles rules.
       services.suricata = {
         enable = true;
         configFile = "${renderedDir}/current/suricata.yaml";
-        # ET Open only: the nixpkgs default enables nine sources, too many rules for a Pi's RAM.
-        enabledSources = mkDefault [ "et/open" ];
-        settings = {
-          af-packet = [{ interface = iface; }];
-          "default-rule-path" = s.suricata.rules_dir;
-        };
+        # No default-rule-path here: nixpkgs would create that directory for user suricata,
+        # while the agent owns the rule set; the rendered suricata.yaml names it.
+        settings.af-packet = [{ interface = iface; }];
       };
       systemd.services.suricata = {
         # At first boot nothing is rendered yet: the unit waits for the agent, and is skipped
@@ -465,13 +472,10 @@ in
           ExecReload = "${pkgs.coreutils}/bin/kill -USR2 $MAINPID";
         };
       };
-      systemd.services.suricata-update = {
-        after = [ "ids2-agent.service" ];
-        unitConfig.ConditionPathExists = "${renderedDir}/current/suricata.yaml";
-        startAt = "daily";
-        serviceConfig.ExecStartPost =
-          "+${config.systemd.package}/bin/systemctl try-reload-or-restart suricata.service";
-      };
+      # The agent runs rule updates itself (fleet.rules: staged download, `suricata -T`, atomic
+      # swap, git record, live reload over the unix socket). nixpkgs' unit would write into the
+      # same rule set unvalidated, so it is masked.
+      systemd.services.suricata-update.enable = false;
 
       # Vector: nixpkgs' services.vector generates its config into the store from `settings`
       # and validates it at build time (vector.nix: ExecStart = vector --config <store file>);

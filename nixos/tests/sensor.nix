@@ -38,7 +38,7 @@ in
       environment.systemPackages = [ pkgs.iputils ];
     };
 
-    sensor = { lib, pkgs, ... }: {
+    sensor = { pkgs, ... }: {
       imports = [ self.nixosModules.ids2 ];
       environment.systemPackages = [ pkgs.curl ];
 
@@ -75,10 +75,10 @@ in
         };
       };
 
-      # No network in the VM for suricata-update; the test rule file is the rule set.
-      systemd.services.suricata-update.enable = lib.mkForce false;
+      # No network in the VM for suricata-update; the test rule file is the rule set (in the
+      # module's rules_dir, which the agent's scheduled update would otherwise fill).
       systemd.tmpfiles.rules = [
-        "L+ /var/lib/suricata/rules/suricata.rules - - - - ${rules}"
+        "L+ /var/lib/ids2/rules/suricata.rules - - - - ${rules}"
         "d ${standInDir} 0750 vector vector -"
       ];
 
