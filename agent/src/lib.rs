@@ -10,6 +10,7 @@ pub mod config;
 pub mod connectivity;
 pub mod ecs;
 pub mod emulate;
+pub mod enrich;
 pub mod eve;
 pub mod fleet;
 pub mod gitops;
