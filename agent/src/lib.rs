@@ -14,6 +14,7 @@ pub mod enrich;
 pub mod eve;
 pub mod fleet;
 pub mod gitops;
+pub mod intel;
 pub mod lab;
 pub mod metrics;
 pub mod net;
