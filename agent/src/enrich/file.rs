@@ -81,15 +81,16 @@ impl FileTable {
     }
 }
 
+/// Text compares as text whichever of VRL's two string representations holds it.
 fn matches(row: &ObjectMap, column: &str, want: &Value, case_sensitive: bool) -> bool {
-    match (row.get(column), case_sensitive) {
-        (Some(have), true) => have == want,
-        (Some(Value::Bytes(have)), false) => match want {
-            Value::Bytes(w) => have.eq_ignore_ascii_case(w),
-            _ => false,
-        },
-        (Some(have), false) => have == want,
-        (None, _) => false,
+    let Some(have) = row.get(column) else {
+        return false;
+    };
+    match (have.as_str(), want.as_str()) {
+        (Some(h), Some(w)) if case_sensitive => h == w,
+        (Some(h), Some(w)) => h.to_lowercase() == w.to_lowercase(),
+        (None, None) => have == want,
+        _ => false,
     }
 }
 
@@ -114,5 +115,89 @@ impl Table for FileTable {
             row.retain(|k, _| select.iter().any(|s| s.as_str() == k.as_str()));
         }
         Ok(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ecs::Mapper;
+    use crate::enrich::Tables;
+
+    const CSV: &[u8] =
+        b"ip,type,score,reports,country,isp,usage_type,last_reported_at,checked_at\n\
+        45.83.64.1,ipv4-addr,88,264,NL,Example,,2026-11-20T08:15:00+00:00,2026-11-21T00:00:00Z\n\
+        45.83.64.2,ipv4-addr,3,1,NL,Example,,,2026-11-21T00:00:00Z\n\
+        45.83.64.2,ipv4-addr,4,1,NL,Example,,,2026-11-21T00:00:00Z\n";
+
+    fn table() -> FileTable {
+        FileTable::parse(Path::new("t.csv"), CSV, REPUTATION_COLUMNS).unwrap()
+    }
+
+    #[test]
+    fn rows_are_typed_by_the_schema_and_found_like_vector_finds_them() {
+        let t = table();
+        assert_eq!(t.len(), 3);
+        let cond = |ip: &str| vec![("ip".to_string(), Value::from(ip))];
+        let row = t.find_row(&cond("45.83.64.1"), true, None).unwrap();
+        assert_eq!(row.get("score"), Some(&Value::from(88)));
+        assert_eq!(row.get("country"), Some(&Value::from("NL")));
+        assert_eq!(
+            t.find_row(&cond("8.8.8.8"), true, None).unwrap_err(),
+            "no rows found"
+        );
+        assert_eq!(
+            t.find_row(&cond("45.83.64.2"), true, None).unwrap_err(),
+            "more than one row found"
+        );
+        let select = ["score".to_string()];
+        let row = t
+            .find_row(&cond("45.83.64.1"), true, Some(&select))
+            .unwrap();
+        assert_eq!(row.len(), 1);
+        let upper = vec![
+            ("country".to_string(), Value::from("nl")),
+            cond("45.83.64.1").remove(0),
+        ];
+        assert!(t.find_row(&upper, true, None).is_err());
+        let found = t.find_row(&upper, false, None);
+        assert!(found.is_ok(), "case_sensitive: false: {found:?}");
+    }
+
+    #[test]
+    fn a_bad_integer_names_line_and_column() {
+        let bad = b"ip,score\n1.2.3.4,high\n";
+        let err = FileTable::parse(Path::new("t.csv"), bad, REPUTATION_COLUMNS).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 2") && msg.contains("score"), "{msg}");
+    }
+
+    #[test]
+    fn the_vrl_function_follows_vectors_signature_and_errors() {
+        let mut tables = Tables::new();
+        tables.insert("rep", table());
+        let mut m = Mapper::with_tables(
+            r#"row, err = get_enrichment_table_record("rep", {"ip": .message}, ["score"])
+               .score = row.score
+               .err = err"#,
+            tables.clone(),
+        )
+        .unwrap();
+        let doc = m.map_line("45.83.64.1").unwrap();
+        assert_eq!(doc["score"], 88);
+        assert_eq!(doc["err"], serde_json::Value::Null);
+        let doc = m.map_line("8.8.8.8").unwrap();
+        assert!(
+            doc["err"].as_str().unwrap().contains("no rows found"),
+            "{doc}"
+        );
+        // Like Vector, a table that is not loaded is a compile error, not a runtime one.
+        let err = Mapper::with_tables(
+            r#".x = get_enrichment_table_record("nope", {"ip": "1.1.1.1"}) ?? {}"#,
+            tables,
+        )
+        .err()
+        .expect("unknown table");
+        assert!(format!("{err}").contains("no enrichment table"), "{err}");
     }
 }
