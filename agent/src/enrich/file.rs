@@ -86,7 +86,7 @@ fn matches(row: &ObjectMap, column: &str, want: &Value, case_sensitive: bool) ->
     let Some(have) = row.get(column) else {
         return false;
     };
-    match (have.as_str(), want.as_str()) {
+    match (have.to_str_lossy(), want.to_str_lossy()) {
         (Some(h), Some(w)) if case_sensitive => h == w,
         (Some(h), Some(w)) => h.to_lowercase() == w.to_lowercase(),
         (None, None) => have == want,
