@@ -21,6 +21,7 @@ use crate::block::{BlockConfig, BlockError, BlockHandle, BlockStats, Blocker, No
 use crate::config::{self, ConfigError, Settings};
 use crate::connectivity::{self, Checkers, Connectivity, ConnectivityError};
 use crate::eve::{EveReader, LineSink};
+use crate::intel::{self, Intel, IntelConfig, IntelError, IntelHandle, IntelStats};
 use crate::metrics::{self, Metrics, ServeError};
 use crate::notify::{Alert, Notifier, NotifyConfig, NotifyError, NotifyHandle, NotifyStats};
 use crate::pipeline::{Backend, BoxFuture, Component, ProcessBackend, SystemdBackend};
@@ -87,6 +88,9 @@ pub enum RunError {
     /// Blocking is enabled but its settings cannot be used.
     #[error(transparent)]
     Block(#[from] BlockError),
+    /// Threat intelligence is configured but cannot be set up (key file, table).
+    #[error(transparent)]
+    Intel(#[from] IntelError),
     /// sysinfo could not read the host.
     #[error("cannot sample resources: {0}")]
     Resources(#[from] sysinfo::Error),
@@ -300,6 +304,9 @@ pub async fn run_with(
 struct Responders {
     notify: Option<NotifyConfig>,
     block: Option<BlockConfig>,
+    /// AbuseIPDB checks, with the cache they fill (also the blocker's reputation source).
+    intel: Option<(IntelConfig, Arc<intel::Cache>)>,
+    intel_stats: Arc<IntelStats>,
     notify_stats: Arc<NotifyStats>,
     block_stats: Arc<BlockStats>,
     handles: Arc<Handles>,
@@ -309,6 +316,7 @@ struct Responders {
 struct Handles {
     notify: std::sync::Mutex<Option<NotifyHandle>>,
     block: std::sync::Mutex<Option<BlockHandle>>,
+    intel: std::sync::Mutex<Option<IntelHandle>>,
 }
 
 fn locked<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -324,6 +332,9 @@ impl Handles {
         };
         if let Some(h) = locked(&self.notify).as_ref() {
             h.offer_alert(alert.clone());
+        }
+        if let Some(h) = locked(&self.intel).as_ref() {
+            h.offer_alert(&alert);
         }
         if let Some(h) = locked(&self.block).as_ref() {
             h.offer_alert(alert);
@@ -343,9 +354,23 @@ impl Responders {
         metrics.add_renderer(Box::new(move |out| stats.render(out)));
         let stats = block_stats.clone();
         metrics.add_renderer(Box::new(move |out| stats.render(out)));
+        let intel = IntelConfig::from_settings(settings)?;
+        if let Some(config) = &intel {
+            // Vector refuses to start on a missing file table; it starts empty.
+            intel::ensure_table(&config.table_path)?;
+        }
+        let intel = intel.map(|c| {
+            let cache = Arc::new(intel::Cache::new(c.cache_ttl));
+            (c, cache)
+        });
+        let intel_stats = Arc::<IntelStats>::default();
+        let stats = intel_stats.clone();
+        metrics.add_renderer(Box::new(move |out| stats.render(out)));
         Ok(Self {
             notify,
             block,
+            intel,
+            intel_stats,
             notify_stats,
             block_stats,
             handles: Arc::default(),
@@ -354,14 +379,44 @@ impl Responders {
 
     /// The EVE reader's sink, when any responder runs.
     fn sink(&self) -> Option<LineSink> {
-        if self.notify.is_none() && self.block.is_none() {
+        if self.notify.is_none() && self.block.is_none() && self.intel.is_none() {
             return None;
         }
         let handles = self.handles.clone();
         Some(Arc::new(move |line: &[u8]| handles.offer(line)))
     }
 
-    fn spawn(self, sup: &mut Supervisor) {
+    fn spawn(self, sup: &mut Supervisor, backend: &Arc<dyn Backend>) {
+        let reputation: Arc<dyn crate::block::Reputation> = match &self.intel {
+            Some((_, cache)) => cache.clone(),
+            None => Arc::new(NoReputation),
+        };
+        if let Some((config, cache)) = self.intel {
+            let (stats, handles) = (self.intel_stats, self.handles.clone());
+            let backend = backend.clone();
+            // Vector re-reads its file tables when it reloads.
+            let reload: intel::ReloadVector = Arc::new(move || {
+                let backend = backend.clone();
+                Box::pin(async move {
+                    backend
+                        .reload(Component::Vector)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            });
+            sup.spawn(
+                "intel",
+                Box::new(move |mut shutdown| {
+                    let (handle, checker) =
+                        Intel::new(config.clone(), cache.clone(), stats.clone(), reload.clone());
+                    *locked(&handles.intel) = Some(handle);
+                    Box::pin(async move {
+                        checker.run(async move { shutdown.requested().await }).await;
+                        Ok(())
+                    })
+                }),
+            );
+        }
         if let Some(config) = self.notify {
             let (stats, handles) = (self.notify_stats, self.handles.clone());
             sup.spawn(
@@ -385,9 +440,9 @@ impl Responders {
                 "block",
                 Box::new(move |mut shutdown| {
                     let (config, stats, handles) = (config.clone(), stats.clone(), handles.clone());
+                    let reputation = reputation.clone();
                     Box::pin(async move {
-                        let (handle, mut blocker) =
-                            Blocker::new(config, Arc::new(NoReputation), stats);
+                        let (handle, mut blocker) = Blocker::new(config, reputation, stats);
                         let addr = blocker.bind_feed().await?;
                         tracing::info!(%addr, "block feed up");
                         *locked(&handles.block) = Some(handle);
@@ -419,7 +474,7 @@ fn spawn_tasks(
     let logs = settings.config.logs.path.clone();
     let m = metrics.clone();
     let sink = responders.sink();
-    responders.spawn(sup);
+    responders.spawn(sup, backend);
     sup.spawn(
         "eve",
         Box::new(move |shutdown| {

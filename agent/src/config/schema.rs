@@ -57,6 +57,9 @@ pub struct Config {
     /// Heartbeats, offline detection and rule-set updates.
     #[serde(default)]
     pub fleet: Fleet,
+    /// GeoIP and threat-intelligence enrichment of shipped events; off until configured.
+    #[serde(default)]
+    pub enrichment: Enrichment,
 }
 
 /// Identity of the sensor.
@@ -534,6 +537,55 @@ pub struct RepeatOffenders {
     pub window_secs: u32,
 }
 
+/// Enrichment of shipped events. GeoIP fills `source/destination.geo.*` and `.as.*` for public
+/// addresses from MaxMind databases on the sensor (nothing leaves it); threat intelligence
+/// checks the public addresses of alerts against AbuseIPDB and joins the results into
+/// `threat.enrichments`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enrichment {
+    /// MaxMind GeoLite2-City (or GeoIP2-City) `.mmdb` file. A file that does not exist when the
+    /// config is applied is left out (no geo fields), never an error.
+    #[serde(default)]
+    pub geoip_city_path: Option<String>,
+    /// MaxMind GeoLite2-ASN `.mmdb` file; left out the same way when absent.
+    #[serde(default)]
+    pub geoip_asn_path: Option<String>,
+    /// AbuseIPDB lookups of the public addresses of alerts.
+    #[serde(default)]
+    pub abuseipdb: Option<AbuseIpDb>,
+}
+
+/// AbuseIPDB threat intelligence. Only public addresses seen in alerts are sent, each at most
+/// once per `cache_ttl_secs`, and never more than `daily_quota` checks per UTC day.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbuseIpDb {
+    /// File whose first line is the AbuseIPDB API key (sent as the `Key` header).
+    pub api_key_file: String,
+    /// API base URL; the `check` endpoint is `<base_url>/check`.
+    #[serde(default = "default_abuseipdb_base_url")]
+    pub base_url: String,
+    /// Reports older than this many days are ignored by AbuseIPDB (`maxAgeInDays`).
+    #[serde(default = "default_abuseipdb_max_age_days")]
+    pub max_age_days: u32,
+    /// Checks per UTC day (the free tier allows 1000).
+    #[serde(default = "default_abuseipdb_daily_quota")]
+    pub daily_quota: u32,
+    /// Seconds a result is reused before the address is checked again.
+    #[serde(default = "default_abuseipdb_cache_ttl_secs")]
+    pub cache_ttl_secs: u32,
+    /// The reputation table (CSV) Vector joins into shipped alerts.
+    #[serde(default = "default_reputation_table_path")]
+    pub table_path: String,
+    /// Least seconds between two Vector reloads for a changed table.
+    #[serde(default = "default_reputation_reload_secs")]
+    pub reload_min_interval_secs: u32,
+    /// Seconds one request may take.
+    #[serde(default = "default_abuseipdb_timeout_secs")]
+    pub timeout_secs: u32,
+}
+
 /// Fleet membership: the heartbeat the sensor writes and the rule-set updates it runs.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -698,6 +750,35 @@ default_from_fns! {
         method: default_auth_method, profile: none, credentials_file: none, role_arn: none,
         username: none, password_file: none,
     }
+}
+
+/// Default AbuseIPDB API base.
+pub fn default_abuseipdb_base_url() -> String {
+    "https://api.abuseipdb.com/api/v2".into()
+}
+/// Default report age considered: 30 days (AbuseIPDB's own default).
+pub fn default_abuseipdb_max_age_days() -> u32 {
+    30
+}
+/// Default daily checks: the free tier's 1000.
+pub fn default_abuseipdb_daily_quota() -> u32 {
+    1000
+}
+/// Default result lifetime: one day.
+pub fn default_abuseipdb_cache_ttl_secs() -> u32 {
+    86_400
+}
+/// Default reputation table, beside the agent's other state.
+pub fn default_reputation_table_path() -> String {
+    "/var/lib/ids2/reputation.csv".into()
+}
+/// Default least interval between Vector reloads for the table: one minute.
+pub fn default_reputation_reload_secs() -> u32 {
+    60
+}
+/// Default AbuseIPDB request timeout.
+pub fn default_abuseipdb_timeout_secs() -> u32 {
+    10
 }
 
 fn none<T>() -> Option<T> {

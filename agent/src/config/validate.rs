@@ -138,6 +138,7 @@ pub fn validate(mut config: Config) -> Result<Settings, Vec<Problem>> {
     check_notifications(&config, &mut p);
     check_blocking(&config, &home_net, &mut p);
     check_fleet(&config, &mut p);
+    check_enrichment(&config, &mut p);
 
     match (p.is_empty(), auth, metrics_listen) {
         (true, Some(auth), Some(metrics_listen)) => {
@@ -911,7 +912,7 @@ fn webhook_url_problem(url: &str) -> Result<(), &'static str> {
     if !secure && !loopback {
         return Err(
             "plain http:// is accepted only to a loopback address; use https:// \
-                    (alerts would cross the network in clear text)",
+                    (alerts and API keys would cross the network in clear text)",
         );
     }
     Ok(())
@@ -1038,6 +1039,64 @@ fn check_blocking(c: &Config, home_net: &[IpNet], p: &mut Vec<Problem>) {
             }
         }
     }
+}
+
+fn check_enrichment(c: &Config, p: &mut Vec<Problem>) {
+    let e = &c.enrichment;
+    for (key, path) in [
+        ("enrichment.geoip_city_path", &e.geoip_city_path),
+        ("enrichment.geoip_asn_path", &e.geoip_asn_path),
+    ] {
+        if let Some(path) = path {
+            check_abs_path(key, path, p);
+        }
+    }
+    let Some(a) = &e.abuseipdb else { return };
+    check_abs_path("enrichment.abuseipdb.api_key_file", &a.api_key_file, p);
+    check_abs_path("enrichment.abuseipdb.table_path", &a.table_path, p);
+    if let Err(why) = webhook_url_problem(&a.base_url) {
+        p.push(Problem::new(
+            "enrichment.abuseipdb.base_url",
+            &a.base_url,
+            why,
+        ));
+    }
+    // AbuseIPDB accepts maxAgeInDays from 1 to 365.
+    check_range(
+        p,
+        "enrichment.abuseipdb.max_age_days",
+        a.max_age_days,
+        1..=365,
+        "days",
+    );
+    check_range(
+        p,
+        "enrichment.abuseipdb.daily_quota",
+        a.daily_quota,
+        1..=1_000_000,
+        "checks",
+    );
+    check_range(
+        p,
+        "enrichment.abuseipdb.cache_ttl_secs",
+        a.cache_ttl_secs,
+        60..=30 * 86_400,
+        "seconds",
+    );
+    check_range(
+        p,
+        "enrichment.abuseipdb.reload_min_interval_secs",
+        a.reload_min_interval_secs,
+        1..=3600,
+        "seconds",
+    );
+    check_range(
+        p,
+        "enrichment.abuseipdb.timeout_secs",
+        a.timeout_secs,
+        1..=120,
+        "seconds",
+    );
 }
 
 fn check_fleet(c: &Config, p: &mut Vec<Problem>) {
@@ -1323,6 +1382,40 @@ mod tests {
 
     fn paths(p: &[Problem]) -> Vec<&str> {
         p.iter().map(|p| p.path.as_str()).collect()
+    }
+
+    #[test]
+    fn enrichment_is_off_by_default_and_checked_by_key() {
+        let s = crate::config::from_str(
+            "sensor: {id: lab-1}\nopensearch: {domain: ids2, region: eu-west-1}\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        assert_eq!(s.config.enrichment, crate::config::Enrichment::default());
+        let ok = response_problems(
+            "enrichment:\n  geoip_city_path: /var/lib/GeoIP/GeoLite2-City.mmdb\n  \
+             abuseipdb: {api_key_file: /run/keys/abuseipdb}\n",
+        );
+        assert!(ok.is_empty(), "{ok:#?}");
+        let p = response_problems(
+            "enrichment:\n  geoip_asn_path: GeoLite2-ASN.mmdb\n  abuseipdb:\n    \
+             api_key_file: key\n    base_url: http://api.example.org/v2\n    \
+             max_age_days: 0\n    daily_quota: 0\n    cache_ttl_secs: 5\n",
+        );
+        assert_eq!(
+            paths(&p),
+            [
+                "enrichment.geoip_asn_path",
+                "enrichment.abuseipdb.api_key_file",
+                "enrichment.abuseipdb.base_url",
+                "enrichment.abuseipdb.max_age_days",
+                "enrichment.abuseipdb.daily_quota",
+                "enrichment.abuseipdb.cache_ttl_secs",
+            ],
+            "{p:#?}"
+        );
+        let p = response_problems("enrichment: {abuseipdb: {api_key: abc}}\n");
+        assert!(!p.is_empty(), "an inline key is refused");
     }
 
     #[test]

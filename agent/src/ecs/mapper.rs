@@ -3,6 +3,7 @@
 //! and the runtime state is cleared between events.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use vrl::compiler::state::RuntimeState;
@@ -13,6 +14,7 @@ use vrl::value::{Secrets, Value};
 use super::program::{ecs_program, ecs_program_for, ProgramVars};
 use super::EcsError;
 use crate::config::Settings;
+use crate::enrich::{GetEnrichmentTableRecord, Tables};
 
 /// A compiled ECS program, ready to map one EVE line after another.
 pub struct Mapper {
@@ -22,9 +24,11 @@ pub struct Mapper {
 }
 
 impl Mapper {
-    /// Compiles the program rendered for these settings.
+    /// Compiles the program rendered for these settings, with the enrichment tables its
+    /// `vector.toml` declares (GeoIP databases, the reputation table) loaded as Vector loads them.
     pub fn new(settings: &Settings) -> Result<Self, EcsError> {
-        Self::from_source(&ecs_program(settings)?)
+        let tables = Tables::from_settings(settings)?;
+        Self::with_tables(&ecs_program(settings)?, tables)
     }
 
     /// Compiles the shipped template rendered with explicit variables (sensor identity).
@@ -34,7 +38,14 @@ impl Mapper {
 
     /// Compiles VRL source with Vector's standard library functions.
     pub fn from_source(source: &str) -> Result<Self, EcsError> {
-        let functions = vrl::stdlib::all();
+        Self::with_tables(source, Tables::new())
+    }
+
+    /// Compiles VRL source with the standard library and `get_enrichment_table_record` over
+    /// these tables (our implementation of Vector's function).
+    pub fn with_tables(source: &str, tables: Tables) -> Result<Self, EcsError> {
+        let mut functions = vrl::stdlib::all();
+        functions.push(Box::new(GetEnrichmentTableRecord::new(Arc::new(tables))));
         let compiled = vrl::compiler::compile(source, &functions).map_err(|diagnostics| {
             EcsError::Compile {
                 diagnostics: Formatter::new(source, diagnostics).to_string(),

@@ -23,6 +23,9 @@ pub enum EcsError {
         /// The VRL compiler's diagnostics, formatted with the offending source lines.
         diagnostics: String,
     },
+    /// An enrichment table the program joins could not be loaded.
+    #[error(transparent)]
+    Enrichment(#[from] crate::enrich::EnrichError),
     /// The line is not JSON, not an object, or lacks what every EVE event has.
     #[error("not a valid EVE event: {reason}")]
     InvalidEvent {

@@ -42,6 +42,8 @@ pub const DEFAULT_SURICATA_ETC: &str = "/etc/suricata";
 const SURICATA_TEMPLATE: &str = "suricata.yaml.tera";
 const VECTOR_TEMPLATE: &str = "vector.toml.tera";
 const ECS_TEMPLATE: &str = "ecs.vrl.tera";
+/// Included at the end of the ECS program; renders only the joins of the tables configured.
+const ENRICH_TEMPLATE: &str = "enrich.vrl.tera";
 const RULES_FILE: &str = "rules/ids2.rules";
 
 const EMBEDDED: &[(&str, &str)] = &[
@@ -56,6 +58,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         ECS_TEMPLATE,
         include_str!("../../../templates/ecs.vrl.tera"),
+    ),
+    (
+        ENRICH_TEMPLATE,
+        include_str!("../../../templates/enrich.vrl.tera"),
     ),
     (
         RULES_FILE,
@@ -233,16 +239,17 @@ pub fn render(settings: &Settings, opts: &RenderOptions) -> Result<RenderedSet, 
     }
 
     let suricata = templates.render(SURICATA_TEMPLATE, &suricata_context(settings, opts))?;
+    let enrich = EnrichVars::from_settings(settings);
     let program = templates.render(
         ECS_TEMPLATE,
-        &ecs_context(&ProgramVars::from_settings(settings))?,
+        &ecs_context(&ProgramVars::from_settings(settings), &enrich)?,
     )?;
     if program.contains("'''") {
         return Err(RenderError::EcsProgramQuote);
     }
     let vector = templates.render(
         VECTOR_TEMPLATE,
-        &vector_context(settings, &endpoint, program.trim_end()),
+        &vector_context(settings, &endpoint, program.trim_end(), &enrich),
     )?;
 
     Ok(RenderedSet {
@@ -264,13 +271,123 @@ pub fn render(settings: &Settings, opts: &RenderOptions) -> Result<RenderedSet, 
 /// The ECS remap program (`templates/ecs.vrl.tera`) for these settings, as embedded in
 /// `vector.toml`.
 pub fn ecs_program(settings: &Settings) -> Result<String, RenderError> {
-    ecs_program_for(&ProgramVars::from_settings(settings))
+    Templates::load(None)?.render(
+        ECS_TEMPLATE,
+        &ecs_context(
+            &ProgramVars::from_settings(settings),
+            &EnrichVars::from_settings(settings),
+        )?,
+    )
 }
 
 /// The ECS remap program for an explicit sensor identity (tests, benchmarks, tools that have no
-/// config file).
+/// config file), without enrichment tables.
 pub fn ecs_program_for(vars: &ProgramVars) -> Result<String, RenderError> {
-    Templates::load(None)?.render(ECS_TEMPLATE, &ecs_context(vars)?)
+    Templates::load(None)?.render(ECS_TEMPLATE, &ecs_context(vars, &EnrichVars::default())?)
+}
+
+/// Vector enrichment table holding the GeoLite2-City database.
+pub const GEOIP_CITY_TABLE: &str = "geoip_city";
+/// Vector enrichment table holding the GeoLite2-ASN database.
+pub const GEOIP_ASN_TABLE: &str = "geoip_asn";
+/// Vector enrichment table holding the agent's AbuseIPDB results.
+pub const REPUTATION_TABLE: &str = "ids2_reputation";
+/// Columns of the reputation table (CSV with this header) and the type Vector's `file` table
+/// schema gives each; every other column is a string.
+pub const REPUTATION_COLUMNS: &[(&str, &str)] = &[
+    ("ip", "string"),
+    ("type", "string"),
+    ("score", "integer"),
+    ("reports", "integer"),
+    ("country", "string"),
+    ("isp", "string"),
+    ("usage_type", "string"),
+    ("last_reported_at", "string"),
+    ("checked_at", "string"),
+];
+/// Networks that are not globally routable (RFC 6890 special-purpose registries, multicast,
+/// documentation): their addresses are never looked up, enriched or sent to a provider.
+pub const NON_PUBLIC_NETS: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/127",
+    "::ffff:0:0/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "2002::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+];
+
+/// Whether an address is globally routable (outside [`NON_PUBLIC_NETS`]).
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    !NON_PUBLIC_NETS.iter().any(|n| {
+        n.parse::<ipnet::IpNet>()
+            .expect("NON_PUBLIC_NETS are CIDRs")
+            .contains(&ip)
+    })
+}
+
+/// The enrichment tables a rendered pipeline declares and its ECS program joins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnrichVars {
+    /// GeoLite2-City database, when configured and present.
+    pub city_path: Option<String>,
+    /// GeoLite2-ASN database, when configured and present.
+    pub asn_path: Option<String>,
+    /// The AbuseIPDB reputation table, when threat intelligence is configured.
+    pub reputation_path: Option<String>,
+}
+
+impl EnrichVars {
+    /// The tables for these settings. A configured database file that does not exist is left
+    /// out: Vector would refuse to start on it, and a missing database must only mean missing
+    /// fields (it is picked up by the next apply once it is there). The reputation table is
+    /// created by the agent before the pipeline starts.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let e = &settings.config.enrichment;
+        let present = |p: &Option<String>| p.clone().filter(|p| Path::new(p).is_file());
+        Self {
+            city_path: present(&e.geoip_city_path),
+            asn_path: present(&e.geoip_asn_path),
+            reputation_path: e.abuseipdb.as_ref().map(|a| a.table_path.clone()),
+        }
+    }
+
+    fn context(&self) -> Value {
+        let nets: Vec<String> = NON_PUBLIC_NETS.iter().map(|n| format!("\"{n}\"")).collect();
+        json!({
+            "any": self.city_path.is_some() || self.asn_path.is_some()
+                || self.reputation_path.is_some(),
+            "city": self.city_path.is_some(),
+            "asn": self.asn_path.is_some(),
+            "reputation": self.reputation_path.is_some(),
+            "city_path": self.city_path,
+            "asn_path": self.asn_path,
+            "reputation_path": self.reputation_path,
+            "city_table": GEOIP_CITY_TABLE,
+            "asn_table": GEOIP_ASN_TABLE,
+            "reputation_table": REPUTATION_TABLE,
+            "reputation_columns": REPUTATION_COLUMNS,
+            "nonpublic": format!("[{}]", nets.join(", ")),
+        })
+    }
 }
 
 /// The values the ECS program embeds.
@@ -360,7 +477,7 @@ fn management_cores(workers: &[u32]) -> Vec<u32> {
 
 /// Every value reaches the template as a complete VRL literal, so the template cannot forget to
 /// quote or escape one.
-fn ecs_context(vars: &ProgramVars) -> Result<Value, RenderError> {
+fn ecs_context(vars: &ProgramVars, enrich: &EnrichVars) -> Result<Value, RenderError> {
     let literal = |key, s: &str| vrl_escape(key, s).map(|e| format!("\"{e}\""));
     let home_net = vars
         .home_net
@@ -372,10 +489,16 @@ fn ecs_context(vars: &ProgramVars) -> Result<Value, RenderError> {
         "sensor_name": literal("sensor.name", &vars.sensor_name)?,
         "interface": literal("capture.interface", &vars.interface)?,
         "home_net": format!("[{}]", home_net.join(",")),
+        "enrich": enrich.context(),
     }))
 }
 
-fn vector_context(settings: &Settings, endpoint: &str, program: &str) -> Value {
+fn vector_context(
+    settings: &Settings,
+    endpoint: &str,
+    program: &str,
+    enrich: &EnrichVars,
+) -> Value {
     let c = &settings.config;
     let mib = |n: u32| u64::from(n) * 1024 * 1024;
     let auth = match &settings.auth {
@@ -416,6 +539,7 @@ fn vector_context(settings: &Settings, endpoint: &str, program: &str) -> Value {
         "buffer_max_bytes": mib(c.shipping.buffer_max_mb).max(VECTOR_MIN_DISK_BUFFER_BYTES),
         "auth": auth,
         "redis": c.shipping.redis,
+        "enrich": enrich.context(),
     })
 }
 
@@ -479,6 +603,11 @@ impl Templates {
         tera.autoescape_on(vec![]);
         tera.register_filter("quote", quote);
         tera.register_filter("vstr", vector_string);
+        if name == ECS_TEMPLATE {
+            let (include, _) = &self.sources[ENRICH_TEMPLATE];
+            tera.add_raw_template(ENRICH_TEMPLATE, include)
+                .map_err(fail)?;
+        }
         tera.add_raw_template(name, text).map_err(fail)?;
         let ctx = tera::Context::from_value(context.clone()).map_err(fail)?;
         tera.render(name, &ctx).map_err(fail)
