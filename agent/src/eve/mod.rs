@@ -163,8 +163,10 @@ impl EveReader {
         }
     }
 
-    /// Reads until shutdown. Starts at the end of an existing file (the counters are the
-    /// agent's, from its start); a rotated or truncated file is read from its beginning.
+    /// Reads until shutdown, then once more to the end of the file (the daemon stops the reader
+    /// after Suricata, so what Suricata writes while stopping is read too). Starts at the end of
+    /// an existing file (the counters are the agent's, from its start); a rotated or truncated
+    /// file is read from its beginning.
     pub async fn run(
         self,
         metrics: std::sync::Arc<Metrics>,
@@ -172,6 +174,7 @@ impl EveReader {
     ) -> Result<(), TaskError> {
         let mut tailer = Tailer::new(self.path.clone(), self.max_line_bytes, true);
         let mut counter = EveCounter::default();
+        let mut stopping = false;
         loop {
             // Bounded batches keep one poll from holding the runtime for long after a backlog.
             loop {
@@ -190,9 +193,10 @@ impl EveReader {
                 }
                 tokio::task::yield_now().await;
             }
-            if !shutdown.sleep(self.poll).await {
+            if stopping {
                 return Ok(());
             }
+            stopping = !shutdown.sleep(self.poll).await;
         }
     }
 }
