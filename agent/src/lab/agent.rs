@@ -121,6 +121,9 @@ impl AgentProcess {
             if text.contains("Engine started") && scrape(metrics_url).is_ok() {
                 return Ok(());
             }
+            if super::stopped() {
+                return Err(LabError::Interrupted);
+            }
             let exited = self
                 .child
                 .as_mut()

@@ -125,6 +125,9 @@ pub enum LabError {
     /// The agent's metrics endpoint could not be read.
     #[error("agent metrics: {0}")]
     Metrics(String),
+    /// Ctrl-C/SIGTERM arrived before the sensor was up.
+    #[error("interrupted while the agent was starting; nothing is left running")]
+    Interrupted,
     /// The attacker thread ended unexpectedly.
     #[error("the attacker thread stopped")]
     Attacker,
