@@ -35,7 +35,25 @@ fn agent_binary() -> PathBuf {
         "debug" => "dev",
         other => other,
     };
-    let status = Command::new(env!("CARGO"))
+    let mut cargo = Command::new(env!("CARGO"));
+    // The test runner's variables (the e2e package's identity, its library path) would make
+    // cargo see a different build and recompile the agent instead of reusing the workspace's.
+    for (var, _) in std::env::vars_os() {
+        let name = var.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("NEXTEST")
+            || [
+                "CARGO",
+                "CARGO_MANIFEST_DIR",
+                "LD_LIBRARY_PATH",
+                "RUST_RECURSION_COUNT",
+            ]
+            .contains(&name.as_ref())
+        {
+            cargo.env_remove(&var);
+        }
+    }
+    let status = cargo
         .args([
             "build",
             "--quiet",
