@@ -369,7 +369,7 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     config::from_str(&config_text, Path::new("<lab>"))?;
     let config_path = work.path().join("config.yaml");
     std::fs::write(&config_path, &config_text).map_err(io_error("write", &config_path))?;
-    for dir in ["logs", "rules"] {
+    for dir in ["logs", "rules", "vector"] {
         let d = work.path().join(dir);
         std::fs::create_dir_all(&d).map_err(io_error("create", &d))?;
     }
