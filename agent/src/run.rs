@@ -313,8 +313,10 @@ pub async fn run_with(
         if let Err(e) = backend.stop(c, grace).await {
             tracing::error!("{e}");
         }
-        if let Some(eve) = eve_sup.take() {
-            eve.shutdown(Duration::from_secs(1)).await;
+        if c == Component::Suricata {
+            if let Some(eve) = eve_sup.take() {
+                eve.shutdown(Duration::from_secs(1)).await;
+            }
         }
     }
     server.shutdown(Duration::from_millis(500)).await;
