@@ -528,6 +528,7 @@ fn lab_command(
         archive,
         print: true,
         metrics_listen,
+        agent: std::env::current_exe()?,
     })?;
     let missed = report.rows.iter().filter(|r| r.latency.is_none()).count();
     if missed > 0 || !report.baseline_alerts.is_empty() {

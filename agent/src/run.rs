@@ -24,7 +24,9 @@ use crate::eve::{EveReader, LineSink};
 use crate::intel::{self, Intel, IntelConfig, IntelError, IntelHandle, IntelStats};
 use crate::metrics::{self, Metrics, ServeError};
 use crate::notify::{Alert, Notifier, NotifyConfig, NotifyError, NotifyHandle, NotifyStats};
-use crate::pipeline::{Backend, BoxFuture, Component, ProcessBackend, SystemdBackend};
+use crate::pipeline::{
+    self, Archive, ArchiveError, Backend, BoxFuture, Component, ProcessBackend, SystemdBackend,
+};
 use crate::render::{Profile, RenderOptions};
 use crate::resources::{
     Controller, ControllerParams, Limiter, ProcessKind, SysinfoSource, Throttle, ThrottleActions,
@@ -91,6 +93,9 @@ pub enum RunError {
     /// Threat intelligence is configured but cannot be set up (key file, table).
     #[error(transparent)]
     Intel(#[from] IntelError),
+    /// The local ECS archive (the embedded default sink) cannot be opened.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
     /// sysinfo could not read the host.
     #[error("cannot sample resources: {0}")]
     Resources(#[from] sysinfo::Error),
@@ -130,6 +135,14 @@ pub fn run(
             },
             validator,
         });
+        let process = backend == BackendKind::Process;
+        let sinks = if Archive::wanted(&settings, process, pipeline::on_path("vector")) {
+            let archive = &settings.config.shipping.archive;
+            tracing::info!(path = %archive.path, types = ?archive.event_types, "ECS archive on");
+            vec![Archive::open(&settings)?.into_sink(&metrics)]
+        } else {
+            Vec::new()
+        };
         let parts = match backend {
             BackendKind::Process => {
                 let process = Arc::new(ProcessBackend::for_settings(&settings, metrics.clone()));
@@ -139,6 +152,7 @@ pub fn run(
                     reloader,
                     metrics,
                     tasks: Vec::new(),
+                    sinks,
                 }
             }
             BackendKind::Systemd => {
@@ -155,6 +169,7 @@ pub fn run(
                     reloader,
                     metrics,
                     tasks: vec![("unit-pids", watch)],
+                    sinks,
                 }
             }
         };
@@ -174,6 +189,8 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
     /// Further supervised tasks the backend needs (e.g. the systemd backend's PID watcher).
     pub tasks: Vec<(&'static str, TaskFactory)>,
+    /// Further receivers of every EVE line the reader reads (the local ECS archive).
+    pub sinks: Vec<LineSink>,
 }
 
 enum ReloadRequest {
@@ -184,8 +201,8 @@ enum ReloadRequest {
 }
 
 /// Runs the daemon with the given parts until SIGTERM/SIGINT, then shuts down in order
-/// within 10 s: stop intake (tasks), stop Suricata, let Vector drain and stop it, stop
-/// serving metrics.
+/// within 10 s: stop intake (tasks), stop Suricata, let the EVE reader read what it wrote
+/// last, let Vector drain and stop it, stop serving metrics.
 pub async fn run_with(
     config_path: PathBuf,
     settings: Settings,
@@ -197,6 +214,7 @@ pub async fn run_with(
         reloader,
         metrics,
         tasks,
+        sinks,
     } = parts;
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Runtime)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Runtime)?;
@@ -205,7 +223,8 @@ pub async fn run_with(
     let server = metrics::serve(settings.metrics_listen, metrics.clone()).await?;
     tracing::info!(addr = %server.local_addr(), "metrics endpoint up");
     let checkers = Checkers::for_settings(&settings)?;
-    let responders = Responders::from_settings(&settings, &metrics)?;
+    let mut responders = Responders::from_settings(&settings, &metrics)?;
+    responders.also = sinks;
 
     let settings = Arc::new(settings);
     let first = match apply_logged(&reloader, &settings, Profile::Full, &metrics).await {
@@ -239,12 +258,16 @@ pub async fn run_with(
     }
 
     let mut sup = Supervisor::new(metrics.clone(), Backoff::default());
+    // The EVE reader has its own supervisor, stopped after Suricata: it reads what Suricata
+    // writes while stopping, so the sinks (the archive) miss nothing.
+    let mut eve_sup = Supervisor::new(metrics.clone(), Backoff::default());
     for (name, factory) in tasks {
         sup.spawn(name, factory);
     }
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(8);
     spawn_tasks(
         &mut sup,
+        &mut eve_sup,
         &config_path,
         &settings,
         &metrics,
@@ -286,12 +309,18 @@ pub async fn run_with(
     supervisor::notify_stopping();
     tracing::info!("shutting down");
     sup.shutdown(Duration::from_secs(3)).await;
+    let mut eve_sup = Some(eve_sup);
     for (c, grace) in Component::STOP_ORDER
         .into_iter()
         .zip([Duration::from_secs(2), Duration::from_secs(3)])
     {
         if let Err(e) = backend.stop(c, grace).await {
             tracing::error!("{e}");
+        }
+        if c == Component::Suricata {
+            if let Some(eve) = eve_sup.take() {
+                eve.shutdown(Duration::from_secs(1)).await;
+            }
         }
     }
     server.shutdown(Duration::from_millis(500)).await;
@@ -310,6 +339,8 @@ struct Responders {
     notify_stats: Arc<NotifyStats>,
     block_stats: Arc<BlockStats>,
     handles: Arc<Handles>,
+    /// Sinks that take every line whatever the responders do (the local ECS archive).
+    also: Vec<LineSink>,
 }
 
 #[derive(Default)]
@@ -374,16 +405,25 @@ impl Responders {
             notify_stats,
             block_stats,
             handles: Arc::default(),
+            also: Vec::new(),
         })
     }
 
-    /// The EVE reader's sink, when any responder runs.
+    /// The EVE reader's sink, when any responder or extra sink runs.
     fn sink(&self) -> Option<LineSink> {
-        if self.notify.is_none() && self.block.is_none() && self.intel.is_none() {
-            return None;
+        let mut sinks = self.also.clone();
+        if self.notify.is_some() || self.block.is_some() || self.intel.is_some() {
+            let handles = self.handles.clone();
+            sinks.push(Arc::new(move |line: &[u8]| handles.offer(line)));
         }
-        let handles = self.handles.clone();
-        Some(Arc::new(move |line: &[u8]| handles.offer(line)))
+        if sinks.len() <= 1 {
+            return sinks.pop();
+        }
+        Some(Arc::new(move |line: &[u8]| {
+            for sink in &sinks {
+                sink(line);
+            }
+        }))
     }
 
     fn spawn(self, sup: &mut Supervisor, backend: &Arc<dyn Backend>) {
@@ -460,6 +500,7 @@ impl Responders {
 #[allow(clippy::too_many_arguments)]
 fn spawn_tasks(
     sup: &mut Supervisor,
+    eve_sup: &mut Supervisor,
     config_path: &Path,
     settings: &Arc<Settings>,
     metrics: &Arc<Metrics>,
@@ -475,7 +516,7 @@ fn spawn_tasks(
     let m = metrics.clone();
     let sink = responders.sink();
     responders.spawn(sup, backend);
-    sup.spawn(
+    eve_sup.spawn(
         "eve",
         Box::new(move |shutdown| {
             let mut reader = EveReader::new(&logs);

@@ -96,6 +96,10 @@ pub struct Capture {
     /// tpacket-v3 block size in bytes: a power of two and a multiple of the Pi 5's 16 KiB pages.
     #[serde(default = "default_block_size")]
     pub block_size_bytes: u32,
+    /// Pin the workers to `cpu_cores` exclusively at high priority (the Pi, whose cores are set
+    /// aside for capture); off where the cores are shared with other work, such as the lab.
+    #[serde(default = "default_true")]
+    pub pin_workers: bool,
 }
 
 /// The tmpfs that holds Suricata's hot logs.
@@ -206,6 +210,38 @@ pub struct Shipping {
     /// An optional second copy of every event into a local Redis list.
     #[serde(default)]
     pub redis: Option<Redis>,
+    /// The local archive of ECS documents the agent writes itself (the embedded default sink).
+    #[serde(default)]
+    pub archive: Archive,
+}
+
+/// When the agent's own EVE reader maps events to ECS into a local file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveMode {
+    /// Only when the `process` backend finds no `vector` on PATH, so events still land
+    /// somewhere on a machine where Vector is not installed.
+    Auto,
+    /// Always, next to whatever Vector ships (the lab reads its detections from it).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The local ECS archive: one JSON document per line, mapped by the program `vector.toml`
+/// embeds, appended by the agent's EVE reader.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Archive {
+    /// `auto` (default), `always` or `never`.
+    #[serde(default = "default_archive_mode")]
+    pub mode: ArchiveMode,
+    /// The JSON-lines file (absolute path); appended to, its directory created.
+    #[serde(default = "default_archive_path")]
+    pub path: String,
+    /// EVE event types archived; each must be in `suricata.eve_types`.
+    #[serde(default = "default_archive_event_types")]
+    pub event_types: Vec<String>,
 }
 
 /// Optional Redis sink.
@@ -687,7 +723,7 @@ default_from_fns! {
     Capture {
         interface: default_interface, home_net: default_home_net, workers: default_workers,
         cpu_cores: default_cpu_cores, ring_size: default_ring_size,
-        block_size_bytes: default_block_size,
+        block_size_bytes: default_block_size, pin_workers: default_true,
     }
     Logs { path: default_logs_path, size_mb: default_logs_size_mb }
     Suricata {
@@ -744,7 +780,11 @@ default_from_fns! {
     Shipping {
         batch_max_events: default_batch_max_events, batch_max_mb: default_batch_max_mb,
         batch_timeout_secs: default_batch_timeout_secs, buffer_max_mb: default_buffer_max_mb,
-        redis: none,
+        redis: none, archive: Archive::default,
+    }
+    Archive {
+        mode: default_archive_mode, path: default_archive_path,
+        event_types: default_archive_event_types,
     }
     Auth {
         method: default_auth_method, profile: none, credentials_file: none, role_arn: none,
@@ -914,6 +954,18 @@ pub fn default_timeout_secs() -> u32 {
 /// Default rendered-files directory.
 pub fn default_rendered_dir() -> String {
     "/var/lib/ids2/rendered".into()
+}
+/// Default archive mode: only when Vector is not installed.
+pub fn default_archive_mode() -> ArchiveMode {
+    ArchiveMode::Auto
+}
+/// Default archive file.
+pub fn default_archive_path() -> String {
+    "/var/lib/ids2/archive/ecs.jsonl".into()
+}
+/// Default archived event types: the alerts (mapping costs CPU per event).
+pub fn default_archive_event_types() -> Vec<String> {
+    vec!["alert".into()]
 }
 /// Default Vector data directory.
 pub fn default_vector_data_dir() -> String {

@@ -558,6 +558,24 @@ fn check_shipping(c: &Config, p: &mut Vec<Problem>) {
             p.push(Problem::at("shipping.redis.key", "must not be empty"));
         }
     }
+    let a = &s.archive;
+    check_abs_path("shipping.archive.path", &a.path, p);
+    if a.event_types.is_empty() {
+        p.push(Problem::at(
+            "shipping.archive.event_types",
+            "must name at least one EVE type, e.g. [alert]",
+        ));
+    }
+    for (i, t) in a.event_types.iter().enumerate() {
+        if !c.suricata.eve_types.contains(t) {
+            p.push(Problem::new(
+                format!("shipping.archive.event_types[{i}]"),
+                t,
+                "is not in suricata.eve_types, so Suricata never writes it; add it there or \
+                 remove it here",
+            ));
+        }
+    }
 }
 
 fn check_history(c: &Config, p: &mut Vec<Problem>) {
@@ -1306,6 +1324,30 @@ mod tests {
             Ok(_) => Vec::new(),
             Err(p) => p.into_iter().map(|p| p.path).collect(),
         }
+    }
+
+    #[test]
+    fn archive_defaults_are_valid_and_bad_values_named_by_key() {
+        let c = base();
+        assert_eq!(c.shipping.archive.mode, crate::config::ArchiveMode::Auto);
+        assert_eq!(c.shipping.archive.event_types, ["alert"]);
+        assert!(c.capture.pin_workers);
+        assert!(anomaly_problems(|_| {}).is_empty());
+        let p = anomaly_problems(|c| {
+            c.shipping.archive.path = "archive.jsonl".into();
+            c.shipping.archive.event_types = vec!["alert".into(), "smb".into()];
+        });
+        assert_eq!(
+            p,
+            ["shipping.archive.path", "shipping.archive.event_types[1]"]
+        );
+        assert_eq!(
+            anomaly_problems(|c| c.shipping.archive.event_types.clear()),
+            ["shipping.archive.event_types"]
+        );
+        let text = "sensor: {id: lab-1}\nopensearch: {domain: ids2, region: eu-west-1}\n\
+                    shipping: {archive: {mode: sometimes}}\n";
+        assert!(serde_yaml_ng::from_str::<Config>(text).is_err());
     }
 
     #[test]

@@ -163,8 +163,10 @@ impl EveReader {
         }
     }
 
-    /// Reads until shutdown. Starts at the end of an existing file (the counters are the
-    /// agent's, from its start); a rotated or truncated file is read from its beginning.
+    /// Reads until shutdown, then once more to the end of the file (the daemon stops the reader
+    /// after Suricata, so what Suricata writes while stopping is read too). Starts at the end of
+    /// an existing file (the counters are the agent's, from its start); a rotated or truncated
+    /// file is read from its beginning.
     pub async fn run(
         self,
         metrics: std::sync::Arc<Metrics>,
@@ -172,6 +174,7 @@ impl EveReader {
     ) -> Result<(), TaskError> {
         let mut tailer = Tailer::new(self.path.clone(), self.max_line_bytes, true);
         let mut counter = EveCounter::default();
+        let mut stopping = false;
         loop {
             // Bounded batches keep one poll from holding the runtime for long after a backlog.
             loop {
@@ -190,9 +193,10 @@ impl EveReader {
                 }
                 tokio::task::yield_now().await;
             }
-            if !shutdown.sleep(self.poll).await {
+            if stopping {
                 return Ok(());
             }
+            stopping = !shutdown.sleep(self.poll).await;
         }
     }
 }
@@ -200,6 +204,42 @@ impl EveReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the writer adds after shutdown was requested (Suricata stopping) is still read and
+    /// handed to the sink, even with a poll interval far longer than the test.
+    #[tokio::test]
+    async fn reads_to_the_end_once_more_after_shutdown() {
+        use std::io::Write as _;
+        use std::sync::{Arc, Mutex};
+        let dir = tempfile::tempdir().unwrap();
+        let eve = dir.path().join("eve.json");
+        std::fs::write(&eve, "{\"event_type\":\"old\"}\n").unwrap();
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let got = seen.clone();
+        let mut reader = EveReader::new(&dir.path().display().to_string());
+        reader.poll = Duration::from_secs(3600);
+        reader.sink = Some(Arc::new(move |l: &[u8]| {
+            got.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(l).into_owned())
+        }));
+        let metrics = std::sync::Arc::new(Metrics::new("t"));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(reader.run(metrics.clone(), Shutdown::new(stopped)));
+        // The first poll has positioned the reader at the end of the existing file.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&eve).unwrap();
+        writeln!(f, "{{\"event_type\":\"alert\"}}").unwrap();
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the reader stops at once")
+            .unwrap()
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["{\"event_type\":\"alert\"}"]);
+        assert_eq!(metrics.eve_events.get(&["alert"]), Some(1.0));
+        assert_eq!(metrics.eve_events.get(&["old"]), None);
+    }
 
     #[test]
     fn counts_by_type_and_reads_stats() {

@@ -1,33 +1,47 @@
-//! The agent's own runtime pieces in the lab: the daemon's EVE reader and metrics registry over
-//! the sensor's EVE file, served on the daemon's `/metrics` endpoint for the lab's duration.
-//! The lab's final counts are scraped from that endpoint over HTTP, so the report shows what a
-//! Prometheus would see, not what the lab believes it fed in.
+//! The sensor of the lab is the real daemon: `ids2-agent run --backend process --config FILE`
+//! started inside the sensor namespace with `ip netns exec` (which execs it, so the child's pid
+//! is the agent's). The agent renders, checks with `suricata -T`, starts Suricata on `eth0`
+//! through its process backend, reads EVE with its one reader (which feeds the ECS archive)
+//! and serves `/metrics` on the namespace's loopback.
+//!
+//! A relay thread forwards the `--metrics-listen` address on the host to that endpoint, so the
+//! host (an operator's browser, the lab's own scrapes) reads what a Prometheus would. Dropping
+//! [`AgentProcess`] sends the agent SIGTERM — its ordered shutdown stops Suricata — and
+//! SIGKILLs it if it has not exited in time; Suricata carries a parent-death signal, so it
+//! never outlives the agent.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::net::SocketAddr;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Shutdown as SockShutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
+use super::netns::{Lan, IFACE};
 use super::LabError;
-use crate::eve::EveReader;
-use crate::metrics::{self, Metrics, MetricsServer};
-use crate::supervisor::Shutdown;
 
-/// How often the reader polls EVE in the lab; the daemon's 1 s would only slow the final drain.
-const READER_POLL: Duration = Duration::from_millis(100);
-/// How many start markers are written before giving up on the reader.
-const PROBES: u32 = 25;
-/// The `event_type` of the lab's start marker in eve.json (counted by the agent like any line).
-pub const START_MARKER: &str = "ids2_lab_start";
+/// Where the agent's `/metrics` listens inside the sensor namespace. The namespace is the
+/// lab's own and fresh, so no other server can hold the port.
+pub const AGENT_METRICS: &str = "127.0.0.1:9100";
+/// How long the agent may take to apply its config (`suricata -T` loads the rules) and bring
+/// Suricata's engine up.
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long the agent's ordered shutdown may take (it bounds itself to 10 s).
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a scrape may take.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the relay checks for its stop flag.
+const ACCEPT_POLL: Duration = Duration::from_millis(50);
 
-/// What the agent's `/metrics` said at the end of the lab.
-#[derive(Debug, Clone, PartialEq)]
+/// What the agent's `/metrics` reported.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Scraped {
     /// `ids2_eve_events_total{event_type="alert"}` (0 when no alert was read).
     pub alerts: u64,
@@ -35,145 +49,306 @@ pub struct Scraped {
     pub stats_events: u64,
     /// `ids2_suricata_capture_packets_total`, absent until a `stats` event was read.
     pub capture_packets: Option<u64>,
+    /// `ids2_suricata_capture_kernel_drops_total`, absent until a `stats` event was read.
+    pub capture_drops: Option<u64>,
+    /// `ids2_archive_documents_total`: ECS documents the agent appended to the archive.
+    pub archive_documents: u64,
 }
 
-/// The EVE reader and metrics endpoint, on their own tokio runtime (the lab itself is
-/// threads and blocking I/O); stopped by [`AgentSide::finish`] or when dropped.
-pub struct AgentSide {
-    runtime: tokio::runtime::Runtime,
-    server: Option<MetricsServer>,
-    reader: Option<tokio::task::JoinHandle<Result<(), crate::supervisor::TaskError>>>,
-    stop: watch::Sender<bool>,
-    url: String,
-    eve: PathBuf,
+/// The agent running in the sensor namespace; dropping it stops it.
+pub struct AgentProcess {
+    child: Option<Child>,
+    log: PathBuf,
 }
 
-impl AgentSide {
-    /// Serves metrics on `listen` and follows `<logs_dir>/eve.json`: every line appended after
-    /// this returns is counted.
-    pub fn start(logs_dir: &Path, listen: SocketAddr) -> Result<Self, LabError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("lab-agent")
-            .enable_all()
-            .build()
-            .map_err(|e| LabError::Service("start the agent's runtime", e))?;
-        let eve = logs_dir.join("eve.json");
-        let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
-        let server = runtime
-            .block_on(metrics::serve(listen, metrics.clone()))
-            .map_err(LabError::MetricsListen)?;
-        let url = format!("http://{}/metrics", server.local_addr());
-        let (stop, stopped) = watch::channel(false);
-        let mut reader = EveReader::new(&logs_dir.display().to_string());
-        reader.poll = READER_POLL;
-        let reader = runtime.spawn(reader.run(metrics.clone(), Shutdown::new(stopped)));
-        let side = Self {
-            runtime,
-            server: Some(server),
-            reader: Some(reader),
-            stop,
-            url,
-            eve,
+impl AgentProcess {
+    /// Starts `agent run --backend process --config config` in namespace `ns`, its output in
+    /// `log`, and waits until Suricata's engine runs and the metrics answer at `metrics_url`.
+    pub fn start(
+        agent: &Path,
+        ns: &str,
+        config: &Path,
+        log: &Path,
+        metrics_url: &str,
+    ) -> Result<Self, LabError> {
+        let out = File::create(log).map_err(|source| LabError::Io {
+            action: "create",
+            path: log.to_path_buf(),
+            source,
+        })?;
+        let err = out.try_clone().map_err(|source| LabError::Io {
+            action: "open",
+            path: log.to_path_buf(),
+            source,
+        })?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns])
+            .arg(agent)
+            .args(["run", "--backend", "process", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Ctrl-C reaches the lab only; the lab then stops the agent in order.
+            .process_group(0);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                // If the lab dies without its guards running, the agent still stops in order.
+                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd.spawn().map_err(|source| LabError::Spawn {
+            program: format!("ip netns exec {ns} {}", agent.display()),
+            source,
+        })?;
+        let mut process = Self {
+            child: Some(child),
+            log: log.to_path_buf(),
         };
-        side.wait_reading(&metrics)?;
-        Ok(side)
+        process.wait_started(metrics_url)?;
+        Ok(process)
     }
 
-    /// Waits until the reader follows the file. It skips what a file holds at its first poll
-    /// (the daemon counts from its own start), so lines written before that poll would be lost:
-    /// probe lines are appended until one is counted, and Suricata starts only after that.
-    fn wait_reading(&self, metrics: &Metrics) -> Result<(), LabError> {
-        let io = |source| LabError::Io {
-            action: "write a start marker to",
-            path: self.eve.clone(),
-            source,
-        };
-        for _ in 0..PROBES {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.eve)
-                .map_err(io)?;
-            writeln!(f, "{{\"event_type\":\"{START_MARKER}\"}}").map_err(io)?;
-            drop(f);
-            std::thread::sleep(READER_POLL * 2);
-            if metrics.eve_events.get(&[START_MARKER]).is_some() {
+    fn wait_started(&mut self, metrics_url: &str) -> Result<(), LabError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            // Suricata's console log reaches the agent's output through the process backend.
+            if text.contains("Engine started") && scrape(metrics_url).is_ok() {
                 return Ok(());
             }
+            if super::stopped() {
+                return Err(LabError::Interrupted);
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() > deadline {
+                return Err(LabError::AgentStart {
+                    reason: match exited {
+                        Some(status) => format!("the agent exited ({status})"),
+                        None => format!(
+                            "Suricata's engine was not running within {}s",
+                            START_TIMEOUT.as_secs()
+                        ),
+                    },
+                    output: tail(&text, 15),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        Err(LabError::Metrics(format!(
-            "the EVE reader did not pick up {} within {:?}",
-            self.eve.display(),
-            READER_POLL * 2 * PROBES
-        )))
     }
 
-    /// The metrics URL.
+    /// The agent's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The pid of the Suricata the agent runs, if any.
+    pub fn suricata_pid(&self) -> Option<u32> {
+        child_named(self.pid()?, "suricata")
+    }
+
+    /// Stops the agent (SIGTERM: its ordered shutdown) and returns the capture totals
+    /// Suricata printed on exit (`device: eth0: packets: N, drops: D …`): exact, unlike the
+    /// periodic stats, which trail af-packet's kernel counters. `None` when Suricata was
+    /// killed before it could print them.
+    pub fn stop(mut self) -> Option<(u64, u64)> {
+        self.terminate();
+        let text = std::fs::read_to_string(&self.log).ok()?;
+        text.lines().rev().find_map(exit_totals)
+    }
+
+    fn terminate(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!(
+            "warning: the lab's agent did not stop within {}s; killing it",
+            STOP_TIMEOUT.as_secs()
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().rev().take(n).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+/// The first child of `parent` whose command name starts with `name` (from `/proc`).
+fn child_named(parent: u32, name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.find_map(|e| {
+        let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+        let (_, rest) = stat.rsplit_once(") ")?;
+        let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let program = cmdline.split(|&b| b == 0).next()?;
+        let base = Path::new(std::str::from_utf8(program).ok()?).file_name()?;
+        (ppid == parent && base.to_str()?.starts_with(name)).then_some(pid)
+    })
+}
+
+/// Parses `… device: eth0: packets: 2495, drops: 0 (0.00%), invalid chksum: 0`.
+fn exit_totals(line: &str) -> Option<(u64, u64)> {
+    let rest = line.split(&format!("{IFACE}: packets: ")).nth(1)?;
+    let (packets, rest) = rest.split_once(", drops: ")?;
+    let drops = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    Some((packets.trim().parse().ok()?, drops.parse().ok()?))
+}
+
+/// Forwards connections to a host address into the sensor namespace's agent endpoint.
+pub struct Relay {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    url: String,
+}
+
+impl Relay {
+    /// Binds `listen` on the host. Called before any namespace exists, so a taken address
+    /// changes nothing.
+    pub fn bind(listen: SocketAddr) -> Result<TcpListener, LabError> {
+        TcpListener::bind(listen).map_err(LabError::MetricsListen)
+    }
+
+    /// Serves `listener`, connecting to [`AGENT_METRICS`] from inside namespace `ns`.
+    pub fn start(listener: TcpListener, ns: &str) -> Result<Self, LabError> {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| LabError::Service("read the relay's address", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| LabError::Service("set up the metrics relay", e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (ns, flag) = (ns.to_string(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("lab-metrics-relay".into())
+            .spawn(move || {
+                let entered = Lan::enter(&ns);
+                let ok = entered.is_ok();
+                let _ = ready_tx.send(entered);
+                if ok {
+                    relay(&listener, &flag);
+                }
+            })
+            .map_err(|e| LabError::Service("start the metrics relay", e))?;
+        ready_rx
+            .recv()
+            .map_err(|_| LabError::Metrics("the metrics relay stopped".into()))??;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+            url: format!("http://{addr}/metrics"),
+        })
+    }
+
+    /// The host URL of the agent's metrics.
     pub fn url(&self) -> &str {
         &self.url
     }
-
-    /// Lets the reader drain EVE (call it once Suricata has exited, so the file is final),
-    /// stops it, scrapes `/metrics` over HTTP and stops the endpoint.
-    pub fn finish(mut self) -> Result<Scraped, LabError> {
-        // Two full polls after the writer is gone: the last one reads to the end of the file.
-        std::thread::sleep(READER_POLL * 3);
-        let _ = self.stop.send(true);
-        if let Some(reader) = self.reader.take() {
-            match self.runtime.block_on(reader) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    return Err(LabError::Metrics(format!(
-                        "the EVE reader failed on {}: {e}",
-                        self.eve.display()
-                    )))
-                }
-                Err(e) => return Err(LabError::Metrics(format!("the EVE reader panicked: {e}"))),
-            }
-        }
-        let body = self.runtime.block_on(scrape(&self.url));
-        if let Some(server) = self.server.take() {
-            self.runtime
-                .block_on(server.shutdown(Duration::from_secs(1)));
-        }
-        let samples = parse_samples(&body?);
-        let get = |series: &str| samples.get(series).map(|v| *v as u64);
-        Ok(Scraped {
-            alerts: get(r#"ids2_eve_events_total{event_type="alert"}"#).unwrap_or(0),
-            stats_events: get(r#"ids2_eve_events_total{event_type="stats"}"#).unwrap_or(0),
-            capture_packets: get("ids2_suricata_capture_packets_total"),
-        })
-    }
 }
 
-impl Drop for AgentSide {
+impl Drop for Relay {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(server) = self.server.take() {
-            self.runtime
-                .block_on(server.shutdown(Duration::from_secs(1)));
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
 }
 
-async fn scrape(url: &str) -> Result<String, LabError> {
-    let fail = |e: reqwest::Error| LabError::Metrics(format!("cannot scrape {url}: {e}"));
-    // The endpoint is on loopback: a proxy from the environment must not be asked for it.
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(SCRAPE_TIMEOUT)
-        .build()
-        .map_err(fail)?;
-    client
-        .get(url)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(fail)?
-        .text()
-        .await
-        .map_err(fail)
+fn relay(listener: &TcpListener, stop: &AtomicBool) {
+    let upstream: SocketAddr = AGENT_METRICS.parse().expect("a valid socket address");
+    while !stop.load(Ordering::SeqCst) {
+        let client = match listener.accept() {
+            Ok((client, _)) => client,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+            Err(_) => continue,
+        };
+        // This thread is in the sensor namespace, so the connection is made there.
+        let Ok(server) = TcpStream::connect_timeout(&upstream, SCRAPE_TIMEOUT) else {
+            continue;
+        };
+        let _ = client.set_nonblocking(false);
+        let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
+            continue;
+        };
+        // Each direction ends when its reader sees EOF (the agent closes or exits).
+        for (mut from, mut to) in [(client, server), (server2, client2)] {
+            let _ = std::thread::Builder::new()
+                .name("lab-relay-pipe".into())
+                .spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(SockShutdown::Write);
+                });
+        }
+    }
+}
+
+/// Scrapes `url` (`http://host:port/path`) over HTTP/1.1 and parses the samples.
+pub fn scrape(url: &str) -> Result<Scraped, LabError> {
+    let fail = |e: String| LabError::Metrics(format!("cannot scrape {url}: {e}"));
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| fail("not an http:// URL".into()))?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let addr: SocketAddr = authority.parse().map_err(|e| fail(format!("{e}")))?;
+    let mut sock =
+        TcpStream::connect_timeout(&addr, SCRAPE_TIMEOUT).map_err(|e| fail(e.to_string()))?;
+    sock.set_read_timeout(Some(SCRAPE_TIMEOUT))
+        .map_err(|e| fail(e.to_string()))?;
+    write!(
+        sock,
+        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    let mut response = String::new();
+    sock.read_to_string(&mut response)
+        .map_err(|e| fail(e.to_string()))?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| fail("no HTTP response".into()))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(fail(head.lines().next().unwrap_or("").to_string()));
+    }
+    let samples = parse_samples(body);
+    let get = |series: &str| samples.get(series).map(|v| *v as u64);
+    Ok(Scraped {
+        alerts: get(r#"ids2_eve_events_total{event_type="alert"}"#).unwrap_or(0),
+        stats_events: get(r#"ids2_eve_events_total{event_type="stats"}"#).unwrap_or(0),
+        capture_packets: get("ids2_suricata_capture_packets_total"),
+        capture_drops: get("ids2_suricata_capture_kernel_drops_total"),
+        archive_documents: get("ids2_archive_documents_total").unwrap_or(0),
+    })
 }
 
 /// Series (name with its label set, as written) → value, from text format 0.0.4.
@@ -190,6 +365,17 @@ fn parse_samples(text: &str) -> HashMap<String, f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::{self, Metrics};
+
+    #[test]
+    fn exit_totals_parse() {
+        let line = "i: device: eth0: packets: 2495, drops: 7 (0.28%), invalid chksum: 0";
+        assert_eq!(exit_totals(line), Some((2495, 7)));
+        assert_eq!(
+            exit_totals("i: suricata: Signal Received.  Stopping engine."),
+            None
+        );
+    }
 
     #[test]
     fn parses_samples_by_series() {
@@ -203,39 +389,41 @@ mod tests {
         assert_eq!(s.len(), 3);
     }
 
+    /// The daemon's real endpoint, scraped over HTTP by the lab's scraper.
     #[test]
-    fn counts_every_line_written_after_start_and_scrapes_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let agent = AgentSide::start(dir.path(), "127.0.0.1:0".parse().unwrap()).unwrap();
-        assert!(agent.url().starts_with("http://127.0.0.1:"));
-        assert!(!agent.url().ends_with(":0/metrics"));
-        // Written as soon as start returns: counted.
-        let mut eve = std::fs::OpenOptions::new()
-            .append(true)
-            .open(dir.path().join("eve.json"))
+    fn scrapes_the_agents_endpoint() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
             .unwrap();
-        for _ in 0..3 {
-            writeln!(
-                eve,
-                r#"{{"event_type":"alert","alert":{{"signature_id":1}}}}"#
-            )
+        let m = Arc::new(Metrics::new("t"));
+        m.eve_events.inc_by(&["alert"], 3.0);
+        m.capture_packets.set(&[], 42.0);
+        let server = runtime
+            .block_on(metrics::serve("127.0.0.1:0".parse().unwrap(), m))
             .unwrap();
-        }
-        writeln!(
-            eve,
-            r#"{{"event_type":"stats","stats":{{"capture":{{"kernel_packets":42,"kernel_drops":0}}}}}}"#
-        )
-        .unwrap();
-        writeln!(eve, r#"{{"event_type":"dns"}}"#).unwrap();
-        drop(eve);
-        let scraped = agent.finish().unwrap();
-        assert_eq!(
-            scraped,
-            Scraped {
-                alerts: 3,
-                stats_events: 1,
-                capture_packets: Some(42)
-            }
-        );
+        let url = format!("http://{}/metrics", server.local_addr());
+        let serving = std::thread::spawn(move || {
+            runtime.block_on(async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                server.shutdown(Duration::from_millis(200)).await;
+            })
+        });
+        let s = scrape(&url).unwrap();
+        assert_eq!(s.alerts, 3);
+        assert_eq!(s.capture_packets, Some(42));
+        assert_eq!(s.stats_events, 0);
+        serving.join().unwrap();
+        assert!(scrape(&url).is_err(), "nothing listens any more");
+    }
+
+    #[test]
+    fn finds_a_child_by_program_name() {
+        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        let me = std::process::id();
+        assert_eq!(child_named(me, "sleep"), Some(child.id()));
+        assert_eq!(child_named(me, "suricata"), None);
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

@@ -2,16 +2,19 @@
 //!
 //! Namespaces `att` (attacker), `vic` (victim with HTTP, HTTPS, DNS, FTP-style and SSH-like
 //! services) and `sen` (sensor) hang off a bridge in `lan`; the sensor's `eth0` receives a
-//! mirror of the LAN. The agent renders and checks the sensor's config with `render`/`apply`
-//! (cores adapted to this machine), starts Suricata on `eth0`, maps each alert to an ECS
-//! document into a local JSONL archive, sends a benign baseline (HTTP, DNS, TLS) and then each
-//! scenario, and prints a row per scenario: expected rule, detected, latency, what was sent,
-//! kernel drops. Everything is torn down (Drop guards) after `--duration` or on Ctrl-C/SIGTERM.
+//! mirror of the LAN. The sensor is the product's daemon: the lab writes a `config.yaml`
+//! (capture on `eth0`, cores fitted to this machine, the ECS archive on) and runs
+//! `ids2-agent run --backend process` in the sensor namespace ([`agent`]), which renders,
+//! checks with `suricata -T`, starts Suricata, ships through Vector when it is installed, and
+//! archives each alert as an ECS document from its one EVE reader. The lab sends a benign
+//! baseline (HTTP, DNS, TLS) and then each scenario, and builds a row per scenario (expected
+//! rule, detected, latency, what was sent, kernel drops) from the agent's archive and
+//! `/metrics`. Everything is torn down (Drop guards: the agent gets SIGTERM and stops in
+//! order) after `--duration` or on Ctrl-C/SIGTERM.
 
 mod agent;
 mod archive;
 mod netns;
-mod sensor;
 mod victim;
 
 use std::io::{Read, Write};
@@ -24,13 +27,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
-use crate::apply::{self, Validator};
 use crate::config::{self, Settings};
 use crate::emulate::{self, packets, EmulateError, Scenario, Sent, TargetPolicy};
-use crate::render::{self, RenderOptions};
 use crate::suricata::{Suricata, SuricataError};
 
-pub use agent::Scraped;
+pub use agent::{Scraped, AGENT_METRICS};
 pub use netns::{exists as namespace_exists, ATTACKER_IP, VICTIM_IP};
 
 /// The scenarios the lab runs unless `--scenarios` names others (`templates/scenarios/`).
@@ -41,8 +42,10 @@ pub const IDS2_SIDS: std::ops::RangeInclusive<u32> = 9_200_000..=9_299_999;
 pub const DETECTION_WINDOW: Duration = Duration::from_secs(5);
 /// Quiet time after the baseline so its alerts, if any, are in before scenarios start.
 const SETTLE: Duration = Duration::from_millis(2_500);
-/// How often EVE is read.
+/// How often the archive is read.
 const POLL: Duration = Duration::from_millis(50);
+/// How long the lab waits for the agent's metrics to agree with its archive at the end.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the lab could not run.
 #[derive(Debug, thiserror::Error)]
@@ -59,18 +62,15 @@ pub enum LabError {
     /// The generated sensor config did not validate (a bug: the lab writes it).
     #[error("the lab's sensor config is invalid")]
     Config(#[from] config::ConfigError),
-    /// Render or `suricata -T` failed.
-    #[error("cannot render and check the sensor config")]
-    Apply(#[from] apply::ApplyError),
     /// Suricata could not be located.
     #[error("cannot locate suricata")]
     Locate(#[from] SuricataError),
-    /// Suricata did not start.
-    #[error("suricata did not start on the sensor's eth0: {reason}\n{output}")]
-    SuricataStart {
+    /// The agent did not bring the sensor up.
+    #[error("the agent did not bring Suricata up on the sensor's eth0: {reason}; its last output:\n{output}")]
+    AgentStart {
         /// Exit or timeout.
         reason: String,
-        /// The last lines of its output.
+        /// The last lines of its output (the agent's log and Suricata's console).
         output: String,
     },
     /// A helper program could not be started.
@@ -116,15 +116,18 @@ pub enum LabError {
     /// The TLS identity or config failed.
     #[error("lab TLS: {0}")]
     Tls(String),
-    /// The ECS mapping failed.
+    /// The agent's archive holds something that is not an ECS document.
     #[error("ECS archive: {0}")]
-    Ecs(String),
-    /// The agent's metrics endpoint could not listen.
+    Archive(String),
+    /// The host side of the agent's metrics endpoint could not listen.
     #[error("cannot serve the agent's metrics during the lab (pass --metrics-listen with a free address:port)")]
-    MetricsListen(#[source] crate::metrics::ServeError),
-    /// The agent's EVE reader or metrics endpoint failed.
+    MetricsListen(#[source] std::io::Error),
+    /// The agent's metrics endpoint could not be read.
     #[error("agent metrics: {0}")]
     Metrics(String),
+    /// Ctrl-C/SIGTERM arrived before the sensor was up.
+    #[error("interrupted while the agent was starting; nothing is left running")]
+    Interrupted,
     /// The attacker thread ended unexpectedly.
     #[error("the attacker thread stopped")]
     Attacker,
@@ -144,12 +147,15 @@ pub struct LabOptions {
     pub duration: Duration,
     /// A scenario file; `None` runs [`DEFAULT_SCENARIOS`].
     pub scenarios: Option<PathBuf>,
-    /// Where the ECS archive goes; `None` puts it in the system temp dir.
+    /// Where the ECS archive goes (truncated first); `None` puts it in the system temp dir.
     pub archive: Option<PathBuf>,
     /// Print the table while running.
     pub print: bool,
-    /// Where the agent's `/metrics` endpoint listens (port 0: any free port).
+    /// Where the agent's `/metrics` endpoint is reachable from the host (port 0: any free
+    /// port).
     pub metrics_listen: SocketAddr,
+    /// The `ids2-agent` executable run as the sensor (the CLI passes itself).
+    pub agent: PathBuf,
 }
 
 /// One ids2 alert as the lab saw it.
@@ -159,7 +165,7 @@ pub struct Alert {
     pub sid: u32,
     /// Rule msg.
     pub signature: String,
-    /// When the lab read it.
+    /// When the lab read its document in the archive.
     pub seen: Instant,
     /// The ECS document's `event.id`.
     pub ecs_id: Option<String>,
@@ -178,7 +184,7 @@ pub struct Row {
     pub sent: Sent,
     /// Time from the scenario's start to the expected alert.
     pub latency: Option<Duration>,
-    /// Kernel drops reported when the row was printed.
+    /// Kernel drops the agent's metrics reported when the row was made.
     pub kernel_drops: u64,
 }
 
@@ -191,25 +197,30 @@ pub struct Report {
     pub baseline_alerts: Vec<Alert>,
     /// Requests/queries/handshakes of the benign baseline that got an answer.
     pub baseline_answered: u32,
-    /// Every alert seen (ids2 or not).
+    /// Every alert in the archive (ids2 or not).
     pub alerts: Vec<Alert>,
     /// The ECS archive (kept after the lab).
     pub archive: PathBuf,
-    /// Documents in it.
+    /// Documents in it once the agent had stopped.
     pub archived: u64,
-    /// Last `capture.kernel_packets` from Suricata's stats.
+    /// Documents in it when [`Report::metrics`] was scraped.
+    pub archived_at_scrape: u64,
+    /// Packets Suricata captured (its exit summary; the agent's last stats as the fallback).
     pub kernel_packets: u64,
-    /// Last `capture.kernel_drops` from Suricata's stats.
+    /// Kernel drops (the same sources).
     pub kernel_drops: u64,
     /// True when Ctrl-C/SIGTERM ended the run early.
     pub interrupted: bool,
     /// The namespaces the lab used (all deleted by the time this is returned).
     pub namespaces: Vec<String>,
-    /// The pid Suricata ran as (stopped by the time this is returned).
+    /// The pid the agent ran as (stopped by the time this is returned).
+    pub agent_pid: Option<u32>,
+    /// The pid the agent's Suricata ran as (stopped by the time this is returned).
     pub suricata_pid: Option<u32>,
-    /// The agent's metrics URL (served while the lab ran).
+    /// The agent's metrics URL on the host (served while the lab ran).
     pub metrics_url: String,
-    /// What that endpoint reported once Suricata had exited, scraped over HTTP.
+    /// What that endpoint reported at the end of the run, scraped over HTTP once the traffic
+    /// had stopped and the agent's counts agreed with its archive.
     pub metrics: agent::Scraped,
 }
 
@@ -254,32 +265,51 @@ fn stopped() -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
-/// The sensor's config for the lab: capture on the sensor namespace's eth0, logs, rules,
-/// socket and rendered files in `work`, workers and cores fitted to this machine.
-pub fn lab_settings(work: &Path, cpus: usize) -> Result<Settings, config::ConfigError> {
+/// The sensor's config for the lab, as the agent reads it: capture on the sensor namespace's
+/// eth0, logs, rules, socket and rendered files in `work`, the ECS archive at `archive`,
+/// workers and cores fitted to this machine.
+pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
     let workers = cpus.clamp(1, 2);
     let cores: Vec<String> = (0..workers).map(|c| c.to_string()).collect();
     let p = |sub: &str| work.join(sub).display().to_string();
-    let yaml = format!(
+    // The lab's hosts share this machine's cores, so the workers are not pinned (exclusive,
+    // high priority, they would starve the attacker and the victim); and the throttle, which
+    // judges the whole host, samples too rarely to act during a run: it would otherwise shed
+    // the sensor's EVE because of the attacker's SYN flood. Rule updates would fetch from the
+    // internet and restart Suricata mid-run.
+    format!(
         "sensor: {{id: lab-{pid}, name: ids2 lab sensor}}\n\
-         capture: {{interface: eth0, home_net: [{subnet}], workers: {workers}, cpu_cores: [{cores}]}}\n\
+         capture: {{interface: eth0, home_net: [{subnet}], workers: {workers}, cpu_cores: [{cores}], pin_workers: false}}\n\
          logs: {{path: {logs:?}}}\n\
          suricata: {{memory_mb: 256, rules_dir: {rules:?}, socket_path: {socket:?}}}\n\
+         resources: {{sample_secs: 300}}\n\
          opensearch: {{domain: ids2-lab, region: eu-west-1, endpoint: 'https://opensearch.lab.invalid'}}\n\
-         metrics: {{listen: '127.0.0.1:0'}}\n\
+         shipping: {{archive: {{mode: always, path: {archive:?}}}}}\n\
+         metrics: {{listen: '{metrics}'}}\n\
          history: {{repo: {history:?}}}\n\
-         paths: {{rendered_dir: {rendered:?}, vector_data_dir: {vector:?}}}\n",
+         paths: {{rendered_dir: {rendered:?}, vector_data_dir: {vector:?}}}\n\
+         fleet: {{rules: {{scheduled: false}}}}\n",
         pid = std::process::id(),
         subnet = emulate::LAB_SUBNET,
         cores = cores.join(", "),
         logs = p("logs"),
         rules = p("rules"),
         socket = p("suricata.socket"),
+        archive = archive.display().to_string(),
+        metrics = AGENT_METRICS,
         history = p("history.git"),
         rendered = p("rendered"),
         vector = p("vector"),
-    );
-    config::from_str(&yaml, Path::new("<lab>"))
+    )
+}
+
+/// [`lab_config`], parsed and validated as the agent will.
+pub fn lab_settings(
+    work: &Path,
+    archive: &Path,
+    cpus: usize,
+) -> Result<Settings, config::ConfigError> {
+    config::from_str(&lab_config(work, archive, cpus), Path::new("<lab>"))
 }
 
 /// Work for the attacker thread.
@@ -293,12 +323,21 @@ enum Done {
     Scenario(Result<Sent, EmulateError>),
 }
 
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LabError {
+    let path = path.to_path_buf();
+    move |source| LabError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
 /// Runs the lab; see the module doc.
 pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(LabError::NotRoot);
     }
-    let suricata = Suricata::locate()?.ok_or(LabError::NoSuricata)?;
+    Suricata::locate()?.ok_or(LabError::NoSuricata)?;
     let scenarios = match &opts.scenarios {
         Some(path) => emulate::load(path)?,
         None => emulate::parse(DEFAULT_SCENARIOS, "templates/scenarios/default.json")?,
@@ -312,38 +351,31 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     let work = tempfile::Builder::new()
         .prefix("ids2-lab-")
         .tempdir()
-        .map_err(|source| LabError::Io {
-            action: "create a work directory in",
-            path: std::env::temp_dir(),
-            source,
-        })?;
+        .map_err(io_error(
+            "create a work directory in",
+            &std::env::temp_dir(),
+        ))?;
+    let archive_path = match &opts.archive {
+        Some(p) if p.is_relative() => std::env::current_dir()
+            .map_err(io_error("resolve", p))?
+            .join(p),
+        Some(p) => p.clone(),
+        None => std::env::temp_dir().join(format!("ids2-lab-{}.ecs.jsonl", std::process::id())),
+    };
+    // The agent appends; this run's archive starts empty.
+    std::fs::File::create(&archive_path).map_err(io_error("create", &archive_path))?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let settings = lab_settings(work.path(), cpus)?;
-    for dir in ["logs", "rules", "rendered"] {
+    let config_text = lab_config(work.path(), &archive_path, cpus);
+    config::from_str(&config_text, Path::new("<lab>"))?;
+    let config_path = work.path().join("config.yaml");
+    std::fs::write(&config_path, &config_text).map_err(io_error("write", &config_path))?;
+    for dir in ["logs", "rules", "vector"] {
         let d = work.path().join(dir);
-        std::fs::create_dir_all(&d).map_err(|source| LabError::Io {
-            action: "create",
-            path: d,
-            source,
-        })?;
+        std::fs::create_dir_all(&d).map_err(io_error("create", &d))?;
     }
-    let rendered = work.path().join("rendered");
-    apply::render_to(
-        &settings,
-        &RenderOptions::default(),
-        &rendered,
-        &Validator::Suricata(suricata.clone()),
-    )?;
-    let archive_path = opts.archive.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("ids2-lab-{}.ecs.jsonl", std::process::id()))
-    });
-    let mut archive = archive::Archive::create(&settings, &archive_path)?;
 
     // Before any namespace exists, so a taken --metrics-listen address changes nothing.
-    let agent = agent::AgentSide::start(&work.path().join("logs"), opts.metrics_listen)?;
-    if opts.print {
-        println!("agent metrics: {}", agent.url());
-    }
+    let listener = agent::Relay::bind(opts.metrics_listen)?;
     let _signals = SignalGuard::install();
     let lan = netns::Lan::create()?;
     let namespaces = vec![
@@ -352,21 +384,32 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
         lan.sensor.clone(),
         lan.lan.clone(),
     ];
+    let relay = agent::Relay::start(listener, &lan.sensor)?;
+    let metrics_url = relay.url().to_string();
     let identity = victim::Identity::generate()?;
     let victim = victim::Victim::start(&lan.victim, &identity)?;
-    let logs = work.path().join("logs");
-    let sensor = sensor::Sensor::start(
-        &suricata,
+    if opts.print {
+        println!(
+            "starting the agent in {} (render, suricata -T, Suricata)",
+            lan.sensor
+        );
+    }
+    let sensor = agent::AgentProcess::start(
+        &opts.agent,
         &lan.sensor,
-        &rendered.join(apply::CURRENT).join(render::SURICATA_YAML),
-        &logs,
+        &config_path,
+        &work.path().join("agent.log"),
+        &metrics_url,
     )?;
+    let agent_pid = sensor.pid();
+    let suricata_pid = sensor.suricata_pid();
+    if opts.print {
+        println!("agent metrics: {metrics_url}");
+    }
     let mut watch = Watch {
-        tail: sensor::EveTail::new(logs.join("eve.json")),
-        archive: &mut archive,
+        archive: archive::ArchiveFollower::new(&archive_path),
+        metrics_url: &metrics_url,
         alerts: Vec::new(),
-        kernel_packets: 0,
-        kernel_drops: 0,
         print: opts.print,
     };
     let attacker = Attacker::start(&lan.attacker, identity.cert_der.clone())?;
@@ -422,7 +465,7 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
             expect: scenario.expect.clone(),
             sent,
             latency: detected(&watch),
-            kernel_drops: watch.kernel_drops,
+            kernel_drops: agent::scrape(&metrics_url)?.capture_drops.unwrap_or(0),
         };
         if opts.print {
             print_row(&row);
@@ -430,33 +473,34 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
         rows.push(row);
     }
 
-    // Keep the sensor up for the rest of the run (operators may send their own traffic), then
-    // wait for one more stats record so the drop counters cover everything sent.
+    // Keep the sensor up for the rest of the run (operators may send their own traffic).
     while started.elapsed() < opts.duration && !stopped() {
         watch.wait(Duration::from_millis(200))?;
     }
-    watch.wait(Duration::from_secs(u64::from(sensor::STATS_INTERVAL_SECS)) + POLL)?;
     drop(attacker);
-    let suricata_pid = sensor.pid();
-    // Suricata's exit summary has the exact totals; the last stats record is the fallback.
+    let (metrics, archived_at_scrape) = watch.snapshot()?;
+    // The agent's ordered shutdown: its reader drains what Suricata writes while stopping into
+    // the archive; Suricata's exit summary has the exact capture totals.
     let totals = sensor.stop();
-    // Alerts Suricata wrote while shutting down (flows flushed at exit) are counted too.
     watch.poll()?;
-    let (kernel_packets, kernel_drops) =
-        totals.unwrap_or((watch.kernel_packets, watch.kernel_drops));
-    let metrics_url = agent.url().to_string();
-    let metrics = agent.finish()?;
+    let (kernel_packets, kernel_drops) = totals.unwrap_or((
+        metrics.capture_packets.unwrap_or(0),
+        metrics.capture_drops.unwrap_or(0),
+    ));
+    drop(relay);
     let report = Report {
         rows,
         baseline_alerts,
         baseline_answered,
         alerts: watch.alerts.clone(),
         archive: archive_path,
-        archived: watch.archive.written(),
+        archived: watch.archive.documents(),
+        archived_at_scrape,
         kernel_packets,
         kernel_drops,
         interrupted: stopped(),
         namespaces,
+        agent_pid,
         suricata_pid,
         metrics_url,
         metrics,
@@ -495,46 +539,21 @@ fn print_row(row: &Row) {
     let _ = std::io::stdout().flush();
 }
 
-/// Reads EVE: records alerts (archiving each as ECS) and the capture counters.
+/// Follows the agent's archive and records its alerts.
 struct Watch<'a> {
-    tail: sensor::EveTail,
-    archive: &'a mut archive::Archive,
+    archive: archive::ArchiveFollower,
+    metrics_url: &'a str,
     alerts: Vec<Alert>,
-    kernel_packets: u64,
-    kernel_drops: u64,
     print: bool,
 }
 
 impl Watch<'_> {
     fn poll(&mut self) -> Result<(), LabError> {
-        for line in self.tail.poll()? {
-            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            match event["event_type"].as_str() {
-                Some("alert") => {
-                    let doc = self.archive.append(&line)?;
-                    let alert = Alert {
-                        sid: event["alert"]["signature_id"].as_u64().unwrap_or(0) as u32,
-                        signature: event["alert"]["signature"]
-                            .as_str()
-                            .unwrap_or("")
-                            .to_string(),
-                        seen: Instant::now(),
-                        ecs_id: doc["event"]["id"].as_str().map(String::from),
-                    };
-                    if self.print && !IDS2_SIDS.contains(&alert.sid) {
-                        println!("  (other alert: {} {})", alert.sid, alert.signature);
-                    }
-                    self.alerts.push(alert);
-                }
-                Some("stats") => {
-                    let capture = &event["stats"]["capture"];
-                    self.kernel_packets = capture["kernel_packets"].as_u64().unwrap_or(0);
-                    self.kernel_drops = capture["kernel_drops"].as_u64().unwrap_or(0);
-                }
-                _ => {}
+        for alert in self.archive.poll()? {
+            if self.print && !IDS2_SIDS.contains(&alert.sid) {
+                println!("  (other alert: {} {})", alert.sid, alert.signature);
             }
+            self.alerts.push(alert);
         }
         Ok(())
     }
@@ -550,7 +569,7 @@ impl Watch<'_> {
         }
     }
 
-    /// Polls EVE until the attacker finishes its job; `None` if interrupted.
+    /// Polls the archive until the attacker finishes its job; `None` if interrupted.
     fn until_done(&mut self, attacker: &Attacker) -> Result<Option<Done>, LabError> {
         loop {
             self.poll()?;
@@ -560,6 +579,23 @@ impl Watch<'_> {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Err(LabError::Attacker),
             }
+        }
+    }
+
+    /// Scrapes the agent's metrics once they agree with the archive: the reader counts a
+    /// batch of lines after handing them to the archive, so the two match whenever it is idle.
+    /// Returns the scrape and the documents the archive held then.
+    fn snapshot(&mut self) -> Result<(Scraped, u64), LabError> {
+        let deadline = Instant::now() + SNAPSHOT_TIMEOUT;
+        loop {
+            let scraped = agent::scrape(self.metrics_url)?;
+            self.poll()?;
+            let documents = self.archive.documents();
+            let agree = scraped.archive_documents == documents && scraped.alerts == documents;
+            if agree || Instant::now() > deadline {
+                return Ok((scraped, documents));
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 }
@@ -708,14 +744,26 @@ mod tests {
 
     #[test]
     fn lab_settings_fit_the_machine_and_render() {
+        use crate::render::{self, RenderOptions};
         let dir = tempfile::tempdir().unwrap();
-        let one = lab_settings(dir.path(), 1).unwrap();
+        let archive = dir.path().join("a.jsonl");
+        let one = lab_settings(dir.path(), &archive, 1).unwrap();
         assert_eq!(one.config.capture.workers, 1);
         assert_eq!(one.config.capture.cpu_cores, vec![0]);
-        let many = lab_settings(dir.path(), 8).unwrap();
+        let many = lab_settings(dir.path(), &archive, 8).unwrap();
         assert_eq!(many.config.capture.workers, 2);
         assert_eq!(many.config.capture.cpu_cores, vec![0, 1]);
         assert_eq!(many.config.capture.interface, "eth0");
+        assert!(!many.config.fleet.rules.scheduled);
+        assert_eq!(
+            many.config.shipping.archive.mode,
+            config::ArchiveMode::Always
+        );
+        assert_eq!(
+            many.config.shipping.archive.path,
+            archive.display().to_string()
+        );
+        assert_eq!(many.metrics_listen, AGENT_METRICS.parse().unwrap());
         assert!(many
             .home_net
             .iter()
@@ -723,6 +771,7 @@ mod tests {
         let set = render::render(&many, &RenderOptions::default()).unwrap();
         let yaml = String::from_utf8(set.get(render::SURICATA_YAML).unwrap().to_vec()).unwrap();
         assert!(yaml.contains(&dir.path().join("logs").display().to_string()));
+        assert!(yaml.contains("set-cpu-affinity: no"), "{yaml}");
         let rules = String::from_utf8(set.get(render::LOCAL_RULES).unwrap().to_vec()).unwrap();
         for s in emulate::parse(DEFAULT_SCENARIOS, "default").unwrap() {
             let sid = s.expect.sid.expect("default scenarios expect sids");

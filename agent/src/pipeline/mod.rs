@@ -1,7 +1,9 @@
 //! The event pipeline's two processes, Suricata and Vector, behind one [`Backend`] trait:
 //! `process` (children of the agent, for machines without systemd such as the lab) and
-//! `systemd` (units over D-Bus, on top of the `systemd` module).
+//! `systemd` (units over D-Bus, on top of the `systemd` module); and the embedded default sink
+//! ([`Archive`]) for when no Vector ships the events.
 
+mod archive;
 mod process;
 mod systemd;
 
@@ -9,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub use archive::{on_path, Archive, ArchiveError};
 pub use process::{get_nice, ChildSpec, ProcessBackend, LIMITED_NICE};
 pub use systemd::{unit, LimitPlan, SystemdBackend, UnitLimit, SURICATA_UNIT, VECTOR_UNIT};
 

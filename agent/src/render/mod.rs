@@ -453,6 +453,7 @@ fn suricata_context(settings: &Settings, opts: &RenderOptions) -> Value {
         "socket_path": c.suricata.socket_path,
         "memory_mb": c.suricata.memory_mb,
         "memcaps": settings.memcaps,
+        "pin_workers": c.capture.pin_workers,
         "worker_cores": c.capture.cpu_cores,
         "management_cores": management_cores(&c.capture.cpu_cores),
         "rules_dir": c.suricata.rules_dir,
