@@ -1,9 +1,12 @@
-//! Cost of the ECS mapping per EVE event type, on real EVE.
+//! Cost of the ECS mapping per EVE event type and over the corpus mix, on real EVE.
 //!
 //! Input: the EVE lines the conformance test produced from the corpus pcaps
-//! (`$IDS2_ECS_BENCH_EVE`, default `target/tmp/ecs-conformance/eve.json`) and Elastic's sample
-//! EVE in `../shared/corpus/elastic-suricata`. Skips, saying so, when neither is there.
+//! (`$IDS2_ECS_BENCH_EVE`, default `target/tmp/ecs-conformance/eve.json`: run
+//! `cargo nextest run -p ids2-e2e --test ecs_conformance` first) and Elastic's sample EVE in
+//! `../shared/corpus/elastic-suricata`. Says which inputs are absent; skips when none is there.
 //! Throughput is reported in events per second of one core (criterion "elements").
+//! `IDS2_ECS_BENCH_ROUNDS=N` replaces criterion by fixed work rated by thread CPU time;
+//! `IDS2_ECS_BENCH_PROGRAM=FILE` measures a rendered candidate program instead of the shipped one.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
