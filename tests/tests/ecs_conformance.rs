@@ -1,9 +1,9 @@
 //! Conformance of the ECS mapping (`templates/ecs.vrl.tera`) on real data.
 //!
-//! - Real Suricata 7 reads every corpus pcap (`../shared/corpus/pcaps`) with a minimal config
-//!   written by this test that enables every EVE type (the render module that will own the
-//!   product's suricata.yaml is not in this branch); every EVE line is mapped with the `vrl`
-//!   crate and each field outside `suricata.*` is checked against the ECS reference
+//! - Real Suricata 7 reads every corpus pcap (`../shared/corpus/pcaps`) with OUR suricata.yaml,
+//!   rendered by `ids2_agent::render` from a config enabling every EVE type the config accepts
+//!   (only live-capture settings are overridden on the command line); every EVE line is mapped
+//!   with the `vrl` crate and each field outside `suricata.*` is checked against the ECS reference
 //!   (`corpus/ecs/fields.csv`) and `templates/ecs_fields.tsv`.
 //! - Elastic's own pipeline output for its sample EVE (`corpus/elastic-suricata`) is compared
 //!   with ours on the core fields the corpus README lists.
@@ -18,7 +18,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use ids2_agent::config::EVE_ALL_TYPES;
 use ids2_agent::ecs::{fields::emitted_fields, Mapper, ProgramVars};
+use ids2_agent::render::{render, Profile, RenderOptions, RenderedSet, SURICATA_YAML};
 use serde_json::Value;
 
 /// Suricata gets this long for the whole corpus (it needs well under a second).
@@ -64,117 +66,87 @@ alert smb any any -> any any (msg:"ids2 conformance: SMB"; smb.share; content:"$
 alert ip any any -> any any (msg:"ids2 conformance: first packet per source"; threshold: type limit, track by_src, count 1, seconds 3600; sid:9000005; rev:1;)
 "#;
 
-/// A minimal Suricata 7 config: every EVE type on, community id on, all parsers on.
-fn suricata_yaml(dir: &Path) -> String {
-    let stock_rules = [
-        "app-layer-events",
-        "decoder-events",
-        "stream-events",
-        "http-events",
-        "dns-events",
-        "tls-events",
-        "smtp-events",
-        "smb-events",
-        "files",
-    ]
-    .iter()
-    .map(|r| format!("  - /etc/suricata/rules/{r}.rules\n"))
-    .filter(|line| Path::new(line.trim().trim_start_matches("- ")).is_file())
-    .collect::<String>();
-    format!(
-        r#"%YAML 1.1
----
-vars:
-  address-groups:
-    HOME_NET: "[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12]"
-    EXTERNAL_NET: "!$HOME_NET"
-  port-groups:
-    HTTP_PORTS: "80"
-    SHELLCODE_PORTS: "!80"
-    ORACLE_PORTS: 1521
-    SSH_PORTS: 22
-    DNP3_PORTS: 20000
-    MODBUS_PORTS: 502
-    FILE_DATA_PORTS: "[$HTTP_PORTS,110,143]"
-    FTP_PORTS: 21
-    GENEVE_PORTS: 6081
-    VXLAN_PORTS: 4789
-    TEREDO_PORTS: 3544
-rule-files:
-{stock_rules}  - {rules}
-classification-file: /etc/suricata/classification.config
-reference-config-file: /etc/suricata/reference.config
-outputs:
-  - eve-log:
-      enabled: yes
-      filetype: regular
-      filename: eve.json
-      community-id: true
-      types:
-        - alert: {{tagged-packets: yes}}
-        - anomaly: {{enabled: yes, types: {{decode: yes, stream: yes, applayer: yes}}}}
-        - http: {{extended: yes}}
-        - dns
-        - tls: {{extended: yes}}
-        - files: {{force-magic: no}}
-        - drop: {{alerts: yes}}
-        - smtp: {{extended: yes}}
-        - ftp
-        - rdp
-        - nfs
-        - smb
-        - tftp
-        - ike
-        - dcerpc
-        - krb5
-        - bittorrent-dht
-        - snmp
-        - rfb
-        - sip
-        - quic
-        - dhcp: {{enabled: yes, extended: yes}}
-        - ssh
-        - mqtt
-        - http2
-        - pgsql: {{enabled: yes}}
-        - stats: {{totals: yes, threads: no, deltas: no}}
-        - flow
-        - netflow
-app-layer:
-  protocols:
-    rfb: {{enabled: yes}}
-    mqtt: {{enabled: yes}}
-    krb5: {{enabled: yes}}
-    bittorrent-dht: {{enabled: yes}}
-    snmp: {{enabled: yes}}
-    ike: {{enabled: yes}}
-    tls: {{enabled: yes, detection-ports: {{dp: 443}}, ja3-fingerprints: yes}}
-    pgsql: {{enabled: yes}}
-    dcerpc: {{enabled: yes}}
-    ftp: {{enabled: yes}}
-    rdp: {{enabled: yes}}
-    ssh: {{enabled: yes}}
-    http2: {{enabled: yes}}
-    smtp: {{enabled: yes}}
-    smb: {{enabled: yes, detection-ports: {{dp: "139, 445"}}}}
-    nfs: {{enabled: yes}}
-    tftp: {{enabled: yes}}
-    dns: {{tcp: {{enabled: yes, detection-ports: {{dp: 53}}}}, udp: {{enabled: yes, detection-ports: {{dp: 53}}}}}}
-    http: {{enabled: yes}}
-    ntp: {{enabled: yes}}
-    quic: {{enabled: yes}}
-    dhcp: {{enabled: yes}}
-    sip: {{enabled: yes}}
-stats:
-  enabled: yes
-  interval: 8
-logging:
-  default-log-level: notice
-  outputs:
-    - console: {{enabled: yes}}
-"#,
-        rules = dir.join("ids2-test.rules").display()
-    )
+/// Suricata's own event rules shipped with the package (decoder, stream and app-layer anomalies,
+/// file events): in production suricata-update puts them into `suricata.rules` too.
+const STOCK_RULES: &[&str] = &[
+    "app-layer-events",
+    "decoder-events",
+    "stream-events",
+    "http-events",
+    "dns-events",
+    "tls-events",
+    "smtp-events",
+    "smb-events",
+    "files",
+];
+
+/// The rule set the rendered config loads as `<rules_dir>/suricata.rules`: the stock event rules
+/// that are installed plus [`TEST_RULES`].
+fn rule_set() -> String {
+    let mut rules = String::new();
+    for name in STOCK_RULES {
+        if let Ok(text) = std::fs::read_to_string(format!("/etc/suricata/rules/{name}.rules")) {
+            rules.push_str(&text);
+            rules.push('\n');
+        }
+    }
+    rules + TEST_RULES
+}
+
+/// OUR suricata.yaml, rendered by `ids2_agent::render` (profile Full) from a config whose
+/// `suricata.eve_types` lists every EVE type the config module accepts, with every path inside
+/// `work`.
+fn rendered_config(work: &Path) -> RenderedSet {
+    let q = |p: PathBuf| format!("'{}'", p.display());
+    let yaml = format!(
+        "sensor: {{id: conformance-1, name: Conformance sensor}}\n\
+         capture: {{interface: eth0, home_net: [192.168.0.0/16, 10.0.0.0/8, 172.16.0.0/12]}}\n\
+         opensearch: {{domain: ids2, region: eu-west-1, endpoint: 'https://os.example'}}\n\
+         logs: {{path: {logs}}}\n\
+         suricata: {{rules_dir: {rules}, socket_path: {socket}, eve_types: [{types}]}}\n\
+         paths: {{rendered_dir: {rendered}}}\n",
+        logs = q(work.join("logs")),
+        rules = q(work.join("rules")),
+        socket = q(work.join("suricata.socket")),
+        types = EVE_ALL_TYPES.join(", "),
+        rendered = q(work.join("rendered")),
+    );
+    let settings = ids2_agent::config::from_str(&yaml, &work.join("config.yaml"))
+        .unwrap_or_else(|e| panic!("the conformance config is valid: {e}\n{yaml}"));
+    let opts = RenderOptions {
+        profile: Profile::Full,
+        rendered_dir: Some(work.join("rendered")),
+        ..RenderOptions::default()
+    };
+    render(&settings, &opts).expect("the conformance config renders")
+}
+
+/// Writes the rendered generation as the agent lays it out (`rendered/generations/1`, `current`
+/// pointing at it) and the rule set; returns the `suricata.yaml` to run.
+fn install_rendered(work: &Path) -> PathBuf {
+    let generation = work.join("rendered/generations/1");
+    for (path, bytes) in &rendered_config(work).files {
+        let file = generation.join(path);
+        std::fs::create_dir_all(file.parent().expect("a file has a parent")).expect("mkdir");
+        std::fs::write(&file, bytes).expect("write rendered file");
+    }
+    std::os::unix::fs::symlink("generations/1", work.join("rendered/current"))
+        .expect("link current generation");
+    std::fs::create_dir_all(work.join("rules")).expect("mkdir rules");
+    std::fs::write(work.join("rules/suricata.rules"), rule_set()).expect("write rule set");
+    let config = work.join("rendered/current").join(SURICATA_YAML);
+    let text = std::fs::read_to_string(&config).expect("read rendered suricata.yaml");
+    for t in EVE_ALL_TYPES {
+        // The template names fileinfo's output `files`.
+        let output = if *t == "fileinfo" { "files" } else { t };
+        let entry = format!("- {output}");
+        assert!(
+            text.lines()
+                .any(|l| l.trim() == entry || l.trim() == format!("{entry}:")),
+            "the rendered suricata.yaml does not enable EVE type {t}"
+        );
+    }
+    config
 }
 
 /// The corpus EVE, made once per test process and cached on disk across processes (nextest
@@ -200,9 +172,8 @@ fn corpus_eve() -> Option<&'static Vec<String>> {
             let work = cache.with_file_name(format!("ecs-conformance.{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&work);
             std::fs::create_dir_all(&work).expect("create work dir");
-            std::fs::write(work.join("ids2-test.rules"), TEST_RULES).expect("write rules");
-            std::fs::write(work.join("suricata.yaml"), suricata_yaml(&work)).expect("write config");
-            run_suricata(&corpus.join("pcaps"), &work);
+            let config = install_rendered(&work);
+            run_suricata(&corpus.join("pcaps"), &config, &work);
             std::fs::write(work.join("stamp"), &fingerprint).expect("write stamp");
             let _ = std::fs::remove_dir_all(&cache);
             if std::fs::rename(&work, &cache).is_err() {
@@ -227,8 +198,11 @@ fn fingerprint(corpus: &Path) -> String {
         })
         .collect();
     entries.sort();
-    entries.push(TEST_RULES.to_string());
-    entries.push(suricata_yaml(Path::new("/")));
+    entries.push(rule_set());
+    for (path, bytes) in rendered_config(Path::new("/fingerprint")).files {
+        entries.push(path);
+        entries.push(String::from_utf8_lossy(&bytes).into_owned());
+    }
     format!("{:x}", fnv(entries.join("\n").as_bytes()))
 }
 
@@ -238,16 +212,22 @@ fn fnv(bytes: &[u8]) -> u64 {
     })
 }
 
-/// `suricata -r <pcap dir>` reads every capture in the directory in one run.
-fn run_suricata(pcaps: &Path, dir: &Path) {
+/// `suricata -r <pcap dir>` reads every capture in the directory in one run (Suricata 7 reads a
+/// directory's files in order and stops at the end unless `--pcap-file-continuous`). Offline,
+/// the live-capture settings of the rendered config are overridden: one thread instead of
+/// af-packet workers, no CPU pinning (the sensor's cores may not exist here), no unix socket,
+/// the EVE directory under `dir` (`-l`). Everything else (EVE types, parsers, memcaps) is ours.
+fn run_suricata(pcaps: &Path, config: &Path, dir: &Path) {
     let mut child = Command::new("suricata")
         .arg("-r")
         .arg(pcaps)
         .arg("-c")
-        .arg(dir.join("suricata.yaml"))
+        .arg(config)
         .arg("-l")
         .arg(dir)
         .args(["-k", "none", "--runmode", "single"])
+        .args(["--set", "threading.set-cpu-affinity=no"])
+        .args(["--set", "unix-command.enabled=no"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("suricata.stderr")).expect("stderr file"))
         .spawn()
