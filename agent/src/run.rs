@@ -1,6 +1,7 @@
 //! `ids2-agent run`: the daemon. Composes the runtime — metrics endpoint, pipeline backend,
-//! supervised tasks (EVE reader, notifications, blocking, resource controller, connectivity,
-//! config watcher, reload worker, watchdog) — and shuts it down in order on SIGTERM/SIGINT.
+//! supervised tasks (EVE reader, notifications, blocking, anomaly detection, resource
+//! controller, connectivity, config watcher, reload worker, watchdog) — and shuts it down in
+//! order on SIGTERM/SIGINT.
 //!
 //! Start-up: bind the metrics endpoint, apply the config once (render → `suricata -T` → swap →
 //! git), start Suricata and Vector on the result, start the tasks, then tell systemd READY.
@@ -418,8 +419,12 @@ fn spawn_tasks(
 ) -> Result<(), RunError> {
     let logs = settings.config.logs.path.clone();
     let m = metrics.clone();
-    let sink = responders.sink();
+    let anomaly = crate::anomaly::daemon::AnomalyService::from_settings(settings, metrics);
+    let sink = crate::eve::fan_out([responders.sink(), anomaly.as_ref().map(|a| a.sink())]);
     responders.spawn(sup);
+    if let Some(a) = &anomaly {
+        a.spawn(sup);
+    }
     sup.spawn(
         "eve",
         Box::new(move |shutdown| {
@@ -654,13 +659,14 @@ fn warn_agent_restart_needed(old: &Settings, new: &Settings) {
         || o.opensearch != n.opensearch
         || o.notifications != n.notifications
         || o.blocking != n.blocking
+        || o.anomaly != n.anomaly
         || o.paths != n.paths
         || o.capture.interface != n.capture.interface
     {
         tracing::warn!(
-            "metrics, logs, resources, connectivity, opensearch, notifications, blocking, paths \
-             or capture.interface changed: the agent's own tasks and the process backend's \
-             command lines use the new values after the agent restarts"
+            "metrics, logs, resources, connectivity, opensearch, notifications, blocking, \
+             anomaly, paths or capture.interface changed: the agent's own tasks and the process \
+             backend's command lines use the new values after the agent restarts"
         );
     }
 }
