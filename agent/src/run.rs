@@ -1,6 +1,7 @@
 //! `ids2-agent run`: the daemon. Composes the runtime — metrics endpoint, pipeline backend,
-//! supervised tasks (EVE reader, notifications, blocking, resource controller, connectivity,
-//! config watcher, reload worker, watchdog) — and shuts it down in order on SIGTERM/SIGINT.
+//! supervised tasks (EVE reader, notifications, blocking, anomaly detection, resource
+//! controller, connectivity, config watcher, reload worker, watchdog) — and shuts it down in
+//! order on SIGTERM/SIGINT.
 //!
 //! Start-up: bind the metrics endpoint, apply the config once (render → `suricata -T` → swap →
 //! git), start Suricata and Vector on the result, start the tasks, then tell systemd READY.
@@ -409,21 +410,14 @@ impl Responders {
         })
     }
 
-    /// The EVE reader's sink, when any responder or extra sink runs.
-    fn sink(&self) -> Option<LineSink> {
+    /// The EVE reader's sinks for the responders that run and the extra ones (the archive).
+    fn sinks(&self) -> Vec<LineSink> {
         let mut sinks = self.also.clone();
         if self.notify.is_some() || self.block.is_some() || self.intel.is_some() {
             let handles = self.handles.clone();
             sinks.push(Arc::new(move |line: &[u8]| handles.offer(line)));
         }
-        if sinks.len() <= 1 {
-            return sinks.pop();
-        }
-        Some(Arc::new(move |line: &[u8]| {
-            for sink in &sinks {
-                sink(line);
-            }
-        }))
+        sinks
     }
 
     fn spawn(self, sup: &mut Supervisor, backend: &Arc<dyn Backend>) {
@@ -514,8 +508,17 @@ fn spawn_tasks(
 ) -> Result<(), RunError> {
     let logs = settings.config.logs.path.clone();
     let m = metrics.clone();
-    let sink = responders.sink();
+    let anomaly = crate::anomaly::daemon::AnomalyService::from_settings(settings, metrics);
+    let sink = crate::eve::fan_out(
+        responders
+            .sinks()
+            .into_iter()
+            .chain(anomaly.as_ref().map(|a| a.sink())),
+    );
     responders.spawn(sup, backend);
+    if let Some(a) = &anomaly {
+        a.spawn(sup);
+    }
     eve_sup.spawn(
         "eve",
         Box::new(move |shutdown| {
@@ -750,13 +753,14 @@ fn warn_agent_restart_needed(old: &Settings, new: &Settings) {
         || o.opensearch != n.opensearch
         || o.notifications != n.notifications
         || o.blocking != n.blocking
+        || o.anomaly != n.anomaly
         || o.paths != n.paths
         || o.capture.interface != n.capture.interface
     {
         tracing::warn!(
-            "metrics, logs, resources, connectivity, opensearch, notifications, blocking, paths \
-             or capture.interface changed: the agent's own tasks and the process backend's \
-             command lines use the new values after the agent restarts"
+            "metrics, logs, resources, connectivity, opensearch, notifications, blocking, \
+             anomaly, paths or capture.interface changed: the agent's own tasks and the process \
+             backend's command lines use the new values after the agent restarts"
         );
     }
 }

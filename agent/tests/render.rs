@@ -93,7 +93,7 @@ fn vector_toml_wiring() {
     assert_eq!(ecs["reroute_dropped"].as_bool(), Some(true));
     assert_eq!(
         strings(&table(transforms, "ecs_unmapped")["inputs"]),
-        ["ecs.dropped"]
+        ["ecs.dropped", "anomaly_ecs.dropped"]
     );
     let known: Vec<&str> = sources
         .keys()
@@ -116,7 +116,10 @@ fn vector_toml_wiring() {
 
     let os = table(sinks, "opensearch");
     assert_eq!(os["type"].as_str(), Some("elasticsearch"));
-    assert_eq!(strings(&os["inputs"]), ["ecs", "ecs_unmapped"]);
+    assert_eq!(
+        strings(&os["inputs"]),
+        ["ecs", "ecs_unmapped", "anomaly_ecs"]
+    );
     assert_eq!(
         strings(&os["endpoints"]),
         ["https://search-ids2-example.eu-west-1.es.amazonaws.com"]
@@ -205,7 +208,10 @@ fn basic_auth_and_redis_reference_secrets_by_env_only() {
     assert_eq!(redis["endpoint"].as_str(), Some("redis://127.0.0.1:6379/0"));
     assert_eq!(redis["key"].as_str(), Some("ids2:copy"));
     assert_eq!(redis["data_type"].as_str(), Some("list"));
-    assert_eq!(strings(&redis["inputs"]), ["ecs", "ecs_unmapped"]);
+    assert_eq!(
+        strings(&redis["inputs"]),
+        ["ecs", "ecs_unmapped", "anomaly_ecs"]
+    );
 }
 
 /// Compiles a VRL program with the real stdlib and runs it on one event.

@@ -3,7 +3,7 @@
 //! The field list comes from `ids2_agent::ecs::fields::emitted_fields()` at run time, so the
 //! templates follow the mapping as it grows. Dotted names become nested `properties`. Indices
 //! are daily and named by the event's own date (see CONTRACTS.md), so the templates match
-//! `<prefix>-suricata.*` and `<prefix>-heartbeat-*`.
+//! `<prefix>-suricata.*`, `<prefix>-heartbeat-*` and `<prefix>-ids2.anomaly-*`.
 
 use ids2_agent::ecs::fields::EcsField;
 use serde_json::{json, Map, Value};
@@ -190,8 +190,37 @@ pub fn heartbeat_template(
     fields: &[EcsField],
     replicas: u32,
 ) -> Result<Value, MappingError> {
+    exact_template(
+        format!("{prefix}-heartbeat-*"),
+        fields,
+        replicas,
+        "ids2_agent::fleet::heartbeat::FIELDS",
+    )
+}
+
+/// The template for `<prefix>-ids2.anomaly-*` (the agent's anomaly events): exactly the fields
+/// an anomaly document carries (`ids2_agent::anomaly::FIELDS`).
+pub fn anomaly_template(
+    prefix: &str,
+    fields: &[EcsField],
+    replicas: u32,
+) -> Result<Value, MappingError> {
+    exact_template(
+        format!("{prefix}-ids2.anomaly-*"),
+        fields,
+        replicas,
+        "ids2_agent::anomaly::FIELDS",
+    )
+}
+
+fn exact_template(
+    pattern: String,
+    fields: &[EcsField],
+    replicas: u32,
+    source: &str,
+) -> Result<Value, MappingError> {
     Ok(json!({
-        "index_patterns": [format!("{prefix}-heartbeat-*")],
+        "index_patterns": [pattern],
         "priority": TEMPLATE_PRIORITY,
         "template": {
             "settings": settings(replicas),
@@ -200,7 +229,7 @@ pub fn heartbeat_template(
                 "properties": properties(fields)?
             }
         },
-        "_meta": {"managed_by": "ids2-provision", "source": "ids2_agent::fleet::heartbeat::FIELDS"}
+        "_meta": {"managed_by": "ids2-provision", "source": source}
     }))
 }
 
@@ -283,6 +312,32 @@ mod tests {
             props["host"]["properties"]["cpu"]["properties"]["usage"]["scaling_factor"],
             1000
         );
+    }
+
+    #[test]
+    fn anomaly_template_maps_exactly_the_anomaly_fields() {
+        use ids2_agent::anomaly::FIELDS;
+        let t = anomaly_template("corp", FIELDS, 1).unwrap();
+        assert_eq!(t["index_patterns"][0], "corp-ids2.anomaly-*");
+        assert_eq!(t["template"]["mappings"]["dynamic"], false);
+        let props = t["template"]["mappings"]["properties"].as_object().unwrap();
+        let mut mapped = Vec::new();
+        leaves("", props, &mut mapped);
+        mapped.sort();
+        let mut wanted: Vec<(String, String)> = FIELDS
+            .iter()
+            .map(|f| {
+                let os = opensearch_type(f.name, f.ecs_type).unwrap();
+                (f.name.to_string(), os["type"].as_str().unwrap().to_string())
+            })
+            .collect();
+        wanted.sort();
+        assert_eq!(mapped, wanted);
+        assert_eq!(
+            props["ids2"]["properties"]["anomaly"]["properties"]["score"]["type"],
+            "float"
+        );
+        assert_eq!(props["source"]["properties"]["ip"]["type"], "ip");
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub fn policy_id(prefix: &str) -> String {
 }
 
 /// The ISM policy: indices stay `hot` and are deleted `retention_days` after creation.
-/// `ism_template` attaches it to every new suricata and heartbeat index.
+/// `ism_template` attaches it to every new suricata, heartbeat and anomaly index.
 pub fn ism_policy(prefix: &str, retention_days: u32) -> Value {
     json!({"policy": {
         "description": format!(
@@ -47,7 +47,11 @@ pub fn ism_policy(prefix: &str, retention_days: u32) -> Value {
             {"name": "delete", "actions": [{"delete": {}}], "transitions": []}
         ],
         "ism_template": [{
-            "index_patterns": [format!("{prefix}-suricata.*"), format!("{prefix}-heartbeat-*")],
+            "index_patterns": [
+                format!("{prefix}-suricata.*"),
+                format!("{prefix}-heartbeat-*"),
+                format!("{prefix}-ids2.anomaly-*")
+            ],
             "priority": 100
         }]
     }})
@@ -113,6 +117,12 @@ pub fn saved_objects(prefix: &str) -> Vec<SavedObject> {
             kind: "index-pattern",
             id: heartbeat.clone(),
             attributes: json!({"title": format!("{prefix}-heartbeat-*"), "timeFieldName": "@timestamp"}),
+            references: json!([]),
+        },
+        SavedObject {
+            kind: "index-pattern",
+            id: format!("{prefix}-anomaly"),
+            attributes: json!({"title": format!("{prefix}-ids2.anomaly-*"), "timeFieldName": "@timestamp"}),
             references: json!([]),
         },
     ];

@@ -368,6 +368,10 @@ fn plan(o: &SetupOptions) -> Result<Plan, SetupError> {
                 format!("{prefix}-heartbeat"),
                 mappings::heartbeat_template(prefix, heartbeat::FIELDS, o.replicas)?,
             ),
+            (
+                format!("{prefix}-anomaly"),
+                mappings::anomaly_template(prefix, ids2_agent::anomaly::FIELDS, o.replicas)?,
+            ),
         ],
         policy: (
             objects::policy_id(prefix),

@@ -39,9 +39,11 @@ fn first_setup_writes_everything_second_writes_nothing() {
     for expected in [
         "PUT /_index_template/ids2-suricata",
         "PUT /_index_template/ids2-heartbeat",
+        "PUT /_index_template/ids2-anomaly",
         "PUT /_plugins/_ism/policies/ids2-retention",
         "POST /_dashboards/api/saved_objects/index-pattern/ids2-suricata",
         "POST /_dashboards/api/saved_objects/index-pattern/ids2-heartbeat",
+        "POST /_dashboards/api/saved_objects/index-pattern/ids2-anomaly",
         "POST /_dashboards/api/saved_objects/dashboard/ids2-alerts-overview",
         "POST /_plugins/_alerting/monitors",
     ] {
@@ -159,6 +161,10 @@ fn every_emitted_field_has_a_compatible_mapping_in_the_installed_template() {
         st.templates["ids2-heartbeat"]["index_patterns"],
         serde_json::json!(["ids2-heartbeat-*"])
     );
+    assert_eq!(
+        st.templates["ids2-anomaly"]["index_patterns"],
+        serde_json::json!(["ids2-ids2.anomaly-*"])
+    );
 }
 
 #[test]
@@ -175,7 +181,11 @@ fn index_prefix_flows_into_every_object() {
     let (policy, _) = &st.policies["lab-retention"];
     assert_eq!(
         policy.pointer("/policy/ism_template/0/index_patterns"),
-        Some(&serde_json::json!(["lab-suricata.*", "lab-heartbeat-*"]))
+        Some(&serde_json::json!([
+            "lab-suricata.*",
+            "lab-heartbeat-*",
+            "lab-ids2.anomaly-*"
+        ]))
     );
     let pattern = &st.saved[&("index-pattern".to_string(), "lab-suricata".to_string())];
     assert_eq!(pattern["attributes"]["title"], "lab-suricata.*");

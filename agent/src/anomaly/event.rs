@@ -8,6 +8,8 @@
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::ecs::fields::EcsField;
+
 /// `event.dataset` of anomaly events (index `<prefix>-ids2.anomaly-YYYY.MM.DD`).
 pub const DATASET: &str = "ids2.anomaly";
 
@@ -15,6 +17,50 @@ pub const DATASET: &str = "ids2.anomaly";
 /// weak, unexplained signal; severity-based notification and blocking policies should not
 /// treat it like a signature hit unless an operator lowers their bar on purpose.
 pub const SEVERITY: u64 = 3;
+
+/// Every field a shipped anomaly document carries (with the daemon's `observer.*`), with its
+/// type: ECS types from the ECS reference outside `ids2.*`. `ids2-provision` maps the
+/// `<prefix>-ids2.anomaly-*` indices from exactly this list. `event.id` is not listed: Vector
+/// moves it to the bulk `_id`.
+pub const FIELDS: &[EcsField] = &[
+    f("@timestamp", "date"),
+    f("message", "match_only_text"),
+    f("event.kind", "keyword"),
+    f("event.category", "keyword"),
+    f("event.type", "keyword"),
+    f("event.dataset", "keyword"),
+    f("event.module", "keyword"),
+    f("event.severity", "long"),
+    f("event.risk_score", "float"),
+    f("source.ip", "ip"),
+    f("source.port", "long"),
+    f("source.bytes", "long"),
+    f("source.packets", "long"),
+    f("destination.ip", "ip"),
+    f("destination.port", "long"),
+    f("destination.bytes", "long"),
+    f("destination.packets", "long"),
+    f("network.transport", "keyword"),
+    f("network.protocol", "keyword"),
+    f("network.community_id", "keyword"),
+    f("network.bytes", "long"),
+    f("network.packets", "long"),
+    f("observer.hostname", "keyword"),
+    f("observer.name", "keyword"),
+    f("observer.type", "keyword"),
+    f("observer.vendor", "keyword"),
+    f("observer.product", "keyword"),
+    f("observer.version", "keyword"),
+    f("ids2.anomaly.score", "float"),
+    f("ids2.anomaly.threshold", "float"),
+    f("ids2.anomaly.top_features", "keyword"),
+    f("ids2.anomaly.flow_id", "long"),
+    f("ids2.anomaly.model_trained_flows", "long"),
+];
+
+const fn f(name: &'static str, ecs_type: &'static str) -> EcsField {
+    EcsField { name, ecs_type }
+}
 
 /// One flow that scored at or above the threshold.
 #[derive(Debug, Clone, PartialEq)]

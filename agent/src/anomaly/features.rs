@@ -86,6 +86,8 @@ pub const FEATURES: [&str; N_FEATURES] = [
 #[derive(Debug, Default)]
 pub struct Extractor {
     sources: HashMap<String, VecDeque<(f64, u16)>>,
+    /// Reused for the distinct-port count, so a flow allocates nothing once its source is known.
+    ports: Vec<u16>,
 }
 
 impl Extractor {
@@ -117,12 +119,18 @@ impl Extractor {
                 self.sources.clear();
             }
         }
-        let history = self.sources.entry(src.to_string()).or_default();
-        let mut ports: Vec<u16> = history
-            .iter()
-            .filter(|(t, _)| (start - t).abs() <= SOURCE_WINDOW_SECS)
-            .map(|(_, p)| *p)
-            .collect();
+        if !self.sources.contains_key(src) {
+            self.sources.insert(src.to_string(), VecDeque::new());
+        }
+        let history = self.sources.get_mut(src).expect("inserted above");
+        let ports = &mut self.ports;
+        ports.clear();
+        ports.extend(
+            history
+                .iter()
+                .filter(|(t, _)| (start - t).abs() <= SOURCE_WINDOW_SECS)
+                .map(|(_, p)| *p),
+        );
         let flows = ports.len();
         ports.sort_unstable();
         ports.dedup();

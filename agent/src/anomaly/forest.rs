@@ -9,11 +9,19 @@
 //! its path length (plus `c(leaf size)` for leaves that were not split further). Scores near 1
 //! are isolated quickly (anomalous); around 0.5 and below are ordinary.
 //!
-//! Nodes live in one flat array per tree with both children adjacent. A leaf points at itself
-//! with an infinite threshold, so every walk runs exactly the tree's depth in steps with no
-//! data-dependent branch; [`Forest::score_batch`] walks several flows through a tree at once so
-//! their (independent) chains of loads overlap. That, not the arithmetic, is what makes scoring
-//! fast: a walk is a chain of dependent memory loads.
+//! Trees grow (and are stored in the model file) as one flat node array each, both children of
+//! a split adjacent. For scoring, the forest also keeps every tree laid out as a complete
+//! binary tree of the forest's depth in breadth-first order: the root is slot 1 and the
+//! children of slot `i` are `2i` and `2i + 1`, so a split is 8 bytes (threshold, feature) with
+//! no child pointer, and a leaf above the bottom becomes splits that always go left
+//! (threshold +∞) down to bottom slots carrying its path length. Every walk is then exactly
+//! `depth` steps of `i = 2i + (x[f] >= t)`, with no data-dependent branch, and all trees'
+//! splits sit in one array (about 2 KiB per tree at 256 samples, plus 1 KiB of path lengths:
+//! a 100-tree forest stays in the L2 cache). [`Forest::score_batch`] walks [`LANES`] flows
+//! through a tree at once so their independent chains of loads overlap; that, not the
+//! arithmetic, is what makes scoring fast, since a walk is a chain of dependent memory loads.
+//! Path lengths are summed in tree order on every path, so single and batch scores are equal
+//! to the bit, and equal to walking the grown trees node by node.
 
 use super::features::{FeatureVector, N_FEATURES};
 
@@ -46,38 +54,136 @@ impl Node {
 /// One isolation tree, root at index 0.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Tree {
-    /// The nodes, then unreachable self-pointing leaves up to a power of two, so a walk can
-    /// index with `i & (len - 1)` and the compiler drops the bounds check.
+    /// The nodes, root first.
     pub nodes: Vec<Node>,
-    /// Nodes before the padding.
-    pub len: usize,
     /// Per node: the training points in it when it is a leaf, 0 for splits (for the file).
     pub sizes: Vec<u32>,
-    /// Longest root-to-leaf path: the number of steps every walk takes.
+    /// Longest root-to-leaf path.
     pub depth: u32,
 }
 
-impl Tree {
-    /// Pads `nodes` to a power of two (see the field).
-    pub fn seal(&mut self) {
-        self.len = self.nodes.len();
-        let padded = self.len.next_power_of_two();
-        for at in self.len..padded {
-            self.nodes.push(Node::leaf(at, 0, 0));
-            self.sizes.push(0);
+/// A split of a laid-out tree: `x[feature] >= threshold` goes to the right child.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Split {
+    threshold: f32,
+    feature: u32,
+}
+
+/// The slots under a leaf that sits above the bottom: nothing is `>= +∞`, so walks go left.
+const ALWAYS_LEFT: Split = Split {
+    threshold: f32::INFINITY,
+    feature: 0,
+};
+
+/// Every tree as a complete binary tree of the same depth, for scoring (see the module doc).
+#[derive(Debug, Clone, PartialEq)]
+struct Layout {
+    /// Steps of every walk: the deepest leaf of any tree.
+    depth: u32,
+    /// Per tree, `2^depth` slots: one unused, then the `2^depth - 1` splits in breadth-first
+    /// order from slot 1 (children of `i` at `2i` and `2i + 1`). The stride is a power of two,
+    /// so a walk indexes with a mask (no bounds check).
+    splits: Vec<Split>,
+    /// Per tree, the path lengths of its `2^depth` bottom slots, left to right.
+    paths: Vec<f32>,
+}
+
+impl Layout {
+    fn new(trees: &[Tree]) -> Self {
+        let depth = trees.iter().map(|t| t.depth).max().unwrap_or(0);
+        let width = 1usize << depth;
+        let mut layout = Self {
+            depth,
+            splits: vec![ALWAYS_LEFT; width * trees.len()],
+            paths: vec![0.0; width * trees.len()],
+        };
+        let slots = layout
+            .splits
+            .chunks_exact_mut(width)
+            .zip(layout.paths.chunks_exact_mut(width));
+        for (tree, (splits, paths)) in trees.iter().zip(slots) {
+            place(tree, 0, 1, 0, depth, splits, paths);
         }
+        layout
     }
 
-    #[inline]
-    fn walk(&self, x: &Padded) -> f32 {
-        let mask = self.nodes.len() - 1;
-        let mut i = 0usize;
-        for _ in 0..self.depth {
-            let n = self.nodes[i & mask];
-            i = n.left as usize + usize::from(x[n.feature as usize & PAD_MASK] >= n.threshold);
-        }
-        self.nodes[i & mask].path
+    /// Per tree: its splits and its bottom path lengths.
+    fn trees(&self) -> impl Iterator<Item = (&[Split], &[f32])> {
+        let width = 1usize << self.depth;
+        self.splits
+            .chunks_exact(width)
+            .zip(self.paths.chunks_exact(width))
     }
+}
+
+/// Puts `tree.nodes[node]`, at `level`, into breadth-first slot `slot` (the root is 1) of a
+/// complete tree of `depth`, and its subtree below it.
+fn place(
+    tree: &Tree,
+    node: usize,
+    slot: usize,
+    level: u32,
+    depth: u32,
+    splits: &mut [Split],
+    paths: &mut [f32],
+) {
+    let n = tree.nodes[node];
+    if n.is_leaf() {
+        // The bottom slots under this one; the splits between stay ALWAYS_LEFT, so only the
+        // first is reached, but all carry the path length.
+        let span = 1usize << (depth - level);
+        let first = (slot - (1usize << level)) * span;
+        paths[first..first + span].fill(n.path);
+    } else {
+        splits[slot] = Split {
+            threshold: n.threshold,
+            feature: n.feature,
+        };
+        let left = n.left as usize;
+        place(tree, left, 2 * slot, level + 1, depth, splits, paths);
+        place(
+            tree,
+            left + 1,
+            2 * slot + 1,
+            level + 1,
+            depth,
+            splits,
+            paths,
+        );
+    }
+}
+
+/// Every tree's walk for [`LANES`] flows, adding each tree's path length to `total` in tree
+/// order. (A depth fixed at compile time, unrolling the walk, measured slower: more code, and
+/// the lane indices no longer stay in registers.)
+fn walk_lanes(layout: &Layout, lanes: &[Padded; LANES], total: &mut [f64; LANES]) {
+    for (splits, paths) in layout.trees() {
+        let mask = splits.len() - 1;
+        let mut at = [1usize; LANES];
+        for _ in 0..layout.depth {
+            for (i, x) in at.iter_mut().zip(lanes) {
+                let s = splits[*i & mask];
+                let right = x[s.feature as usize & PAD_MASK] >= s.threshold;
+                *i = 2 * *i + usize::from(right);
+            }
+        }
+        for (t, i) in total.iter_mut().zip(&at) {
+            *t += f64::from(paths[*i & mask]);
+        }
+    }
+}
+
+/// One walk down a laid-out tree: `depth` steps, then the bottom slot's path length.
+#[inline(always)]
+fn walk(splits: &[Split], paths: &[f32], depth: u32, x: &Padded) -> f32 {
+    let mask = splits.len() - 1;
+    let mut i = 1usize;
+    for _ in 0..depth {
+        let s = splits[i & mask];
+        i = 2 * i + usize::from(x[s.feature as usize & PAD_MASK] >= s.threshold);
+    }
+    // After `depth` steps `i` is in [2^depth, 2^(depth+1)): bottom slot `i - 2^depth`.
+    paths[i & mask]
 }
 
 /// A feature vector padded to a power of two, indexed with `& PAD_MASK` (no bounds check).
@@ -98,6 +204,7 @@ pub struct Forest {
     /// Subsample size each tree grew from (the normaliser `c(sample)` depends on it).
     pub(super) sample_size: usize,
     norm: f64,
+    layout: Layout,
 }
 
 /// Path length contribution of an unsplit leaf of `n` points: the average path length of an
@@ -114,6 +221,11 @@ pub fn c(n: usize) -> f64 {
 }
 
 const EULER_GAMMA: f64 = 0.577_215_664_901_532_9;
+
+/// Deepest tree: the height limit of the largest sample the config allows (65536 = 2^16). The
+/// laid-out forest takes `2^depth` slots per tree, so deeper trees (from a damaged model file)
+/// are refused when loaded.
+pub(super) const MAX_DEPTH: u32 = 16;
 
 /// Flows walked through a tree together by [`Forest::score_batch`].
 const LANES: usize = 16;
@@ -152,7 +264,7 @@ impl Forest {
     pub fn fit(rows: &[FeatureVector], trees: usize, sample_size: usize, seed: u64) -> Self {
         assert!(!rows.is_empty(), "a forest needs at least one row");
         let psi = sample_size.min(rows.len()).max(1);
-        let height_limit = (psi as f64).log2().ceil() as usize;
+        let height_limit = ((psi as f64).log2().ceil() as usize).min(MAX_DEPTH as usize);
         let mut rng = SplitMix64::new(seed);
         let mut indices: Vec<usize> = (0..rows.len()).collect();
         let mut built = Vec::with_capacity(trees);
@@ -165,12 +277,10 @@ impl Forest {
             let mut sample: Vec<usize> = indices[..psi].to_vec();
             let mut tree = Tree {
                 nodes: vec![Node::leaf(0, 0, 0)],
-                len: 1,
                 sizes: vec![0],
                 depth: 0,
             };
             grow(rows, &mut sample, 0, 0, height_limit, &mut tree, &mut rng);
-            tree.seal();
             built.push(tree);
         }
         Self::from_parts(built, psi)
@@ -178,6 +288,7 @@ impl Forest {
 
     pub(super) fn from_parts(trees: Vec<Tree>, sample_size: usize) -> Self {
         Self {
+            layout: Layout::new(&trees),
             trees,
             sample_size,
             norm: c(sample_size).max(f64::MIN_POSITIVE),
@@ -187,7 +298,11 @@ impl Forest {
     /// The anomaly score in (0, 1].
     pub fn score(&self, x: &FeatureVector) -> f64 {
         let x = pad(x);
-        let total: f64 = self.trees.iter().map(|t| f64::from(t.walk(&x))).sum();
+        let depth = self.layout.depth;
+        let mut total = 0f64;
+        for (splits, paths) in self.layout.trees() {
+            total += f64::from(walk(splits, paths, depth, &x));
+        }
         self.to_score(total)
     }
 
@@ -203,20 +318,7 @@ impl Forest {
                 *lane = pad(x);
             }
             let mut total = [0f64; LANES];
-            for tree in &self.trees {
-                let mask = tree.nodes.len() - 1;
-                let mut at = [0usize; LANES];
-                for _ in 0..tree.depth {
-                    for (i, x) in at.iter_mut().zip(&lanes) {
-                        let n = tree.nodes[*i & mask];
-                        let right = x[n.feature as usize & PAD_MASK] >= n.threshold;
-                        *i = n.left as usize + usize::from(right);
-                    }
-                }
-                for (t, i) in total.iter_mut().zip(&at[..chunk.len()]) {
-                    *t += f64::from(tree.nodes[*i & mask].path);
-                }
-            }
+            walk_lanes(&self.layout, &lanes, &mut total);
             out.extend(total[..chunk.len()].iter().map(|t| self.to_score(*t)));
         }
     }
@@ -404,6 +506,32 @@ mod tests {
         forest.score_batch(&probe, &mut batch);
         let single: Vec<f64> = probe.iter().map(|x| forest.score(x)).collect();
         assert_eq!(batch, single);
+    }
+
+    /// The laid-out trees score exactly as walking the grown trees node by node does (what
+    /// `explain` does), for forests of uneven depth and for probes inside, outside and on the
+    /// edges of the training range.
+    #[test]
+    fn layout_scores_equal_node_walks() {
+        for (n, trees, sample, seed) in [(3, 4, 256, 1), (300, 20, 64, 2), (2000, 50, 256, 3)] {
+            let mut rows = two_clusters(n, seed);
+            rows.extend(cluster(n / 3, seed + 10));
+            let forest = Forest::fit(&rows, trees, sample, seed);
+            let depths: Vec<u32> = forest.trees.iter().map(|t| t.depth).collect();
+            assert!(depths.iter().all(|d| *d <= forest.layout.depth));
+            let mut probes = cluster(200, seed + 20);
+            probes.extend(two_clusters(50, seed + 30));
+            probes.push([f32::INFINITY; N_FEATURES]);
+            probes.push([f32::NEG_INFINITY; N_FEATURES]);
+            probes.push([0.0; N_FEATURES]);
+            let mut batch = Vec::new();
+            forest.score_batch(&probes, &mut batch);
+            for (x, b) in probes.iter().zip(&batch) {
+                let (walked, _) = forest.explain(x);
+                assert_eq!(forest.score(x), walked, "{x:?}");
+                assert_eq!(*b, walked);
+            }
+        }
     }
 
     #[test]

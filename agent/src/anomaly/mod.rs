@@ -10,6 +10,7 @@
 //!
 //! The `ids2-agent anomaly train|score|features` commands run the same code over EVE files.
 
+pub mod daemon;
 mod error;
 mod event;
 pub mod features;
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use error::AnomalyError;
-pub use event::{AnomalyEvent, DATASET, SEVERITY};
+pub use event::{AnomalyEvent, DATASET, FIELDS, SEVERITY};
 pub use features::{Extractor, FeatureVector, FEATURES, N_FEATURES};
 pub use model::{Model, TrainParams, DEFAULT_SEED, MODEL_FORMAT, MODEL_VERSION};
 

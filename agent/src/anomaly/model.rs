@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::AnomalyError;
 use super::features::{FeatureVector, FEATURES, N_FEATURES};
-use super::forest::{Forest, Node, Tree};
+use super::forest::{Forest, Node, Tree, MAX_DEPTH};
 
 /// `format` field of every model file.
 pub const MODEL_FORMAT: &str = "ids2-anomaly-model";
@@ -230,9 +230,9 @@ impl Model {
 }
 
 fn file_nodes(tree: &Tree) -> Vec<FileNode> {
-    let mut depth = vec![0usize; tree.len];
-    let mut out = Vec::with_capacity(tree.len);
-    for (i, n) in tree.nodes[..tree.len].iter().enumerate() {
+    let mut depth = vec![0usize; tree.nodes.len()];
+    let mut out = Vec::with_capacity(tree.nodes.len());
+    for (i, n) in tree.nodes.iter().enumerate() {
         if n.is_leaf() {
             out.push(FileNode::Leaf {
                 size: tree.sizes[i] as usize,
@@ -257,9 +257,8 @@ fn runtime_tree(nodes: &[FileNode]) -> Result<Tree, String> {
         return Err("no nodes".into());
     }
     let mut tree = Tree {
-        nodes: Vec::with_capacity(nodes.len().next_power_of_two()),
-        len: 0,
-        sizes: Vec::with_capacity(nodes.len().next_power_of_two()),
+        nodes: Vec::with_capacity(nodes.len()),
+        sizes: Vec::with_capacity(nodes.len()),
         depth: 0,
     };
     // Depth as reached from the root; every node must be reached exactly once.
@@ -299,6 +298,9 @@ fn runtime_tree(nodes: &[FileNode]) -> Result<Tree, String> {
                 if stored != d {
                     return Err(format!("node {i}: leaf depth {stored}, but it is at {d}"));
                 }
+                if d > MAX_DEPTH as usize {
+                    return Err(format!("node {i}: leaf depth {d}, deeper than {MAX_DEPTH}"));
+                }
                 let size =
                     u32::try_from(size).map_err(|_| format!("node {i}: leaf size {size}"))?;
                 let mut leaf = Node {
@@ -314,7 +316,6 @@ fn runtime_tree(nodes: &[FileNode]) -> Result<Tree, String> {
             }
         }
     }
-    tree.seal();
     Ok(tree)
 }
 
@@ -369,6 +370,20 @@ mod tests {
         assert!(refuse(&bad)
             .to_string()
             .contains("not an ids2 anomaly model"));
+
+        // A chain one level deeper than any tree a valid sample grows.
+        let mut chain = Vec::new();
+        for k in 0..=MAX_DEPTH as usize {
+            let left = 2 * k + 1;
+            chain
+                .push(serde_json::json!({"split": {"feature": 0, "threshold": 0.5, "left": left}}));
+            chain.push(serde_json::json!({"leaf": {"size": 1, "depth": k + 1}}));
+        }
+        chain.push(serde_json::json!({"leaf": {"size": 1, "depth": MAX_DEPTH + 1}}));
+        let mut deep = v.clone();
+        deep["forest"][0] = chain.into();
+        let e = refuse(&deep).to_string();
+        assert!(e.contains("deeper than 16"), "{e}");
 
         v["forest"][0][0]["split"]["left"] = 0.into();
         let e = refuse(&v).to_string();

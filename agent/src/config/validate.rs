@@ -700,6 +700,15 @@ fn check_connectivity(c: &Config, p: &mut Vec<Problem>) -> Vec<HostPort> {
 
 fn check_anomaly(c: &Config, p: &mut Vec<Problem>) {
     let a = &c.anomaly;
+    // The detector scores EVE `flow` records; without them it would wait for a baseline forever.
+    if a.enabled && !c.suricata.eve_types.iter().any(|t| t == "flow") {
+        p.push(Problem::new(
+            "anomaly.enabled",
+            a.enabled,
+            "anomaly detection scores EVE flow records: add `flow` to suricata.eve_types, or \
+             turn anomaly.enabled off",
+        ));
+    }
     if !(60..=31 * 86_400).contains(&a.baseline_secs) {
         p.push(Problem::new(
             "anomaly.baseline_secs",
@@ -1384,6 +1393,19 @@ mod tests {
             anomaly_problems(|c| c.anomaly.threshold = 0.3),
             ["anomaly.threshold"]
         );
+    }
+
+    #[test]
+    fn anomaly_needs_flow_records() {
+        assert!(anomaly_problems(|c| c.anomaly.enabled = true).is_empty());
+        assert_eq!(
+            anomaly_problems(|c| {
+                c.anomaly.enabled = true;
+                c.suricata.eve_types.retain(|t| t != "flow");
+            }),
+            ["anomaly.enabled"]
+        );
+        assert!(anomaly_problems(|c| c.suricata.eve_types.retain(|t| t != "flow")).is_empty());
     }
 
     #[test]

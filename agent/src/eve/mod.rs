@@ -140,6 +140,20 @@ fn memcap_sum(map: &serde_json::Map<String, serde_json::Value>) -> u64 {
 /// not wait: the responders queue with `try_send` and count what does not fit.
 pub type LineSink = std::sync::Arc<dyn Fn(&[u8]) + Send + Sync>;
 
+/// One sink handing each line to every given sink in turn; `None` when none is given.
+pub fn fan_out(sinks: impl IntoIterator<Item = LineSink>) -> Option<LineSink> {
+    let mut sinks: Vec<LineSink> = sinks.into_iter().collect();
+    match sinks.len() {
+        0 => None,
+        1 => sinks.pop(),
+        _ => Some(std::sync::Arc::new(move |line: &[u8]| {
+            for sink in &sinks {
+                sink(line);
+            }
+        })),
+    }
+}
+
 /// Follows `<logs.path>/eve.json` and exports what it reads, as a supervised task.
 pub struct EveReader {
     /// The EVE file.

@@ -32,6 +32,10 @@ pub const LOCAL_RULES_INDEX: usize = 1;
 pub const HEARTBEAT_FILE: &str = "heartbeat.json";
 /// The rotated heartbeat file inside `logs.path`.
 pub const HEARTBEAT_ROTATED_FILE: &str = "heartbeat.json.1";
+/// The agent's anomaly events inside `logs.path` (written by `anomaly::daemon`).
+pub const ANOMALY_FILE: &str = "anomaly.json";
+/// The rotated anomaly file inside `logs.path`.
+pub const ANOMALY_ROTATED_FILE: &str = "anomaly.json.1";
 /// The smallest disk buffer Vector accepts (256 MiB + 32 bytes, from Vector's buffer docs).
 pub const VECTOR_MIN_DISK_BUFFER_BYTES: u64 = 268_435_488;
 /// The heartbeat sink's disk buffer: Vector's smallest, months of heartbeats.
@@ -526,6 +530,8 @@ fn vector_context(
         "heartbeat_path": Path::new(&c.logs.path).join(HEARTBEAT_FILE).display().to_string(),
         "heartbeat_rotated_path": Path::new(&c.logs.path).join(HEARTBEAT_ROTATED_FILE).display().to_string(),
         "heartbeat_buffer_bytes": HEARTBEAT_BUFFER_BYTES,
+        "anomaly_path": Path::new(&c.logs.path).join(ANOMALY_FILE).display().to_string(),
+        "anomaly_rotated_path": Path::new(&c.logs.path).join(ANOMALY_ROTATED_FILE).display().to_string(),
         // Vector expands `$VAR` in its whole config text, the embedded program included.
         "ecs_program": program.replace('$', "$$"),
         "endpoint": endpoint,
