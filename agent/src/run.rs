@@ -137,12 +137,19 @@ pub fn run(
             validator,
         });
         let process = backend == BackendKind::Process;
-        let sinks = if Archive::wanted(&settings, process, pipeline::on_path("vector")) {
+        let (sinks, eve_checkpoint) = if Archive::wanted(
+            &settings,
+            process,
+            pipeline::on_path("vector"),
+        ) {
             let archive = &settings.config.shipping.archive;
             tracing::info!(path = %archive.path, types = ?archive.event_types, "ECS archive on");
-            vec![Archive::open(&settings)?.into_sink(&metrics)]
+            (
+                vec![Archive::open(&settings)?.into_sink(&metrics)],
+                Some(Archive::checkpoint_path(&settings)),
+            )
         } else {
-            Vec::new()
+            (Vec::new(), None)
         };
         let parts = match backend {
             BackendKind::Process => {
@@ -154,6 +161,7 @@ pub fn run(
                     metrics,
                     tasks: Vec::new(),
                     sinks,
+                    eve_checkpoint,
                 }
             }
             BackendKind::Systemd => {
@@ -171,6 +179,7 @@ pub fn run(
                     metrics,
                     tasks: vec![("unit-pids", watch)],
                     sinks,
+                    eve_checkpoint,
                 }
             }
         };
@@ -192,6 +201,9 @@ pub struct Parts {
     pub tasks: Vec<(&'static str, TaskFactory)>,
     /// Further receivers of every EVE line the reader reads (the local ECS archive).
     pub sinks: Vec<LineSink>,
+    /// Where the EVE reader keeps its position, so those receivers miss nothing written while
+    /// the agent was down (Vector keeps its own checkpoints).
+    pub eve_checkpoint: Option<PathBuf>,
 }
 
 enum ReloadRequest {
@@ -216,6 +228,7 @@ pub async fn run_with(
         metrics,
         tasks,
         sinks,
+        eve_checkpoint,
     } = parts;
     let mut sigterm = signal(SignalKind::terminate()).map_err(RunError::Runtime)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Runtime)?;
@@ -226,6 +239,7 @@ pub async fn run_with(
     let checkers = Checkers::for_settings(&settings)?;
     let mut responders = Responders::from_settings(&settings, &metrics)?;
     responders.also = sinks;
+    responders.checkpoint = eve_checkpoint;
 
     let settings = Arc::new(settings);
     let first = match apply_logged(&reloader, &settings, Profile::Full, &metrics).await {
@@ -342,6 +356,8 @@ struct Responders {
     handles: Arc<Handles>,
     /// Sinks that take every line whatever the responders do (the local ECS archive).
     also: Vec<LineSink>,
+    /// The EVE reader's checkpoint file, kept when `also` must not miss lines across restarts.
+    checkpoint: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -407,6 +423,7 @@ impl Responders {
             block_stats,
             handles: Arc::default(),
             also: Vec::new(),
+            checkpoint: None,
         })
     }
 
@@ -507,6 +524,7 @@ fn spawn_tasks(
     reload_rx: mpsc::Receiver<ReloadRequest>,
 ) -> Result<(), RunError> {
     let logs = settings.config.logs.path.clone();
+    let checkpoint = responders.checkpoint.clone();
     let m = metrics.clone();
     let anomaly = crate::anomaly::daemon::AnomalyService::from_settings(settings, metrics);
     let sink = crate::eve::fan_out(
@@ -524,6 +542,7 @@ fn spawn_tasks(
         Box::new(move |shutdown| {
             let mut reader = EveReader::new(&logs);
             reader.sink = sink.clone();
+            reader.checkpoint = checkpoint.clone();
             Box::pin(reader.run(m.clone(), shutdown))
         }),
     );

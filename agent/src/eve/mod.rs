@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::metrics::Metrics;
 use crate::supervisor::{Shutdown, TaskError};
 
-pub use tail::{TailEvent, Tailer};
+pub use tail::{Position, TailEvent, Tailer};
 
 /// The label counted for a line that is not an EVE object with an `event_type`.
 pub const UNPARSED: &str = "unparsed";
@@ -164,6 +164,10 @@ pub struct EveReader {
     pub max_line_bytes: usize,
     /// Where lines go besides the counters.
     pub sink: Option<LineSink>,
+    /// A file keeping the reader's [`Position`] after each poll, so that after a restart the
+    /// reader resumes there and the sink gets what was written meanwhile. Without it a
+    /// restarted reader starts at the end of the file.
+    pub checkpoint: Option<PathBuf>,
 }
 
 impl EveReader {
@@ -174,19 +178,37 @@ impl EveReader {
             poll: Duration::from_secs(1),
             max_line_bytes: 1 << 20,
             sink: None,
+            checkpoint: None,
         }
     }
 
     /// Reads until shutdown, then once more to the end of the file (the daemon stops the reader
-    /// after Suricata, so what Suricata writes while stopping is read too). Starts at the end of
-    /// an existing file (the counters are the agent's, from its start); a rotated or truncated
-    /// file is read from its beginning.
+    /// after Suricata, so what Suricata writes while stopping is read too). Starts at the
+    /// checkpoint when there is one, else at the end of an existing file (the counters are the
+    /// agent's, from its start); a rotated or truncated file is read from its beginning.
     pub async fn run(
         self,
         metrics: std::sync::Arc<Metrics>,
         mut shutdown: Shutdown,
     ) -> Result<(), TaskError> {
         let mut tailer = Tailer::new(self.path.clone(), self.max_line_bytes, true);
+        let mut saved = None;
+        if let Some(cp) = &self.checkpoint {
+            saved = std::fs::read_to_string(cp)
+                .ok()
+                .and_then(|t| Position::parse(&t));
+            match saved {
+                Some(pos) => {
+                    tracing::info!(checkpoint = %cp.display(), offset = pos.offset, "EVE reader resumes");
+                    tailer.resume_at(pos);
+                }
+                None => tracing::info!(
+                    checkpoint = %cp.display(),
+                    "no EVE checkpoint yet: reading from the end of {}",
+                    self.path.display()
+                ),
+            }
+        }
         let mut counter = EveCounter::default();
         let mut stopping = false;
         loop {
@@ -202,6 +224,13 @@ impl EveReader {
                     TailEvent::Oversized => counter.oversized(),
                 })?;
                 counter.flush(&metrics);
+                if let Some(cp) = &self.checkpoint {
+                    if let Some(now) = tailer.position().filter(|p| Some(*p) != saved) {
+                        // The sinks have taken every line up to here (they are called inline).
+                        save_checkpoint(cp, now)?;
+                        saved = Some(now);
+                    }
+                }
                 if !more {
                     break;
                 }
@@ -215,9 +244,76 @@ impl EveReader {
     }
 }
 
+/// Writes the checkpoint atomically (temp file, rename), so a crash leaves the old or the new.
+fn save_checkpoint(path: &std::path::Path, pos: Position) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, pos.to_line())?;
+    std::fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With a checkpoint, a reader started after another one stopped gets exactly the lines
+    /// written while none ran: nothing twice, nothing lost.
+    #[tokio::test]
+    async fn a_restarted_reader_resumes_at_its_checkpoint() {
+        use std::io::Write as _;
+        use std::sync::{Arc, Mutex};
+        let dir = tempfile::tempdir().unwrap();
+        let eve = dir.path().join("eve.json");
+        let cp = dir.path().join("eve.position");
+        std::fs::write(&eve, "{\"event_type\":\"before\"}\n").unwrap();
+        let append = |s: &str| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(&eve).unwrap();
+            writeln!(f, "{s}").unwrap();
+        };
+        let run_once = |extra: Option<&'static str>| {
+            let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+            let got = seen.clone();
+            let mut reader = EveReader::new(&dir.path().display().to_string());
+            reader.poll = Duration::from_millis(50);
+            reader.checkpoint = Some(cp.clone());
+            reader.sink = Some(Arc::new(move |l: &[u8]| {
+                got.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(l).into_owned())
+            }));
+            let eve = eve.clone();
+            async move {
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                let metrics = Arc::new(Metrics::new("t"));
+                let task = tokio::spawn(reader.run(metrics, Shutdown::new(stopped)));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Some(line) = extra {
+                    let mut f = std::fs::OpenOptions::new().append(true).open(&eve).unwrap();
+                    writeln!(f, "{line}").unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                stop.send(true).unwrap();
+                task.await.unwrap().unwrap();
+                let lines = seen.lock().unwrap().clone();
+                lines
+            }
+        };
+        // First start: no checkpoint, so the reader begins at the end ("before" is not read).
+        let first = run_once(Some("{\"event_type\":\"live\"}")).await;
+        assert_eq!(first, ["{\"event_type\":\"live\"}"]);
+        assert!(cp.exists(), "the reader keeps its position");
+        append("{\"event_type\":\"while_down_1\"}");
+        append("{\"event_type\":\"while_down_2\"}");
+        let second = run_once(None).await;
+        assert_eq!(
+            second,
+            [
+                "{\"event_type\":\"while_down_1\"}",
+                "{\"event_type\":\"while_down_2\"}"
+            ]
+        );
+        assert!(run_once(None).await.is_empty(), "nothing is read twice");
+    }
 
     /// What the writer adds after shutdown was requested (Suricata stopping) is still read and
     /// handed to the sink, even with a poll interval far longer than the test.

@@ -1,6 +1,7 @@
 //! Following a growing log file like `tail -F`: new lines as they are appended, a truncated
 //! file (copytruncate) from its start, a rotated file (renamed, new one created) drained to
-//! its end before the new one is read from its start. Lines are bounded in length.
+//! its end before the new one is read from its start. Lines are bounded in length. A
+//! [`Position`] taken after a poll lets a later tailer resume where this one stopped.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -16,12 +17,42 @@ pub enum TailEvent<'a> {
     Oversized,
 }
 
+/// Where in which file the last complete line ended: enough to resume after a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// Device of the file.
+    pub dev: u64,
+    /// Inode of the file; another inode at the same path is a file written since.
+    pub ino: u64,
+    /// Byte offset just past the last complete line handed out.
+    pub offset: u64,
+}
+
+impl Position {
+    /// `dev ino offset`, the checkpoint file's one line.
+    pub fn to_line(self) -> String {
+        format!("{} {} {}\n", self.dev, self.ino, self.offset)
+    }
+
+    /// Parses [`Position::to_line`]'s output; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut it = text.split_whitespace().map(|w| w.parse::<u64>().ok());
+        let pos = Position {
+            dev: it.next()??,
+            ino: it.next()??,
+            offset: it.next()??,
+        };
+        it.next().is_none().then_some(pos)
+    }
+}
+
 /// Follows one path.
 #[derive(Debug)]
 pub struct Tailer {
     path: PathBuf,
     max_line: usize,
     start_at_end: bool,
+    resume: Option<Position>,
     file: Option<(File, u64, u64)>,
     offset: u64,
     buf: Vec<u8>,
@@ -38,6 +69,7 @@ impl Tailer {
             path,
             max_line,
             start_at_end,
+            resume: None,
             file: None,
             offset: 0,
             buf: Vec::new(),
@@ -45,10 +77,28 @@ impl Tailer {
         }
     }
 
+    /// Resumes at `pos` at the first poll instead of the start or end: in the same file at its
+    /// offset (from 0 if the file is now shorter), in a different file (rotated since) from 0.
+    pub fn resume_at(&mut self, pos: Position) {
+        self.resume = Some(pos);
+    }
+
+    /// Where the last complete line handed out ended; `None` before a file is open and while
+    /// the rest of an oversized line is being skipped.
+    pub fn position(&self) -> Option<Position> {
+        let (_, dev, ino) = self.file.as_ref()?;
+        (!self.skipping).then(|| Position {
+            dev: *dev,
+            ino: *ino,
+            offset: self.offset - self.buf.len() as u64,
+        })
+    }
+
     /// Reads what is new, up to about `budget` bytes, calling `on` per line. Returns true when
     /// the budget ran out with more data possibly waiting.
     pub fn poll(&mut self, budget: usize, mut on: impl FnMut(TailEvent<'_>)) -> io::Result<bool> {
         let start_at_end = std::mem::replace(&mut self.start_at_end, false);
+        let resume = self.resume.take();
         let current = match std::fs::metadata(&self.path) {
             Ok(m) => Some((m.dev(), m.ino())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -73,7 +123,12 @@ impl Tailer {
                 Err(e) => return Err(e),
             };
             let m = f.metadata()?;
-            self.offset = if start_at_end { m.len() } else { 0 };
+            self.offset = match resume {
+                Some(p) if (p.dev, p.ino) == (m.dev(), m.ino()) && p.offset <= m.len() => p.offset,
+                Some(_) => 0,
+                None if start_at_end => m.len(),
+                None => 0,
+            };
             self.buf.clear();
             self.skipping = false;
             self.file = Some((f, m.dev(), m.ino()));
@@ -189,6 +244,33 @@ mod tests {
             .open(path)
             .unwrap();
         f.write_all(s.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn resumes_at_a_position_in_the_same_file_and_from_the_start_of_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("eve.json");
+        append(&p, "a\nb\n");
+        let mut t = Tailer::new(p.clone(), 100, true);
+        assert!(lines(&mut t).is_empty());
+        append(&p, "partial\nc\nhal");
+        assert_eq!(lines(&mut t), ["partial", "c"]);
+        let pos = t.position().unwrap();
+        assert_eq!(Position::parse(&pos.to_line()), Some(pos));
+        assert_eq!(Position::parse("1 2"), None);
+        append(&p, "f\nd\n");
+
+        // The same file: from just after "c", the half-written line included.
+        let mut again = Tailer::new(p.clone(), 100, true);
+        again.resume_at(pos);
+        assert_eq!(lines(&mut again), ["half", "d"]);
+
+        // Rotated while nobody read: the new file is all new.
+        std::fs::rename(&p, dir.path().join("eve.json.1")).unwrap();
+        append(&p, "e\n");
+        let mut rotated = Tailer::new(p.clone(), 100, true);
+        rotated.resume_at(pos);
+        assert_eq!(lines(&mut rotated), ["e"]);
     }
 
     #[test]

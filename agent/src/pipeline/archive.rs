@@ -82,6 +82,14 @@ impl Archive {
         }
     }
 
+    /// The EVE reader's checkpoint beside the archive (`<path>.eve-position`): the archive gets
+    /// what Suricata wrote while the agent was down.
+    pub fn checkpoint_path(settings: &Settings) -> PathBuf {
+        let mut p = PathBuf::from(&settings.config.shipping.archive.path).into_os_string();
+        p.push(".eve-position");
+        PathBuf::from(p)
+    }
+
     /// Compiles the settings' ECS program and opens `shipping.archive.path` for appending
     /// (creating its directory).
     pub fn open(settings: &Settings) -> Result<Self, ArchiveError> {
