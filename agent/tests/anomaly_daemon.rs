@@ -9,12 +9,11 @@
 //! the agent); the `suricata -T` check uses the real Suricata when installed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ids2_agent::anomaly::daemon::{AnomalyService, EventFile, ANOMALY_ROTATED_FILE};
 use ids2_agent::anomaly::{DetectorOptions, TrainParams, DATASET, FIELDS};
@@ -25,6 +24,10 @@ use ids2_agent::render::{self, RenderOptions};
 use ids2_agent::supervisor::Shutdown;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+#[path = "support/agent.rs"]
+mod agent;
+use agent::{wait_until, which};
 use serde_json::{json, Value};
 
 /// An EVE flow record: ordinary TLS sessions from a handful of clients, or (`scan`) a SYN
@@ -93,14 +96,6 @@ fn stand_in(bin: &Path, name: &str) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-    })
-}
-
 /// Starts `ids2-agent run` on `root` (config written on the first call, kept afterwards).
 fn start_agent(root: &Path) -> Agent {
     let bin = root.join("bin");
@@ -134,71 +129,19 @@ fn start_agent(root: &Path) -> Agent {
         Some(s) => cmd.env("IDS2_SURICATA", s),
         None => cmd.env_remove("IDS2_SURICATA"),
     };
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut child = cmd
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("PATH", path)
-        .env("RUST_LOG", "info")
-        .env_remove("NOTIFY_SOCKET")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        // Read to the end even after start-up: a closed pipe would fail the agent's logging.
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("agent: {line}");
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let metrics = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("agent did not report its metrics address within 20 s");
-        if let Some(addr) = line.split("addr=").nth(1) {
-            break addr.trim().parse().unwrap();
-        }
-    };
+    cmd.env_remove("NOTIFY_SOCKET");
+    let agent::Running { child, metrics, .. } = agent::run(cmd, &config, &bin);
     Agent { child, metrics }
 }
 
 fn scrape(addr: std::net::SocketAddr) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp.split_once("\r\n\r\n")
-        .expect("an HTTP response")
-        .1
-        .to_string()
+    agent::scrape(addr).1
 }
 
 /// The value of an unlabelled sample in a scrape.
 fn sample(body: &str, name: &str) -> Option<f64> {
     body.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
-
-fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what} within {within:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn append(path: &Path, text: &str) {

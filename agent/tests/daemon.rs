@@ -11,7 +11,6 @@
 //! Suricata is not installed does the stand-in answer `-T` itself (accepting everything), and
 //! the tests that need the real check skip there.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,6 +18,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
+
+#[path = "support/agent.rs"]
+mod agent;
+use agent::{http_get, scrape, wait_until, which};
 use nix::unistd::Pid;
 
 struct Agent {
@@ -93,11 +96,6 @@ fn start_agent_in(dir: tempfile::TempDir, extra: &str, notify: Option<&Path>) ->
     }
     // An empty EVE file: the agent starts reading at its end, so what a test appends is read.
     std::fs::write(root.join("logs/eve.json"), "").unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ids2-agent"));
     match real_suricata() {
         Some(s) => cmd.env("IDS2_SURICATA", s),
@@ -107,34 +105,11 @@ fn start_agent_in(dir: tempfile::TempDir, extra: &str, notify: Option<&Path>) ->
         Some(socket) => cmd.env("NOTIFY_SOCKET", socket),
         None => cmd.env_remove("NOTIFY_SOCKET"),
     };
-    let mut child = cmd
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("PATH", path)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("agent: {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let metrics = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("agent did not report its metrics address within 20 s");
-        if let Some(addr) = line.split("addr=").nth(1) {
-            break addr.trim().parse().unwrap();
-        }
-    };
+    let agent::Running {
+        child,
+        stderr: rx,
+        metrics,
+    } = agent::run(cmd, &config, &bin);
     Agent {
         child,
         metrics,
@@ -169,29 +144,6 @@ fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| !s.contains(") Z "))
         .unwrap_or(false)
-}
-
-fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what} within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn scrape(addr: std::net::SocketAddr) -> (String, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").expect("an HTTP response");
-    (head.to_string(), body.to_string())
 }
 
 #[test]
@@ -273,20 +225,6 @@ fn webhook_receiver() -> (std::net::SocketAddr, mpsc::Receiver<String>) {
         }
     });
     (addr, rx)
-}
-
-fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp
 }
 
 const ALERT: &str = r#"{"timestamp":"2026-11-21T04:00:00.000000+0000","event_type":"alert","src_ip":"203.0.113.9","src_port":4444,"dest_ip":"10.1.2.3","dest_port":80,"proto":"TCP","alert":{"signature_id":9200001,"signature":"ids2 daemon test","category":"Attempted Administrator Privilege Gain","severity":1}}"#;
@@ -621,12 +559,4 @@ fn append(path: &Path, text: &str) {
     use std::io::Write;
     let mut f = std::fs::File::options().append(true).open(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(program))
-            .find(|p| p.is_file())
-    })
 }

@@ -4,16 +4,20 @@
 //! reputation table before starting Vector, check only the alert's public address, write the
 //! result to the table, reload Vector (SIGHUP) for it, and count it on `/metrics`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+
+#[path = "support/agent.rs"]
+mod agent;
+use agent::{scrape, wait_until};
 
 /// A Suricata/Vector stand-in: records its start and its SIGHUP, exits on SIGTERM.
 fn stand_in(bin: &Path, name: &str, events: &Path) {
@@ -78,27 +82,6 @@ fn abuseipdb_stand_in() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     (addr, seen)
 }
 
-fn scrape(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp
-}
-
-fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "{what} within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn hups(events: &Path) -> usize {
     std::fs::read_to_string(events)
         .unwrap_or_default()
@@ -143,42 +126,13 @@ fn alert_addresses_are_checked_tabled_and_vector_reloaded() {
         ),
     )
     .unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     // The stand-in Suricata accepts every config (`-T` exits 0): this test is about intel.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ids2-agent"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("PATH", path)
-        .env("IDS2_SURICATA", bin.join("suricata"))
-        .env_remove("NOTIFY_SOCKET")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("agent: {line}");
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let metrics: SocketAddr = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("agent did not report its metrics address within 20 s");
-        if let Some(addr) = line.split("addr=").nth(1) {
-            break addr.trim().parse().unwrap();
-        }
-    };
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ids2-agent"));
+    cmd.env("IDS2_SURICATA", bin.join("suricata"))
+        .env_remove("NOTIFY_SOCKET");
+    let agent::Running {
+        mut child, metrics, ..
+    } = agent::run(cmd, &config, &bin);
     wait_until("Vector started", Duration::from_secs(20), || {
         std::fs::read_to_string(&events).is_ok_and(|e| e.contains("vector start"))
     });
@@ -211,7 +165,9 @@ fn alert_addresses_are_checked_tabled_and_vector_reloaded() {
         || hups(&events) > before,
     );
     wait_until("the check is counted", Duration::from_secs(20), || {
-        scrape(metrics).contains("ids2_intel_checks_total{result=\"ok\"} 1")
+        scrape(metrics)
+            .1
+            .contains("ids2_intel_checks_total{result=\"ok\"} 1")
     });
     let requests = requests.lock().unwrap().clone();
     assert_eq!(
