@@ -8,7 +8,7 @@
 //! As in `tests/daemon.rs`, Suricata and Vector *processes* are shell stand-ins (the point is
 //! the agent); the `suricata -T` check uses the real Suricata when installed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -20,7 +20,7 @@ use ids2_agent::anomaly::{DetectorOptions, TrainParams, DATASET, FIELDS};
 use ids2_agent::config::{self, Settings};
 use ids2_agent::ecs::Mapper;
 use ids2_agent::metrics::Metrics;
-use ids2_agent::render::{self, RenderOptions};
+use ids2_agent::render;
 use ids2_agent::supervisor::Shutdown;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -28,6 +28,9 @@ use nix::unistd::Pid;
 #[path = "support/agent.rs"]
 mod agent;
 use agent::{wait_until, which};
+#[path = "support/rendered.rs"]
+mod rendered;
+use rendered::{ecs_reference, strings, table, vector_toml};
 use serde_json::{json, Value};
 
 /// An EVE flow record: ordinary TLS sessions from a handful of clients, or (`scan`) a SYN
@@ -341,28 +344,6 @@ fn settings(logs: &Path) -> Settings {
     .unwrap()
 }
 
-fn vector_toml(s: &Settings) -> toml::Table {
-    let set = render::render(s, &RenderOptions::default()).unwrap();
-    String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec())
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn table<'a>(t: &'a toml::Table, key: &str) -> &'a toml::Table {
-    t[key]
-        .as_table()
-        .unwrap_or_else(|| panic!("{key} is not a table"))
-}
-
-fn strings(v: &toml::Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn rendered_vector_ships_the_anomaly_file_through_the_event_sink() {
     let logs = tempfile::tempdir().unwrap();
@@ -405,21 +386,6 @@ fn rendered_vector_ships_the_anomaly_file_through_the_event_sink() {
     let buffer = table(sink, "buffer");
     assert_eq!(buffer["type"].as_str(), Some("disk"));
     assert_eq!(buffer["when_full"].as_str(), Some("block"));
-}
-
-/// ECS reference (`corpus/ecs/fields.csv`): field name → type, when the corpus is present.
-fn ecs_reference() -> Option<HashMap<String, String>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/ecs/fields.csv");
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut fields = HashMap::new();
-    for line in text.lines().skip(1) {
-        // ECS_Version,Indexed,Field_Set,Field,Type,...: the first five columns are never quoted.
-        let cols: Vec<&str> = line.splitn(6, ',').collect();
-        if cols.len() == 6 && cols[0].chars().next().is_some_and(|c| c.is_ascii_digit()) {
-            fields.insert(cols[3].to_string(), cols[4].to_string());
-        }
-    }
-    Some(fields)
 }
 
 fn leaves(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {

@@ -3,17 +3,28 @@
 //! types and ids them, and every field outside `ids2.*` is an ECS field of a compatible type
 //! (`../shared/corpus/ecs/fields.csv`; that part skips when the corpus is absent).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use ids2_agent::config::{self, Settings};
+use ids2_agent::ecs::Mapper;
 use ids2_agent::fleet::heartbeat::{self, Heartbeat, FIELDS, HEARTBEAT_FILE, ROTATED_FILE};
 use ids2_agent::metrics::Metrics;
-use ids2_agent::render::{self, RenderOptions};
-use toml::Table;
+use ids2_agent::render;
 use vrl::value::Value as VrlValue;
+
+#[path = "support/rendered.rs"]
+mod rendered;
+use rendered::{ecs_reference, strings, table, vector_toml};
+
+/// Runs a remap program on one line as Vector's file source hands it over (in `message`).
+fn run_vrl(program: &str, line: &str) -> Result<VrlValue, String> {
+    Mapper::from_source(program)
+        .map_err(|e| e.to_string())?
+        .map_value(line)
+        .map_err(|e| e.to_string())
+}
 
 fn settings(logs: &Path) -> Settings {
     config::from_str(
@@ -28,45 +39,6 @@ fn settings(logs: &Path) -> Settings {
         Path::new("t.yaml"),
     )
     .unwrap()
-}
-
-fn vector_toml(s: &Settings) -> Table {
-    let set = render::render(s, &RenderOptions::default()).unwrap();
-    String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec())
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn table<'a>(t: &'a Table, key: &str) -> &'a Table {
-    t[key]
-        .as_table()
-        .unwrap_or_else(|| panic!("{key} is not a table"))
-}
-
-fn strings(v: &toml::Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
-}
-
-fn run_vrl(program: &str, line: &str) -> Result<VrlValue, String> {
-    use vrl::compiler::{runtime::Runtime, TargetValue, TimeZone};
-    let compiled = vrl::compiler::compile(program, &vrl::stdlib::all())
-        .map_err(|d| vrl::diagnostic::Formatter::new(program, d).to_string())?;
-    let mut obj = vrl::value::ObjectMap::new();
-    obj.insert("message".into(), VrlValue::from(line));
-    let mut target = TargetValue {
-        value: VrlValue::Object(obj),
-        metadata: VrlValue::Object(Default::default()),
-        secrets: Default::default(),
-    };
-    Runtime::default()
-        .resolve(&mut target, &compiled.program, &TimeZone::default())
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(target.value)
 }
 
 fn flatten(prefix: &str, v: &VrlValue, out: &mut Vec<(String, VrlValue)>) {
@@ -210,19 +182,6 @@ fn heartbeat_remap_types_and_ids_real_heartbeats() {
     assert_eq!(id(&outs[0]).len(), 64);
 }
 
-fn corpus_fields() -> Option<HashMap<String, String>> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/ecs/fields.csv");
-    let text = std::fs::read_to_string(&path).ok()?;
-    let mut out = HashMap::new();
-    for line in text.lines().skip(1) {
-        let cols: Vec<&str> = line.splitn(6, ',').collect();
-        if cols.len() >= 5 {
-            out.insert(cols[3].to_string(), cols[4].to_string());
-        }
-    }
-    Some(out)
-}
-
 /// Whether a value is what an index field of this ECS type accepts.
 fn value_fits(ecs_type: &str, v: &VrlValue) -> bool {
     match ecs_type {
@@ -236,7 +195,7 @@ fn value_fits(ecs_type: &str, v: &VrlValue) -> bool {
 
 #[test]
 fn heartbeat_documents_pass_the_ecs_field_check() {
-    let Some(ecs) = corpus_fields() else {
+    let Some(ecs) = ecs_reference() else {
         eprintln!(
             "skipped: needs ../shared/corpus/ecs/fields.csv (the shared corpus) beside the project"
         );

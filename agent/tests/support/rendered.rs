@@ -1,0 +1,50 @@
+//! Reading what the agent renders in tests: the parsed `vector.toml` and its tables, and the
+//! ECS reference (`../shared/corpus/ecs/fields.csv`) its documents are checked against.
+// Each test binary that includes this uses a different part of it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ids2_agent::config::Settings;
+use ids2_agent::render::{self, RenderOptions};
+
+/// `vector.toml` as rendered for `s`, parsed.
+pub fn vector_toml(s: &Settings) -> toml::Table {
+    let set = render::render(s, &RenderOptions::default()).unwrap();
+    String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The sub-table `key`, failing the test when it is missing or not a table.
+pub fn table<'a>(t: &'a toml::Table, key: &str) -> &'a toml::Table {
+    t[key]
+        .as_table()
+        .unwrap_or_else(|| panic!("{key} is not a table"))
+}
+
+/// An array of strings.
+pub fn strings(v: &toml::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// ECS reference: field name → type, when the shared corpus is present.
+pub fn ecs_reference() -> Option<HashMap<String, String>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/ecs/fields.csv");
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut fields = HashMap::new();
+    for line in text.lines().skip(1) {
+        // ECS_Version,Indexed,Field_Set,Field,Type,...: the first five columns are never quoted.
+        let cols: Vec<&str> = line.splitn(6, ',').collect();
+        if cols.len() == 6 && cols[0].chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            fields.insert(cols[3].to_string(), cols[4].to_string());
+        }
+    }
+    Some(fields)
+}
