@@ -289,17 +289,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn heartbeat_template_maps_exactly_the_heartbeat_fields() {
-        use ids2_agent::fleet::heartbeat::FIELDS;
-        let t = heartbeat_template("corp", FIELDS, 1).unwrap();
-        assert_eq!(t["index_patterns"][0], "corp-heartbeat-*");
+    /// The template is strict and maps exactly `fields`, each with its OpenSearch type; returns
+    /// its properties.
+    fn assert_maps_exactly<'a>(
+        t: &'a Value,
+        fields: &[ids2_agent::ecs::fields::EcsField],
+    ) -> &'a serde_json::Map<String, Value> {
         assert_eq!(t["template"]["mappings"]["dynamic"], false);
         let props = t["template"]["mappings"]["properties"].as_object().unwrap();
         let mut mapped = Vec::new();
         leaves("", props, &mut mapped);
         mapped.sort();
-        let mut wanted: Vec<(String, String)> = FIELDS
+        let mut wanted: Vec<(String, String)> = fields
             .iter()
             .map(|f| {
                 let os = opensearch_type(f.name, f.ecs_type).unwrap();
@@ -308,6 +309,15 @@ mod tests {
             .collect();
         wanted.sort();
         assert_eq!(mapped, wanted);
+        props
+    }
+
+    #[test]
+    fn heartbeat_template_maps_exactly_the_heartbeat_fields() {
+        use ids2_agent::fleet::heartbeat::FIELDS;
+        let t = heartbeat_template("corp", FIELDS, 1).unwrap();
+        assert_eq!(t["index_patterns"][0], "corp-heartbeat-*");
+        let props = assert_maps_exactly(&t, FIELDS);
         assert_eq!(
             props["host"]["properties"]["cpu"]["properties"]["usage"]["scaling_factor"],
             1000
@@ -319,20 +329,7 @@ mod tests {
         use ids2_agent::anomaly::FIELDS;
         let t = anomaly_template("corp", FIELDS, 1).unwrap();
         assert_eq!(t["index_patterns"][0], "corp-ids2.anomaly-*");
-        assert_eq!(t["template"]["mappings"]["dynamic"], false);
-        let props = t["template"]["mappings"]["properties"].as_object().unwrap();
-        let mut mapped = Vec::new();
-        leaves("", props, &mut mapped);
-        mapped.sort();
-        let mut wanted: Vec<(String, String)> = FIELDS
-            .iter()
-            .map(|f| {
-                let os = opensearch_type(f.name, f.ecs_type).unwrap();
-                (f.name.to_string(), os["type"].as_str().unwrap().to_string())
-            })
-            .collect();
-        wanted.sort();
-        assert_eq!(mapped, wanted);
+        let props = assert_maps_exactly(&t, FIELDS);
         assert_eq!(
             props["ids2"]["properties"]["anomaly"]["properties"]["score"]["type"],
             "float"
