@@ -12,6 +12,7 @@ pub mod ecs;
 pub mod emulate;
 pub mod enrich;
 pub mod eve;
+pub mod files;
 pub mod fleet;
 pub mod gitops;
 pub mod intel;

@@ -209,23 +209,12 @@ impl Model {
     /// Writes the model atomically (temp file in the same directory, then rename), creating
     /// the directory if needed; a crash never leaves a truncated model behind.
     pub fn save(&self, path: &Path) -> Result<(), AnomalyError> {
-        let write = |source| AnomalyError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        std::fs::create_dir_all(dir).map_err(write)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".anomaly-model-")
-            .tempfile_in(dir)
-            .map_err(write)?;
-        std::io::Write::write_all(&mut tmp, self.to_json().as_bytes()).map_err(write)?;
-        tmp.as_file().sync_all().map_err(write)?;
-        tmp.persist(path).map_err(|e| write(e.error))?;
-        Ok(())
+        crate::files::write_atomic(path, self.to_json().as_bytes()).map_err(|source| {
+            AnomalyError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
+        })
     }
 }
 

@@ -227,7 +227,7 @@ impl EveReader {
                 if let Some(cp) = &self.checkpoint {
                     if let Some(now) = tailer.position().filter(|p| Some(*p) != saved) {
                         // The sinks have taken every line up to here (they are called inline).
-                        save_checkpoint(cp, now)?;
+                        crate::files::write_atomic(cp, now.to_line().as_bytes())?;
                         saved = Some(now);
                     }
                 }
@@ -242,14 +242,6 @@ impl EveReader {
             stopping = !shutdown.sleep(self.poll).await;
         }
     }
-}
-
-/// Writes the checkpoint atomically (temp file, rename), so a crash leaves the old or the new.
-fn save_checkpoint(path: &std::path::Path, pos: Position) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, pos.to_line())?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -657,12 +656,8 @@ pub fn modify_conf(thresholds: &[RuleThreshold]) -> String {
 
 fn write_state(rules_dir: &Path, state: &RuleSetState) -> Result<(), RulesError> {
     let path = rules_dir.join(STATE_FILE);
-    let tmp = rules_dir.join(format!(".{STATE_FILE}.{}", std::process::id()));
-    let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
-    f.write_all(&serde_json::to_vec_pretty(state).expect("state serialises"))
-        .and_then(|()| f.sync_all())
-        .map_err(io("write", &tmp))?;
-    fs::rename(&tmp, &path).map_err(io("replace", &path))
+    let json = serde_json::to_vec_pretty(state).expect("state serialises");
+    crate::files::write_atomic(&path, &json).map_err(io("replace", &path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), RulesError> {

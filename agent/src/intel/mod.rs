@@ -12,7 +12,6 @@ mod client;
 mod quota;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,17 +92,14 @@ impl IntelConfig {
         let Some(a) = &settings.config.enrichment.abuseipdb else {
             return Ok(None);
         };
-        let text =
-            std::fs::read_to_string(&a.api_key_file).map_err(|source| IntelError::KeyFile {
+        let key = crate::files::secret_first_line(Path::new(&a.api_key_file))
+            .map_err(|source| IntelError::KeyFile {
                 path: a.api_key_file.clone(),
                 source,
-            })?;
-        let key = text.lines().next().unwrap_or("").trim().to_string();
-        if key.is_empty() {
-            return Err(IntelError::EmptyKey {
+            })?
+            .ok_or_else(|| IntelError::EmptyKey {
                 path: a.api_key_file.clone(),
-            });
-        }
+            })?;
         let client = Client::new(&a.base_url, key, Duration::from_secs(a.timeout_secs.into()))
             .map_err(IntelError::Client)?;
         Ok(Some(Self {
@@ -311,20 +307,13 @@ impl Reputation for Cache {
     }
 }
 
-/// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename), so
-/// Vector never reads a half-written table.
+/// Writes the table atomically ([`crate::files::write_atomic`]), so Vector never reads a
+/// half-written table.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IntelError> {
-    let fail = |source| IntelError::Table {
+    crate::files::write_atomic(path, bytes).map_err(|source| IntelError::Table {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-    tmp.write_all(bytes).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
+    })
 }
 
 /// Creates the table with its header only when it does not exist, so Vector, which refuses to

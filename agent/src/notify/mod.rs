@@ -354,20 +354,16 @@ impl NotifyConfig {
 }
 
 fn read_secret(key: &'static str, path: &str) -> Result<String, NotifyError> {
-    let text =
-        std::fs::read_to_string(Path::new(path)).map_err(|source| NotifyError::SecretFile {
+    crate::files::secret_first_line(Path::new(path))
+        .map_err(|source| NotifyError::SecretFile {
             key,
             path: path.to_string(),
             source,
-        })?;
-    let first = text.lines().next().unwrap_or("").trim().to_string();
-    if first.is_empty() {
-        return Err(NotifyError::EmptySecret {
+        })?
+        .ok_or_else(|| NotifyError::EmptySecret {
             key,
             path: path.to_string(),
-        });
-    }
-    Ok(first)
+        })
 }
 
 /// What [`NotifyHandle::offer`] did with an event.
