@@ -341,11 +341,14 @@ pub const NON_PUBLIC_NETS: &[&str] = &[
 
 /// Whether an address is globally routable (outside [`NON_PUBLIC_NETS`]).
 pub fn is_public(ip: std::net::IpAddr) -> bool {
-    !NON_PUBLIC_NETS.iter().any(|n| {
-        n.parse::<ipnet::IpNet>()
-            .expect("NON_PUBLIC_NETS are CIDRs")
-            .contains(&ip)
-    })
+    // Parsed once: this runs for every address of every alert.
+    static NETS: std::sync::LazyLock<Vec<ipnet::IpNet>> = std::sync::LazyLock::new(|| {
+        NON_PUBLIC_NETS
+            .iter()
+            .map(|n| n.parse().expect("NON_PUBLIC_NETS are CIDRs"))
+            .collect()
+    });
+    !NETS.iter().any(|n| n.contains(&ip))
 }
 
 /// The enrichment tables a rendered pipeline declares and its ECS program joins.
