@@ -237,9 +237,7 @@ pub async fn run_with(
     let server = metrics::serve(settings.metrics_listen, metrics.clone()).await?;
     tracing::info!(addr = %server.local_addr(), "metrics endpoint up");
     let checkers = Checkers::for_settings(&settings)?;
-    let mut responders = Responders::from_settings(&settings, &metrics)?;
-    responders.also = sinks;
-    responders.checkpoint = eve_checkpoint;
+    let responders = Responders::from_settings(&settings, &metrics)?;
 
     let settings = Arc::new(settings);
     let first = match apply_logged(&reloader, &settings, Profile::Full, &metrics).await {
@@ -280,9 +278,8 @@ pub async fn run_with(
         sup.spawn(name, factory);
     }
     let (reload_tx, reload_rx) = mpsc::channel::<ReloadRequest>(8);
-    spawn_tasks(
+    let consumers = spawn_tasks(
         &mut sup,
-        &mut eve_sup,
         &config_path,
         &settings,
         &metrics,
@@ -294,6 +291,17 @@ pub async fn run_with(
         reload_tx.clone(),
         reload_rx,
     )?;
+    let sink = crate::eve::fan_out(sinks.into_iter().chain(consumers));
+    let (logs, m) = (settings.config.logs.path.clone(), metrics.clone());
+    eve_sup.spawn(
+        "eve",
+        Box::new(move |shutdown| {
+            let mut reader = EveReader::new(&logs);
+            reader.sink = sink.clone();
+            reader.checkpoint = eve_checkpoint.clone();
+            Box::pin(reader.run(m.clone(), shutdown))
+        }),
+    );
 
     supervisor::notify_ready();
     tracing::info!(sensor = %settings.config.sensor.id, "ids2-agent running");
@@ -354,10 +362,6 @@ struct Responders {
     notify_stats: Arc<NotifyStats>,
     block_stats: Arc<BlockStats>,
     handles: Arc<Handles>,
-    /// Sinks that take every line whatever the responders do (the local ECS archive).
-    also: Vec<LineSink>,
-    /// The EVE reader's checkpoint file, kept when `also` must not miss lines across restarts.
-    checkpoint: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -422,19 +426,16 @@ impl Responders {
             notify_stats,
             block_stats,
             handles: Arc::default(),
-            also: Vec::new(),
-            checkpoint: None,
         })
     }
 
-    /// The EVE reader's sinks for the responders that run and the extra ones (the archive).
-    fn sinks(&self) -> Vec<LineSink> {
-        let mut sinks = self.also.clone();
-        if self.notify.is_some() || self.block.is_some() || self.intel.is_some() {
-            let handles = self.handles.clone();
-            sinks.push(Arc::new(move |line: &[u8]| handles.offer(line)));
+    /// The EVE reader's sink for the responders that run, if any.
+    fn sink(&self) -> Option<LineSink> {
+        if self.notify.is_none() && self.block.is_none() && self.intel.is_none() {
+            return None;
         }
-        sinks
+        let handles = self.handles.clone();
+        Some(Arc::new(move |line: &[u8]| handles.offer(line)))
     }
 
     fn spawn(self, sup: &mut Supervisor, backend: &Arc<dyn Backend>) {
@@ -508,10 +509,11 @@ impl Responders {
     }
 }
 
+/// Spawns the daemon's tasks; returns the EVE line consumers among them (responders, anomaly
+/// detection) for the reader.
 #[allow(clippy::too_many_arguments)]
 fn spawn_tasks(
     sup: &mut Supervisor,
-    eve_sup: &mut Supervisor,
     config_path: &Path,
     settings: &Arc<Settings>,
     metrics: &Arc<Metrics>,
@@ -522,30 +524,17 @@ fn spawn_tasks(
     responders: Responders,
     reload_tx: mpsc::Sender<ReloadRequest>,
     reload_rx: mpsc::Receiver<ReloadRequest>,
-) -> Result<(), RunError> {
-    let logs = settings.config.logs.path.clone();
-    let checkpoint = responders.checkpoint.clone();
-    let m = metrics.clone();
+) -> Result<Vec<LineSink>, RunError> {
     let anomaly = crate::anomaly::daemon::AnomalyService::from_settings(settings, metrics);
-    let sink = crate::eve::fan_out(
-        responders
-            .sinks()
-            .into_iter()
-            .chain(anomaly.as_ref().map(|a| a.sink())),
-    );
+    let consumers: Vec<LineSink> = responders
+        .sink()
+        .into_iter()
+        .chain(anomaly.as_ref().map(|a| a.sink()))
+        .collect();
     responders.spawn(sup, backend);
     if let Some(a) = &anomaly {
         a.spawn(sup);
     }
-    eve_sup.spawn(
-        "eve",
-        Box::new(move |shutdown| {
-            let mut reader = EveReader::new(&logs);
-            reader.sink = sink.clone();
-            reader.checkpoint = checkpoint.clone();
-            Box::pin(reader.run(m.clone(), shutdown))
-        }),
-    );
 
     let pids_backend = backend.clone();
     let pids: crate::resources::sample::PidSource = Arc::new(move || {
@@ -655,7 +644,7 @@ fn spawn_tasks(
             Box::new(move |shutdown| Box::pin(supervisor::Watchdog { interval }.run(shutdown))),
         );
     }
-    Ok(())
+    Ok(consumers)
 }
 
 struct AgentThrottle {
