@@ -1,8 +1,9 @@
-//! Small file operations several modules share: replacing a file atomically, and reading a
-//! secret file (the config refuses secrets inline and names files instead).
+//! Small file operations several modules share: replacing a file atomically, reading a
+//! secret file (the config refuses secrets inline and names files instead), and finding a
+//! program the way spawning it would.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Replaces `path` with `bytes` atomically: a temp file in the same directory (created if
 /// needed), fsync, rename. A crash leaves the old content or the new, never a torn file, and a
@@ -25,6 +26,17 @@ pub fn secret_first_line(path: &Path) -> std::io::Result<Option<String>> {
     let text = std::fs::read_to_string(path)?;
     let first = text.lines().next().unwrap_or("").trim();
     Ok((!first.is_empty()).then(|| first.to_string()))
+}
+
+/// Where `program` is found the way spawning it finds it: a path as given, a bare name on PATH.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program)).filter(|p| p.is_file());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
@@ -53,5 +65,13 @@ mod tests {
         assert_eq!(secret_first_line(&path).unwrap().as_deref(), Some("s3cret"));
         std::fs::write(&path, "\n").unwrap();
         assert_eq!(secret_first_line(&path).unwrap(), None);
+    }
+
+    #[test]
+    fn programs_are_found_on_path_or_as_given() {
+        assert!(find_program("sh").is_some());
+        assert!(find_program("ids2-no-such-program").is_none());
+        assert!(find_program("/bin/sh").is_some());
+        assert!(find_program("/nonexistent/sh").is_none());
     }
 }

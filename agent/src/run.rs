@@ -26,7 +26,7 @@ use crate::intel::{self, Intel, IntelConfig, IntelError, IntelHandle, IntelStats
 use crate::metrics::{self, Metrics, ServeError};
 use crate::notify::{Alert, Notifier, NotifyConfig, NotifyError, NotifyHandle, NotifyStats};
 use crate::pipeline::{
-    self, Archive, ArchiveError, Backend, BoxFuture, Component, ProcessBackend, SystemdBackend,
+    Archive, ArchiveError, Backend, BoxFuture, Component, ProcessBackend, SystemdBackend,
 };
 use crate::render::{Profile, RenderOptions};
 use crate::resources::{
@@ -140,7 +140,7 @@ pub fn run(
         let (sinks, eve_checkpoint) = if Archive::wanted(
             &settings,
             process,
-            pipeline::on_path("vector"),
+            crate::files::find_program("vector").is_some(),
         ) {
             let archive = &settings.config.shipping.archive;
             tracing::info!(path = %archive.path, types = ?archive.event_types, "ECS archive on");

@@ -670,10 +670,7 @@ fn locate_suricata_update() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(SURICATA_UPDATE_ENV).filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(p));
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("suricata-update"))
-        .find(|c| c.is_file())
+    crate::files::find_program("suricata-update")
 }
 
 fn tail(text: &str) -> String {

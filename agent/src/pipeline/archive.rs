@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -60,16 +60,6 @@ struct Writer {
 struct Head<'a> {
     #[serde(borrow)]
     event_type: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// Whether `program` is found the way the process backend's spawn finds it (a path, or a name
-/// searched on PATH).
-pub fn on_path(program: &str) -> bool {
-    if program.contains('/') {
-        return Path::new(program).is_file();
-    }
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 impl Archive {
@@ -196,6 +186,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn settings(dir: &Path, mode: &str) -> Settings {
         let yaml = format!(
@@ -225,8 +216,6 @@ mod tests {
             true,
             false
         ));
-        assert!(on_path("sh"));
-        assert!(!on_path("ids2-no-such-program"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-pub use archive::{on_path, Archive, ArchiveError};
+pub use archive::{Archive, ArchiveError};
 pub use process::{get_nice, ChildSpec, ProcessBackend, LIMITED_NICE};
 pub use systemd::{unit, LimitPlan, SystemdBackend, UnitLimit, SURICATA_UNIT, VECTOR_UNIT};
 
