@@ -12,7 +12,7 @@ use ids2_agent::fleet::heartbeat::{self, Snapshot};
 use ids2_agent::fleet::RuleSetState;
 use predicates::prelude::*;
 use serde_json::Value;
-use standin::{cli, Expect, StandIn};
+use standin::{cli, setup, Expect, StandIn};
 use time::OffsetDateTime;
 
 fn status(s: &StandIn, extra: &[&str]) -> assert_cmd::assert::Assert {
@@ -191,20 +191,6 @@ fn bad_input_is_refused_before_any_request() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("plain http only to"));
-}
-
-fn setup(s: &StandIn, extra: &[&str]) -> assert_cmd::assert::Assert {
-    cli()
-        .args([
-            "opensearch",
-            "setup",
-            "--endpoint",
-            &s.url,
-            "--region",
-            standin::REGION,
-        ])
-        .args(extra)
-        .assert()
 }
 
 #[test]

@@ -7,21 +7,7 @@ mod standin;
 use ids2_agent::ecs::fields::emitted_fields;
 use predicates::prelude::*;
 use serde_json::Value;
-use standin::{cli, Expect, StandIn};
-
-fn setup(s: &StandIn, extra: &[&str]) -> assert_cmd::assert::Assert {
-    cli()
-        .args([
-            "opensearch",
-            "setup",
-            "--endpoint",
-            &s.url,
-            "--region",
-            standin::REGION,
-        ])
-        .args(extra)
-        .assert()
-}
+use standin::{cli, setup, Expect, StandIn};
 
 #[test]
 fn first_setup_writes_everything_second_writes_nothing() {

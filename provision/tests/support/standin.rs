@@ -1239,3 +1239,18 @@ pub fn cli() -> assert_cmd::Command {
         .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
     c
 }
+
+/// `ids2-provision opensearch setup` against the stand-in `s`, with `extra` arguments.
+pub fn setup(s: &StandIn, extra: &[&str]) -> assert_cmd::assert::Assert {
+    cli()
+        .args([
+            "opensearch",
+            "setup",
+            "--endpoint",
+            &s.url,
+            "--region",
+            REGION,
+        ])
+        .args(extra)
+        .assert()
+}
