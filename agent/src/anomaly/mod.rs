@@ -315,8 +315,11 @@ impl Baseline {
                 self.rows[j] = x;
             }
         }
+        // The window is from the earliest to the latest flow seen, not from the first one seen:
+        // flow records come out as flows end, so their (start) timestamps are not in order, and
+        // a first record with a late start would otherwise shrink the span and stall training.
         if let Some(ts) = ts {
-            if self.first.is_none() {
+            if self.first.as_ref().is_none_or(|f| ts.0 < f.0) {
                 self.first = Some(ts.clone());
             }
             if self.last.as_ref().is_none_or(|l| ts.0 >= l.0) {
@@ -522,6 +525,24 @@ mod tests {
         assert!(!again.is_training());
         assert_eq!(again.model(), d.model());
         assert!(again.observe(&flow(302, 72, true)).is_some());
+    }
+
+    /// Flow records come out as flows end, so their timestamps are out of order: the window is
+    /// earliest to latest, whatever came first.
+    #[test]
+    fn window_spans_earliest_to_latest_flow_in_any_order() {
+        let mut d = AnomalyDetector::start(options(None)).unwrap();
+        // The first record seen is the latest flow; the rest started up to 59 s before it.
+        assert!(d.observe(&flow(0, 61, false)).is_none());
+        for i in 1..200 {
+            assert!(d.observe(&flow(i, (i % 60) + 2, false)).is_none());
+        }
+        assert!(
+            d.is_training(),
+            "earliest so far starts 59 s before the latest"
+        );
+        assert!(d.observe(&flow(200, 0, false)).is_none());
+        assert!(!d.is_training(), "61 s from earliest to latest");
     }
 
     #[test]
