@@ -4,14 +4,17 @@
 # `.ci/install-deps` installs all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Quiet builds, and nextest (.config/nextest.toml) lists only slow and failing tests with the
+# failures' output again at the end: CI keeps a bounded excerpt of the output, and that excerpt
+# must hold the failures.
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --quiet --workspace --all-targets --locked -- -D warnings
 
 echo "== nix static checks (parse, nixpkgs-fmt, deadnix, dashboard metrics)"
 .ci/nix-checks
 
 echo "== cargo nextest"
-cargo nextest run --workspace --locked --no-fail-fast
+cargo nextest run --cargo-quiet --workspace --locked --no-fail-fast

@@ -482,6 +482,12 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     // The agent's ordered shutdown: its reader drains what Suricata writes while stopping into
     // the archive; Suricata's exit summary has the exact capture totals.
     let totals = sensor.stop();
+    if totals.is_none() {
+        eprintln!(
+            "warning: Suricata's exit totals are not in the agent's log (killed before it printed \
+             them?); the capture figures are from its last periodic stats record"
+        );
+    }
     watch.poll()?;
     let (kernel_packets, kernel_drops) = totals.unwrap_or((
         metrics.capture_packets.unwrap_or(0),

@@ -79,6 +79,12 @@ impl SysinfoSource {
         sys.refresh_cpu_usage();
         Ok(Self { sys, pids })
     }
+
+    /// The CPUs the host has, which [`ProcessSample::cpu`] shares are fractions of. A container
+    /// with a CPU quota can be allowed fewer than this.
+    pub fn cpu_count(&self) -> usize {
+        self.sys.cpus().len().max(1)
+    }
 }
 
 impl SampleSource for SysinfoSource {
@@ -92,7 +98,7 @@ impl SampleSource for SysinfoSource {
             true,
             ProcessRefreshKind::nothing().with_cpu().with_memory(),
         );
-        let cores = self.sys.cpus().len().max(1) as f64;
+        let cores = self.cpu_count() as f64;
         let total = self.sys.total_memory();
         let host_memory = if total == 0 {
             0.0
