@@ -1,8 +1,10 @@
-//! Small file operations several modules share: replacing a file atomically, reading a
-//! secret file (the config refuses secrets inline and names files instead), and finding a
-//! program the way spawning it would.
+//! Small file operations several modules share: replacing a file atomically, appending to a
+//! capped JSON-lines file that Vector tails, reading a secret file (the config refuses secrets
+//! inline and names files instead), and finding a program the way spawning it would.
 
-use std::io::Write as _;
+use std::collections::VecDeque;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 /// Replaces `path` with `bytes` atomically: a temp file in the same directory (created if
@@ -19,6 +21,63 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// A JSON-lines file that Vector tails (heartbeats, anomaly documents), capped in size: when the
+/// next line would pass the cap, the file is renamed to `rotated` and a new one begun. Vector's
+/// file source finishes the old file, then reads the new one from its start.
+#[derive(Debug, Clone)]
+pub struct CappedLines {
+    path: PathBuf,
+    rotated: PathBuf,
+    max_bytes: u64,
+}
+
+impl CappedLines {
+    /// Lines appended to `path`, rotated to `rotated` at `max_bytes`.
+    pub fn new(path: PathBuf, rotated: PathBuf, max_bytes: u64) -> Self {
+        Self {
+            path,
+            rotated,
+            max_bytes,
+        }
+    }
+
+    /// The file written to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends whole lines (each ending in a newline) from the front of `lines`, removing each
+    /// once written; rotates first when a line would pass the cap (a line longer than the cap
+    /// gets a file of its own). On error the unwritten lines stay in `lines`.
+    pub fn append(&self, lines: &mut VecDeque<Vec<u8>>) -> io::Result<()> {
+        while !lines.is_empty() {
+            let mut size = match fs::metadata(&self.path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(e),
+            };
+            if size > 0 && size + lines[0].len() as u64 > self.max_bytes {
+                fs::rename(&self.path, &self.rotated)?;
+                size = 0;
+            }
+            // One write per line on an O_APPEND file: a reader never sees half a line.
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            while let Some(line) = lines.front() {
+                if size > 0 && size + line.len() as u64 > self.max_bytes {
+                    break;
+                }
+                file.write_all(line)?;
+                size += line.len() as u64;
+                lines.pop_front();
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The secret in `path`: its first line, trimmed; `Ok(None)` when that is empty.

@@ -5,6 +5,8 @@
 
 #[path = "support/mmdb.rs"]
 mod mmdb;
+#[path = "support/rendered.rs"]
+mod rendered;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -13,7 +15,6 @@ use ids2_agent::config::{self, Settings};
 use ids2_agent::ecs::{fields::emitted_fields, Mapper};
 use ids2_agent::render::{self, RenderOptions};
 use mmdb::{Data, Writer};
-use serde_json::Value;
 
 fn city_db() -> Vec<u8> {
     let mut w = Writer::new("GeoLite2-City");
@@ -248,31 +249,6 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     rest.find(end).map_or(rest, |to| &rest[..to])
 }
 
-/// ECS names of a document's leaves outside `suricata.*`; a geo_point's lat/lon count as the
-/// point itself.
-fn leaves(prefix: &str, v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(map) if prefix.ends_with(".geo.location") => {
-            assert!(map.contains_key("lat") && map.contains_key("lon"));
-            out.push(prefix.to_string());
-        }
-        Value::Object(map) => {
-            for (k, v) in map {
-                let name = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                if name != "suricata" {
-                    leaves(&name, v, out);
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|i| leaves(prefix, i, out)),
-        _ => out.push(prefix.to_string()),
-    }
-}
-
 #[test]
 fn enriched_fields_are_listed_for_the_index_templates() {
     let dbs = Dbs::new();
@@ -283,9 +259,7 @@ fn enriched_fields_are_listed_for_the_index_templates() {
         alert("2a02:8100::1", "81.2.69.142"),
     ] {
         let doc = m.map_line(&line).unwrap();
-        let mut names = Vec::new();
-        leaves("", &doc, &mut names);
-        for name in names {
+        for name in rendered::ecs_leaf_names(&doc) {
             assert!(
                 listed.contains(&name.as_str()),
                 "{name} is emitted but not in templates/ecs_fields.tsv"

@@ -5,6 +5,9 @@
 //! envelope for a wrong key. Then the reputation table joined into alerts by the real VRL
 //! runtime (through `Mapper`), and the blocking policy reading the same cache.
 
+#[path = "support/rendered.rs"]
+mod rendered;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -472,8 +475,7 @@ async fn the_reputation_table_is_joined_into_alerts_by_the_ecs_program() {
 
     // Every ECS field the join emits is listed for the index templates (ids2.* is ours).
     let listed: Vec<&str> = emitted_fields().iter().map(|f| f.name).collect();
-    let mut names = Vec::new();
-    leaves("", &doc, &mut names);
+    let names = rendered::ecs_leaf_names(&doc);
     for name in names.iter().filter(|n| !n.starts_with("ids2.")) {
         assert!(
             listed.contains(&name.as_str()),
@@ -494,25 +496,6 @@ async fn the_reputation_table_is_joined_into_alerts_by_the_ecs_program() {
     assert_eq!(t["file"]["encoding"]["type"].as_str(), Some("csv"));
     assert_eq!(t["schema"]["score"].as_str(), Some("integer"));
     assert_eq!(t["schema"]["ip"].as_str(), Some("string"));
-}
-
-fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, v) in map {
-                let name = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                if name != "suricata" {
-                    leaves(&name, v, out);
-                }
-            }
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|i| leaves(prefix, i, out)),
-        _ => out.push(prefix.to_string()),
-    }
 }
 
 #[tokio::test]

@@ -18,8 +18,7 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,6 +29,7 @@ use tokio::sync::mpsc;
 use super::{AnomalyDetector, AnomalyStats, DetectorOptions};
 use crate::config::Settings;
 use crate::eve::LineSink;
+use crate::files::CappedLines;
 use crate::metrics::Metrics;
 pub use crate::render::{ANOMALY_FILE, ANOMALY_ROTATED_FILE};
 use crate::supervisor::{Shutdown, Supervisor, TaskError};
@@ -135,10 +135,7 @@ impl Shared {
 
 /// Appends anomaly documents to `<dir>/anomaly.json`, rotating at a size cap.
 #[derive(Debug, Clone)]
-pub struct EventFile {
-    dir: PathBuf,
-    max_bytes: u64,
-}
+pub struct EventFile(CappedLines);
 
 impl EventFile {
     /// A writer into `dir` (normally `logs.path`) with the [`MAX_FILE_BYTES`] cap.
@@ -148,46 +145,22 @@ impl EventFile {
 
     /// A writer with another cap (tests).
     pub fn with_cap(dir: impl Into<PathBuf>, max_bytes: u64) -> Self {
-        Self {
-            dir: dir.into(),
+        let dir = dir.into();
+        Self(CappedLines::new(
+            dir.join(ANOMALY_FILE),
+            dir.join(ANOMALY_ROTATED_FILE),
             max_bytes,
-        }
+        ))
     }
 
     /// The file written to (Vector's `anomaly` source reads it).
     pub fn path(&self) -> PathBuf {
-        self.dir.join(ANOMALY_FILE)
+        self.0.path().to_path_buf()
     }
 
-    /// Appends whole lines (each ending in a newline) from the front of `lines`, removing each
-    /// once written; rotates first when a line would pass the cap. On error the unwritten
-    /// lines stay in `lines`.
+    /// Appends whole lines from the front of `lines`; on error the unwritten ones stay there.
     fn write(&self, lines: &mut VecDeque<Vec<u8>>) -> io::Result<()> {
-        let path = self.path();
-        while !lines.is_empty() {
-            let mut size = match fs::metadata(&path) {
-                Ok(m) => m.len(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-                Err(e) => return Err(e),
-            };
-            if size > 0 && size + lines[0].len() as u64 > self.max_bytes {
-                // Rename-and-create: Vector's file source finishes the old file, then reads the
-                // new one from its start.
-                fs::rename(&path, self.dir.join(ANOMALY_ROTATED_FILE))?;
-                size = 0;
-            }
-            // One write per line on an O_APPEND file: a reader never sees half a line.
-            let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-            while let Some(line) = lines.front() {
-                if size > 0 && size + line.len() as u64 > self.max_bytes {
-                    break;
-                }
-                file.write_all(line)?;
-                size += line.len() as u64;
-                lines.pop_front();
-            }
-        }
-        Ok(())
+        self.0.append(lines)
     }
 }
 

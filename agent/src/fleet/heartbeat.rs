@@ -8,8 +8,9 @@
 //! pass the cap, the file is renamed to `heartbeat.json.1` (replacing the older one) and a new
 //! one started, the rename-and-create rotation Vector's file source follows.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::collections::VecDeque;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::ecs::fields::EcsField;
+use crate::files::CappedLines;
 use crate::gitops::{Author, History};
 use crate::metrics::Metrics;
 use crate::supervisor::{Shutdown, TaskError};
@@ -212,10 +214,7 @@ fn round3(v: f64) -> f64 {
 
 /// Appends heartbeat lines to a capped file.
 #[derive(Debug, Clone)]
-pub struct HeartbeatWriter {
-    dir: PathBuf,
-    max_bytes: u64,
-}
+pub struct HeartbeatWriter(CappedLines);
 
 impl HeartbeatWriter {
     /// A writer into `dir` (normally `logs.path`) with the [`MAX_FILE_BYTES`] cap.
@@ -225,33 +224,24 @@ impl HeartbeatWriter {
 
     /// A writer with another cap (tests).
     pub fn with_cap(dir: impl Into<PathBuf>, max_bytes: u64) -> Self {
-        Self {
-            dir: dir.into(),
+        let dir = dir.into();
+        Self(CappedLines::new(
+            dir.join(HEARTBEAT_FILE),
+            dir.join(ROTATED_FILE),
             max_bytes,
-        }
+        ))
     }
 
     /// The file written to.
     pub fn path(&self) -> PathBuf {
-        self.dir.join(HEARTBEAT_FILE)
+        self.0.path().to_path_buf()
     }
 
     /// Appends one document as a line, rotating first when the line would pass the cap.
     pub fn write(&self, doc: &Value) -> io::Result<()> {
         let mut line = serde_json::to_vec(doc).expect("JSON values always serialise");
         line.push(b'\n');
-        let path = self.path();
-        let size = match fs::metadata(&path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e),
-        };
-        if size > 0 && size + line.len() as u64 > self.max_bytes {
-            fs::rename(&path, self.dir.join(ROTATED_FILE))?;
-        }
-        // One write of a whole line on an O_APPEND file: a reader never sees half of it.
-        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
-        file.write_all(&line)
+        self.0.append(&mut VecDeque::from([line]))
     }
 }
 

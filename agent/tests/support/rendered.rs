@@ -48,3 +48,34 @@ pub fn ecs_reference() -> Option<HashMap<String, String>> {
     }
     Some(fields)
 }
+
+/// ECS names of a document's leaves outside `suricata.*`, one per array element; a geo_point
+/// (`*.geo.location`, an object of lat and lon) counts as one leaf.
+pub fn ecs_leaf_names(doc: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    leaves("", doc, &mut out);
+    out
+}
+
+fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) if prefix.ends_with(".geo.location") => {
+            assert!(map.contains_key("lat") && map.contains_key("lon"));
+            out.push(prefix.to_string());
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if name != "suricata" {
+                    leaves(&name, v, out);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| leaves(prefix, i, out)),
+        _ => out.push(prefix.to_string()),
+    }
+}
