@@ -312,8 +312,11 @@ impl AnomalyService {
                 "anomaly: {e}; the model is used from memory and retrained at the next start"
             );
         }
+        // The documents go out before the counters move, so whoever sees a count can read the
+        // documents behind it.
+        let written = self.file.write(pending);
         *locked(&self.shared.stats) = Some(detector.stats());
-        self.file.write(pending).map_err(|e| -> TaskError {
+        written.map_err(|e| -> TaskError {
             format!("cannot write {}: {e}", self.file.path().display()).into()
         })
     }
