@@ -7,75 +7,13 @@
 //! otherwise.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use ids2_agent::lab::{self, LabOptions, DETECTION_WINDOW, IDS2_SIDS};
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
-        })
-        .unwrap_or(false)
-}
-
-/// The `ids2-agent` executable of this build. `cargo nextest run --workspace` has built it;
-/// `-p ids2-e2e` alone does not, so it is built (or found up to date) here, next to this test.
-fn agent_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    // <target>/<profile dir>/deps/lab-HASH
-    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let target = profile_dir.parent().unwrap();
-    let profile = match profile_dir.file_name().unwrap().to_str().unwrap() {
-        "debug" => "dev",
-        other => other,
-    };
-    let mut cargo = Command::new(env!("CARGO"));
-    // The test runner's variables (the e2e package's identity, its library path) would make
-    // cargo see a different build and recompile the agent instead of reusing the workspace's.
-    for (var, _) in std::env::vars_os() {
-        let name = var.to_string_lossy();
-        if name.starts_with("CARGO_PKG_")
-            || name.starts_with("NEXTEST")
-            || [
-                "CARGO",
-                "CARGO_MANIFEST_DIR",
-                "LD_LIBRARY_PATH",
-                "RUST_RECURSION_COUNT",
-            ]
-            .contains(&name.as_ref())
-        {
-            cargo.env_remove(&var);
-        }
-    }
-    let status = cargo
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "ids2-agent",
-            "--bin",
-            "ids2-agent",
-        ])
-        .args(["--profile", profile, "--target-dir"])
-        .arg(target)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build -p ids2-agent failed");
-    let bin = profile_dir.join("ids2-agent");
-    assert!(bin.is_file(), "{} was not built", bin.display());
-    bin
-}
-
 #[test]
 fn lab_detects_every_scenario_and_nothing_benign() {
-    if !is_root() {
+    if !nix::unistd::geteuid().is_root() {
         eprintln!("SKIP lab_detects_every_scenario_and_nothing_benign: needs root (network namespaces, raw sockets)");
         return;
     }
@@ -97,7 +35,8 @@ fn lab_detects_every_scenario_and_nothing_benign() {
         archive: Some(archive.clone()),
         print: true,
         metrics_listen: "127.0.0.1:0".parse().unwrap(),
-        agent: agent_binary(),
+        // The binary of this very build: the same features as the run, never rebuilt here.
+        agent: env!("CARGO_BIN_EXE_ids2-agent").into(),
     })
     .expect("the lab runs");
 
