@@ -8,12 +8,19 @@
 # Targets: RSS <= 20 MB, <= 1% of one core at rest.
 #
 # Needs root, suricata, curl, ip. Usage: sudo bench/agent-footprint.sh [window_secs] [scrapes]
-# IDS2_AGENT_BIN overrides the agent binary (default: cargo build --release, target/release).
+# IDS2_AGENT_BIN overrides the agent binary (default: cargo build --release, target/release);
+# IDS2_FOOTPRINT_ARCHIVE=auto adds the embedded ECS archive (default never, as on the sensor).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WINDOW=${1:-60}
 SCRAPES=${2:-500}
+# On the sensor Vector ships and the agent's embedded ECS archive is off; `auto` (no Vector on
+# PATH here, so on) measures the agent that maps events itself.
+ARCHIVE=${IDS2_FOOTPRINT_ARCHIVE:-never}
+case $ARCHIVE in never | auto | always) ;; *)
+  echo "agent-footprint: IDS2_FOOTPRINT_ARCHIVE must be never, auto or always" >&2; exit 2 ;;
+esac
 for tool in suricata curl ip; do
   command -v "$tool" >/dev/null || { echo "agent-footprint: needs $tool" >&2; exit 2; }
 done
@@ -64,6 +71,8 @@ history: {repo: $WORK/history.git}
 metrics: {listen: "127.0.0.1:$PORT"}
 opensearch: {domain: ids2, region: eu-west-1, endpoint: "https://opensearch.invalid"}
 connectivity: {dns_names: [ids2-footprint.invalid]}
+shipping: {archive: {mode: $ARCHIVE, path: $WORK/archive/ecs.jsonl}}
+fleet: {rules: {cache_dir: $WORK/suricata-update}}
 YAML
 
 ip netns exec "$NS" "$BIN" run --config "$WORK/config.yaml" 2>"$WORK/agent.log" &
@@ -98,19 +107,25 @@ pct() { awk -v p="$1" '{v[NR] = $1} END {i = int(NR * p + 0.999999); if (i < 1) 
 p50=$(pct 0.50 <<<"$lat"); p99=$(pct 0.99 <<<"$lat")
 
 scrape=$(ip netns exec "$NS" curl -s "http://127.0.0.1:$PORT/metrics")
-sur_up=$(grep -E '^ids2_pipeline_process_up\{process="suricata"\}' <<<"$scrape" | awk '{print $2}')
-sur_rss=$(grep -E '^ids2_process_resident_memory_bytes\{process="suricata"\}' <<<"$scrape" | awk '{printf "%.1f", $2 / 1048576}')
-pkts=$(grep -E '^ids2_suricata_capture_packets_total ' <<<"$scrape" | awk '{print $2}')
-eve=$(grep -E '^ids2_eve_events_total' <<<"$scrape" | awk '{s += $2} END {print s + 0}')
-level=$(grep -E '^ids2_throttle_level ' <<<"$scrape" | awk '{print $2}')
-changes=$(grep -E '^ids2_throttle_transitions_total' <<<"$scrape" | awk '{s += $2} END {print s + 0}')
-host_cpu=$(grep -E '^ids2_host_cpu_ratio ' <<<"$scrape" | awk '{printf "%.0f", $2 * 100}')
+# A family with no series yet (no throttle transition on a quiet host) is no error.
+series() { grep -E "$1" <<<"$scrape" || true; }
+sur_up=$(series '^ids2_pipeline_process_up\{process="suricata"\}' | awk '{print $2}')
+sur_rss=$(series '^ids2_process_resident_memory_bytes\{process="suricata"\}' | awk '{printf "%.1f", $2 / 1048576}')
+pkts=$(series '^ids2_suricata_capture_packets_total ' | awk '{print $2}')
+eve=$(series '^ids2_eve_events_total' | awk '{s += $2} END {print s + 0}')
+level=$(series '^ids2_throttle_level ' | awk '{print $2}')
+changes=$(series '^ids2_throttle_transitions_total' | awk '{s += $2} END {print s + 0}')
+host_cpu=$(series '^ids2_host_cpu_ratio ' | awk '{printf "%.0f", $2 * 100}')
 gens=$(ls "$WORK/rendered/generations" | wc -l)
+# What the resident pages are: heap and stacks, or clean pages of the executable.
+mib() { awk -v k="$1:" '$1 == k {printf "%.1f", $2 / 1024}' "/proc/$AGENT_PID/status"; }
+anon=$(mib RssAnon); file=$(mib RssFile)
 
 cat <<REPORT
-ids2-agent footprint ($(uname -m), $(nproc) cores, window ${WINDOW}s, $SCRAPES scrapes)
+ids2-agent footprint ($(uname -m), $(nproc) cores, window ${WINDOW}s, $SCRAPES scrapes, archive $ARCHIVE)
   agent peak RSS (VmHWM):        $((hwm / 1024)).$(((hwm % 1024) * 10 / 1024)) MiB (after start-up and the first apply: $((hwm_start / 1024)).$(((hwm_start % 1024) * 10 / 1024)) MiB)
   agent max VmRSS in window:     $((max_rss / 1024)).$(((max_rss % 1024) * 10 / 1024)) MiB
+  agent RSS at the end:          ${anon} MiB anonymous + ${file} MiB file-backed
   agent CPU at rest:             ${cpu}% of one core
   scrape latency p50 / p99:      ${p50} ms / ${p99} ms
   suricata up / RSS:             ${sur_up:-?} / ${sur_rss:-?} MiB

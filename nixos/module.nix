@@ -251,6 +251,22 @@ in
       '';
     };
 
+    agentCredentials = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+      example = {
+        slack-webhook = "/var/lib/ids2-secrets/slack-webhook";
+        abuseipdb = "/var/lib/ids2-secrets/abuseipdb";
+      };
+      description = ''
+        The agent's other secrets (notification URLs, tokens and passwords, the AbuseIPDB key):
+        NAME = path on the sensor. Each is passed with systemd `LoadCredential=` and readable by
+        the agent only, at `/run/credentials/ids2-agent/NAME`; point the matching `*_file` key
+        of `settings` there (e.g. `notifications.webhook.url_file`, `enrichment.abuseipdb.api_key_file`).
+        Strings, not Nix paths, so the secrets never enter the world-readable store.
+      '';
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = false;
@@ -343,6 +359,15 @@ in
           '';
         }
         {
+          assertion = lib.all
+            (path: lib.hasPrefix "/" path && !lib.hasPrefix "${builtins.storeDir}/" path)
+            (lib.attrValues cfg.agentCredentials);
+          message = ''
+            services.ids2.agentCredentials must map names to absolute paths on the sensor outside
+            the Nix store (the store is world-readable).
+          '';
+        }
+        {
           assertion = lib.hasPrefix "/" logsPath && lib.hasPrefix "/" renderedDir;
           message = "services.ids2.settings.logs.path and .paths.rendered_dir must be absolute.";
         }
@@ -421,6 +446,8 @@ in
           StateDirectoryMode = "0750";
           RuntimeDirectory = "ids2";
           ReadWritePaths = lib.unique [ renderedDir (dirOf s.history.repo) s.suricata.rules_dir ];
+          LoadCredential = (credentialUnitConfig.LoadCredential or [ ])
+            ++ lib.mapAttrsToList (name: path: "${name}:${path}") cfg.agentCredentials;
           # rtnetlink (eth0-only links, rollback guard) and ICMP probes of management targets;
           # the tmpfs and units go through systemd over D-Bus, so nothing else.
           CapabilityBoundingSet = [ "CAP_NET_ADMIN" "CAP_NET_RAW" ];

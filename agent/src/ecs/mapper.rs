@@ -167,6 +167,55 @@ mod tests {
     }
 
     #[test]
+    fn tls_and_quic_fingerprints_map_to_the_same_fields() {
+        // Lines as Suricata 7 writes them with our config (ja3/ja4-fingerprints on).
+        let tls = r#"{"timestamp":"2018-09-23T18:44:31.177659+0000","flow_id":2,"event_type":"tls","src_ip":"10.0.0.253","src_port":49584,"dest_ip":"151.101.36.133","dest_port":443,"proto":"TCP","tls":{"sni":"raw.githubusercontent.com","version":"TLS 1.2","ja3":{"hash":"316193effb467e51d0301cabd36b69e0","string":"771,49196,0-11,29-23,0"},"ja3s":{"hash":"098e26e2609212ac1bfac552fbe04127","string":"771,49199,65281-0"},"ja4":"t12d620800_106a9de34958_ce8ec278e0aa"}}"#;
+        let quic = r#"{"timestamp":"2023-10-01T12:44:50.725257+0000","flow_id":3,"event_type":"quic","src_ip":"10.0.0.25","src_port":51333,"dest_ip":"142.250.181.201","dest_port":443,"proto":"UDP","app_proto":"quic","quic":{"version":"1","sni":"www.blogger.com","ja3":{"hash":"248373eb19ca203170946b3085bd09ae","string":"771,4865,17513-27,29-23-24,"},"ja4":"q13d0310h3_55b375c5d22e_cd85d2d88918"}}"#;
+        let mut m = mapper();
+        let doc = m.map_line(tls).unwrap();
+        assert_eq!(
+            doc["tls"]["client"]["ja3"],
+            "316193effb467e51d0301cabd36b69e0"
+        );
+        assert_eq!(
+            doc["tls"]["server"]["ja3s"],
+            "098e26e2609212ac1bfac552fbe04127"
+        );
+        assert_eq!(
+            doc["related"]["hash"],
+            serde_json::json!([
+                "316193effb467e51d0301cabd36b69e0",
+                "098e26e2609212ac1bfac552fbe04127"
+            ])
+        );
+        // ECS has no JA4 field: it stays where Suricata put it, with the JA3 strings.
+        let eve = &doc["suricata"]["eve"]["tls"];
+        assert_eq!(eve["ja4"], "t12d620800_106a9de34958_ce8ec278e0aa");
+        assert_eq!(
+            eve["ja3"],
+            serde_json::json!({"string": "771,49196,0-11,29-23,0"})
+        );
+
+        let doc = m.map_line(quic).unwrap();
+        assert_eq!(doc["network"]["protocol"], "quic");
+        assert_eq!(doc["tls"]["client"]["server_name"], "www.blogger.com");
+        assert_eq!(doc["destination"]["domain"], "www.blogger.com");
+        assert_eq!(
+            doc["tls"]["client"]["ja3"],
+            "248373eb19ca203170946b3085bd09ae"
+        );
+        assert_eq!(
+            doc["related"]["hosts"],
+            serde_json::json!(["www.blogger.com"])
+        );
+        assert_eq!(
+            doc["related"]["hash"],
+            serde_json::json!(["248373eb19ca203170946b3085bd09ae"])
+        );
+        assert_eq!(doc["suricata"]["eve"]["quic"]["version"], "1");
+    }
+
+    #[test]
     fn lines_that_are_not_eve_are_typed_errors() {
         let mut m = mapper();
         for bad in [
