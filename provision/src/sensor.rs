@@ -187,12 +187,33 @@ pub fn build(o: &SensorOptions) -> Result<Config, SensorError> {
     Ok(config)
 }
 
-/// The file's text: a header and the config as YAML, with unset optional keys left out
-/// (the loader reads an absent key as unset, so the file stays short and readable).
+/// The file's text: a header and the config as YAML. Unset optional keys and, outside `sensor`
+/// and `opensearch`, keys at the agent's defaults are left out: the loader fills them in the
+/// same, the file shows what makes this sensor different, and it can be pasted into the NixOS
+/// module's `settings`, where a repeated default would override the module's own paths.
 pub fn render(config: &Config) -> String {
-    let mut value: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&config::to_yaml(config)).expect("the agent's YAML parses back");
+    let mut value = yaml_value(config);
     drop_nulls(&mut value);
+    let defaults: Config =
+        serde_yaml_ng::from_str("{sensor: {id: x}, opensearch: {domain: x, region: x}}")
+            .expect("the two required sections make a config");
+    let defaults = yaml_value(&defaults);
+    if let (serde_yaml_ng::Value::Mapping(sections), serde_yaml_ng::Value::Mapping(d)) =
+        (&mut value, &defaults)
+    {
+        sections.retain(|name, section| {
+            if name
+                .as_str()
+                .is_some_and(|n| ["sensor", "opensearch"].contains(&n))
+            {
+                return true;
+            }
+            match d.get(name) {
+                Some(default) => !drop_defaults(section, default),
+                None => true,
+            }
+        });
+    }
     let yaml = serde_yaml_ng::to_string(&value).expect("YAML values always serialise");
     format!(
         "# ids2 sensor configuration for {id}, written by ids2-provision.\n\
@@ -200,6 +221,24 @@ pub fn render(config: &Config) -> String {
          {yaml}",
         id = config.sensor.id,
     )
+}
+
+fn yaml_value(config: &Config) -> serde_yaml_ng::Value {
+    serde_yaml_ng::from_str(&config::to_yaml(config)).expect("the agent's YAML parses back")
+}
+
+/// Removes what equals `default` from `v`; true when nothing is left.
+fn drop_defaults(v: &mut serde_yaml_ng::Value, default: &serde_yaml_ng::Value) -> bool {
+    if v == default {
+        return true;
+    }
+    match (v, default) {
+        (serde_yaml_ng::Value::Mapping(m), serde_yaml_ng::Value::Mapping(d)) => {
+            m.retain(|k, child| d.get(k).is_none_or(|dc| !drop_defaults(child, dc)));
+            m.is_empty()
+        }
+        _ => false,
+    }
 }
 
 fn drop_nulls(v: &mut serde_yaml_ng::Value) {
@@ -272,6 +311,29 @@ mod tests {
         let c = build(&opts()).unwrap();
         assert_eq!(c.opensearch.region, "eu-west-1");
         assert_eq!(c.opensearch.domain, "ids2");
+    }
+
+    #[test]
+    fn the_file_leaves_out_defaults_and_loads_back_to_the_same_config() {
+        let mut o = opts();
+        o.home_net = vec!["192.168.10.0/24".into()];
+        let c = build(&o).unwrap();
+        let text = render(&c);
+        for default_section in ["logs", "suricata", "shipping", "fleet", "notifications"] {
+            assert!(!text.contains(&format!("\n{default_section}:")), "{text}");
+        }
+        assert!(
+            text.contains("capture:\n  home_net:\n  - 192.168.10.0/24\n"),
+            "{text}"
+        );
+        assert!(!text.contains("interface:"), "eth0 is the default: {text}");
+        assert!(
+            text.contains("index_prefix: ids2"),
+            "opensearch is kept whole: {text}"
+        );
+        let pruned = config::from_str(&text, Path::new("<pruned>")).unwrap();
+        let full = config::from_str(&config::to_yaml(&c), Path::new("<full>")).unwrap();
+        assert_eq!(pruned.config, full.config);
     }
 
     #[test]
