@@ -421,7 +421,15 @@ mod tests {
     fn finds_a_child_by_program_name() {
         let mut child = Command::new("sleep").arg("5").spawn().unwrap();
         let me = std::process::id();
-        assert_eq!(child_named(me, "sleep"), Some(child.id()));
+        // spawn() returns once the child execs, but the kernel sets the new command line a
+        // moment later: under load /proc/<pid>/cmdline can still be empty at first.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut found = child_named(me, "sleep");
+        while found.is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            found = child_named(me, "sleep");
+        }
+        assert_eq!(found, Some(child.id()));
         assert_eq!(child_named(me, "suricata"), None);
         child.kill().unwrap();
         child.wait().unwrap();
