@@ -21,7 +21,8 @@ use crate::apply::{Applier, Validator};
 use crate::block::{BlockConfig, BlockError, BlockHandle, BlockStats, Blocker, NoReputation};
 use crate::config::{self, ConfigError, Settings};
 use crate::connectivity::{self, Checkers, Connectivity, ConnectivityError};
-use crate::eve::{EveReader, LineSink};
+use crate::eve::{EveReader, LineSink, Reopen, Rotation};
+use crate::fleet::SuricataSocket;
 use crate::intel::{self, Intel, IntelConfig, IntelError, IntelHandle, IntelStats};
 use crate::metrics::{self, Metrics, ServeError};
 use crate::notify::{Alert, Notifier, NotifyConfig, NotifyError, NotifyHandle, NotifyStats};
@@ -293,12 +294,27 @@ pub async fn run_with(
     )?;
     let sink = crate::eve::fan_out(sinks.into_iter().chain(consumers));
     let (logs, m) = (settings.config.logs.path.clone(), metrics.clone());
+    let rotate_bytes = u64::from(settings.config.logs.eve_rotate_mb) << 20;
+    let socket = SuricataSocket::new(
+        &settings.config.suricata.socket_path,
+        Duration::from_secs(10),
+    );
+    let reopen: Reopen = Arc::new(move || {
+        socket
+            .command("reopen-log-files", None)
+            .map(drop)
+            .map_err(|e| error_chain(&e))
+    });
     eve_sup.spawn(
         "eve",
         Box::new(move |shutdown| {
             let mut reader = EveReader::new(&logs);
             reader.sink = sink.clone();
             reader.checkpoint = eve_checkpoint.clone();
+            reader.rotation = Some(Rotation {
+                max_bytes: rotate_bytes,
+                reopen: reopen.clone(),
+            });
             Box::pin(reader.run(m.clone(), shutdown))
         }),
     );

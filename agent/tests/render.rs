@@ -83,7 +83,11 @@ fn vector_toml_wiring() {
 
     let eve = table(sources, "eve");
     assert_eq!(eve["type"].as_str(), Some("file"));
-    assert_eq!(strings(&eve["include"]), ["/mnt/ram_logs/eve.json"]);
+    assert_eq!(
+        strings(&eve["include"]),
+        ["/mnt/ram_logs/eve.json", "/mnt/ram_logs/eve.json.1"],
+        "the file the agent rotates to is read to its end too"
+    );
     assert_eq!(eve["read_from"].as_str(), Some("beginning"));
 
     // sources → transforms → sinks, and every input names a real component (or its `.dropped`).

@@ -2,8 +2,10 @@
 //! a good set is applied and recorded, an unchanged one is a no-op, a broken one is refused
 //! and the previous set stays; and, as root, a live Suricata capturing in a network namespace
 //! starts alerting on a rule the update added, with the same PID, and keeps detecting when a
-//! broken update is refused. Tests skip with a message when suricata or suricata-update (or,
-//! for the live test, root and `ip`) are missing; CI provides them.
+//! broken update is refused. The same live Suricata then has its EVE file rotated by the agent's
+//! [`EveReader`]: renamed, logs reopened over the socket, the next alert in a new `eve.json`.
+//! Tests skip with a message when suricata or suricata-update (or, for the live test, root and
+//! `ip`) are missing; CI provides them.
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -17,7 +19,9 @@ mod netns;
 
 use ids2_agent::apply::{self, Validator};
 use ids2_agent::config::{self, Settings};
+use ids2_agent::eve::{EveReader, Rotation};
 use ids2_agent::fleet::rules::{self, Reload, RuleSetState, RuleUpdater, RulesError};
+use ids2_agent::fleet::SuricataSocket;
 use ids2_agent::metrics::Metrics;
 use ids2_agent::render::RenderOptions;
 use ids2_agent::suricata::Suricata;
@@ -462,4 +466,56 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
         !text.contains("Engine started") || text.matches("Engine started").count() == 1,
         "{text}"
     );
+
+    // EVE rotation: a 1-byte limit makes the reader rotate at its first poll.
+    let socket = SuricataSocket::new(&s.config.suricata.socket_path, Duration::from_secs(10));
+    let mut reader = EveReader::new(&s.config.logs.path);
+    reader.poll = Duration::from_millis(50);
+    reader.rotation = Some(Rotation {
+        max_bytes: 1,
+        reopen: std::sync::Arc::new(move || {
+            socket
+                .command("reopen-log-files", None)
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }),
+    });
+    let metrics = std::sync::Arc::new(Metrics::new("t"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = rt.spawn(reader.run(
+        metrics.clone(),
+        ids2_agent::supervisor::Shutdown::new(stopped),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metrics.eve_rotations.get(&[]) != Some(1.0) || !eve.exists() {
+        assert!(Instant::now() < deadline, "the EVE file was not rotated");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.send(true).unwrap();
+    rt.block_on(task).unwrap().unwrap();
+    assert_eq!(metrics.eve_rotation_failures.get(&[]), Some(0.0));
+    let rotated = Rotation::rotated_path(&eve);
+    let in_rotated = alerts_for(&rotated, 9900002);
+    assert!(
+        in_rotated > 0,
+        "the alerts so far moved with the renamed file"
+    );
+    assert!(
+        provoke(
+            &net,
+            &eve,
+            "IDS2-TWO",
+            5002,
+            9900002,
+            Duration::from_secs(20)
+        ),
+        "after the reopen Suricata writes the new eve.json"
+    );
+    assert_eq!(
+        alerts_for(&rotated, 9900002),
+        in_rotated,
+        "nothing more goes to eve.json.1"
+    );
+    assert_eq!(live.child.id(), pid, "no restart for a rotation");
 }

@@ -151,6 +151,33 @@ mod tests {
     }
 
     #[test]
+    fn eve_rotation_must_leave_room_on_the_tmpfs() {
+        let ok = from_str(
+            &format!("{MINIMAL}logs: {{size_mb: 96, eve_rotate_mb: 32}}\n"),
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        assert_eq!(ok.config.logs.eve_rotate_mb, 32);
+        assert_eq!(
+            from_str(MINIMAL, Path::new("t.yaml"))
+                .unwrap()
+                .config
+                .logs
+                .eve_rotate_mb,
+            64
+        );
+        for bad in [0, 33] {
+            let p = problems(&format!(
+                "{MINIMAL}logs: {{size_mb: 96, eve_rotate_mb: {bad}}}\n"
+            ));
+            assert_eq!(p.len(), 1, "{p:#?}");
+            assert_eq!(p[0].path, "logs.eve_rotate_mb");
+            assert_eq!(p[0].value.as_deref(), Some(bad.to_string().as_str()));
+            assert!(p[0].message.contains("1 to 32 MiB"), "{}", p[0].message);
+        }
+    }
+
+    #[test]
     fn semantic_errors_all_reported() {
         let p = problems(&format!(
             "{MINIMAL}capture: {{workers: 0, home_net: [10.0.0.0/8, nope]}}\n\

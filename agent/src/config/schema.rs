@@ -112,6 +112,10 @@ pub struct Logs {
     /// Size of the tmpfs in MiB.
     #[serde(default = "default_logs_size_mb")]
     pub size_mb: u32,
+    /// Size in MiB at which the agent renames `eve.json` to `eve.json.1` (replacing it) and has
+    /// Suricata reopen its logs, so EVE never fills the tmpfs. At most a third of `size_mb`.
+    #[serde(default = "default_eve_rotate_mb")]
+    pub eve_rotate_mb: u32,
 }
 
 /// Suricata's own settings.
@@ -725,7 +729,7 @@ default_from_fns! {
         cpu_cores: default_cpu_cores, ring_size: default_ring_size,
         block_size_bytes: default_block_size, pin_workers: default_true,
     }
-    Logs { path: default_logs_path, size_mb: default_logs_size_mb }
+    Logs { path: default_logs_path, size_mb: default_logs_size_mb, eve_rotate_mb: default_eve_rotate_mb }
     Suricata {
         memory_mb: default_memory_mb, eve_types: default_eve_types,
         rules_dir: default_rules_dir, socket_path: default_socket_path,
@@ -858,6 +862,11 @@ pub fn default_logs_path() -> String {
 /// Default log tmpfs size.
 pub fn default_logs_size_mb() -> u32 {
     256
+}
+/// Default EVE rotation size: a quarter of the default tmpfs, so the live file, the rotated one
+/// and the heartbeat and anomaly files fit with room to spare.
+pub fn default_eve_rotate_mb() -> u32 {
+    64
 }
 /// Default Suricata memory budget.
 pub fn default_memory_mb() -> u32 {

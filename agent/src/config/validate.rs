@@ -286,6 +286,19 @@ fn check_logs_and_paths(c: &Config, p: &mut Vec<Problem>) {
             "expected 16 to 8192 MiB",
         ));
     }
+    // eve.json and eve.json.1 both live on the tmpfs, beside the heartbeat and anomaly files.
+    let most = (c.logs.size_mb / 3).max(1);
+    if !(1..=most).contains(&c.logs.eve_rotate_mb) {
+        p.push(Problem::new(
+            "logs.eve_rotate_mb",
+            c.logs.eve_rotate_mb,
+            format!(
+                "expected 1 to {most} MiB (a third of logs.size_mb = {}): the live and the \
+                 rotated EVE file share the tmpfs",
+                c.logs.size_mb
+            ),
+        ));
+    }
 }
 
 fn check_abs_path(key: &str, value: &str, p: &mut Vec<Problem>) {

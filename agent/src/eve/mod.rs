@@ -1,7 +1,8 @@
 //! Reading Suricata's EVE output: follow `<logs.path>/eve.json` ([`tail`]) and turn each line
 //! into counts by `event_type` and, from `stats` events, Suricata's capture and memcap counters
 //! ([`EveCounter`]) for the metrics endpoint; every line is also handed to an optional
-//! [`LineSink`] (notifications and blocking take the alerts from there).
+//! [`LineSink`] (notifications and blocking take the alerts from there). The reader also keeps
+//! the file from filling the log tmpfs ([`Rotation`]).
 
 pub mod tail;
 
@@ -154,6 +155,66 @@ pub fn fan_out(sinks: impl IntoIterator<Item = LineSink>) -> Option<LineSink> {
     }
 }
 
+/// Asks the EVE writer to reopen its log files; the error says why it could not.
+pub type Reopen = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Size-based rotation of the EVE file. Suricata only rotates by time, and a tmpfs that fills
+/// up stops the EVE output. When `eve.json` reaches `max_bytes` it is renamed to `eve.json.1`
+/// (replacing the previous one) and Suricata is asked to reopen its logs, which creates a new
+/// `eve.json`. Suricata writes whole lines to its open descriptor, so nothing falls between the
+/// two files; Vector and this reader both read `eve.json.1` to its end before moving on.
+pub struct Rotation {
+    /// Size at which the file is rotated (`logs.eve_rotate_mb`).
+    pub max_bytes: u64,
+    /// Suricata's `reopen-log-files`; a blocking call, run off the runtime's threads.
+    pub reopen: Reopen,
+}
+
+impl Rotation {
+    /// The rotated file beside `path`: `eve.json` -> `eve.json.1`.
+    pub fn rotated_path(path: &std::path::Path) -> PathBuf {
+        let mut p = path.as_os_str().to_owned();
+        p.push(".1");
+        PathBuf::from(p)
+    }
+
+    /// One rotation step. `pending` is true between a rename and Suricata's reopen: until then
+    /// Suricata still writes into the renamed file, so the reopen is retried at every poll and
+    /// no second rename happens.
+    async fn step(&self, path: &std::path::Path, pending: &mut bool, metrics: &Metrics) {
+        if !*pending {
+            match std::fs::metadata(path) {
+                Ok(m) if m.len() >= self.max_bytes => {}
+                _ => return,
+            }
+            if let Err(e) = std::fs::rename(path, Self::rotated_path(path)) {
+                metrics.eve_rotation_failures.inc(&[]);
+                tracing::warn!(file = %path.display(), error = %e, "cannot rotate the EVE file");
+                return;
+            }
+            metrics.eve_rotations.inc(&[]);
+            *pending = true;
+        }
+        let reopen = self.reopen.clone();
+        let result = tokio::task::spawn_blocking(move || reopen())
+            .await
+            .unwrap_or_else(|e| Err(format!("the reopen task failed: {e}")));
+        match result {
+            Ok(()) => {
+                *pending = false;
+                tracing::info!(file = %path.display(), "EVE file rotated");
+            }
+            Err(e) => {
+                metrics.eve_rotation_failures.inc(&[]);
+                tracing::warn!(
+                    error = %e,
+                    "EVE file renamed but Suricata did not reopen its logs yet; retrying"
+                );
+            }
+        }
+    }
+}
+
 /// Follows `<logs.path>/eve.json` and exports what it reads, as a supervised task.
 pub struct EveReader {
     /// The EVE file.
@@ -168,6 +229,8 @@ pub struct EveReader {
     /// reader resumes there and the sink gets what was written meanwhile. Without it a
     /// restarted reader starts at the end of the file.
     pub checkpoint: Option<PathBuf>,
+    /// Keeps the file under a size; without it the file grows as Suricata writes.
+    pub rotation: Option<Rotation>,
 }
 
 impl EveReader {
@@ -179,6 +242,7 @@ impl EveReader {
             max_line_bytes: 1 << 20,
             sink: None,
             checkpoint: None,
+            rotation: None,
         }
     }
 
@@ -211,6 +275,7 @@ impl EveReader {
         }
         let mut counter = EveCounter::default();
         let mut stopping = false;
+        let mut reopen_pending = false;
         loop {
             // Bounded batches keep one poll from holding the runtime for long after a backlog.
             loop {
@@ -238,6 +303,11 @@ impl EveReader {
             }
             if stopping {
                 return Ok(());
+            }
+            if let Some(rotation) = &self.rotation {
+                rotation
+                    .step(&self.path, &mut reopen_pending, &metrics)
+                    .await;
             }
             stopping = !shutdown.sleep(self.poll).await;
         }
@@ -341,6 +411,88 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), ["{\"event_type\":\"alert\"}"]);
         assert_eq!(metrics.eve_events.get(&["alert"]), Some(1.0));
         assert_eq!(metrics.eve_events.get(&["old"]), None);
+    }
+
+    /// Rotation against a stand-in for Suricata (a writer holding an append descriptor, which
+    /// reopens `eve.json` when asked): the file is renamed once it reaches the limit, no second
+    /// rename happens while the reopen is refused, and the sink gets every line once, in order,
+    /// across both files. The real Suricata's reopen is checked in tests/rules_update.rs.
+    #[tokio::test]
+    async fn rotates_at_the_limit_and_loses_no_line() {
+        use std::io::Write as _;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::{Arc, Mutex};
+        let dir = tempfile::tempdir().unwrap();
+        let eve = dir.path().join("eve.json");
+        let open = |p: &std::path::Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap()
+        };
+        let writer = Arc::new(Mutex::new(open(&eve)));
+        let refusals = Arc::new(AtomicU32::new(1));
+        let reopen: Reopen = {
+            let (writer, refusals, eve) = (writer.clone(), refusals.clone(), eve.clone());
+            Arc::new(move || {
+                if refusals.load(Ordering::SeqCst) > 0 {
+                    refusals.fetch_sub(1, Ordering::SeqCst);
+                    return Err("socket not there yet".into());
+                }
+                *writer.lock().unwrap() = open(&eve);
+                Ok(())
+            })
+        };
+        let write =
+            |n: u32| writeln!(writer.lock().unwrap(), "{{\"event_type\":\"e{n}\"}}").unwrap();
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let got = seen.clone();
+        let mut reader = EveReader::new(&dir.path().display().to_string());
+        reader.poll = Duration::from_millis(20);
+        reader.sink = Some(Arc::new(move |l: &[u8]| {
+            got.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(l).into_owned())
+        }));
+        reader.rotation = Some(Rotation {
+            max_bytes: 100,
+            reopen,
+        });
+        let metrics = Arc::new(Metrics::new("t"));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(reader.run(metrics.clone(), Shutdown::new(stopped)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // 8 lines of 19 bytes: over the limit. The first reopen is refused, so the writer keeps
+        // writing into the renamed file until the retry succeeds.
+        for n in 0..8 {
+            write(n);
+        }
+        let rotated = dir.path().join("eve.json.1");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while metrics.eve_rotation_failures.get(&[]) != Some(1.0)
+            || refusals.load(Ordering::SeqCst) > 0
+            || !eve.exists()
+        {
+            assert!(std::time::Instant::now() < deadline, "no rotation");
+            write(100);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for n in 200..203 {
+            write(n);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+
+        assert_eq!(metrics.eve_rotations.get(&[]), Some(1.0));
+        assert_eq!(metrics.eve_rotation_failures.get(&[]), Some(1.0));
+        let old = std::fs::read_to_string(&rotated).unwrap();
+        let new = std::fs::read_to_string(&eve).unwrap();
+        assert!(old.starts_with("{\"event_type\":\"e0\"}\n"), "{old}");
+        assert!(new.ends_with("{\"event_type\":\"e202\"}\n"), "{new}");
+        let written: Vec<String> = format!("{old}{new}").lines().map(String::from).collect();
+        assert_eq!(*seen.lock().unwrap(), written, "every line once, in order");
     }
 
     #[test]

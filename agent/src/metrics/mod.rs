@@ -186,6 +186,10 @@ pub struct Metrics {
     pub memcap_hits: Family,
     /// `ids2_eve_events_total{event_type}`.
     pub eve_events: Family,
+    /// `ids2_eve_rotations_total`.
+    pub eve_rotations: Family,
+    /// `ids2_eve_rotation_failures_total`.
+    pub eve_rotation_failures: Family,
     /// `ids2_task_restarts_total{task}`.
     pub task_restarts: Family,
     /// `ids2_last_apply_success`.
@@ -328,6 +332,18 @@ impl Metrics {
                 Counter,
                 &["event_type"],
             ),
+            eve_rotations: Family::new(
+                "ids2_eve_rotations_total",
+                "Times eve.json reached logs.eve_rotate_mb and was rotated to eve.json.1.",
+                Counter,
+                &[],
+            ),
+            eve_rotation_failures: Family::new(
+                "ids2_eve_rotation_failures_total",
+                "Failed EVE rotation steps: the rename, or Suricata's reopen of its logs (retried).",
+                Counter,
+                &[],
+            ),
             task_restarts: Family::new(
                 "ids2_task_restarts_total",
                 "Restarts of a supervised task or pipeline process after it failed or exited.",
@@ -374,10 +390,12 @@ impl Metrics {
         };
         m.build_info.set(&[version], 1.0);
         m.throttle_level.set(&[], 0.0);
+        m.eve_rotations.set(&[], 0.0);
+        m.eve_rotation_failures.set(&[], 0.0);
         m
     }
 
-    fn families(&self) -> [&Family; 24] {
+    fn families(&self) -> [&Family; 26] {
         [
             &self.build_info,
             &self.throttle_level,
@@ -396,6 +414,8 @@ impl Metrics {
             &self.capture_drops,
             &self.memcap_hits,
             &self.eve_events,
+            &self.eve_rotations,
+            &self.eve_rotation_failures,
             &self.task_restarts,
             &self.last_apply_success,
             &self.last_apply_timestamp,
