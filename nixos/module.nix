@@ -384,6 +384,9 @@ in
       users.users.ids2 = {
         isSystemUser = true;
         group = "ids2";
+        # Suricata's unix socket (rule reloads, reopening the logs after an EVE rotation) is
+        # open to its group only.
+        extraGroups = [ config.services.suricata.settings.run-as.group ];
         description = "ids2 sensor agent";
       };
       users.groups.ids2 = { };
@@ -403,10 +406,11 @@ in
       };
 
       systemd.tmpfiles.rules = [
-        # After the tmpfs is mounted: Suricata writes, group ids2 (agent, Vector) reads; the
-        # setgid bit gives eve.json the group ids2. Mount options keep mode=0750 for the
-        # agent's check (mountinfo reports the mount-time mode).
-        "d ${logsPath} 2750 suricata ids2 -"
+        # After the tmpfs is mounted: Suricata writes, group ids2 reads (Vector) and renames
+        # (the agent rotates eve.json to eve.json.1); the setgid bit gives eve.json the group
+        # ids2. Mount options keep mode=0750 for the agent's check (mountinfo reports the
+        # mount-time mode).
+        "d ${logsPath} 2770 suricata ids2 -"
         "d ${s.paths.vector_data_dir} 0750 vector vector -"
         "d ${credentialDir} 0755 root root -"
         "f ${credentialPath} 0000 root root -"
@@ -445,7 +449,7 @@ in
           StateDirectory = "ids2";
           StateDirectoryMode = "0750";
           RuntimeDirectory = "ids2";
-          ReadWritePaths = lib.unique [ renderedDir (dirOf s.history.repo) s.suricata.rules_dir ];
+          ReadWritePaths = lib.unique [ renderedDir (dirOf s.history.repo) s.suricata.rules_dir logsPath ];
           LoadCredential = (credentialUnitConfig.LoadCredential or [ ])
             ++ lib.mapAttrsToList (name: path: "${name}:${path}") cfg.agentCredentials;
           # rtnetlink (eth0-only links, rollback guard) and ICMP probes of management targets;
