@@ -178,41 +178,60 @@ impl Rotation {
         PathBuf::from(p)
     }
 
-    /// One rotation step. `pending` is true between a rename and Suricata's reopen: until then
-    /// Suricata still writes into the renamed file, so the reopen is retried at every poll and
-    /// no second rename happens.
-    async fn step(&self, path: &std::path::Path, pending: &mut bool, metrics: &Metrics) {
-        if !*pending {
-            match std::fs::metadata(path) {
-                Ok(m) if m.len() >= self.max_bytes => {}
-                _ => return,
+    /// One rotation step. Between a rename and Suricata's reopen (`pending`), Suricata still
+    /// writes into the renamed file, so no second rename happens and the reopen is retried at
+    /// every poll (counted and logged once per rotation). A new `eve.json` appearing meanwhile
+    /// (Suricata restarted) ends the wait too.
+    async fn step(&self, path: &std::path::Path, pending: &mut Pending, metrics: &Metrics) {
+        match pending {
+            Pending::No => {
+                match std::fs::metadata(path) {
+                    Ok(m) if m.len() >= self.max_bytes => {}
+                    _ => return,
+                }
+                if let Err(e) = std::fs::rename(path, Self::rotated_path(path)) {
+                    metrics.eve_rotation_failures.inc(&[]);
+                    tracing::warn!(file = %path.display(), error = %e, "cannot rotate the EVE file");
+                    return;
+                }
+                metrics.eve_rotations.inc(&[]);
+                *pending = Pending::Reopen { failed: false };
             }
-            if let Err(e) = std::fs::rename(path, Self::rotated_path(path)) {
-                metrics.eve_rotation_failures.inc(&[]);
-                tracing::warn!(file = %path.display(), error = %e, "cannot rotate the EVE file");
+            Pending::Reopen { .. } if path.exists() => {
+                *pending = Pending::No;
                 return;
             }
-            metrics.eve_rotations.inc(&[]);
-            *pending = true;
+            Pending::Reopen { .. } => {}
         }
         let reopen = self.reopen.clone();
         let result = tokio::task::spawn_blocking(move || reopen())
             .await
             .unwrap_or_else(|e| Err(format!("the reopen task failed: {e}")));
-        match result {
-            Ok(()) => {
-                *pending = false;
+        match (result, &*pending) {
+            (Ok(()), _) => {
+                *pending = Pending::No;
                 tracing::info!(file = %path.display(), "EVE file rotated");
             }
-            Err(e) => {
+            (Err(e), Pending::Reopen { failed: false }) => {
                 metrics.eve_rotation_failures.inc(&[]);
                 tracing::warn!(
                     error = %e,
-                    "EVE file renamed but Suricata did not reopen its logs yet; retrying"
+                    "EVE file renamed but Suricata did not reopen its logs; retrying every poll"
                 );
+                *pending = Pending::Reopen { failed: true };
             }
+            (Err(_), _) => {}
         }
     }
+}
+
+/// Where a rotation stands between polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// Nothing to finish.
+    No,
+    /// Renamed; Suricata has not reopened its logs yet (`failed`: a reopen was refused).
+    Reopen { failed: bool },
 }
 
 /// Follows `<logs.path>/eve.json` and exports what it reads, as a supervised task.
@@ -275,7 +294,7 @@ impl EveReader {
         }
         let mut counter = EveCounter::default();
         let mut stopping = false;
-        let mut reopen_pending = false;
+        let mut rotation_pending = Pending::No;
         loop {
             // Bounded batches keep one poll from holding the runtime for long after a backlog.
             loop {
@@ -306,7 +325,7 @@ impl EveReader {
             }
             if let Some(rotation) = &self.rotation {
                 rotation
-                    .step(&self.path, &mut reopen_pending, &metrics)
+                    .step(&self.path, &mut rotation_pending, &metrics)
                     .await;
             }
             stopping = !shutdown.sleep(self.poll).await;
@@ -432,7 +451,7 @@ mod tests {
                 .unwrap()
         };
         let writer = Arc::new(Mutex::new(open(&eve)));
-        let refusals = Arc::new(AtomicU32::new(1));
+        let refusals = Arc::new(AtomicU32::new(3));
         let reopen: Reopen = {
             let (writer, refusals, eve) = (writer.clone(), refusals.clone(), eve.clone());
             Arc::new(move || {
@@ -463,8 +482,8 @@ mod tests {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(reader.run(metrics.clone(), Shutdown::new(stopped)));
         tokio::time::sleep(Duration::from_millis(100)).await;
-        // 8 lines of 19 bytes: over the limit. The first reopen is refused, so the writer keeps
-        // writing into the renamed file until the retry succeeds.
+        // 8 lines of 19 bytes: over the limit. The first three reopens are refused (one failure
+        // counted), so the writer keeps writing into the renamed file until a retry succeeds.
         for n in 0..8 {
             write(n);
         }

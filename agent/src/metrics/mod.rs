@@ -340,7 +340,7 @@ impl Metrics {
             ),
             eve_rotation_failures: Family::new(
                 "ids2_eve_rotation_failures_total",
-                "Failed EVE rotation steps: the rename, or Suricata's reopen of its logs (retried).",
+                "EVE rotations whose rename failed, or whose first reopen Suricata refused (then retried each poll).",
                 Counter,
                 &[],
             ),
