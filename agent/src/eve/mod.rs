@@ -225,6 +225,13 @@ impl Rotation {
     }
 }
 
+/// How full the file system holding `dir` is; `None` when it cannot be read.
+fn used_ratio(dir: &std::path::Path) -> Option<f64> {
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    let blocks = s.blocks() as f64;
+    (blocks > 0.0).then(|| (blocks - s.blocks_free() as f64) / blocks)
+}
+
 /// Where a rotation stands between polls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
@@ -327,6 +334,9 @@ impl EveReader {
                 rotation
                     .step(&self.path, &mut rotation_pending, &metrics)
                     .await;
+            }
+            if let Some(used) = self.path.parent().and_then(used_ratio) {
+                metrics.logs_used.set(&[], used);
             }
             stopping = !shutdown.sleep(self.poll).await;
         }
@@ -506,6 +516,11 @@ mod tests {
 
         assert_eq!(metrics.eve_rotations.get(&[]), Some(1.0));
         assert_eq!(metrics.eve_rotation_failures.get(&[]), Some(1.0));
+        let used = metrics
+            .logs_used
+            .get(&[])
+            .expect("the file system's use is exported");
+        assert!(used > 0.0 && used <= 1.0, "{used}");
         let old = std::fs::read_to_string(&rotated).unwrap();
         let new = std::fs::read_to_string(&eve).unwrap();
         assert!(old.starts_with("{\"event_type\":\"e0\"}\n"), "{old}");

@@ -190,6 +190,8 @@ pub struct Metrics {
     pub eve_rotations: Family,
     /// `ids2_eve_rotation_failures_total`.
     pub eve_rotation_failures: Family,
+    /// `ids2_logs_used_ratio`.
+    pub logs_used: Family,
     /// `ids2_task_restarts_total{task}`.
     pub task_restarts: Family,
     /// `ids2_last_apply_success`.
@@ -344,6 +346,12 @@ impl Metrics {
                 Counter,
                 &[],
             ),
+            logs_used: Family::new(
+                "ids2_logs_used_ratio",
+                "Share of the log file system (the tmpfs holding eve.json) in use, 0 to 1.",
+                Gauge,
+                &[],
+            ),
             task_restarts: Family::new(
                 "ids2_task_restarts_total",
                 "Restarts of a supervised task or pipeline process after it failed or exited.",
@@ -395,7 +403,7 @@ impl Metrics {
         m
     }
 
-    fn families(&self) -> [&Family; 26] {
+    fn families(&self) -> [&Family; 27] {
         [
             &self.build_info,
             &self.throttle_level,
@@ -416,6 +424,7 @@ impl Metrics {
             &self.eve_events,
             &self.eve_rotations,
             &self.eve_rotation_failures,
+            &self.logs_used,
             &self.task_restarts,
             &self.last_apply_success,
             &self.last_apply_timestamp,
