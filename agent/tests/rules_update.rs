@@ -395,6 +395,16 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
     assert_eq!(updater.update().unwrap().reload, Reload::NotRunning);
 
     let net = Net::create();
+    let two_alerts = || {
+        provoke(
+            &net,
+            &eve,
+            "IDS2-TWO",
+            5002,
+            9900002,
+            Duration::from_secs(20),
+        )
+    };
     let mut live = Live::start(&suricata, &net.pair.sensor, &s);
     let pid = live.child.id();
     assert!(
@@ -429,17 +439,7 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
         }
         other => panic!("Suricata was not reloaded: {other:?}"),
     }
-    assert!(
-        provoke(
-            &net,
-            &eve,
-            "IDS2-TWO",
-            5002,
-            9900002,
-            Duration::from_secs(20)
-        ),
-        "the new rule alerts after the reload"
-    );
+    assert!(two_alerts(), "the new rule alerts after the reload");
     assert!(live.running());
     assert_eq!(live.child.id(), pid, "same Suricata process");
 
@@ -449,14 +449,7 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
     assert!(matches!(err, RulesError::Rejected { .. }), "{err}");
     assert_eq!(fs::read(rules_dir.join(rules::RULES_FILE)).unwrap(), v2);
     assert!(
-        provoke(
-            &net,
-            &eve,
-            "IDS2-TWO",
-            5002,
-            9900002,
-            Duration::from_secs(20)
-        ),
+        two_alerts(),
         "the old set keeps detecting after a refused update"
     );
     assert!(live.running());
@@ -502,14 +495,7 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
         "the alerts so far moved with the renamed file"
     );
     assert!(
-        provoke(
-            &net,
-            &eve,
-            "IDS2-TWO",
-            5002,
-            9900002,
-            Duration::from_secs(20)
-        ),
+        two_alerts(),
         "after the reopen Suricata writes the new eve.json"
     );
     assert_eq!(
