@@ -57,6 +57,7 @@ pub const FIELDS: &[EcsField] = &[
     f("ids2.config.commit", "keyword"),
     f("ids2.throttle.level", "long"),
     f("ids2.host.memory_ratio", "scaled_float"),
+    f("ids2.logs.used_ratio", "scaled_float"),
     f("ids2.capture.packets", "long"),
     f("ids2.capture.kernel_drops", "long"),
     f("ids2.eve.events_per_second", "float"),
@@ -100,6 +101,8 @@ pub struct Snapshot {
     pub cpu_ratio: Option<f64>,
     /// Host memory use, 0–1.
     pub memory_ratio: Option<f64>,
+    /// How full the log tmpfs is, 0–1.
+    pub logs_used_ratio: Option<f64>,
     /// Suricata's `capture.kernel_packets`.
     pub packets: Option<u64>,
     /// Suricata's `capture.kernel_drops`.
@@ -163,6 +166,10 @@ pub fn document(s: &Snapshot) -> Value {
     put(&["config", "commit"], json!(s.config_commit));
     put(&["throttle", "level"], json!(s.throttle_level));
     put(&["host", "memory_ratio"], json!(s.memory_ratio.map(round3)));
+    put(
+        &["logs", "used_ratio"],
+        json!(s.logs_used_ratio.map(round3)),
+    );
     put(&["capture", "packets"], json!(s.packets));
     put(&["capture", "kernel_drops"], json!(s.kernel_drops));
     put(
@@ -303,6 +310,7 @@ impl Heartbeat {
             throttle_level: m.throttle_level.get(&[]).map(|v| v as u8),
             cpu_ratio: m.host_cpu.get(&[]),
             memory_ratio: m.host_memory.get(&[]),
+            logs_used_ratio: m.logs_used.get(&[]),
             packets: m.capture_packets.get(&[]).map(|v| v as u64),
             kernel_drops: m.capture_drops.get(&[]).map(|v| v as u64),
             eve_per_second,
@@ -369,6 +377,7 @@ mod tests {
             throttle_level: Some(1),
             cpu_ratio: Some(0.41234),
             memory_ratio: Some(0.5),
+            logs_used_ratio: Some(0.25),
             packets: Some(1000),
             kernel_drops: Some(3),
             eve_per_second: Some(12.5),
