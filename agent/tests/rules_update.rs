@@ -460,12 +460,14 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
         "{text}"
     );
 
-    // EVE rotation: a 1-byte limit makes the reader rotate at its first poll.
+    // EVE rotation: a limit of the file's present size makes the reader rotate at its first
+    // poll, and the new file cannot reach it again before the reader is stopped.
+    let limit = fs::metadata(&eve).unwrap().len();
     let socket = SuricataSocket::new(&s.config.suricata.socket_path, Duration::from_secs(10));
     let mut reader = EveReader::new(&s.config.logs.path);
     reader.poll = Duration::from_millis(50);
     reader.rotation = Some(Rotation {
-        max_bytes: 1,
+        max_bytes: limit,
         reopen: std::sync::Arc::new(move || {
             socket
                 .command("reopen-log-files", None)
@@ -481,12 +483,14 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
         ids2_agent::supervisor::Shutdown::new(stopped),
     ));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while metrics.eve_rotations.get(&[]) != Some(1.0) || !eve.exists() {
+    while metrics.eve_rotations.get(&[]) != Some(1.0) {
         assert!(Instant::now() < deadline, "the EVE file was not rotated");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The reader finishes its step (the reopen) before it stops.
     stop.send(true).unwrap();
     rt.block_on(task).unwrap().unwrap();
+    assert_eq!(metrics.eve_rotations.get(&[]), Some(1.0));
     assert_eq!(metrics.eve_rotation_failures.get(&[]), Some(0.0));
     let rotated = Rotation::rotated_path(&eve);
     let in_rotated = alerts_for(&rotated, 9900002);
@@ -496,7 +500,7 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
     );
     assert!(
         two_alerts(),
-        "after the reopen Suricata writes the new eve.json"
+        "after the reopen Suricata writes a new eve.json (it opens it at its next write)"
     );
     assert_eq!(
         alerts_for(&rotated, 9900002),
