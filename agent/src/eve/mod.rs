@@ -346,13 +346,30 @@ impl EveReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A reader of `dir/eve.json` polling every `poll`, and the lines its sink receives.
+    fn recording_reader(
+        dir: &std::path::Path,
+        poll: Duration,
+    ) -> (EveReader, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let got = seen.clone();
+        let mut reader = EveReader::new(&dir.display().to_string());
+        reader.poll = poll;
+        reader.sink = Some(Arc::new(move |l: &[u8]| {
+            got.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(l).into_owned())
+        }));
+        (reader, seen)
+    }
 
     /// With a checkpoint, a reader started after another one stopped gets exactly the lines
     /// written while none ran: nothing twice, nothing lost.
     #[tokio::test]
     async fn a_restarted_reader_resumes_at_its_checkpoint() {
         use std::io::Write as _;
-        use std::sync::{Arc, Mutex};
         let dir = tempfile::tempdir().unwrap();
         let eve = dir.path().join("eve.json");
         let cp = dir.path().join("eve.position");
@@ -362,16 +379,8 @@ mod tests {
             writeln!(f, "{s}").unwrap();
         };
         let run_once = |extra: Option<&'static str>| {
-            let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-            let got = seen.clone();
-            let mut reader = EveReader::new(&dir.path().display().to_string());
-            reader.poll = Duration::from_millis(50);
+            let (mut reader, seen) = recording_reader(dir.path(), Duration::from_millis(50));
             reader.checkpoint = Some(cp.clone());
-            reader.sink = Some(Arc::new(move |l: &[u8]| {
-                got.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(l).into_owned())
-            }));
             let eve = eve.clone();
             async move {
                 let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -411,19 +420,10 @@ mod tests {
     #[tokio::test]
     async fn reads_to_the_end_once_more_after_shutdown() {
         use std::io::Write as _;
-        use std::sync::{Arc, Mutex};
         let dir = tempfile::tempdir().unwrap();
         let eve = dir.path().join("eve.json");
         std::fs::write(&eve, "{\"event_type\":\"old\"}\n").unwrap();
-        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-        let got = seen.clone();
-        let mut reader = EveReader::new(&dir.path().display().to_string());
-        reader.poll = Duration::from_secs(3600);
-        reader.sink = Some(Arc::new(move |l: &[u8]| {
-            got.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(l).into_owned())
-        }));
+        let (reader, seen) = recording_reader(dir.path(), Duration::from_secs(3600));
         let metrics = std::sync::Arc::new(Metrics::new("t"));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(reader.run(metrics.clone(), Shutdown::new(stopped)));
@@ -450,7 +450,6 @@ mod tests {
     async fn rotates_at_the_limit_and_loses_no_line() {
         use std::io::Write as _;
         use std::sync::atomic::{AtomicU32, Ordering};
-        use std::sync::{Arc, Mutex};
         let dir = tempfile::tempdir().unwrap();
         let eve = dir.path().join("eve.json");
         let open = |p: &std::path::Path| {
@@ -475,15 +474,7 @@ mod tests {
         };
         let write =
             |n: u32| writeln!(writer.lock().unwrap(), "{{\"event_type\":\"e{n}\"}}").unwrap();
-        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-        let got = seen.clone();
-        let mut reader = EveReader::new(&dir.path().display().to_string());
-        reader.poll = Duration::from_millis(20);
-        reader.sink = Some(Arc::new(move |l: &[u8]| {
-            got.lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(l).into_owned())
-        }));
+        let (mut reader, seen) = recording_reader(dir.path(), Duration::from_millis(20));
         reader.rotation = Some(Rotation {
             max_bytes: 100,
             reopen,
