@@ -161,8 +161,9 @@ pub type Reopen = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 /// Size-based rotation of the EVE file. Suricata only rotates by time, and a tmpfs that fills
 /// up stops the EVE output. When `eve.json` reaches `max_bytes` it is renamed to `eve.json.1`
 /// (replacing the previous one) and Suricata is asked to reopen its logs: it opens a new
-/// `eve.json` at its next write. Suricata writes whole lines to its open descriptor, so nothing falls between the
-/// two files; Vector and this reader both read `eve.json.1` to its end before moving on.
+/// `eve.json` at its next write. Suricata writes whole lines to its open descriptor, so nothing
+/// falls between the two files; Vector and this reader both read `eve.json.1` to its end before
+/// moving on.
 pub struct Rotation {
     /// Size at which the file is rotated (`logs.eve_rotate_mb`).
     pub max_bytes: u64,

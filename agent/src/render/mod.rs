@@ -530,7 +530,7 @@ fn vector_context(
         "sensor_id": c.sensor.id,
         "vector_data_dir": c.paths.vector_data_dir,
         "eve_path": Path::new(&c.logs.path).join("eve.json").display().to_string(),
-        "eve_rotated_path": Path::new(&c.logs.path).join("eve.json.1").display().to_string(),
+        "eve_rotated_path": crate::eve::Rotation::rotated_path(&Path::new(&c.logs.path).join("eve.json")).display().to_string(),
         "heartbeat_path": Path::new(&c.logs.path).join(HEARTBEAT_FILE).display().to_string(),
         "heartbeat_rotated_path": Path::new(&c.logs.path).join(HEARTBEAT_ROTATED_FILE).display().to_string(),
         "heartbeat_buffer_bytes": HEARTBEAT_BUFFER_BYTES,
