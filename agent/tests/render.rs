@@ -158,12 +158,12 @@ fn vector_toml_wiring() {
     assert!(!auth.contains_key("password") && !auth.contains_key("secret_access_key"));
     assert_eq!(table(os, "aws")["region"].as_str(), Some("eu-west-1"));
 
-    let metrics = table(sinks, "vector_metrics");
+    let metrics = table(sinks, "vector_prometheus");
     assert_eq!(metrics["type"].as_str(), Some("prometheus_exporter"));
     assert_eq!(metrics["address"].as_str(), Some("127.0.0.1:9598"));
-    assert_eq!(strings(&metrics["inputs"]), ["vector_metrics"]);
+    assert_eq!(strings(&metrics["inputs"]), ["vector_internal"]);
     assert_eq!(
-        table(sources, "vector_metrics")["type"].as_str(),
+        table(sources, "vector_internal")["type"].as_str(),
         Some("internal_metrics")
     );
     assert!(!sinks.contains_key("redis"), "redis is off by default");
