@@ -27,3 +27,4 @@ pub mod run;
 pub mod supervisor;
 pub mod suricata;
 pub mod systemd;
+pub mod vector;

@@ -15,6 +15,7 @@
 mod agent;
 mod archive;
 mod netns;
+pub mod osmem;
 mod victim;
 
 use std::io::{Read, Write};
