@@ -522,6 +522,9 @@ in
           ConditionPathExists = "${renderedDir}/current/vector.toml";
           RequiresMountsFor = [ logsPath s.paths.vector_data_dir ];
         };
+        # Vector 0.57 and later expand ''${VAR} (the password reference) and unescape $$ in the
+        # rendered config only when told to; older versions ignore the variable.
+        environment.VECTOR_DANGEROUSLY_ALLOW_ENV_VAR_INTERPOLATION = "true";
         serviceConfig = hardening // credentialUnitConfig // {
           ExecStart = vectorStart;
           ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";

@@ -31,6 +31,7 @@ pub mod run;
 pub mod supervisor;
 pub mod suricata;
 pub mod systemd;
+pub mod vector;
 
 /// The sensor config: the portable core's, so `ids2-provision` reads and writes exactly what
 /// the agent validates.

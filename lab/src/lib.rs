@@ -23,6 +23,7 @@ mod agent;
 mod archive;
 pub mod emulate;
 mod netns;
+pub mod osmem;
 mod victim;
 
 use std::io::{Read, Write};
