@@ -63,7 +63,7 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     /// Namespaces and raw sockets need root.
-    #[error("the lab needs root (network namespaces, raw sockets): run it with sudo")]
+    #[error("the lab needs root (network namespaces, raw sockets): run it as root, or as a user who can sudo")]
     NotRoot,
     /// The agent binary the lab runs as its sensor was not found.
     #[error(
@@ -72,7 +72,9 @@ pub enum LabError {
     )]
     NoAgent,
     /// Suricata is not installed.
-    #[error("suricata is not installed (install it, e.g. `sudo .ci/install-deps`, or set IDS2_SURICATA)")]
+    #[error(
+        "suricata is not installed (install it, e.g. with .ci/install-deps, or set IDS2_SURICATA)"
+    )]
     NoSuricata,
     /// The scenario file is invalid.
     #[error("invalid scenarios")]

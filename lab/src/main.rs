@@ -4,6 +4,7 @@
 //! Each subcommand parses its arguments and calls one library function; this file only maps
 //! results to output and exit codes (0 ok, 2 bad input, 1 any other failure).
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -89,6 +90,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => emulate::run_file(&scenarios, target, &allow_target)
             .map(drop)
             .map_err(Into::into),
+        Command::Run { .. } if !nix::unistd::geteuid().is_root() => Err(rerun_as_root()),
         Command::Run {
             duration,
             scenarios,
@@ -97,6 +99,48 @@ fn run(cli: Cli) -> Result<(), Failure> {
             agent,
         } => lab_command(duration, scenarios, archive, metrics_listen, agent),
     }
+}
+
+/// What the lab reads from its environment, kept across sudo (which resets the environment).
+const PRESERVED_ENV: &[&str] = &[
+    ids2_lab::AGENT_ENV,
+    ids2_agent::suricata::BINARY_ENV,
+    ids2_agent::vector::PROGRAM_ENV,
+    ids2_lab::osmem::BINARY_ENV,
+    "RUST_LOG",
+];
+
+/// The lab needs root (network namespaces, raw sockets). A user who can sudo is asked for it
+/// rather than sent back: the same command runs again under sudo, replacing this process, so
+/// the same quick-start line works in a root shell and for such a user. Returns only on failure.
+fn rerun_as_root() -> Failure {
+    let Some(sudo) = ids2_agent::files::find_program("sudo") else {
+        return LabError::NotRoot.into();
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            return anyhow::Error::new(e)
+                .context("cannot find ids2-lab's own path")
+                .into()
+        }
+    };
+    let keep: Vec<&str> = PRESERVED_ENV
+        .iter()
+        .copied()
+        .filter(|v| std::env::var_os(v).is_some())
+        .collect();
+    let mut sudo = std::process::Command::new(sudo);
+    if !keep.is_empty() {
+        sudo.arg(format!("--preserve-env={}", keep.join(",")));
+    }
+    sudo.arg("--").arg(exe).args(std::env::args_os().skip(1));
+    eprintln!(
+        "ids2-lab: the lab needs root (network namespaces, raw sockets): running it with sudo"
+    );
+    anyhow::Error::new(sudo.exec())
+        .context("cannot run sudo")
+        .into()
 }
 
 /// Runs the lab; a scenario the sensor missed is a failure (exit 1).
