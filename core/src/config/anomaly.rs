@@ -5,16 +5,16 @@ use serde::{Deserialize, Serialize};
 use super::error::Problem;
 use super::validate::check_abs_path;
 
-/// Anomaly detection on flows: an Isolation Forest trained on a baseline window of the
-/// sensor's own flows, then scoring every flow.
+/// Isolation Forest anomaly detection on EVE flow records: a forest trained on a baseline window of
+/// the sensor's own flows, then scoring every flow. Off until an operator opts in.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Anomaly {
     /// Score flows and ship anomalies; off until an operator opts in.
     #[serde(default)]
     pub enabled: bool,
-    /// Length of the training window in seconds of flow time (EVE timestamps), counted from
-    /// the first flow seen when no model exists yet.
+    /// Length of the training window in seconds of flow time (EVE timestamps), counted from the
+    /// first flow seen when no model exists yet (60–2678400, one minute to 31 days).
     #[serde(default = "default_anomaly_baseline_secs")]
     pub baseline_secs: u32,
     /// Where the trained model is written and, on later starts, loaded from (absolute path).
@@ -23,13 +23,14 @@ pub struct Anomaly {
     /// Flows scoring at or above this (0.5 to 1, exclusive) become anomaly events.
     #[serde(default = "default_anomaly_threshold")]
     pub threshold: f64,
-    /// Trees in the forest.
+    /// Trees in the forest (1–1000).
     #[serde(default = "default_anomaly_trees")]
     pub trees: u32,
-    /// Flows sampled (without replacement) to grow each tree.
+    /// Flows sampled (without replacement) to grow each tree (2–65536).
     #[serde(default = "default_anomaly_sample_size")]
     pub sample_size: u32,
-    /// Fewest baseline flows to train on; the window is extended until this many are seen.
+    /// Fewest baseline flows to train on, from `sample_size` to 10000000; the window is extended
+    /// until this many are seen.
     #[serde(default = "default_anomaly_min_baseline_flows")]
     pub min_baseline_flows: u32,
 }

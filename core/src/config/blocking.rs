@@ -9,10 +9,10 @@ use super::error::Problem;
 use super::schema::{none, Severity};
 use super::validate::check_range;
 
-/// Blocking: alerts matching the policy become block decisions that expire after `ttl_secs`.
-/// The allowlist always wins: the default gateway, the sensor's own addresses, management
-/// targets, the OpenSearch endpoint's addresses, `allowlist`, and every HOME_NET address not in
-/// `allow_home_net` are never blocked.
+/// Blocking, off by default: alerts matching the policy become block decisions that expire after
+/// `ttl_secs`, served as a feed. The allowlist always wins: the default gateway, the sensor's own
+/// addresses, management targets, the OpenSearch endpoint's addresses, `allowlist`, and every
+/// HOME_NET address not in `allow_home_net` are never blocked.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Blocking {
@@ -33,10 +33,10 @@ pub struct Blocking {
     /// intelligence) is at least this is blocked on its first qualifying alert.
     #[serde(default)]
     pub reputation_min_score: Option<u8>,
-    /// Seconds a decision lasts.
+    /// Seconds a decision lasts (60–2592000, one minute to 30 days).
     #[serde(default = "default_block_ttl_secs")]
     pub ttl_secs: u32,
-    /// Most addresses blocked at once; further decisions are refused and logged.
+    /// Most addresses blocked at once (1–1000000); further decisions are refused and logged.
     #[serde(default = "default_block_max_entries")]
     pub max_entries: u32,
     /// Addresses and CIDRs that are never blocked.

@@ -6,30 +6,33 @@ use serde::{Deserialize, Serialize};
 use super::error::Problem;
 use super::schema::default_true;
 
-/// Packet capture settings (Suricata af-packet).
+/// What Suricata listens on (af-packet) and how it spreads the work.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Capture {
-    /// The one interface left up and captured on.
+    /// The one interface left up and captured on: a Linux interface name of 1–15 characters.
     #[serde(default = "default_interface")]
     pub interface: String,
-    /// The protected networks (Suricata `HOME_NET`), as CIDRs.
+    /// The protected networks (Suricata `HOME_NET`), as CIDRs; at least one.
     #[serde(default = "default_home_net")]
     pub home_net: Vec<String>,
-    /// Suricata worker threads on the capture interface.
+    /// Suricata af-packet worker threads on the capture interface (1–16).
     #[serde(default = "default_workers")]
     pub workers: u32,
-    /// CPU cores the workers are pinned to; the others are left to the agent and Vector.
+    /// CPU cores the workers are pinned to, each from 0 to 255 and listed once; Suricata's
+    /// management threads, the agent and Vector get the others.
     #[serde(default = "default_cpu_cores")]
     pub cpu_cores: Vec<u32>,
-    /// af-packet ring size, in packets per worker.
+    /// af-packet ring size in packets per worker (64–1048576).
     #[serde(default = "default_ring_size")]
     pub ring_size: u32,
-    /// tpacket-v3 block size in bytes: a power of two and a multiple of the Pi 5's 16 KiB pages.
+    /// tpacket-v3 block size in bytes: a power of two from 16384 to 4194304, so a multiple of the
+    /// Pi 5's 16 KiB pages.
     #[serde(default = "default_block_size")]
     pub block_size_bytes: u32,
-    /// Pin the workers to `cpu_cores` exclusively at high priority (the Pi, whose cores are set
-    /// aside for capture); off where the cores are shared with other work, such as the lab.
+    /// Pin the workers to `cpu_cores` exclusively at high priority (Suricata `set-cpu-affinity`;
+    /// the Pi, whose cores are set aside for capture); `false` where the cores are shared with
+    /// other work, such as the lab.
     #[serde(default = "default_true")]
     pub pin_workers: bool,
 }

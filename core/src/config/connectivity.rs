@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::error::Problem;
 use super::validate::is_hostname;
 
-/// Reachability checks.
+/// Reachability checks the agent runs and exports.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Connectivity {
@@ -15,10 +15,10 @@ pub struct Connectivity {
     /// Extra `host:port` TLS endpoints to handshake with and watch for certificate expiry.
     #[serde(default)]
     pub tls_targets: Vec<String>,
-    /// Seconds between rounds of checks.
+    /// Seconds between rounds of checks (5–3600).
     #[serde(default = "default_interval_secs")]
     pub interval_secs: u32,
-    /// Seconds one check may take.
+    /// Seconds one check may take: 1 to 60, and less than `interval_secs`.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u32,
 }

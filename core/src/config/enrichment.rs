@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::error::Problem;
 use super::validate::{check_abs_path, check_range, webhook_url_problem};
 
-/// Enrichment of shipped events. GeoIP fills `source/destination.geo.*` and `.as.*` for public
-/// addresses from MaxMind databases on the sensor (nothing leaves it); threat intelligence
-/// checks the public addresses of alerts against AbuseIPDB and joins the results into
+/// Enrichment of shipped events, off until configured. GeoIP fills `source/destination.geo.*` and
+/// `.as.*` for public addresses from MaxMind databases on the sensor (nothing leaves it); threat
+/// intelligence checks the public addresses of alerts against AbuseIPDB and joins the results into
 /// `threat.enrichments`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

@@ -11,7 +11,8 @@ use super::validate::{check_abs_path, check_range};
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fleet {
-    /// Seconds between heartbeats (`<logs.path>/heartbeat.json`, shipped to the heartbeat index).
+    /// Seconds between heartbeats (5–3600), written to `<logs.path>/heartbeat.json` and shipped to
+    /// the heartbeat index.
     #[serde(default = "default_heartbeat_secs")]
     pub heartbeat_secs: u32,
     /// Seconds without a heartbeat after which the sensor is reported offline (fleet status,
@@ -31,7 +32,7 @@ pub struct RuleUpdates {
     /// (`ids2-agent rules update` works either way).
     #[serde(default = "default_true")]
     pub scheduled: bool,
-    /// Seconds between scheduled updates (default one day).
+    /// Seconds between scheduled updates (300–2592000, five minutes to 30 days; default one day).
     #[serde(default = "default_rules_interval_secs")]
     pub interval_secs: u32,
     /// Seconds before the first retry of a failed update; doubled on each further failure, up

@@ -6,17 +6,17 @@ use super::error::Problem;
 use super::schema::none;
 use super::validate::check_abs_path;
 
-/// The git history of applied configurations.
+/// The git repository that records every applied change.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct History {
-    /// Path of the (bare) repository that records every applied change.
+    /// Path of the (bare) repository, absolute.
     #[serde(default = "default_history_repo")]
     pub repo: String,
     /// Optional remote (URL or path) each commit is pushed to.
     #[serde(default)]
     pub remote: Option<String>,
-    /// Branch commits land on.
+    /// Branch commits land on: a valid git branch name.
     #[serde(default = "default_history_branch")]
     pub branch: String,
     /// Commit author name.

@@ -5,18 +5,21 @@ use serde::{Deserialize, Serialize};
 use super::error::Problem;
 use super::validate::check_abs_path;
 
-/// The tmpfs that holds Suricata's hot logs.
+/// The RAM-backed tmpfs that holds Suricata's hot logs (`eve.json`), the heartbeats and the anomaly
+/// documents.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Logs {
-    /// Mount point of the tmpfs (absolute path).
+    /// Mount point of the tmpfs: an absolute path, not `/`.
     #[serde(default = "default_logs_path")]
     pub path: String,
-    /// Size of the tmpfs in MiB.
+    /// Size of the tmpfs in MiB (16–8192).
     #[serde(default = "default_logs_size_mb")]
     pub size_mb: u32,
     /// Size in MiB at which the agent renames `eve.json` to `eve.json.1` (replacing it) and has
-    /// Suricata reopen its logs, so EVE never fills the tmpfs. At most a third of `size_mb`.
+    /// Suricata reopen its logs over the unix socket, from 1 to a third of `size_mb`. Without it a
+    /// busy sensor fills the tmpfs in hours and Suricata's EVE output stops. Counted in
+    /// `ids2_eve_rotations_total` and `ids2_eve_rotation_failures_total`.
     #[serde(default = "default_eve_rotate_mb")]
     pub eve_rotate_mb: u32,
 }

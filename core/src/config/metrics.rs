@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::Problem;
 
-/// The agent's metrics endpoint.
+/// The Prometheus endpoint the agent serves.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metrics {

@@ -6,15 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use super::error::Problem;
 
-/// Link policy.
+/// Link policy: the management targets that must stay reachable.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {
-    /// Targets that must stay reachable after a link change, else it is rolled back:
-    /// `gateway` (the default route's gateway), an IP address, or `ip:port` (TCP connect).
+    /// Targets that must stay reachable after a link change, else it is rolled back: `gateway` (the
+    /// default route's gateway), an IP address (ping), or `IP:PORT` (TCP connect).
     #[serde(default = "default_management_targets")]
     pub management_targets: Vec<String>,
-    /// Seconds the rollback guard waits for the management targets.
+    /// Seconds the rollback guard waits for the management targets (1–300).
     #[serde(default = "default_rollback_timeout_secs")]
     pub rollback_timeout_secs: u32,
 }

@@ -7,40 +7,41 @@ use super::error::Problem;
 use super::schema::{none, Severity};
 use super::validate::{check_abs_path, check_range, is_hostname, webhook_url_problem};
 
-/// Alert notifications. Every alert at or above `min_severity` is sent to each configured
-/// channel, once per signature, source and destination within `dedupe_window_secs`, at most
-/// `burst` at once and `rate_per_minute` after that; alerts over the rate are summarised in
-/// one digest every `digest_interval_secs`.
+/// Alert notifications by webhook and/or e-mail, off until a channel is configured. Every alert at
+/// or above `min_severity` is sent to each configured channel, once per signature, source and
+/// destination within `dedupe_window_secs`, at most `burst` at once and `rate_per_minute` after
+/// that; alerts over the rate are summarised in one digest every `digest_interval_secs`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Notifications {
     /// Least severe alert that is notified.
     #[serde(default = "default_notify_severity")]
     pub min_severity: Severity,
-    /// Seconds during which the same signature between the same source and destination is
-    /// notified only once.
+    /// Seconds during which the same signature between the same source and destination is notified
+    /// only once (0–86400).
     #[serde(default = "default_dedupe_window_secs")]
     pub dedupe_window_secs: u32,
-    /// Notifications sent back to back before the rate limit applies (token-bucket size).
+    /// Notifications sent back to back before the rate limit applies (token-bucket size; 1–1000).
     #[serde(default = "default_notify_burst")]
     pub burst: u32,
-    /// Sustained notifications per minute (token-bucket refill rate).
+    /// Sustained notifications per minute (token-bucket refill rate; 1–600).
     #[serde(default = "default_rate_per_minute")]
     pub rate_per_minute: u32,
-    /// Seconds between digests of the alerts the rate limit held back (sent only when some were).
+    /// Seconds between digests of the alerts the rate limit held back, sent only when some were
+    /// (10–86400).
     #[serde(default = "default_digest_interval_secs")]
     pub digest_interval_secs: u32,
-    /// Alerts waiting to be processed; when full, further alerts are counted in
+    /// Alerts waiting to be processed (16–65536); when full, further alerts are counted in
     /// `ids2_notifications_dropped_total` instead of slowing the EVE reader.
     #[serde(default = "default_notify_queue")]
     pub queue_capacity: u32,
-    /// Delivery attempts per message and channel before it counts as failed.
+    /// Delivery attempts per message and channel before it counts as failed (1–20).
     #[serde(default = "default_retry_attempts")]
     pub retry_attempts: u32,
-    /// Wait before the first retry in milliseconds; doubled on each further retry.
+    /// Wait before the first retry in milliseconds (10–60000); doubled on each further retry.
     #[serde(default = "default_retry_initial_ms")]
     pub retry_initial_ms: u32,
-    /// Longest wait between retries, in seconds.
+    /// Longest wait between retries in seconds: 1 to 3600, and not shorter than `retry_initial_ms`.
     #[serde(default = "default_retry_max_secs")]
     pub retry_max_secs: u32,
     /// HTTP webhook channel.

@@ -8,22 +8,26 @@ use super::error::Problem;
 use super::schema::none;
 use super::validate::{check_abs_path, url_host};
 
-/// The OpenSearch destination.
+/// Where events are shipped: an AWS OpenSearch domain.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenSearch {
-    /// Name of the AWS OpenSearch domain.
+    /// Name of the AWS OpenSearch domain: 3–28 characters of `a-z`, `0-9` and `-`, starting with a
+    /// letter.
     pub domain: String,
     /// AWS region of the domain, e.g. `eu-west-1`.
     pub region: String,
-    /// HTTPS endpoint of the domain; `ids2-provision` fills it in. Optional until then. Plain
-    /// `http://` only to a loopback address (a tunnel or relay on the sensor, a local server).
+    /// `https://` endpoint of the domain, with no user info; `ids2-provision` fills it in. Optional
+    /// until then, but rendering refuses to run without it. Plain `http://` only to a loopback
+    /// address (a tunnel or relay on the sensor, a local server).
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// Prefix of every index and data stream the sensor writes.
+    /// Prefix of every index and data stream the sensor writes: 1–32 characters of `a-z`, `0-9` and
+    /// `-`.
     #[serde(default = "default_index_prefix")]
     pub index_prefix: String,
-    /// How requests are authenticated. Secrets are never written here, only file paths.
+    /// How requests are authenticated. Secrets are never written in this file, only the paths of
+    /// files that hold them; an inline `password` or a password in a URL is refused.
     #[serde(default)]
     pub auth: Auth,
 }
@@ -38,16 +42,18 @@ pub struct Auth {
     /// sigv4: AWS profile name in the credentials file.
     #[serde(default)]
     pub profile: Option<String>,
-    /// sigv4: shared credentials file (e.g. `/run/credentials/ids2-agent/aws`).
+    /// sigv4: shared credentials file, an absolute path (e.g. `/run/credentials/ids2-agent/aws`).
     #[serde(default)]
     pub credentials_file: Option<String>,
-    /// sigv4: IAM role to assume.
+    /// sigv4: IAM role to assume (`arn:aws…:role/…`). Vector cannot combine it with
+    /// `credentials_file`: use one, or put `role_arn` and `source_profile` in the file's profile.
     #[serde(default)]
     pub role_arn: Option<String>,
-    /// basic: user name.
+    /// basic: user name (required for `basic`).
     #[serde(default)]
     pub username: Option<String>,
-    /// basic: file whose first line is the password.
+    /// basic: file whose first line is the password (required for `basic`; an absolute path). The
+    /// service passes it to Vector as `IDS2_OPENSEARCH_PASSWORD`.
     #[serde(default)]
     pub password_file: Option<String>,
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::error::Problem;
 use super::validate::check_abs_path;
 
-/// Where things live on the sensor.
+/// Where the agent keeps rendered files and Vector its state.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Paths {

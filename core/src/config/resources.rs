@@ -4,17 +4,17 @@ use serde::{Deserialize, Serialize};
 
 use super::error::Problem;
 
-/// Resource ceilings, in percent of the host.
+/// Ceilings the resource controller keeps the host under, in percent of the host.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
-    /// Host CPU use the controller keeps at or under.
+    /// Host CPU use the controller keeps at or under (10–95 percent).
     #[serde(default = "default_ceiling_percent")]
     pub cpu_max_percent: u8,
-    /// Host RAM use the controller keeps at or under.
+    /// Host RAM use the controller keeps at or under (10–95 percent).
     #[serde(default = "default_ceiling_percent")]
     pub ram_max_percent: u8,
-    /// Seconds between resource samples.
+    /// Seconds between resource samples (1–300).
     #[serde(default = "default_sample_secs")]
     pub sample_secs: u32,
 }

@@ -4,14 +4,14 @@ use serde::{Deserialize, Serialize};
 
 use super::error::Problem;
 
-/// Identity of the sensor.
+/// Who this sensor is in the fleet.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sensor {
-    /// Stable id used in document ids, heartbeats and index routing: 1–63 characters of
-    /// `a-z`, `0-9` and `-`, starting with a letter or digit.
+    /// Stable id used in document ids, heartbeats and index routing: 1–63 characters of `a-z`,
+    /// `0-9` and `-`, starting with a letter or digit.
     pub id: String,
-    /// Human-readable name shown in dashboards; defaults to the id.
+    /// Human-readable name shown in dashboards (1–128 characters); defaults to the id.
     #[serde(default)]
     pub name: Option<String>,
 }

@@ -7,26 +7,29 @@ use super::error::Problem;
 use super::schema::none;
 use super::validate::check_abs_path;
 
-/// Batching and buffering of shipped events.
+/// How events are batched and buffered on their way to OpenSearch, the optional Redis copy, and the
+/// agent's own ECS archive.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Shipping {
-    /// Most events in one bulk request.
+    /// Most events in one bulk request (1–100000); the byte cap normally closes a batch first.
     #[serde(default = "default_batch_max_events")]
     pub batch_max_events: u32,
-    /// Most bytes in one bulk request, in MiB (OpenSearch guidance: 5–15 MiB).
+    /// Most MiB in one bulk request (1–100 MiB); OpenSearch guidance is 5–15 MiB.
     #[serde(default = "default_batch_max_mb")]
     pub batch_max_mb: u32,
-    /// Seconds a partial batch waits before it is sent.
+    /// Seconds a partial batch waits before it is sent (1–300).
     #[serde(default = "default_batch_timeout_secs")]
     pub batch_timeout_secs: u32,
-    /// Size of Vector's disk buffer in MiB; events wait here while OpenSearch is away.
+    /// Size of Vector's disk buffer in MiB (256–65536); events wait here while OpenSearch is
+    /// unreachable. Vector's minimum is 32 bytes over 256 MiB, so 256 renders as that minimum.
     #[serde(default = "default_buffer_max_mb")]
     pub buffer_max_mb: u32,
-    /// An optional second copy of every event into a local Redis list.
+    /// An optional second copy of every event, pushed to a local Redis list when this is present.
     #[serde(default)]
     pub redis: Option<Redis>,
-    /// The local archive of ECS documents the agent writes itself (the embedded default sink).
+    /// The local archive of ECS documents the agent writes itself (the embedded default sink): its
+    /// EVE reader maps events with the program `vector.toml` embeds.
     #[serde(default)]
     pub archive: Archive,
 }
@@ -52,10 +55,12 @@ pub struct Archive {
     /// `auto` (default), `always` or `never`.
     #[serde(default = "default_archive_mode")]
     pub mode: ArchiveMode,
-    /// The JSON-lines file (absolute path); appended to, its directory created.
+    /// The JSON-lines file, an absolute path; appended to, its directory created. Counted in
+    /// `ids2_archive_documents_total` and `ids2_archive_failures_total`.
     #[serde(default = "default_archive_path")]
     pub path: String,
-    /// EVE event types archived; each must be in `suricata.eve_types`.
+    /// EVE event types archived; each must be in `suricata.eve_types` (mapping costs CPU per
+    /// event).
     #[serde(default = "default_archive_event_types")]
     pub event_types: Vec<String>,
 }

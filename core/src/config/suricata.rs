@@ -6,18 +6,19 @@ use super::error::Problem;
 use super::parse::closest;
 use super::validate::check_abs_path;
 
-/// Suricata's own settings.
+/// Suricata's memory budget, EVE outputs and file locations.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Suricata {
-    /// Total memory budget in MiB, split across the flow, stream, reassembly, defrag and
-    /// host memcaps in Suricata's default proportions.
+    /// Total memory budget in MiB (128–16384), split 4:2:8:1:1 into the flow, stream,
+    /// stream-reassembly, defrag and host memcaps (Suricata's default 128/64/256/32/32 of 512).
     #[serde(default = "default_memory_mb")]
     pub memory_mb: u32,
-    /// EVE event types written to the log.
+    /// EVE event types written to the log; must include `alert`. `stats` is always written (the
+    /// agent reads Suricata's counters from it).
     #[serde(default = "default_eve_types")]
     pub eve_types: Vec<String>,
-    /// Directory holding the downloaded rule set (`suricata.rules`), managed by suricata-update.
+    /// Directory holding the downloaded rule set (`suricata.rules`), suricata-update's output.
     #[serde(default = "default_rules_dir")]
     pub rules_dir: String,
     /// Path of Suricata's unix-command socket.
