@@ -92,12 +92,14 @@
           ids2-agent = mkBin "ids2-agent" "ids2 sensor agent" { };
           ids2-provision = mkBin "ids2-provision" "ids2 operator CLI (AWS OpenSearch, sensor config)" { };
           # For developers' and evaluators' machines; the sensor image never contains it. It runs
-          # the sensor's own agent, Suricata and iproute2 (ip, tc), which the wrapper provides.
+          # the sensor's own agent, Suricata and iproute2 (ip, tc), which the wrapper provides
+          # (the variables survive the lab's re-run under sudo; PATH may not).
           ids2-lab = mkBin "ids2-lab" "ids2 lab and adversary emulator (never on a sensor)" {
             nativeBuildInputs = [ pkgs.makeWrapper ];
             postInstall = ''
               wrapProgram $out/bin/ids2-lab \
                 --set-default IDS2_AGENT ${lib.getExe ids2-agent} \
+                --set-default IDS2_SURICATA ${pkgs.suricata}/bin/suricata \
                 --prefix PATH : ${lib.makeBinPath [ pkgs.suricata pkgs.iproute2 ]}
             '';
           };

@@ -146,7 +146,7 @@ in
     settings = mkOption {
       description = ''
         The sensor's `config.yaml` (written to `/etc/ids2/config.yaml`); every key of the
-        agent's schema is accepted (see README "Config reference"). Only keys this module reads
+        agent's schema is accepted (see docs/config-reference.md). Only keys this module reads
         are declared here; the others are passed through unchanged.
       '';
       default = { };

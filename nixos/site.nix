@@ -1,5 +1,5 @@
-# This sensor's site values: edit before building the image (README "Nix: build, flash,
-# upgrade"). `ids2-provision sensor config` prints the values for a provisioned domain.
+# This sensor's site values: edit before building the image (docs/build-and-flash.md).
+# `ids2-provision sensor config` prints the values for a provisioned domain.
 _:
 
 {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README "Run all tests"): static checks, then every test.
+# The project's test command (README "Quick start", step 2): static checks, then every test.
 # Tests that need root, Suricata or another tool skip with a message when it is missing;
 # `.ci/install-deps` installs all of them.
 set -euo pipefail

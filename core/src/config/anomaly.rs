@@ -54,7 +54,7 @@ pub fn default_anomaly_model_path() -> String {
     "/var/lib/ids2/anomaly-model.json".into()
 }
 
-/// Default anomaly threshold, chosen on the labelled lab flows (README, "Anomaly detection").
+/// Default anomaly threshold, chosen on the labelled lab flows (docs/anomaly.md).
 pub fn default_anomaly_threshold() -> f64 {
     0.6
 }
