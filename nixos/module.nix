@@ -650,6 +650,7 @@ in
           analytics = {
             reporting_enabled = false;
             check_for_updates = false;
+            check_for_plugin_updates = false;
           };
         };
         provision = {
