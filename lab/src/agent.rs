@@ -365,7 +365,7 @@ fn parse_samples(text: &str) -> HashMap<String, f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{self, Metrics};
+    use ids2_agent::metrics::{self, Metrics};
 
     #[test]
     fn exit_totals_parse() {
