@@ -9,8 +9,9 @@
 //!
 //! Needs root, `systemd-nspawn` (package systemd-container) and the root file system
 //! (`IDS2_NSPAWN_ROOT`, default /var/cache/ids2-tests/bookworm-sensor-root); the sensor test
-//! also `nix-instantiate`, `../shared/nixos-eval`, `nsenter`, `ip`, `ping` and `curl`. Each test
-//! skips with a message when something is missing. `.ci/install-deps` provides all of them.
+//! also `nix-instantiate`, `../shared/nixos-eval`, Vector, `nsenter`, `ip`, `ping` and `curl`.
+//! Each test skips with a message when something is missing. `.ci/install-deps` and the shared
+//! folder beside the repository provide all of them.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -674,13 +675,16 @@ async fn systemd_limiter_sets_quota_and_memory_high_and_clears_them() {
 // ---------------------------------------------------------------------------------------------
 // The sensor as the NixOS module makes it.
 
-/// The sensor's units installed in the container (vector.service is not: Vector is not in the
-/// root, and the agent only reports it down).
-const SENSOR_UNITS: [&str; 3] = [
+/// The sensor's units installed in the container.
+const SENSOR_UNITS: [&str; 4] = [
     "ids2-agent.service",
     "ids2-capture-offloads.service",
     SURICATA_UNIT,
+    VECTOR_UNIT,
 ];
+/// The programs of the workspace and the shared Vector build, bound into the container and
+/// named by the units through their store paths (`<name>/bin/<name>`).
+const BOUND_PROGRAMS: [&str; 2] = ["ids2-agent", "vector"];
 /// CAP_NET_RAW, the one capability Suricata keeps (capability bit 13).
 const CAP_NET_RAW_ONLY: &str = "0000000000002000";
 /// templates/rules/ids2.rules sid 9200060: three ICMP echo requests above 500 bytes.
@@ -818,9 +822,9 @@ fn fstab(sensor: &serde_json::Value) -> String {
 /// Fills `store` (bound at /nix/store) with every store path `texts` and the scripts refer
 /// to, pointing at the root's Debian programs: `<path>/bin` and `/sbin` hold every program of
 /// /usr/bin and /usr/sbin, `<suricata>/etc` is /etc (its classification and reference
-/// configs), `<ids2-agent>/bin/ids2-agent` is the agent binary bound at
-/// /usr/local/bin/ids2-agent, and the scripts are the evaluated scripts behind a bash shebang
-/// (the stubs' writeShellScript keeps only the text).
+/// configs), `<name>/bin/<name>` of [`BOUND_PROGRAMS`] is the program bound at
+/// /usr/local/bin/<name>, and the scripts are the evaluated scripts behind a bash shebang (the
+/// stubs' writeShellScript keeps only the text).
 fn store_farm(
     store: &Path,
     root: &Path,
@@ -856,9 +860,12 @@ fn store_farm(
             continue;
         }
         fs::create_dir(&at).unwrap();
-        if name == "ids2-agent" {
+        if BOUND_PROGRAMS.contains(&name.as_str()) {
             fs::create_dir(at.join("bin")).unwrap();
-            symlink("/usr/local/bin/ids2-agent", &at.join("bin/ids2-agent"));
+            symlink(
+                &format!("/usr/local/bin/{name}"),
+                &at.join("bin").join(&name),
+            );
         } else {
             symlink("../.bin", &at.join("bin"));
             symlink("../.bin", &at.join("sbin"));
@@ -875,11 +882,16 @@ fn store_farm(
 ///   container's systemd, systemd-tmpfiles and systemd-sysusers read them at boot;
 /// - /etc/fstab, /etc/ids2/config.yaml, the polkit rules and the credential files the units
 ///   load (stand-ins: a dummy AWS credentials file);
-/// - /nix/store as [`store_farm`] makes it, and the agent binary.
+/// - /nix/store as [`store_farm`] makes it, the agent binary and Vector.
 ///
 /// The container's PID 1 also gets CAP_SYS_RESOURCE, which a host's systemd has and nspawn
 /// withholds: without it systemd cannot raise the units' hard limits (Suricata's LimitNICE).
-fn sensor_layout(sensor: &serde_json::Value, dir: &Path, root: &Path, agent: &Path) -> Layout {
+fn sensor_layout(
+    sensor: &serde_json::Value,
+    dir: &Path,
+    root: &Path,
+    programs: [&Path; 2],
+) -> Layout {
     let lib = dir.join("lib");
     for sub in ["systemd/system", "sysusers.d", "tmpfiles.d"] {
         fs::create_dir_all(lib.join(sub)).unwrap();
@@ -900,16 +912,16 @@ fn sensor_layout(sensor: &serde_json::Value, dir: &Path, root: &Path, agent: &Pa
         .collect();
     fs::write(lib.join("tmpfiles.d/ids2.conf"), tmpfiles).unwrap();
 
-    let mut binds = vec![
-        Bind {
-            source: lib,
-            target: "/usr/local/lib".into(),
-        },
-        Bind {
-            source: agent.to_path_buf(),
-            target: "/usr/local/bin/ids2-agent".into(),
-        },
-    ];
+    let mut binds = vec![Bind {
+        source: lib,
+        target: "/usr/local/lib".into(),
+    }];
+    for (name, program) in BOUND_PROGRAMS.into_iter().zip(programs) {
+        binds.push(Bind {
+            source: program.to_path_buf(),
+            target: format!("/usr/local/bin/{name}"),
+        });
+    }
     let mut file = |name: &str, text: &str, target: &str| {
         let source = dir.join(name);
         fs::write(&source, text).unwrap();
@@ -1034,6 +1046,27 @@ fn has_alert(c: &Container, sid: u64) -> bool {
     eve_lines(c, "alert")
         .iter()
         .any(|a| a["alert"]["signature_id"] == sid)
+}
+
+/// Events Vector's `eve` source received (its Prometheus exporter, 127.0.0.1:9598).
+fn vector_eve_events(c: &Container) -> f64 {
+    let out = c.net(&["curl", "-sf", "http://127.0.0.1:9598/metrics"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            l.starts_with("vector_component_received_events_total{")
+                && l.contains("component_id=\"eve\"")
+        })
+        // `name{labels} value [timestamp]`
+        .filter_map(|l| {
+            l.split_once("} ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum()
 }
 
 /// Sends three ICMP echo requests of 600 bytes out of the container's eth0 (the capture link).
@@ -1185,8 +1218,9 @@ fn pad_eve(c: &Container, bytes: usize) {
 /// set and no network. The agent starts, renders, checks and starts Suricata over D-Bus
 /// (polkit) as user ids2. Suricata runs as user suricata with only CAP_NET_RAW, alerts on an
 /// ids2 local rule, and answers the agent's user on its socket: the agent's size-based EVE
-/// rotation (`reopen-log-files`) leaves Suricata writing the new eve.json, and
-/// `ids2-agent rules update` (`reload-rules`) brings in the downloaded set without a restart.
+/// rotation (`reopen-log-files`) leaves Suricata writing the new eve.json while Vector reads
+/// both files, and `ids2-agent rules update` (`reload-rules`) brings in the downloaded set
+/// without a restart.
 #[tokio::test]
 async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
     let sensor = match evaluate_sensor() {
@@ -1203,8 +1237,16 @@ async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
         );
         return;
     }
+    let vector = match ids2_agent::vector::locate() {
+        Ok(v) => v,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
     let agent = agent_binary();
-    let Some(c) = Container::boot_with(|dir, root| sensor_layout(&sensor, dir, root, &agent))
+    let Some(c) =
+        Container::boot_with(|dir, root| sensor_layout(&sensor, dir, root, [&agent, &vector]))
     else {
         return;
     };
@@ -1323,6 +1365,35 @@ async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
     )
     .await;
     assert_eq!(metric(&c, "ids2_eve_rotation_failures_total"), Some(0.0));
+    // Vector (user vector, group ids2, no capabilities) read both files, the filler included.
+    wait_for(
+        &c,
+        Duration::from_secs(30),
+        "Vector reading eve.json and eve.json.1",
+        || (vector_eve_events(&c) >= 1000.0).then_some(()),
+    )
+    .await;
+    let vector_pid = systemd
+        .main_pid(VECTOR_UNIT)
+        .await
+        .unwrap()
+        .expect("Vector runs");
+    let status = fs::read_to_string(c.path(&format!("/proc/{vector_pid}/status"))).unwrap();
+    let vector_uid = container_id(&c, "/etc/passwd", "vector").to_string();
+    assert_eq!(
+        status_field(&status, "Uid"),
+        [vector_uid.as_str(); 4],
+        "{status}"
+    );
+    assert!(
+        status_field(&status, "Groups").contains(&ids.ids2_gid),
+        "{status}"
+    );
+    assert_eq!(
+        status_field(&status, "CapEff"),
+        ["0000000000000000"],
+        "{status}"
+    );
 
     // The downloaded set arrives (a local source stands in for the download): the agent's user
     // updates the rules, and Suricata loads them on `reload-rules`, without a restart.
