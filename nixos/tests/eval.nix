@@ -113,7 +113,10 @@ let
               domain = "ids2";
               region = "eu-west-1";
               endpoint = "https://opensearch.example.org";
-              auth.method = "basic";
+              auth = {
+                method = "basic";
+                username = "ids2-sensor";
+              };
             };
             metrics.listen = "[::]:9200";
             shipping.redis.url = "redis://127.0.0.1:6380/0";
@@ -227,8 +230,8 @@ let
 
   # Misspelled options planted in the Pi's configuration must each be caught: as a definition
   # matching no option (the collector), or as an evaluation error (closed submodules, value
-  # checks). Typos inside free-form settings (services.ids2.settings, suricata's settings)
-  # cannot be caught here; the agent's config check rejects unknown config.yaml keys, and
+  # checks). Typos inside free-form settings cannot be caught here: tests/tests/nixos_config.rs
+  # gives each scenario's config.yaml (services.ids2.settings) to the agent's validation, and
   # .ci/nix-checks plants a misspelled unit directive for systemd-analyze to report.
   probes =
     let

@@ -18,7 +18,6 @@ let
   # ("ids2-vm-set", hex for ping -p).
   setSid = "9000101";
   setPattern = "696473322d766d2d736574";
-  siteRules = "/var/lib/ids2-test/site.rules";
 
   standInDir = "/var/lib/vector/opensearch-stand-in";
   # Stand-in for OpenSearch: a Vector file sink, added next to the rendered pipeline. Its input
@@ -42,7 +41,7 @@ in
     };
 
     sensor = { pkgs, ... }: {
-      imports = [ self.nixosModules.ids2 ];
+      imports = [ self.nixosModules.ids2 ./test-sensor.nix ];
       environment.systemPackages = [ pkgs.curl pkgs.ethtool ];
 
       virtualisation = {
@@ -61,36 +60,13 @@ in
         grafana.enable = false;
         settings = {
           sensor.id = "vm-sensor-01";
-          capture = {
-            interface = "eth1";
-            workers = 1;
-            cpu_cores = [ 1 ];
-          };
-          suricata.memory_mb = 256;
-          # The test VMs are busy booting and pinging: that load must not throttle the sensor
-          # (new limits, a reduced EVE profile, Suricata restarted) while the steps run.
-          resources = {
-            cpu_max_percent = 95;
-            ram_max_percent = 95;
-            sample_secs = 300;
-          };
+          capture.interface = "eth1";
           opensearch = {
             domain = "ids2-test";
             region = "eu-west-1";
             # Unreachable on purpose: the file sink above is where delivery is checked.
             endpoint = "https://opensearch.ids2-test.invalid";
             auth.profile = "default";
-          };
-          logs = {
-            size_mb = 64;
-            # Small enough for the test to push eve.json past it.
-            eve_rotate_mb = 1;
-          };
-          # No network for downloads in the VMs: the "downloaded" set is a local file the test
-          # writes, updated when the test runs `ids2-agent rules update`.
-          fleet.rules = {
-            scheduled = false;
-            sources = [ siteRules ];
           };
         };
       };
@@ -112,6 +88,7 @@ in
     import json
 
     agent = "${nodes.sensor.services.ids2.package}/bin/ids2-agent"
+    site_rules = "${builtins.head nodes.sensor.services.ids2.settings.fleet.rules.sources}"
 
     def as_ids2(command):
         """Runs `command` as the agent's user, with its groups and the agent unit's PATH."""
@@ -201,7 +178,7 @@ in
 
     with subtest("the agent's user updates the rules and Suricata reloads them live"):
         sensor.succeed(
-            "install -D -m 0644 /dev/stdin ${siteRules} <<'EOF'\n"
+            f"install -D -m 0644 /dev/stdin {site_rules} <<'EOF'\n"
             "alert icmp any any -> any any (msg:\"IDS2 VM test: rule of the downloaded set\"; itype:8; content:\"ids2-vm-set\"; sid:${setSid}; rev:1;)\n"
             "EOF"
         )

@@ -28,6 +28,8 @@ use ids2_agent::systemd::{ActiveState, JobResult, SubState, Systemd, SystemdErro
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+mod support;
+
 const DEFAULT_ROOT: &str = "/var/cache/ids2-tests/bookworm-sensor-root";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -695,37 +697,6 @@ const SET_RULE_PATTERN: &str = "ids2-nspawn-set";
 const LOGS: &str = "/mnt/ram_logs";
 const SOCKET: &str = "/run/suricata/suricata-command.socket";
 
-/// The `container` scenario of nixos/tests/eval.nix: the Pi's configuration (nixos/pi5.nix,
-/// nixos/site.nix) with nixos/tests/container.nix, evaluated against nixpkgs' lib and option
-/// declarations. `Err` says what this machine lacks to evaluate it.
-fn evaluate_sensor() -> Result<serde_json::Value, String> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let nixos_eval = repo.join("../shared/nixos-eval");
-    let Ok(nixos_eval) = nixos_eval.canonicalize() else {
-        return Err(format!(
-            "needs {} (nixpkgs' lib and option declarations, beside the repository in CI)",
-            nixos_eval.display()
-        ));
-    };
-    let out = Command::new("nix-instantiate")
-        // Debian's nix.conf names a build group that does not exist; evaluation builds nothing.
-        .env("NIX_CONFIG", "build-users-group =")
-        .args(["--eval", "--strict", "--json"])
-        .arg(repo.join("nixos/tests/eval.nix"))
-        .arg("--arg")
-        .arg("nixosEval")
-        .arg(&nixos_eval)
-        .args(["-A", "scenarios.container"])
-        .output()
-        .map_err(|e| format!("needs nix-instantiate (Debian package nix-bin): {e}"))?;
-    assert!(
-        out.status.success(),
-        "the NixOS evaluation failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout).expect("the evaluation prints JSON"))
-}
-
 /// The agent binary the workspace built beside this test (`cargo nextest run --workspace`
 /// builds it; `IDS2_AGENT_BIN` names another).
 fn agent_binary() -> PathBuf {
@@ -1223,7 +1194,8 @@ fn pad_eve(c: &Container, bytes: usize) {
 /// without a restart.
 #[tokio::test]
 async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
-    let sensor = match evaluate_sensor() {
+    // The Pi's configuration (nixos/pi5.nix, nixos/site.nix) with nixos/tests/container.nix.
+    let sensor = match support::nixos::evaluate("scenarios.container") {
         Ok(s) => s,
         Err(why) => {
             eprintln!("skipped: {why}");
@@ -1397,7 +1369,8 @@ async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
 
     // The downloaded set arrives (a local source stands in for the download): the agent's user
     // updates the rules, and Suricata loads them on `reload-rules`, without a restart.
-    let source = c.path("/var/lib/ids2-test/site.rules");
+    let config = &sensor["etc"]["ids2/config.yaml"]["value"];
+    let source = c.path(config["fleet"]["rules"]["sources"][0].as_str().unwrap());
     fs::create_dir_all(source.parent().unwrap()).unwrap();
     fs::write(
         &source,
