@@ -5,6 +5,7 @@
 
 pub mod anomaly;
 pub mod apply;
+pub mod behaviour;
 pub mod block;
 pub mod config;
 pub mod connectivity;
