@@ -75,6 +75,9 @@ enum Command {
     /// Run the lab (root): attacker, victim and sensor namespaces, Suricata on the sensor's
     /// eth0, the scenarios, a live detection table; everything removed at the end or on Ctrl-C.
     Lab {
+        /// `eval`: the detection report over a capture set instead of a live run.
+        #[command(subcommand)]
+        action: Option<LabAction>,
         /// Total run time in seconds (the scenarios always finish first).
         #[arg(long, default_value_t = 60)]
         duration: u64,
@@ -119,6 +122,25 @@ enum Command {
     Anomaly {
         #[command(subcommand)]
         action: AnomalyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabAction {
+    /// Replay each capture of a set through the rendered config (`suricata -r` with the
+    /// rendered suricata.yaml and ids2 rules, then the behavioural detector over its EVE) and
+    /// print per capture whether it was detected and by which rules. A set is a directory with
+    /// `manifest.jsonl` (bench/realtools.sh writes one) or of pcaps alone (all taken as
+    /// benign). Exit 1 when an attack was missed or a benign capture raised an ids2 alert.
+    Eval {
+        /// The capture set's directory.
+        set: PathBuf,
+        /// The sensor config to render (default: the lab's sensor config).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Keep each capture's EVE output in this directory (default: a temp dir, removed).
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
 }
 
@@ -389,6 +411,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .map(drop)
             .map_err(Into::into),
         Command::Lab {
+            action: Some(LabAction::Eval { set, config, keep }),
+            ..
+        } => lab_eval(&set, config.as_deref(), keep),
+        Command::Lab {
+            action: None,
             duration,
             scenarios,
             archive,
@@ -539,6 +566,43 @@ fn lab_command(
         .into());
     }
     Ok(())
+}
+
+/// `lab eval`: prints the detection table; a missed attack or a benign alert is exit 1.
+fn lab_eval(
+    set: &std::path::Path,
+    config_path: Option<&std::path::Path>,
+    keep: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let captures = lab::eval::load_set(set)?;
+    let suricata = ids2_agent::suricata::Suricata::locate()?
+        .ok_or_else(|| anyhow::anyhow!("suricata is not installed (sudo .ci/install-deps)"))?;
+    let temp = tempfile::Builder::new().prefix("ids2-eval-").tempdir()?;
+    let work = match keep {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            dir
+        }
+        None => temp.path().to_path_buf(),
+    };
+    let settings = match config_path {
+        Some(path) => config::load(path)?,
+        None => lab::lab_settings(&work, &work.join("archive.jsonl"), 2)?,
+    };
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let report = lab::eval::evaluate(&suricata, &settings, &captures, &work, jobs)?;
+    print!("{}", report.table());
+    if report.passed() {
+        Ok(())
+    } else {
+        let (found, attacks) = report.attacks();
+        let (fp, _) = report.false_positives();
+        Err(anyhow::anyhow!(
+            "{} attack capture(s) missed, {fp} benign capture(s) alerted",
+            attacks - found
+        )
+        .into())
+    }
 }
 
 /// `rules update`: prints the outcome; any failure leaves the previous rules active (exit 1).

@@ -14,6 +14,7 @@
 
 mod agent;
 mod archive;
+pub mod eval;
 mod netns;
 mod victim;
 
@@ -131,12 +132,29 @@ pub enum LabError {
     /// The attacker thread ended unexpectedly.
     #[error("the attacker thread stopped")]
     Attacker,
+    /// An evaluation set's manifest is unusable.
+    #[error("{}{}: {reason}", path.display(), if *line > 0 { format!(" line {line}") } else { String::new() })]
+    Manifest {
+        /// The manifest (or the set's directory).
+        path: PathBuf,
+        /// The line at fault (0: the file as a whole).
+        line: usize,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+    /// The sensor's files could not be rendered.
+    #[error("cannot render the sensor's config")]
+    Render(#[from] crate::render::RenderError),
 }
 
 impl LabError {
     /// True when the operator's input is at fault (exit code 2).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, LabError::Scenarios(e) if e.is_bad_input())
+        match self {
+            LabError::Scenarios(e) => e.is_bad_input(),
+            LabError::Manifest { .. } => true,
+            _ => false,
+        }
     }
 }
 
