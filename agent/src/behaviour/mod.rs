@@ -32,6 +32,8 @@
 //! The registered domain is approximated as the last two labels (three when the second-level
 //! label is a short public one such as `co.uk`): no public-suffix list ships with the sensor.
 
+pub mod daemon;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 

@@ -541,7 +541,7 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
             report.kernel_drops,
             report.archived,
             report.archive.display(),
-            report.metrics.alerts,
+            report.metrics.alerts + report.metrics.behaviour_alerts,
             if report.interrupted { " (interrupted)" } else { "" }
         );
     }
@@ -615,7 +615,8 @@ impl Watch<'_> {
             let scraped = agent::scrape(self.metrics_url)?;
             self.poll()?;
             let documents = self.archive.documents();
-            let agree = scraped.archive_documents == documents && scraped.alerts == documents;
+            let agree = scraped.archive_documents == documents
+                && scraped.alerts + scraped.behaviour_alerts == documents;
             if agree || Instant::now() > deadline {
                 return Ok((scraped, documents));
             }
