@@ -28,7 +28,10 @@
   outputs = { self, nixpkgs, nixos-raspberrypi, crane, rust-overlay }:
     let
       inherit (nixpkgs) lib;
-      systems = [ "x86_64-linux" "aarch64-linux" ];
+      # The sensor (agent) and the lab are Linux programs; the operator's tool (provision) also
+      # runs on macOS laptops, so its package and app exist for the darwin systems too.
+      linuxSystems = [ "x86_64-linux" "aarch64-linux" ];
+      systems = linuxSystems ++ [ "aarch64-darwin" "x86_64-darwin" ];
       forAllSystems = f: lib.genAttrs systems (system: f system);
 
       perSystem = system:
@@ -37,6 +40,7 @@
             inherit system;
             overlays = [ rust-overlay.overlays.default ];
           };
+          isLinux = lib.elem system linuxSystems;
           craneLib = (crane.mkLib pkgs).overrideToolchain
             (p: p.rust-bin.fromRustupToolchainFile ./rust-toolchain.toml);
 
@@ -48,7 +52,9 @@
               ./Cargo.toml
               ./Cargo.lock
               ./rust-toolchain.toml
+              ./core
               ./agent
+              ./lab
               ./provision
               ./tests
               ./templates
@@ -63,20 +69,38 @@
           };
           cargoArtifacts = craneLib.buildDepsOnly commonArgs;
 
-          mkBin = crate: description: craneLib.buildPackage (commonArgs // {
-            inherit cargoArtifacts;
-            pname = crate;
-            cargoExtraArgs = "--locked -p ${crate}";
-            # Tests run once, in the nextest check, with the real tools they need.
-            doCheck = false;
-            meta = {
-              inherit description;
-              mainProgram = crate;
-            };
-          });
+          # One crate and its own dependencies: the agent package holds no lab, and provision's
+          # build never meets the agent's Linux-only crates (it builds on macOS).
+          mkBin = crate: description: extra:
+            let
+              crateArgs = commonArgs // {
+                pname = crate;
+                cargoExtraArgs = "--locked -p ${crate}";
+                buildInputs = lib.optionals pkgs.stdenv.hostPlatform.isDarwin [ pkgs.libiconv ];
+              };
+            in
+            craneLib.buildPackage (crateArgs // {
+              cargoArtifacts = craneLib.buildDepsOnly crateArgs;
+              # Tests run once, in the nextest check, with the real tools they need.
+              doCheck = false;
+              meta = {
+                inherit description;
+                mainProgram = crate;
+              };
+            } // extra);
 
-          ids2-agent = mkBin "ids2-agent" "ids2 sensor agent";
-          ids2-provision = mkBin "ids2-provision" "ids2 operator CLI (AWS OpenSearch, sensor config)";
+          ids2-agent = mkBin "ids2-agent" "ids2 sensor agent" { };
+          ids2-provision = mkBin "ids2-provision" "ids2 operator CLI (AWS OpenSearch, sensor config)" { };
+          # For developers' and evaluators' machines; the sensor image never contains it. It runs
+          # the sensor's own agent, Suricata and iproute2 (ip, tc), which the wrapper provides.
+          ids2-lab = mkBin "ids2-lab" "ids2 lab and adversary emulator (never on a sensor)" {
+            nativeBuildInputs = [ pkgs.makeWrapper ];
+            postInstall = ''
+              wrapProgram $out/bin/ids2-lab \
+                --set-default IDS2_AGENT ${lib.getExe ids2-agent} \
+                --prefix PATH : ${lib.makeBinPath [ pkgs.suricata pkgs.iproute2 ]}
+            '';
+          };
 
           # The AWS emulator the provision tests use (CONTRACTS.md: $IDS2_MOTO_SERVER).
           pythonWithMoto = pkgs.python3.withPackages
@@ -86,18 +110,28 @@
         in
         {
           packages = {
-            inherit ids2-agent ids2-provision;
-            default = ids2-agent;
+            inherit ids2-provision;
+            default = if isLinux then ids2-agent else ids2-provision;
+          } // lib.optionalAttrs isLinux {
+            inherit ids2-agent ids2-lab;
           };
 
-          apps.provision = {
-            type = "app";
-            program = lib.getExe ids2-provision;
-            meta.description = "Provision AWS OpenSearch and write a sensor config";
+          apps = {
+            provision = {
+              type = "app";
+              program = lib.getExe ids2-provision;
+              meta.description = "Provision AWS OpenSearch and write a sensor config";
+            };
+          } // lib.optionalAttrs isLinux {
+            lab = {
+              type = "app";
+              program = lib.getExe ids2-lab;
+              meta.description = "Run the ids2 lab: a virtual LAN attacked by the emulator, watched by the sensor (root)";
+            };
           };
 
-          checks = {
-            inherit ids2-agent ids2-provision;
+          checks = { inherit ids2-provision; } // lib.optionalAttrs isLinux ({
+            inherit ids2-agent ids2-lab;
 
             clippy = craneLib.cargoClippy (commonArgs // {
               inherit cargoArtifacts;
@@ -120,18 +154,20 @@
             });
           } // lib.optionalAttrs (system == "x86_64-linux") {
             vm-sensor = pkgs.testers.runNixOSTest (import ./nixos/tests/sensor.nix { inherit self; });
-          };
+          });
 
-          devShells.default = craneLib.devShell {
-            packages = testTools ++ [
-              pkgs.cargo-nextest
-              pkgs.vector
-              pkgs.tcpreplay
-              pkgs.nixpkgs-fmt
-              pkgs.deadnix
-              pkgs.jq
-            ];
-            IDS2_MOTO_SERVER = "${pythonWithMoto}/bin/moto_server";
+          devShells = lib.optionalAttrs isLinux {
+            default = craneLib.devShell {
+              packages = testTools ++ [
+                pkgs.cargo-nextest
+                pkgs.vector
+                pkgs.tcpreplay
+                pkgs.nixpkgs-fmt
+                pkgs.deadnix
+                pkgs.jq
+              ];
+              IDS2_MOTO_SERVER = "${pythonWithMoto}/bin/moto_server";
+            };
           };
 
           formatter = pkgs.nixpkgs-fmt;

@@ -25,7 +25,7 @@ let
 
   # A settings section: free-form like the rest of config.yaml, with typed options only for the
   # keys this module itself reads (nixpkgs RFC 42 style). Defaults equal the agent's defaults in
-  # agent/src/config/schema.rs, so the rendered file means the same with or without them.
+  # core/src/config/, so the rendered file means the same with or without them.
   section = options: types.submodule { freeformType = format.type; inherit options; };
   sectionOption = description: options: mkOption {
     type = section options;
@@ -522,6 +522,9 @@ in
           ConditionPathExists = "${renderedDir}/current/vector.toml";
           RequiresMountsFor = [ logsPath s.paths.vector_data_dir ];
         };
+        # Vector 0.57 and later expand ''${VAR} (the password reference) and unescape $$ in the
+        # rendered config only when told to; older versions ignore the variable.
+        environment.VECTOR_DANGEROUSLY_ALLOW_ENV_VAR_INTERPOLATION = "true";
         serviceConfig = hardening // credentialUnitConfig // {
           ExecStart = vectorStart;
           ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";

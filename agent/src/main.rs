@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use ids2_agent::render::{Profile, RenderOptions};
-use ids2_agent::{anomaly, apply, config, ecs, emulate, lab, net, render, systemd};
+use ids2_agent::{anomaly, apply, config, ecs, net, render, systemd};
 
 /// The ids2 sensor agent.
 #[derive(Parser)]
@@ -60,37 +60,6 @@ enum Command {
         #[command(flatten)]
         render: RenderArgs,
     },
-    /// Send the attack traffic of a scenario file (bounded; loopback and the lab subnet only,
-    /// unless --allow-target widens that).
-    Emulate {
-        /// The scenario file (JSON array of technique entries).
-        scenarios: PathBuf,
-        /// The target of entries that name none.
-        #[arg(long)]
-        target: Option<std::net::IpAddr>,
-        /// Also allow targets in this network (repeatable). Only for networks you own.
-        #[arg(long, value_name = "CIDR")]
-        allow_target: Vec<ipnet::IpNet>,
-    },
-    /// Run the lab (root): attacker, victim and sensor namespaces, Suricata on the sensor's
-    /// eth0, the scenarios, a live detection table; everything removed at the end or on Ctrl-C.
-    Lab {
-        /// `eval`: the detection report over a capture set instead of a live run.
-        #[command(subcommand)]
-        action: Option<LabAction>,
-        /// Total run time in seconds (the scenarios always finish first).
-        #[arg(long, default_value_t = 60)]
-        duration: u64,
-        /// A scenario file instead of the built-in set (templates/scenarios/default.json).
-        #[arg(long)]
-        scenarios: Option<PathBuf>,
-        /// Where to write the ECS documents of the alerts (JSON lines).
-        #[arg(long)]
-        archive: Option<PathBuf>,
-        /// Where the agent's /metrics endpoint listens during the lab (port 0: any free port).
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
-        metrics_listen: std::net::SocketAddr,
-    },
     /// Render and switch like `render` (into paths.rendered_dir unless --out is given), then
     /// commit the active files to the history repository and push them to history.remote.
     Apply {
@@ -122,25 +91,6 @@ enum Command {
     Anomaly {
         #[command(subcommand)]
         action: AnomalyAction,
-    },
-}
-
-#[derive(Subcommand)]
-enum LabAction {
-    /// Replay each capture of a set through the rendered config (`suricata -r` with the
-    /// rendered suricata.yaml and ids2 rules, then the behavioural detector over its EVE) and
-    /// print per capture whether it was detected and by which rules. A set is a directory with
-    /// `manifest.jsonl` (bench/realtools.sh writes one) or of pcaps alone (all taken as
-    /// benign). Exit 1 when an attack was missed or a benign capture raised an ids2 alert.
-    Eval {
-        /// The capture set's directory.
-        set: PathBuf,
-        /// The sensor config to render (default: the lab's sensor config).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Keep each capture's EVE output in this directory (default: a temp dir, removed).
-        #[arg(long)]
-        keep: Option<PathBuf>,
     },
 }
 
@@ -320,12 +270,6 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
                 .downcast_ref::<apply::ApplyError>()
                 .is_some_and(apply::ApplyError::is_bad_input)
             || cause
-                .downcast_ref::<emulate::EmulateError>()
-                .is_some_and(emulate::EmulateError::is_bad_input)
-            || cause
-                .downcast_ref::<lab::LabError>()
-                .is_some_and(lab::LabError::is_bad_input)
-            || cause
                 .downcast_ref::<systemd::SystemdError>()
                 .is_some_and(systemd::SystemdError::is_bad_input)
             || cause
@@ -403,24 +347,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!("{}", block_on(net::apply_settings(&settings, dry_run))?);
             Ok(())
         }
-        Command::Emulate {
-            scenarios,
-            target,
-            allow_target,
-        } => emulate::run_file(&scenarios, target, &allow_target)
-            .map(drop)
-            .map_err(Into::into),
-        Command::Lab {
-            action: Some(LabAction::Eval { set, config, keep }),
-            ..
-        } => lab_eval(&set, config.as_deref(), keep),
-        Command::Lab {
-            action: None,
-            duration,
-            scenarios,
-            archive,
-            metrics_listen,
-        } => lab_command(duration, scenarios, archive, metrics_listen),
         Command::Render {
             config,
             out,
@@ -540,69 +466,6 @@ fn anomaly_command(action: AnomalyAction) -> Result<(), Failure> {
         }
     }
     Ok(())
-}
-
-/// Runs the lab; a scenario the sensor missed is a failure (exit 1).
-fn lab_command(
-    duration: u64,
-    scenarios: Option<PathBuf>,
-    archive: Option<PathBuf>,
-    metrics_listen: std::net::SocketAddr,
-) -> Result<(), Failure> {
-    let report = lab::run(&lab::LabOptions {
-        duration: std::time::Duration::from_secs(duration),
-        scenarios,
-        archive,
-        print: true,
-        metrics_listen,
-        agent: std::env::current_exe()?,
-    })?;
-    let missed = report.rows.iter().filter(|r| r.latency.is_none()).count();
-    if missed > 0 || !report.baseline_alerts.is_empty() {
-        return Err(anyhow::anyhow!(
-            "{missed} scenario(s) not detected, {} false positive(s) on the benign baseline",
-            report.baseline_alerts.len()
-        )
-        .into());
-    }
-    Ok(())
-}
-
-/// `lab eval`: prints the detection table; a missed attack or a benign alert is exit 1.
-fn lab_eval(
-    set: &std::path::Path,
-    config_path: Option<&std::path::Path>,
-    keep: Option<PathBuf>,
-) -> Result<(), Failure> {
-    let captures = lab::eval::load_set(set)?;
-    let suricata = ids2_agent::suricata::Suricata::locate()?
-        .ok_or_else(|| anyhow::anyhow!("suricata is not installed (sudo .ci/install-deps)"))?;
-    let temp = tempfile::Builder::new().prefix("ids2-eval-").tempdir()?;
-    let work = match keep {
-        Some(dir) => {
-            std::fs::create_dir_all(&dir)?;
-            dir
-        }
-        None => temp.path().to_path_buf(),
-    };
-    let settings = match config_path {
-        Some(path) => config::load(path)?,
-        None => lab::lab_settings(&work, &work.join("archive.jsonl"), 2)?,
-    };
-    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let report = lab::eval::evaluate(&suricata, &settings, &captures, &work, jobs)?;
-    print!("{}", report.table());
-    if report.passed() {
-        Ok(())
-    } else {
-        let (found, attacks) = report.attacks();
-        let (fp, _) = report.false_positives();
-        Err(anyhow::anyhow!(
-            "{} attack capture(s) missed, {fp} benign capture(s) alerted",
-            attacks - found
-        )
-        .into())
-    }
 }
 
 /// `rules update`: prints the outcome; any failure leaves the previous rules active (exit 1).

@@ -141,7 +141,7 @@ pub fn run(
         let (sinks, eve_checkpoint) = if Archive::wanted(
             &settings,
             process,
-            crate::files::find_program("vector").is_some(),
+            crate::files::find_program(&crate::vector::program().to_string_lossy()).is_some(),
         ) {
             let archive = &settings.config.shipping.archive;
             tracing::info!(path = %archive.path, types = ?archive.event_types, "ECS archive on");

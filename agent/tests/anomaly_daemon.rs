@@ -30,7 +30,9 @@ mod agent;
 use agent::{wait_until, which};
 #[path = "support/rendered.rs"]
 mod rendered;
-use rendered::{ecs_reference, strings, table, vector_toml};
+use rendered::{ecs_reference, strings, table, vector_toml, vector_toml_text};
+#[path = "support/vector.rs"]
+mod real_vector;
 use serde_json::{json, Value};
 
 /// An EVE flow record: ordinary TLS sessions from a handful of clients, or (`scan`) a SYN
@@ -347,6 +349,7 @@ fn settings(logs: &Path) -> Settings {
 #[test]
 fn rendered_vector_ships_the_anomaly_file_through_the_event_sink() {
     let logs = tempfile::tempdir().unwrap();
+    real_vector::validate("anomaly on", &vector_toml_text(&settings(logs.path())));
     let doc = vector_toml(&settings(logs.path()));
     let (sources, transforms, sinks) = (
         table(&doc, "sources"),

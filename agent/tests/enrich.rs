@@ -5,6 +5,8 @@
 
 #[path = "support/mmdb.rs"]
 mod mmdb;
+#[path = "support/vector.rs"]
+mod real_vector;
 #[path = "support/rendered.rs"]
 mod rendered;
 
@@ -218,6 +220,7 @@ fn vector_toml_declares_the_geoip_tables_only_when_present() {
     let s = with_dbs(&dbs);
     let set = render::render(&s, &RenderOptions::default()).unwrap();
     let text = String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec()).unwrap();
+    real_vector::validate("GeoIP enrichment", &text);
     let doc: toml::Table = text.parse().expect("vector.toml is TOML");
     let tables = doc["enrichment_tables"].as_table().unwrap();
     assert_eq!(tables["geoip_city"]["type"].as_str(), Some("geoip"));

@@ -5,6 +5,8 @@
 //! envelope for a wrong key. Then the reputation table joined into alerts by the real VRL
 //! runtime (through `Mapper`), and the blocking policy reading the same cache.
 
+#[path = "support/vector.rs"]
+mod real_vector;
 #[path = "support/rendered.rs"]
 mod rendered;
 
@@ -486,6 +488,7 @@ async fn the_reputation_table_is_joined_into_alerts_by_the_ecs_program() {
     // vector.toml loads the same file as a CSV table typed like the agent's columns.
     let set = render::render(&s, &RenderOptions::default()).unwrap();
     let text = String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec()).unwrap();
+    real_vector::validate("threat-intel enrichment", &text);
     let toml: toml::Table = text.parse().unwrap();
     let t = &toml["enrichment_tables"]["ids2_reputation"];
     assert_eq!(t["type"].as_str(), Some("file"));

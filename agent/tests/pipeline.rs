@@ -18,6 +18,7 @@ fn spec(component: Component, program: &str, args: &[&str]) -> ChildSpec {
         component,
         program: program.into(),
         args: args.iter().map(OsString::from).collect(),
+        env: Vec::new(),
         env_files: Vec::new(),
         reload_signal: Signal::SIGHUP,
     }

@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 
 use ids2_agent::apply::{self, ApplyError, Outcome, Validator};
 use ids2_agent::config::{self, Settings};
-use ids2_agent::render::{self, RenderOptions, RenderedSet};
+use ids2_agent::render::{self, Profile, RenderOptions, RenderedSet};
 use ids2_agent::suricata::{Suricata, SuricataError};
 use toml::{Table, Value};
+
+#[path = "support/vector.rs"]
+mod real_vector;
 
 fn example_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.yaml")
@@ -68,9 +71,9 @@ fn strings(v: &Value) -> Vec<&str> {
 #[test]
 fn vector_toml_wiring() {
     let s = example();
-    let doc: Table = text(&render_default(&s), render::VECTOR_TOML)
-        .parse()
-        .unwrap();
+    let rendered = text(&render_default(&s), render::VECTOR_TOML);
+    real_vector::validate("example config's", &rendered);
+    let doc: Table = rendered.parse().unwrap();
     assert_eq!(doc["data_dir"].as_str(), Some("/var/lib/vector"));
     assert_eq!(
         table(&doc, "log_schema")["timestamp_key"].as_str(),
@@ -188,7 +191,9 @@ fn basic_auth_and_redis_reference_secrets_by_env_only() {
             "{path} holds the password"
         );
     }
-    let doc: Table = text(&set, render::VECTOR_TOML).parse().unwrap();
+    let rendered = text(&set, render::VECTOR_TOML);
+    real_vector::validate("basic auth + Redis", &rendered);
+    let doc: Table = rendered.parse().unwrap();
     let sinks = table(&doc, "sinks");
     let os = table(sinks, "opensearch");
     let auth = table(os, "auth");
@@ -216,6 +221,35 @@ fn basic_auth_and_redis_reference_secrets_by_env_only() {
         strings(&redis["inputs"]),
         ["ecs", "ecs_unmapped", "anomaly_ecs"]
     );
+}
+
+/// The throttle profiles change only Suricata's EVE types: every profile renders the same
+/// `vector.toml`, and the real Vector accepts it.
+#[test]
+fn every_throttle_profile_renders_a_vector_toml_vector_accepts() {
+    let s = example();
+    let full = text(&render_default(&s), render::VECTOR_TOML);
+    for profile in [Profile::Full, Profile::Reduced, Profile::AlertsOnly] {
+        let opts = RenderOptions {
+            profile,
+            ..Default::default()
+        };
+        let set = render::render(&s, &opts).unwrap();
+        assert_eq!(text(&set, render::VECTOR_TOML), full, "{profile:?}");
+    }
+    real_vector::validate("every profile's", &full);
+}
+
+/// The check bites: the component-name clash a real Vector refused (issue 15) fails it.
+#[test]
+fn vector_validate_refuses_a_config_vector_would_not_load() {
+    let clash = text(&render_default(&example()), render::VECTOR_TOML)
+        + "\n[sinks.vector_internal]\ntype = \"blackhole\"\ninputs = [\"ecs\"]\n";
+    let Some((ok, output)) = real_vector::check(&clash) else {
+        return;
+    };
+    assert!(!ok, "accepted:\n{output}");
+    assert!(output.contains("vector_internal"), "{output}");
 }
 
 /// Compiles a VRL program with the real stdlib and runs it on one event.

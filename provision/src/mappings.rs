@@ -1,11 +1,11 @@
 //! Index templates built from the ECS fields the sensor's mapping emits.
 //!
-//! The field list comes from `ids2_agent::ecs::fields::emitted_fields()` at run time, so the
+//! The field list comes from `ids2_core::ecs::emitted_fields()` at run time, so the
 //! templates follow the mapping as it grows. Dotted names become nested `properties`. Indices
 //! are daily and named by the event's own date (see CONTRACTS.md), so the templates match
 //! `<prefix>-suricata.*`, `<prefix>-heartbeat-*` and `<prefix>-ids2.anomaly-*`.
 
-use ids2_agent::ecs::fields::EcsField;
+use ids2_core::ecs::EcsField;
 use serde_json::{json, Map, Value};
 
 /// Priority of our templates; above the 0–100 range stock and ad-hoc templates use.
@@ -183,7 +183,7 @@ pub fn suricata_template(
 }
 
 /// The template for `<prefix>-heartbeat-*`: exactly the fields a heartbeat carries
-/// (`ids2_agent::fleet::heartbeat::FIELDS`, the list the agent builds heartbeats from), with
+/// (`ids2_core::heartbeat::FIELDS`, the list the agent builds heartbeats from), with
 /// anything else kept in `_source` but not indexed.
 pub fn heartbeat_template(
     prefix: &str,
@@ -194,12 +194,12 @@ pub fn heartbeat_template(
         format!("{prefix}-heartbeat-*"),
         fields,
         replicas,
-        "ids2_agent::fleet::heartbeat::FIELDS",
+        "ids2_core::heartbeat::FIELDS",
     )
 }
 
 /// The template for `<prefix>-ids2.anomaly-*` (the agent's anomaly events): exactly the fields
-/// an anomaly document carries (`ids2_agent::anomaly::FIELDS`).
+/// an anomaly document carries (`ids2_core::anomaly::FIELDS`).
 pub fn anomaly_template(
     prefix: &str,
     fields: &[EcsField],
@@ -209,7 +209,7 @@ pub fn anomaly_template(
         format!("{prefix}-ids2.anomaly-*"),
         fields,
         replicas,
-        "ids2_agent::anomaly::FIELDS",
+        "ids2_core::anomaly::FIELDS",
     )
 }
 
@@ -236,7 +236,7 @@ fn exact_template(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ids2_agent::ecs::fields::emitted_fields;
+    use ids2_core::ecs::emitted_fields;
 
     fn f(name: &'static str, ecs_type: &'static str) -> EcsField {
         EcsField { name, ecs_type }
@@ -293,7 +293,7 @@ mod tests {
     /// its properties.
     fn assert_maps_exactly<'a>(
         t: &'a Value,
-        fields: &[ids2_agent::ecs::fields::EcsField],
+        fields: &[ids2_core::ecs::EcsField],
     ) -> &'a serde_json::Map<String, Value> {
         assert_eq!(t["template"]["mappings"]["dynamic"], false);
         let props = t["template"]["mappings"]["properties"].as_object().unwrap();
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn heartbeat_template_maps_exactly_the_heartbeat_fields() {
-        use ids2_agent::fleet::heartbeat::FIELDS;
+        use ids2_core::heartbeat::FIELDS;
         let t = heartbeat_template("corp", FIELDS, 1).unwrap();
         assert_eq!(t["index_patterns"][0], "corp-heartbeat-*");
         let props = assert_maps_exactly(&t, FIELDS);
@@ -326,7 +326,7 @@ mod tests {
 
     #[test]
     fn anomaly_template_maps_exactly_the_anomaly_fields() {
-        use ids2_agent::anomaly::FIELDS;
+        use ids2_core::anomaly::FIELDS;
         let t = anomaly_template("corp", FIELDS, 1).unwrap();
         assert_eq!(t["index_patterns"][0], "corp-ids2.anomaly-*");
         let props = assert_maps_exactly(&t, FIELDS);

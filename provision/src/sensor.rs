@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ids2_agent::config::{self, Auth, Capture, Config, ConfigError, OpenSearch, Sensor};
+use ids2_core::config::{self, Auth, Capture, Config, ConfigError, OpenSearch, Sensor};
 
 use crate::endpoint::Endpoint;
 

@@ -7,8 +7,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use ids2_agent::ecs::fields::emitted_fields;
-use ids2_agent::fleet::heartbeat;
+use ids2_core::ecs::emitted_fields;
+use ids2_core::heartbeat;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -370,7 +370,7 @@ fn plan(o: &SetupOptions) -> Result<Plan, SetupError> {
             ),
             (
                 format!("{prefix}-anomaly"),
-                mappings::anomaly_template(prefix, ids2_agent::anomaly::FIELDS, o.replicas)?,
+                mappings::anomaly_template(prefix, ids2_core::anomaly::FIELDS, o.replicas)?,
             ),
         ],
         policy: (

@@ -91,7 +91,7 @@ fn sensor_config_writes_a_file_the_agent_loads() {
         .assert()
         .success()
         .stdout(predicate::str::contains("wrote"));
-    let settings = ids2_agent::config::load(&out).expect("the agent accepts the written config");
+    let settings = ids2_core::config::load(&out).expect("the agent accepts the written config");
     let c = &settings.config;
     assert_eq!(c.sensor.id, "pi5-lab-01");
     assert_eq!(c.opensearch.endpoint.as_deref(), Some(ENDPOINT));
@@ -101,7 +101,7 @@ fn sensor_config_writes_a_file_the_agent_loads() {
     assert_eq!(c.capture.home_net, ["192.168.10.0/24"]);
     assert!(matches!(
         settings.auth,
-        ids2_agent::config::AuthSettings::AwsSigv4 { .. }
+        ids2_core::config::AuthSettings::AwsSigv4 { .. }
     ));
     assert_eq!(
         settings.opensearch_host.as_deref(),
@@ -131,9 +131,9 @@ fn sensor_config_basic_auth_keeps_the_password_in_a_file() {
         .arg(&out)
         .assert()
         .success();
-    let settings = ids2_agent::config::load(&out).unwrap();
+    let settings = ids2_core::config::load(&out).unwrap();
     match settings.auth {
-        ids2_agent::config::AuthSettings::Basic {
+        ids2_core::config::AuthSettings::Basic {
             username,
             password_file,
         } => {
@@ -221,5 +221,5 @@ fn sensor_config_refusals_change_nothing() {
         .arg(&out)
         .assert()
         .success();
-    ids2_agent::config::load(&out).unwrap();
+    ids2_core::config::load(&out).unwrap();
 }

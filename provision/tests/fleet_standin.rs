@@ -1,6 +1,6 @@
 //! `fleet status` and the offline monitor against the OpenSearch stand-in (no OpenSearch can
 //! run here; `support/standin.rs` says what it enforces). Heartbeats are the agent's own
-//! documents (`ids2_agent::fleet::heartbeat::document`), stored as Vector would index them.
+//! documents (`ids2_core::heartbeat::document`), stored as Vector would index them.
 
 #[path = "support/standin.rs"]
 #[allow(dead_code)] // Shared with the setup tests; foreign_template is theirs.
@@ -8,8 +8,8 @@ mod standin;
 
 use std::time::{Duration, Instant};
 
-use ids2_agent::fleet::heartbeat::{self, Snapshot};
-use ids2_agent::fleet::RuleSetState;
+use ids2_core::heartbeat::RuleSetState;
+use ids2_core::heartbeat::{self, Snapshot};
 use predicates::prelude::*;
 use serde_json::Value;
 use standin::{cli, setup, Expect, StandIn};

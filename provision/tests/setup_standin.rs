@@ -4,7 +4,7 @@
 #[path = "support/standin.rs"]
 mod standin;
 
-use ids2_agent::ecs::fields::emitted_fields;
+use ids2_core::ecs::emitted_fields;
 use predicates::prelude::*;
 use serde_json::Value;
 use standin::{cli, setup, Expect, StandIn};

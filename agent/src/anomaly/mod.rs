@@ -12,7 +12,6 @@
 
 pub mod daemon;
 mod error;
-mod event;
 pub mod features;
 pub mod forest;
 mod model;
@@ -24,8 +23,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use error::AnomalyError;
-pub use event::{AnomalyEvent, DATASET, FIELDS, SEVERITY};
 pub use features::{Extractor, FeatureVector, FEATURES, N_FEATURES};
+/// The shipped document and its fields are the portable core's, shared with `ids2-provision`.
+pub use ids2_core::anomaly::{AnomalyEvent, DATASET, FIELDS, SEVERITY};
 pub use model::{Model, TrainParams, DEFAULT_SEED, MODEL_FORMAT, MODEL_VERSION};
 
 use crate::config::Anomaly;

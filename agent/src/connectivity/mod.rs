@@ -83,13 +83,16 @@ pub fn targets(settings: &Settings) -> Vec<Target> {
         &settings.opensearch_host,
         &settings.config.opensearch.endpoint,
     ) {
-        let port = ep
-            .strip_prefix("https://")
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|hp| hp.rsplit_once(':'))
-            .and_then(|(_, p)| p.parse().ok())
-            .unwrap_or(443);
-        t.push(Target::Tls(host.clone(), port));
+        // A plain-http endpoint (validation allows it only to loopback) has no TLS to check.
+        if let Some(rest) = ep.strip_prefix("https://") {
+            let port = rest
+                .split('/')
+                .next()
+                .and_then(|hp| hp.rsplit_once(':'))
+                .and_then(|(_, p)| p.parse().ok())
+                .unwrap_or(443);
+            t.push(Target::Tls(host.clone(), port));
+        }
         t.push(Target::OpenSearch(ep.clone()));
     }
     for hp in &settings.tls_targets {
@@ -328,6 +331,18 @@ mod tests {
                 ),
                 ("tls", "example.org:8443".to_string()),
             ]
+        );
+        let local = crate::config::from_str(
+            "sensor: {id: lab-1}\nopensearch: {domain: ids2, region: eu-west-1, \
+             endpoint: 'http://127.0.0.1:9200'}\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        let checks: Vec<_> = targets(&local).iter().map(|t| t.check()).collect();
+        assert_eq!(
+            checks,
+            ["dns", "opensearch"],
+            "no TLS to check on plain http"
         );
     }
 }

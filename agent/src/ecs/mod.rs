@@ -2,11 +2,12 @@
 //! Schema (`templates/ecs.vrl.tera`), a [`Mapper`] that runs it with the `vrl` crate exactly as
 //! Vector's remap transform does, and the list of fields it can emit ([`fields`]).
 
-pub mod fields;
 mod mapper;
 mod program;
 mod stream;
 
+/// The list of fields the program can emit: the portable core's, shared with `ids2-provision`.
+pub use ids2_core::ecs as fields;
 pub use mapper::Mapper;
 pub use program::{ecs_program, ecs_program_for, ProgramVars, ID_FIELD};
 pub use stream::{map_stream, StreamSummary};

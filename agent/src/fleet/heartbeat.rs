@@ -1,4 +1,4 @@
-//! Heartbeats: one ECS document every `fleet.heartbeat_secs`, appended to
+//! Heartbeats: one ECS document ([`ids2_core::heartbeat`]) every `fleet.heartbeat_secs`, appended to
 //! `<logs.path>/heartbeat.json`, which Vector tails and ships (through its disk buffer) to
 //! `<prefix>-heartbeat-YYYY.MM.DD`.
 //!
@@ -15,17 +15,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::config::Settings;
-use crate::ecs::fields::EcsField;
 use crate::files::CappedLines;
 use crate::gitops::{Author, History};
 use crate::metrics::Metrics;
 use crate::supervisor::{Shutdown, TaskError};
 
-use super::rules::RuleSetState;
+/// The document and its fields are the portable core's, shared with `ids2-provision`.
+pub use ids2_core::heartbeat::{
+    connectivity_state, document, timestamp, RuleSetState, Snapshot, DATASET, FIELDS,
+};
 
 /// The heartbeat file inside `logs.path` (Vector's heartbeat source reads it).
 pub use crate::render::HEARTBEAT_FILE;
@@ -33,191 +35,6 @@ pub use crate::render::HEARTBEAT_FILE;
 pub use crate::render::HEARTBEAT_ROTATED_FILE as ROTATED_FILE;
 /// Largest heartbeat file; about 1500 heartbeats (6 hours at the default period).
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
-/// `event.dataset` of every heartbeat.
-pub const DATASET: &str = "ids2.heartbeat";
-
-/// Every field a heartbeat carries, with its type: ECS types from the ECS reference outside
-/// `ids2.*`. `ids2-provision` maps the heartbeat index from exactly this list.
-pub const FIELDS: &[EcsField] = &[
-    f("@timestamp", "date"),
-    f("event.kind", "keyword"),
-    f("event.dataset", "keyword"),
-    f("event.module", "keyword"),
-    f("observer.hostname", "keyword"),
-    f("observer.name", "keyword"),
-    f("observer.type", "keyword"),
-    f("observer.vendor", "keyword"),
-    f("observer.product", "keyword"),
-    f("observer.version", "keyword"),
-    f("host.hostname", "keyword"),
-    f("host.uptime", "long"),
-    f("host.cpu.usage", "scaled_float"),
-    f("ids2.heartbeat.interval_secs", "long"),
-    f("ids2.agent.uptime_secs", "long"),
-    f("ids2.config.commit", "keyword"),
-    f("ids2.throttle.level", "long"),
-    f("ids2.host.memory_ratio", "scaled_float"),
-    f("ids2.logs.used_ratio", "scaled_float"),
-    f("ids2.capture.packets", "long"),
-    f("ids2.capture.kernel_drops", "long"),
-    f("ids2.eve.events_per_second", "float"),
-    f("ids2.alert.last_seen", "date"),
-    f("ids2.connectivity.state", "keyword"),
-    f("ids2.connectivity.checks_up", "long"),
-    f("ids2.connectivity.checks_total", "long"),
-    f("ids2.rules.version", "keyword"),
-    f("ids2.rules.loaded", "long"),
-    f("ids2.rules.updated", "date"),
-];
-
-const fn f(name: &'static str, ecs_type: &'static str) -> EcsField {
-    EcsField { name, ecs_type }
-}
-
-/// What one heartbeat reports; `None` leaves the field out.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Snapshot {
-    /// When the heartbeat was taken.
-    pub at: Option<OffsetDateTime>,
-    /// `sensor.id`.
-    pub sensor_id: String,
-    /// `sensor.name`.
-    pub sensor_name: String,
-    /// The agent's version.
-    pub version: String,
-    /// The host's name.
-    pub hostname: Option<String>,
-    /// Seconds since the host booted.
-    pub host_uptime_secs: u64,
-    /// `fleet.heartbeat_secs`.
-    pub interval_secs: u32,
-    /// Seconds since the agent started.
-    pub agent_uptime_secs: u64,
-    /// Head of the history branch: the configuration commit in force.
-    pub config_commit: Option<String>,
-    /// Throttle level 0–3.
-    pub throttle_level: Option<u8>,
-    /// Host CPU use, 0–1.
-    pub cpu_ratio: Option<f64>,
-    /// Host memory use, 0–1.
-    pub memory_ratio: Option<f64>,
-    /// How full the log tmpfs is, 0–1.
-    pub logs_used_ratio: Option<f64>,
-    /// Suricata's `capture.kernel_packets`.
-    pub packets: Option<u64>,
-    /// Suricata's `capture.kernel_drops`.
-    pub kernel_drops: Option<u64>,
-    /// EVE events per second since the previous heartbeat.
-    pub eve_per_second: Option<f64>,
-    /// When an alert was last seen (to within one heartbeat period).
-    pub last_alert: Option<OffsetDateTime>,
-    /// Connectivity checks passing, and run.
-    pub connectivity: Option<(u32, u32)>,
-    /// The active rule set.
-    pub rules: Option<RuleSetState>,
-}
-
-/// Formats a time as ECS/OpenSearch expect it: RFC 3339, UTC, milliseconds.
-pub fn timestamp(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
-}
-
-/// The connectivity summary: `up` when every check passes, `down` when none does,
-/// `degraded` in between, `unknown` before the first round.
-pub fn connectivity_state(up: u32, total: u32) -> &'static str {
-    match (up, total) {
-        (_, 0) => "unknown",
-        (u, t) if u == t => "up",
-        (0, _) => "down",
-        _ => "degraded",
-    }
-}
-
-/// The heartbeat document for a snapshot.
-pub fn document(s: &Snapshot) -> Value {
-    let at = s.at.unwrap_or_else(OffsetDateTime::now_utc);
-    let mut ids2 = Map::new();
-    let mut put = |path: &[&str], v: Value| {
-        if v.is_null() {
-            return;
-        }
-        let mut obj = &mut ids2;
-        for p in &path[..path.len() - 1] {
-            obj = obj
-                .entry(p.to_string())
-                .or_insert_with(|| json!({}))
-                .as_object_mut()
-                .expect("heartbeat sections are objects");
-        }
-        obj.insert(path[path.len() - 1].to_string(), v);
-    };
-    put(&["heartbeat", "interval_secs"], json!(s.interval_secs));
-    put(&["agent", "uptime_secs"], json!(s.agent_uptime_secs));
-    put(&["config", "commit"], json!(s.config_commit));
-    put(&["throttle", "level"], json!(s.throttle_level));
-    put(&["host", "memory_ratio"], json!(s.memory_ratio.map(round3)));
-    put(
-        &["logs", "used_ratio"],
-        json!(s.logs_used_ratio.map(round3)),
-    );
-    put(&["capture", "packets"], json!(s.packets));
-    put(&["capture", "kernel_drops"], json!(s.kernel_drops));
-    put(
-        &["eve", "events_per_second"],
-        json!(s.eve_per_second.map(round3)),
-    );
-    put(&["alert", "last_seen"], json!(s.last_alert.map(timestamp)));
-    let (up, total) = s.connectivity.unwrap_or((0, 0));
-    put(
-        &["connectivity", "state"],
-        json!(connectivity_state(up, total)),
-    );
-    if s.connectivity.is_some() {
-        put(&["connectivity", "checks_up"], json!(up));
-        put(&["connectivity", "checks_total"], json!(total));
-    }
-    if let Some(r) = &s.rules {
-        put(&["rules", "version"], json!(r.version));
-        put(&["rules", "loaded"], json!(r.rules));
-        put(&["rules", "updated"], json!(r.updated));
-    }
-    let mut host = Map::new();
-    if let Some(h) = &s.hostname {
-        host.insert("hostname".into(), json!(h));
-    }
-    host.insert("uptime".into(), json!(s.host_uptime_secs));
-    if let Some(cpu) = s.cpu_ratio {
-        host.insert("cpu".into(), json!({"usage": round3(cpu)}));
-    }
-    json!({
-        "@timestamp": timestamp(at),
-        "event": {"kind": "state", "dataset": DATASET, "module": "ids2"},
-        "observer": {
-            "hostname": s.sensor_id,
-            "name": s.sensor_name,
-            "type": "ids",
-            "vendor": "ids2",
-            "product": "ids2",
-            "version": s.version,
-        },
-        "host": host,
-        "ids2": ids2,
-    })
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
-}
 
 /// Appends heartbeat lines to a capped file.
 #[derive(Debug, Clone)]
@@ -363,95 +180,17 @@ fn config_commit(settings: &Settings) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn full() -> Snapshot {
-        Snapshot {
-            at: Some(time::macros::datetime!(2026-11-21 10:00:00.5 UTC)),
-            sensor_id: "lab-1".into(),
-            sensor_name: "Lab 1".into(),
-            version: "0.1.0".into(),
-            hostname: Some("pi5".into()),
-            host_uptime_secs: 3600,
-            interval_secs: 15,
-            agent_uptime_secs: 120,
-            config_commit: Some("0123abcd".into()),
-            throttle_level: Some(1),
-            cpu_ratio: Some(0.41234),
-            memory_ratio: Some(0.5),
-            logs_used_ratio: Some(0.25),
-            packets: Some(1000),
-            kernel_drops: Some(3),
-            eve_per_second: Some(12.5),
-            last_alert: Some(time::macros::datetime!(2026-11-21 09:59:50 UTC)),
-            connectivity: Some((2, 3)),
-            rules: Some(RuleSetState {
-                version: "abc123".into(),
-                rules: 42,
-                updated: "2026-11-21T00:00:00.000Z".into(),
-                sources: vec!["et/open".into()],
-            }),
-        }
-    }
-
-    fn flatten(prefix: &str, v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(m) => {
-                for (k, v) in m {
-                    let p = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    flatten(&p, v, out);
-                }
-            }
-            _ => out.push(prefix.to_string()),
-        }
-    }
-
-    #[test]
-    fn full_snapshot_emits_exactly_the_listed_fields() {
-        let doc = document(&full());
-        let mut emitted = Vec::new();
-        flatten("", &doc, &mut emitted);
-        emitted.sort();
-        let mut listed: Vec<String> = FIELDS.iter().map(|f| f.name.to_string()).collect();
-        listed.sort();
-        assert_eq!(emitted, listed);
-        assert_eq!(doc["@timestamp"], "2026-11-21T10:00:00.500Z");
-        assert_eq!(doc["event"]["kind"], "state");
-        assert_eq!(doc["host"]["cpu"]["usage"], 0.412);
-        assert_eq!(doc["ids2"]["connectivity"]["state"], "degraded");
-        assert_eq!(
-            doc["ids2"]["alert"]["last_seen"],
-            "2026-11-21T09:59:50.000Z"
-        );
-    }
-
-    #[test]
-    fn unknown_values_are_left_out() {
-        let doc = document(&Snapshot {
-            sensor_id: "lab-1".into(),
-            ..Default::default()
-        });
-        assert!(doc["ids2"].get("rules").is_none());
-        assert!(doc["host"].get("cpu").is_none());
-        assert_eq!(doc["ids2"]["connectivity"]["state"], "unknown");
-        assert!(doc["ids2"]["connectivity"].get("checks_up").is_none());
-    }
-
-    #[test]
-    fn connectivity_states() {
-        assert_eq!(connectivity_state(0, 0), "unknown");
-        assert_eq!(connectivity_state(3, 3), "up");
-        assert_eq!(connectivity_state(0, 2), "down");
-        assert_eq!(connectivity_state(1, 2), "degraded");
-    }
-
     #[test]
     fn writer_rotates_at_the_cap_and_keeps_whole_lines() {
         let dir = tempfile::tempdir().unwrap();
         let w = HeartbeatWriter::with_cap(dir.path(), 4096);
-        let doc = document(&full());
+        let doc = document(&Snapshot {
+            at: Some(time::macros::datetime!(2026-11-21 10:00:00.5 UTC)),
+            sensor_id: "lab-1".into(),
+            hostname: Some("pi5".into()),
+            connectivity: Some((2, 3)),
+            ..Default::default()
+        });
         let line_len = serde_json::to_vec(&doc).unwrap().len() as u64 + 1;
         let n = 40;
         for _ in 0..n {

@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -34,13 +33,14 @@ use crate::suricata::{Suricata, SuricataError};
 
 use super::heartbeat::timestamp;
 use super::socket::{SocketError, SuricataSocket};
+pub use ids2_core::heartbeat::RuleSetState;
 
 /// The rule set Suricata loads (`rule-files[0]`, relative to `default-rule-path`).
 pub const RULES_FILE: &str = "suricata.rules";
 /// The set replaced by the last update.
 pub const PREVIOUS_FILE: &str = "suricata.rules.prev";
 /// What the agent knows about the active set (read by the heartbeat).
-pub const STATE_FILE: &str = "ids2-ruleset.json";
+pub use ids2_core::heartbeat::RULE_SET_STATE_FILE as STATE_FILE;
 /// Environment variable naming the suricata-update binary (tests, NixOS store paths).
 pub const SURICATA_UPDATE_ENV: &str = "IDS2_SURICATA_UPDATE";
 /// Position of the downloaded set in `suricata.yaml`'s `rule-files`.
@@ -49,27 +49,6 @@ const RULE_SET_INDEX: usize = 0;
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// Lines of a tool's output an error carries.
 const TAIL_LINES: usize = 15;
-
-/// The active rule set, as recorded in `<rules_dir>/ids2-ruleset.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RuleSetState {
-    /// First 16 hex digits of the SHA-256 of `suricata.rules`.
-    pub version: String,
-    /// Enabled rules in the set.
-    pub rules: u64,
-    /// When an update last succeeded (RFC 3339, UTC): the set is current as of then.
-    pub updated: String,
-    /// The sources it was built from.
-    pub sources: Vec<String>,
-}
-
-impl RuleSetState {
-    /// Reads the state file in `rules_dir`; `None` when there is none (no update ran yet).
-    pub fn read(rules_dir: &Path) -> Option<Self> {
-        let text = fs::read(rules_dir.join(STATE_FILE)).ok()?;
-        serde_json::from_slice(&text).ok()
-    }
-}
 
 /// The enabled rules of a set by SID: revision and a hash of the rule text.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

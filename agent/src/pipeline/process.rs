@@ -35,6 +35,8 @@ pub struct ChildSpec {
     pub program: OsString,
     /// Arguments.
     pub args: Vec<OsString>,
+    /// Environment variables set as given.
+    pub env: Vec<(String, String)>,
     /// Environment variables whose value is the first line of a file, read at each spawn so a
     /// rotated secret is picked up and never written into a rendered file.
     pub env_files: Vec<(String, PathBuf)>,
@@ -58,13 +60,15 @@ impl ChildSpec {
                 "-l".into(),
                 c.logs.path.clone().into(),
             ],
+            env: Vec::new(),
             env_files: Vec::new(),
             // SIGUSR2 is Suricata's live rule reload; a changed suricata.yaml needs a restart.
             reload_signal: Signal::SIGUSR2,
         }
     }
 
-    /// Vector on the rendered config; with basic auth the password reaches it through
+    /// Vector ([`crate::vector::program`]) on the rendered config, expanding its environment
+    /// references in every version; with basic auth the password reaches it through
     /// `IDS2_OPENSEARCH_PASSWORD`, the variable the rendered `vector.toml` refers to.
     pub fn vector(settings: &Settings) -> Self {
         let conf = Path::new(&settings.config.paths.rendered_dir).join("current/vector.toml");
@@ -79,8 +83,12 @@ impl ChildSpec {
         };
         Self {
             component: Component::Vector,
-            program: "vector".into(),
+            program: crate::vector::program(),
             args: vec!["--config".into(), conf.into()],
+            env: vec![(
+                crate::vector::INTERPOLATION_ENV.0.to_string(),
+                crate::vector::INTERPOLATION_ENV.1.to_string(),
+            )],
             env_files,
             reload_signal: Signal::SIGHUP,
         }
@@ -458,7 +466,8 @@ fn spawn(spec: &ChildSpec) -> Result<Child, BackendError> {
         // Own process group: a ^C on the agent's terminal must not reach the children before
         // the agent has stopped them in order.
         .process_group(0)
-        .kill_on_drop(true);
+        .kill_on_drop(true)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)));
     for (var, path) in &spec.env_files {
         let text = std::fs::read_to_string(path).map_err(|source| BackendError::EnvFile {
             component: name,

@@ -9,13 +9,15 @@ use std::path::Path;
 use ids2_agent::config::Settings;
 use ids2_agent::render::{self, RenderOptions};
 
+/// `vector.toml` as rendered for `s`.
+pub fn vector_toml_text(s: &Settings) -> String {
+    let set = render::render(s, &RenderOptions::default()).unwrap();
+    String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec()).unwrap()
+}
+
 /// `vector.toml` as rendered for `s`, parsed.
 pub fn vector_toml(s: &Settings) -> toml::Table {
-    let set = render::render(s, &RenderOptions::default()).unwrap();
-    String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec())
-        .unwrap()
-        .parse()
-        .unwrap()
+    vector_toml_text(s).parse().unwrap()
 }
 
 /// The sub-table `key`, failing the test when it is missing or not a table.

@@ -1,9 +1,9 @@
-//! `ids2-agent lab eval`: the detection report over a set of captures.
+//! `ids2-lab eval`: the detection report over a set of captures.
 //!
 //! Each pcap is replayed on its own through the rendered config — the real `suricata -r` with
 //! the rendered `suricata.yaml` and the ids2 rules, so thresholds of one capture never count
 //! packets of another — and its EVE output also goes through the agent's behavioural detector
-//! ([`crate::behaviour`]), as on a sensor. A capture is *detected* when it raised an ids2 alert
+//! ([`ids2_agent::behaviour`]), as on a sensor. A capture is *detected* when it raised an ids2 alert
 //! (sid in [`IDS2_SIDS`], Suricata's or the detector's). The set comes with a manifest
 //! (`manifest.jsonl`, written by `bench/realtools.sh`) naming each capture's tool, technique
 //! and whether it is an attack or benign; a directory of pcaps without one (the shared corpus)
@@ -18,11 +18,12 @@ use std::process::Command;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{LabError, IDS2_SIDS};
-use crate::behaviour::{self, BehaviourDetector};
-use crate::config::Settings;
-use crate::render::{self, RenderOptions};
-use crate::suricata::Suricata;
+use ids2_agent::behaviour::{self, BehaviourDetector};
+use ids2_agent::config::Settings;
+use ids2_agent::render::{self, RenderOptions};
+use ids2_agent::suricata::Suricata;
+
+use crate::{LabError, IDS2_SIDS};
 
 /// The manifest `bench/realtools.sh` writes beside the pcaps.
 pub const MANIFEST: &str = "manifest.jsonl";
@@ -129,7 +130,7 @@ impl EvalReport {
         self.outcomes.iter().all(Outcome::as_expected)
     }
 
-    /// The table printed by `ids2-agent lab eval`.
+    /// The table printed by `ids2-lab eval`.
     pub fn table(&self) -> String {
         let mut t = String::new();
         let _ = writeln!(

@@ -1,4 +1,4 @@
-//! The detection report (`ids2-agent lab eval`) on real captures, with the real Suricata and
+//! The detection report (`ids2-lab eval`) on real captures, with the real Suricata and
 //! the rendered config:
 //! - every pcap of the shared corpus (`../shared/corpus/pcaps`, Suricata's verification
 //!   captures: protocols, evasions, malformed traffic) raises no ids2 alert, Suricata's or the
@@ -11,8 +11,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use ids2_agent::lab::{self, eval};
 use ids2_agent::suricata::Suricata;
+use ids2_lab::{self as lab, eval};
 
 fn suricata(test: &str) -> Option<Suricata> {
     let found = Suricata::locate().ok().flatten();

@@ -1,4 +1,4 @@
-//! `ids2-agent emulate` from the outside: bad scenario files and refused targets exit 2 and send
+//! `ids2-lab emulate` from the outside: bad scenario files and refused targets exit 2 and send
 //! nothing; against real loopback servers the traffic arrives as described.
 
 use std::io::{Read, Write};
@@ -9,8 +9,8 @@ use std::time::Duration;
 use assert_cmd::Command;
 use predicates::str::contains;
 
-fn agent() -> Command {
-    Command::cargo_bin("ids2-agent").unwrap()
+fn lab() -> Command {
+    Command::cargo_bin("ids2-lab").unwrap()
 }
 
 fn scenario_file(json: &str) -> tempfile::NamedTempFile {
@@ -56,7 +56,7 @@ fn invalid_entry_exits_2_naming_the_entry_and_sends_nothing() {
         r#"[{{"technique_id":"T1190","technique_name":"ok","exploit":"jndi","port":{port},"expect":{{"sid":9200052}}}},
             {{"technique_id":"T1110","technique_name":"bad","service":"http_basic","attempts":100000,"expect":{{"sid":9200020}}}}]"#
     ));
-    agent()
+    lab()
         .args(["emulate"])
         .arg(f.path())
         .args(["--target", "127.0.0.1"])
@@ -76,7 +76,7 @@ fn target_outside_loopback_and_lab_is_refused() {
     let f = scenario_file(
         r#"[{"technique_id":"T1046","technique_name":"scan","ports":[80],"expect":{"sid":9200010}}]"#,
     );
-    agent()
+    lab()
         .arg("emulate")
         .arg(f.path())
         .args(["--target", "192.0.2.1"])
@@ -95,7 +95,7 @@ fn exploits_brute_force_and_scanner_probes_arrive_at_a_loopback_server() {
             {{"technique_id":"T1110","technique_name":"brute","service":"http_basic","port":{port},"attempts":3,"rate_per_sec":50,"expect":{{"sid":9200020}}}},
             {{"technique_id":"T1595","technique_name":"probe","port":{port},"paths":["/.env"],"expect":{{"sid":9200081}}}}]"#
     ));
-    agent()
+    lab()
         .arg("emulate")
         .arg(f.path())
         .args(["--target", "127.0.0.1"])
@@ -129,7 +129,7 @@ fn tcp_scan_counts_every_port_and_finds_the_open_one() {
     let f = scenario_file(&format!(
         r#"[{{"technique_id":"T1046","technique_name":"scan","ports":["{first}-{port}"],"rate_per_sec":500,"expect":{{"sid":9200010}}}}]"#
     ));
-    agent()
+    lab()
         .arg("emulate")
         .arg(f.path())
         .args(["--target", "127.0.0.1"])

@@ -1,8 +1,8 @@
-//! The list of ECS fields the mapping can emit, shared with `ids2-provision` so the index
-//! templates and the mapping cannot drift apart.
+//! The list of ECS fields the sensor's mapping (`templates/ecs.vrl.tera`) can emit, shared
+//! with `ids2-provision` so the index templates and the mapping cannot drift apart.
 
 /// The list as shipped: `templates/ecs_fields.tsv`.
-pub const FIELDS_TSV: &str = include_str!("../../../templates/ecs_fields.tsv");
+pub const FIELDS_TSV: &str = include_str!("../../templates/ecs_fields.tsv");
 
 /// One emitted field and its ECS type (`keyword`, `ip`, `long`, `date`, …).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,12 +3,13 @@
 //! The document is ECS where ECS has a field (`event.*`, `source.*`, `destination.*`,
 //! `network.*`) and `ids2.anomaly.*` for the rest, so dashboards and the response features
 //! that filter on `event.kind: alert` see anomalies beside Suricata's alerts, told apart by
-//! `event.dataset: ids2.anomaly`.
+//! `event.dataset: ids2.anomaly`. The agent's detector builds it; `ids2-provision` maps the
+//! anomaly indices from [`FIELDS`].
 
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::ecs::fields::EcsField;
+use crate::ecs::EcsField;
 
 /// `event.dataset` of anomaly events (index `<prefix>-ids2.anomaly-YYYY.MM.DD`).
 pub const DATASET: &str = "ids2.anomaly";

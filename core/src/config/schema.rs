@@ -160,7 +160,8 @@ pub struct OpenSearch {
     pub domain: String,
     /// AWS region of the domain, e.g. `eu-west-1`.
     pub region: String,
-    /// HTTPS endpoint of the domain; `ids2-provision` fills it in. Optional until then.
+    /// HTTPS endpoint of the domain; `ids2-provision` fills it in. Optional until then. Plain
+    /// `http://` only to a loopback address (a tunnel or relay on the sensor, a local server).
     #[serde(default)]
     pub endpoint: Option<String>,
     /// Prefix of every index and data stream the sensor writes.

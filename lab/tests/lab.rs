@@ -7,9 +7,54 @@
 //! otherwise.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use ids2_agent::lab::{self, LabOptions, DETECTION_WINDOW, IDS2_SIDS};
+use ids2_lab::{self as lab, LabOptions, DETECTION_WINDOW, IDS2_SIDS};
+
+/// The `ids2-agent` binary of this very build, never built here: cargo gives a test only its
+/// own package's binaries (`CARGO_BIN_EXE_ids2-lab`), and the test command
+/// (`cargo nextest run --workspace`) builds `ids2-agent` into the same directory with the same
+/// features. (A `cargo build -p ids2-agent` inside the test once re-resolved features and
+/// rebuilt half the tree, ~110 s of each clean CI run.) A missing or stale binary — one older
+/// than the agent library this test links, or than the agent's `main.rs`, as after
+/// `cargo nextest run -p ids2-lab` alone — fails the test with the command that builds it,
+/// rather than testing yesterday's agent.
+fn agent_of_this_build() -> PathBuf {
+    let lab = Path::new(env!("CARGO_BIN_EXE_ids2-lab"));
+    let agent = lab.with_file_name(format!("ids2-agent{}", std::env::consts::EXE_SUFFIX));
+    let built = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    let Some(agent_built) = built(&agent) else {
+        panic!(
+            "{} is missing: build it with the lab (`cargo build -p ids2-agent`, or run the \
+             tests with --workspace)",
+            agent.display()
+        );
+    };
+    let main_rs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/src/main.rs");
+    let deps = lab.with_file_name("deps");
+    let newest_input = std::fs::read_dir(&deps)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libids2_agent-") && n.ends_with(".rlib"))
+        })
+        .chain([main_rs])
+        .filter_map(|p| built(&p))
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    assert!(
+        agent_built >= newest_input,
+        "{} is older than the agent's code: rebuild it (`cargo build -p ids2-agent`, or run the \
+         tests with --workspace)",
+        agent.display()
+    );
+    agent
+}
 
 #[test]
 fn lab_detects_every_scenario_and_nothing_benign() {
@@ -35,8 +80,7 @@ fn lab_detects_every_scenario_and_nothing_benign() {
         archive: Some(archive.clone()),
         print: true,
         metrics_listen: "127.0.0.1:0".parse().unwrap(),
-        // The binary of this very build: the same features as the run, never rebuilt here.
-        agent: env!("CARGO_BIN_EXE_ids2-agent").into(),
+        agent: agent_of_this_build(),
     })
     .expect("the lab runs");
 

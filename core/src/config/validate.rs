@@ -407,24 +407,13 @@ fn check_opensearch(c: &Config, p: &mut Vec<Problem>) -> (Option<AuthSettings>, 
     }
     let mut host = None;
     if let Some(ep) = &o.endpoint {
-        match ep.strip_prefix("https://") {
-            Some(rest) => {
-                let h = rest.split(['/', ':']).next().unwrap_or("");
-                if h.is_empty() || rest.contains('@') {
-                    p.push(Problem::new(
-                        "opensearch.endpoint",
-                        ep,
-                        "expected https://HOST with no user info, e.g. \
-                         https://search-ids2-abc.eu-west-1.es.amazonaws.com",
-                    ));
-                } else {
-                    host = Some(h.to_string());
-                }
-            }
-            None => p.push(Problem::new(
+        match url_host(ep) {
+            Ok(h) => host = Some(h.to_string()),
+            Err(why) => p.push(Problem::new(
                 "opensearch.endpoint",
                 ep,
-                "expected an https:// URL (plain http would ship alerts in clear text)",
+                // The loopback case is a tunnel or relay on the sensor itself (and the test seam).
+                format!("{why}, e.g. https://search-ids2-abc.eu-west-1.es.amazonaws.com"),
             )),
         }
     }
@@ -935,6 +924,12 @@ fn check_notifications(c: &Config, p: &mut Vec<Problem>) {
 
 /// https with a host, or http to a loopback address (a relay on the sensor itself).
 fn webhook_url_problem(url: &str) -> Result<(), &'static str> {
+    url_host(url).map(|_| ())
+}
+
+/// The host of an https URL, or of an http URL to a loopback address; alerts and secrets would
+/// cross the network in clear text anywhere else.
+fn url_host(url: &str) -> Result<&str, &'static str> {
     let (secure, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
         (Some(rest), _) => (true, rest),
         (None, Some(rest)) => (false, rest),
@@ -949,13 +944,16 @@ fn webhook_url_problem(url: &str) -> Result<(), &'static str> {
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     };
     let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if host.is_empty() {
+        return Err("expected https://HOST/PATH with no user info");
+    }
     if !secure && !loopback {
         return Err(
             "plain http:// is accepted only to a loopback address; use https:// \
                     (alerts and API keys would cross the network in clear text)",
         );
     }
-    Ok(())
+    Ok(host)
 }
 
 fn is_mailbox(s: &str) -> bool {
@@ -1522,6 +1520,37 @@ mod tests {
         let p = response_problems("notifications: {min_severity: hihg}\n");
         assert_eq!(paths(&p), ["notifications.min_severity"], "{p:#?}");
         assert!(p[0].message.contains("high"), "{p:#?}");
+    }
+
+    #[test]
+    fn opensearch_endpoint_needs_tls_except_to_loopback() {
+        let with = |ep: &str| {
+            format!(
+                "sensor: {{id: s1}}\nopensearch: {{domain: ids2, region: eu-west-1, endpoint: '{ep}'}}\n"
+            )
+        };
+        for (ep, host) in [
+            (
+                "https://search-x.eu-west-1.es.amazonaws.com",
+                "search-x.eu-west-1.es.amazonaws.com",
+            ),
+            ("https://os.example:9200/", "os.example"),
+            ("http://127.0.0.1:9200", "127.0.0.1"),
+            ("http://localhost:9200", "localhost"),
+        ] {
+            let s = crate::config::from_str(&with(ep), std::path::Path::new("t.yaml")).unwrap();
+            assert_eq!(s.opensearch_host.as_deref(), Some(host), "{ep}");
+        }
+        for bad in [
+            "http://10.0.0.1:9200",
+            "https://user@os.example",
+            "os.example",
+        ] {
+            let err = crate::config::from_str(&with(bad), std::path::Path::new("t.yaml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("opensearch.endpoint"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Adversary emulator: replays ATT&CK techniques as real, bounded network traffic against a
-//! target so the sensor's rules can be shown to fire (`ids2-agent emulate`, and the lab).
+//! target so the sensor's rules can be shown to fire (`ids2-lab emulate`, and the lab).
 //!
 //! A scenario file is a JSON array of entries `{"technique_id", "technique_name", "target"?,
 //! "expect": {"sid"} | {"signature"}, …per-technique parameters}`. The whole file is parsed and
@@ -828,7 +828,7 @@ pub fn run(index: usize, s: &Scenario, target: IpAddr) -> Result<Sent, EmulateEr
     })
 }
 
-/// `ids2-agent emulate`: loads, checks every entry and target, then runs the scenarios in order,
+/// `ids2-lab emulate`: loads, checks every entry and target, then runs the scenarios in order,
 /// printing one line per scenario. Returns the printed report.
 pub fn run_file(
     path: &Path,
@@ -977,7 +977,7 @@ mod tests {
 
     #[test]
     fn the_default_scenarios_parse() {
-        let s = parse(crate::lab::DEFAULT_SCENARIOS, "default.json").unwrap();
+        let s = parse(crate::DEFAULT_SCENARIOS, "default.json").unwrap();
         let ids: Vec<&str> = s.iter().map(|s| s.technique_id.as_str()).collect();
         for want in [
             "T1046",

@@ -1,4 +1,11 @@
-//! `ids2-agent lab`: the whole sensor on a virtual LAN, attacked by the emulator.
+//! ids2-lab: the whole sensor on a virtual LAN, attacked by the adversary emulator, to prove
+//! detection on any Linux box (`ids2-lab run`), and the emulator on its own
+//! (`ids2-lab emulate`, [`emulate`]).
+//!
+//! This crate is for developers' and evaluators' machines, never the sensor: the NixOS image
+//! does not contain it, and `ids2-agent` must never depend on it (the agent's tests assert
+//! its subcommands, `tests/check-portable.sh` its dependency tree). It uses the agent's
+//! library (config, Suricata, the EVE tailer) and runs the agent's binary as the sensor.
 //!
 //! Namespaces `att` (attacker), `vic` (victim with HTTP, HTTPS, DNS, FTP-style and SSH-like
 //! services) and `sen` (sensor) hang off a bridge in `lan`; the sensor's `eth0` receives a
@@ -14,8 +21,10 @@
 
 mod agent;
 mod archive;
+pub mod emulate;
 pub mod eval;
 mod netns;
+pub mod osmem;
 mod victim;
 
 use std::io::{Read, Write};
@@ -28,15 +37,18 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
-use crate::config::{self, Settings};
-use crate::emulate::{self, packets, EmulateError, Scenario, Sent, TargetPolicy};
-use crate::suricata::{Suricata, SuricataError};
+use ids2_agent::config::{self, Settings};
+use ids2_agent::suricata::{Suricata, SuricataError};
+
+use crate::emulate::{packets, EmulateError, Scenario, Sent, TargetPolicy};
 
 pub use agent::{Scraped, AGENT_METRICS};
 pub use netns::{exists as namespace_exists, ATTACKER_IP, VICTIM_IP};
 
+/// Environment variable naming the `ids2-agent` binary the lab runs (`--agent`).
+pub const AGENT_ENV: &str = "IDS2_AGENT";
 /// The scenarios the lab runs unless `--scenarios` names others (`templates/scenarios/`).
-pub const DEFAULT_SCENARIOS: &str = include_str!("../../../templates/scenarios/default.json");
+pub const DEFAULT_SCENARIOS: &str = include_str!("../../templates/scenarios/default.json");
 /// The ids2 sid range (`templates/rules/ids2.rules`).
 pub const IDS2_SIDS: std::ops::RangeInclusive<u32> = 9_200_000..=9_299_999;
 /// How long a scenario's expected alert may take, from the scenario's start.
@@ -54,6 +66,12 @@ pub enum LabError {
     /// Namespaces and raw sockets need root.
     #[error("the lab needs root (network namespaces, raw sockets): run it with sudo")]
     NotRoot,
+    /// The agent binary the lab runs as its sensor was not found.
+    #[error(
+        "cannot find ids2-agent, which the lab runs as its sensor: build it beside ids2-lab \
+             (`cargo build -p ids2-agent -p ids2-lab`), put it on PATH, or set {AGENT_ENV}"
+    )]
+    NoAgent,
     /// Suricata is not installed.
     #[error("suricata is not installed (install it, e.g. `sudo .ci/install-deps`, or set IDS2_SURICATA)")]
     NoSuricata,
@@ -144,7 +162,7 @@ pub enum LabError {
     },
     /// The sensor's files could not be rendered.
     #[error("cannot render the sensor's config")]
-    Render(#[from] crate::render::RenderError),
+    Render(#[from] ids2_agent::render::RenderError),
 }
 
 impl LabError {
@@ -158,7 +176,7 @@ impl LabError {
     }
 }
 
-/// Lab options (`ids2-agent lab`).
+/// Lab options (`ids2-lab run`).
 #[derive(Debug, Clone)]
 pub struct LabOptions {
     /// Total run time; the lab stops earlier on Ctrl-C, and never before its scenarios finish.
@@ -172,8 +190,26 @@ pub struct LabOptions {
     /// Where the agent's `/metrics` endpoint is reachable from the host (port 0: any free
     /// port).
     pub metrics_listen: SocketAddr,
-    /// The `ids2-agent` executable run as the sensor (the CLI passes itself).
+    /// The `ids2-agent` executable run as the sensor ([`locate_agent`] finds the one installed
+    /// beside `ids2-lab`).
     pub agent: PathBuf,
+}
+
+/// The `ids2-agent` the lab runs as its sensor: `explicit` (`--agent`, `$IDS2_AGENT`) when
+/// given, else the one beside this executable (cargo's target directory, a package's `bin/`),
+/// else the first on PATH. The lab runs the product's daemon, never a copy of it built here.
+pub fn locate_agent(explicit: Option<PathBuf>) -> Result<PathBuf, LabError> {
+    if let Some(path) = explicit {
+        return Ok(path);
+    }
+    let name = format!("ids2-agent{}", std::env::consts::EXE_SUFFIX);
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name(&name))
+        .filter(|p| p.is_file());
+    beside
+        .or_else(|| ids2_agent::files::find_program(&name))
+        .ok_or(LabError::NoAgent)
 }
 
 /// One ids2 alert as the lab saw it.
@@ -769,7 +805,7 @@ mod tests {
 
     #[test]
     fn lab_settings_fit_the_machine_and_render() {
-        use crate::render::{self, RenderOptions};
+        use ids2_agent::render::{self, RenderOptions};
         let dir = tempfile::tempdir().unwrap();
         let archive = dir.path().join("a.jsonl");
         let one = lab_settings(dir.path(), &archive, 1).unwrap();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::{Alert, LabError};
-use crate::eve::{TailEvent, Tailer};
+use ids2_agent::eve::{TailEvent, Tailer};
 
 /// Longest archive line accepted, in bytes (an ECS alert document is a few KiB).
 const MAX_LINE: usize = 1 << 20;

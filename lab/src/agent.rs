@@ -351,7 +351,7 @@ pub fn scrape(url: &str) -> Result<Scraped, LabError> {
         capture_packets: get("ids2_suricata_capture_packets_total"),
         capture_drops: get("ids2_suricata_capture_kernel_drops_total"),
         archive_documents: get("ids2_archive_documents_total").unwrap_or(0),
-        behaviour_alerts: get(crate::behaviour::daemon::METRIC_ALERTS).unwrap_or(0),
+        behaviour_alerts: get(ids2_agent::behaviour::daemon::METRIC_ALERTS).unwrap_or(0),
     })
 }
 
@@ -369,7 +369,7 @@ fn parse_samples(text: &str) -> HashMap<String, f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::{self, Metrics};
+    use ids2_agent::metrics::{self, Metrics};
 
     #[test]
     fn exit_totals_parse() {
