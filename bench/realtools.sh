@@ -2,7 +2,7 @@
 # The real-tool evaluation set (issue #22): Debian's own attack tools run against victim
 # services in two network namespaces this script creates, each run captured to a pcap, with a
 # manifest saying which tool, version and command made it, its ATT&CK technique and whether it
-# is an attack or benign. `ids2-agent lab eval DIR` replays the set through the rendered config.
+# is an attack or benign. `ids2-lab eval DIR` replays the set through the rendered config.
 #
 #   sudo bench/realtools.sh [--out DIR] [--set full|ci] [NAME...]
 #
