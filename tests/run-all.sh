@@ -16,5 +16,8 @@ cargo clippy --quiet --workspace --all-targets --locked -- -D warnings
 echo "== nix static checks (parse, nixpkgs-fmt, deadnix, dashboard metrics)"
 .ci/nix-checks
 
+echo "== portability (ids2-provision and ids2-core resolved for macOS; the agent without the lab)"
+tests/check-portable.sh
+
 echo "== cargo nextest"
 cargo nextest run --cargo-quiet --workspace --locked --no-fail-fast

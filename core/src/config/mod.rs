@@ -2,17 +2,63 @@
 //!
 //! Nothing here touches the host. Every problem in a file is reported at once, each with
 //! its key path, the bad value and what would be accepted.
+//!
+//! One module per section of the file, like Vector's per-component config: each holds the
+//! section's types, their defaults and its validation rules side by side (`sensor`, `capture`,
+//! `logs`, `suricata`, `resources`, `opensearch`, `shipping`, `metrics`, `history`, `network`,
+//! `connectivity`, `paths`, `anomaly`, `notifications`, `blocking`, `fleet`, `enrichment`).
+//! [`Config`] (`schema.rs`) puts the sections together; `parse.rs` collects every structural
+//! problem (unknown keys, wrong types, inline secrets); `validate.rs` runs each section's rules
+//! in file order and builds the [`Settings`].
 
 mod error;
 mod parse;
 mod schema;
 mod validate;
 
+mod anomaly;
+mod blocking;
+mod capture;
+mod connectivity;
+mod enrichment;
+mod fleet;
+mod history;
+mod logs;
+mod metrics;
+mod network;
+mod notifications;
+mod opensearch;
+mod paths;
+mod resources;
+mod sensor;
+mod shipping;
+mod suricata;
+
+#[cfg(test)]
+mod testing;
+
 use std::path::{Path, PathBuf};
 
+pub use anomaly::*;
+pub use blocking::*;
+pub use capture::*;
+pub use connectivity::*;
+pub use enrichment::*;
 pub use error::{ConfigError, Problem};
-pub use schema::*;
-pub use validate::{AuthSettings, HostPort, ManagementTarget, Memcaps, Settings};
+pub use fleet::*;
+pub use history::*;
+pub use logs::*;
+pub use metrics::*;
+pub use network::*;
+pub use notifications::*;
+pub use opensearch::*;
+pub use paths::*;
+pub use resources::*;
+pub use schema::{Config, Severity};
+pub use sensor::*;
+pub use shipping::*;
+pub use suricata::*;
+pub use validate::Settings;
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
