@@ -187,6 +187,10 @@
 
       nixosModules = {
         ids2 = { pkgs, lib, ... }: {
+          # `default` is this same module: one key makes importing both one import, not two
+          # definitions of services.ids2.package.
+          key = "ids2-flake#nixosModules.ids2";
+          _file = ./flake.nix;
           imports = [ ./nixos/module.nix ];
           services.ids2.package =
             lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.ids2-agent;

@@ -48,6 +48,17 @@ let
   '';
   logsPath = s.logs.path;
   iface = s.capture.interface;
+  suricataBin = "${config.services.suricata.package}/bin/suricata";
+  suricataConfig = config.services.suricata.configFile;
+
+  # Suricata's af-packet turns these NIC offloads off on the capture interface at start (they
+  # merge packets before capture), which takes CAP_NET_ADMIN. Done here, in a unit of its own,
+  # Suricata needs only CAP_NET_RAW. The same five features Suricata turns off; those a driver
+  # has fixed on fail this unit, visibly, and Suricata still starts.
+  offloadsOff = pkgs.writeShellScript "ids2-capture-offloads" ''
+    exec ${lib.getExe pkgs.ethtool} -K ${lib.escapeShellArg iface} \
+      sg off gro off lro off tso off gso off
+  '';
   authMethod = s.opensearch.auth.method;
 
   # systemd's name for the mount unit of the log tmpfs, e.g. /mnt/ram_logs -> mnt-ram_logs.mount.
@@ -117,6 +128,7 @@ let
     SystemCallFilter = [ "@system-service" ];
     SystemCallErrorNumber = "EPERM";
     RemoveIPC = true;
+    PrivateMounts = true;
     UMask = "0027";
   };
 
@@ -223,7 +235,8 @@ in
           };
           suricata = sectionOption "Suricata file locations." {
             # Under the agent's StateDirectory: the agent runs the rule updates (validate, swap,
-            # record, live reload), so it owns the directory; Suricata reads it as group ids2.
+            # record, live reload), so it owns the directory; Suricata reads it as group ids2
+            # (its unit's SupplementaryGroups, below).
             rules_dir = strOption "/var/lib/ids2/rules" "Where the agent's rule updates keep the active rule set.";
           };
           shipping = sectionOption "Batching, buffering and the optional Redis copy." {
@@ -415,7 +428,15 @@ in
         "d ${credentialDir} 0755 root root -"
         "f ${credentialPath} 0000 root root -"
       ] ++ map (dir: "d ${dir} 0750 ids2 ids2 -")
-        (lib.unique [ (dirOf renderedDir) renderedDir (dirOf s.history.repo) s.suricata.rules_dir ]);
+        (lib.unique [ (dirOf renderedDir) renderedDir (dirOf s.history.repo) s.suricata.rules_dir ])
+      ++ [
+        # The rendered suricata.yaml always lists the downloaded set, and nixpkgs' unit checks
+        # it with `suricata -T` before each start, which fails when a listed file is missing.
+        # Until the first rule update replaces it (first boot, no network, failed downloads),
+        # an empty set stands in: Suricata starts with the local rules and loads the
+        # downloaded set at the update's live reload. `f` never overwrites a real set.
+        "f ${s.suricata.rules_dir}/suricata.rules 0640 ids2 ids2 - # No rule set downloaded yet; `ids2-agent rules update` replaces this file.\\n"
+      ];
 
       systemd.services.ids2-agent = {
         description = "ids2 sensor agent";
@@ -461,6 +482,9 @@ in
           # The resource controller reads Suricata's and Vector's /proc entries.
           ProtectProc = "default";
           ProcSubset = "all";
+          # Nor does it (or `suricata -T`, git, suricata-update, nft) set ids, chown, change
+          # scheduling or resource limits.
+          SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
         };
       };
 
@@ -494,13 +518,67 @@ in
       systemd.services.suricata = {
         # At first boot nothing is rendered yet: the unit waits for the agent, and is skipped
         # (not failed) until a render exists; the agent starts it after its first good apply.
-        after = [ "ids2-agent.service" ];
+        after = [ "ids2-agent.service" "ids2-capture-offloads.service" ];
+        wants = [ "ids2-capture-offloads.service" ];
         unitConfig.ConditionPathExists = "${renderedDir}/current/suricata.yaml";
         serviceConfig = {
+          # nixpkgs runs both commands with a `!` prefix, so systemd ignores User=, Group= and
+          # SupplementaryGroups= for them, and relies on `run-as` in the suricata.yaml it
+          # generates to drop root. The agent's render has no `run-as`: Suricata would stay
+          # root. The same command lines without `!` run as the unit's user (suricata) from
+          # exec on, so Suricata never holds root, not even while it parses its config, and
+          # `suricata -T` checks the files as the user that will have to read them. (`run-as`
+          # would start as root and keep CAP_NET_ADMIN and CAP_SYS_NICE after dropping.)
+          ExecStartPre = lib.mkForce "${suricataBin} -c ${suricataConfig} -T";
+          ExecStart = lib.mkForce "${suricataBin} -c ${suricataConfig} -i ${iface}";
+          # The agent's renders and rule sets are 0750/0640 in group ids2.
           SupplementaryGroups = [ "ids2" ];
+          # af-packet's capture sockets need CAP_NET_RAW, and nothing else is kept: NIC
+          # offloads are turned off by ids2-capture-offloads.service instead (CAP_NET_ADMIN).
+          CapabilityBoundingSet = [ "CAP_NET_RAW" ];
+          AmbientCapabilities = [ "CAP_NET_RAW" ];
+          # Pinned workers run at nice -2 (priority "high" in the rendered suricata.yaml):
+          # this limit allows exactly that, instead of CAP_SYS_NICE.
+          LimitNICE = "-2";
           ReadWritePaths = [ logsPath ];
+          # eve.json is read by group ids2 (the agent, Vector), nobody else.
+          UMask = "0027";
+          # nixpkgs sets `true`, which systemd rejects ("Failed to parse /proc/ protection
+          # mode") and ignores.
+          ProtectProc = lib.mkForce "invisible";
+          ProtectHome = true;
+          ProtectClock = true;
+          PrivateMounts = true;
+          # Packet sockets for capture, unix for the command socket, inet for the interface
+          # ioctls (MTU, offload state). Suricata sends and receives no IP traffic itself.
+          RestrictAddressFamilies = [ "AF_UNIX" "AF_INET" "AF_PACKET" ];
+          IPAddressDeny = "any";
+          SystemCallFilter = [ "@system-service" "~@privileged" ];
+          SystemCallErrorNumber = "EPERM";
           # Suricata reloads its rules on SIGUSR2 (live rule reload), used after rule updates.
           ExecReload = "${pkgs.coreutils}/bin/kill -USR2 $MAINPID";
+        };
+      };
+
+      systemd.services.ids2-capture-offloads = {
+        description = "Turn off NIC offloads on the ids2 capture interface";
+        # Runs again whenever Suricata (re)starts, so a link reset in between is undone.
+        partOf = [ "suricata.service" ];
+        before = [ "suricata.service" ];
+        serviceConfig = hardening // {
+          Type = "oneshot";
+          RemainAfterExit = true;
+          ExecStart = offloadsOff;
+          DynamicUser = true;
+          CapabilityBoundingSet = [ "CAP_NET_ADMIN" ];
+          AmbientCapabilities = [ "CAP_NET_ADMIN" ];
+          # ethtool speaks ethtool-netlink, falling back to ioctls on an inet socket.
+          RestrictAddressFamilies = [ "AF_NETLINK" "AF_INET" ];
+          IPAddressDeny = "any";
+          MemoryDenyWriteExecute = true;
+          ProtectProc = "invisible";
+          ProcSubset = "pid";
+          SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
         };
       };
       # The agent runs rule updates itself (fleet.rules: staged download, `suricata -T`, atomic
@@ -653,6 +731,7 @@ in
           analytics = {
             reporting_enabled = false;
             check_for_updates = false;
+            check_for_plugin_updates = false;
           };
         };
         provision = {

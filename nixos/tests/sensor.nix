@@ -1,6 +1,9 @@
-# End-to-end VM test (x86_64): an attacker pings the sensor with a marked payload; Suricata on
-# the sensor raises an alert, the agent's metrics count it, and Vector delivers the ECS document
-# to a file sink that stands in for OpenSearch (no OpenSearch runs in the test VMs).
+# End-to-end VM test (x86_64): the sensor boots with no downloaded rule set; Suricata runs as
+# user suricata with only CAP_NET_RAW and alerts on an ids2 local rule when an attacker pings
+# the sensor with large echo requests; the agent (user ids2) rotates eve.json and updates the
+# rules over Suricata's socket without restarting it; Vector delivers the ECS documents to a
+# file sink that stands in for OpenSearch (no OpenSearch runs in the test VMs). The same steps
+# as tests/tests/systemd_nspawn.rs, on a real NixOS.
 #
 # Run: nix build .#checks.x86_64-linux.vm-sensor   (needs KVM)
 { self }:
@@ -9,13 +12,12 @@
 { hostPkgs, ... }:
 
 let
-  # The attack: an ICMP echo whose payload carries "ids2-attack" (ping -p fills the payload with
-  # this pattern). The rule is the whole rule set of the test sensor.
-  pattern = "696473322d61747461636b";
-  sid = "9000001";
-  rules = hostPkgs.writeText "suricata.rules" ''
-    alert icmp any any -> $HOME_NET any (msg:"IDS2 VM test: marked ICMP echo"; itype:8; content:"ids2-attack"; sid:${sid}; rev:1;)
-  '';
+  # templates/rules/ids2.rules sid 9200060 (T1048): three echo requests above 500 bytes.
+  localSid = "9200060";
+  # The rule of the "downloaded" set the test installs, and the payload that triggers it
+  # ("ids2-vm-set", hex for ping -p).
+  setSid = "9000101";
+  setPattern = "696473322d766d2d736574";
 
   standInDir = "/var/lib/vector/opensearch-stand-in";
   # Stand-in for OpenSearch: a Vector file sink, added next to the rendered pipeline. Its input
@@ -39,8 +41,8 @@ in
     };
 
     sensor = { pkgs, ... }: {
-      imports = [ self.nixosModules.ids2 ];
-      environment.systemPackages = [ pkgs.curl ];
+      imports = [ self.nixosModules.ids2 ./test-sensor.nix ];
+      environment.systemPackages = [ pkgs.curl pkgs.ethtool ];
 
       virtualisation = {
         cores = 2;
@@ -58,12 +60,7 @@ in
         grafana.enable = false;
         settings = {
           sensor.id = "vm-sensor-01";
-          capture = {
-            interface = "eth1";
-            workers = 1;
-            cpu_cores = [ 1 ];
-          };
-          suricata.memory_mb = 256;
+          capture.interface = "eth1";
           opensearch = {
             domain = "ids2-test";
             region = "eu-west-1";
@@ -71,16 +68,10 @@ in
             endpoint = "https://opensearch.ids2-test.invalid";
             auth.profile = "default";
           };
-          logs.size_mb = 64;
         };
       };
 
-      # No network in the VM for suricata-update; the test rule file is the rule set (in the
-      # module's rules_dir, which the agent's scheduled update would otherwise fill).
-      systemd.tmpfiles.rules = [
-        "L+ /var/lib/ids2/rules/suricata.rules - - - - ${rules}"
-        "d ${standInDir} 0750 vector vector -"
-      ];
+      systemd.tmpfiles.rules = [ "d ${standInDir} 0750 vector vector -" ];
 
       environment.etc."ids2-test/aws-credentials" = {
         mode = "0400";
@@ -93,7 +84,24 @@ in
     };
   };
 
-  testScript = ''
+  testScript = { nodes, ... }: ''
+    import json
+
+    agent = "${nodes.sensor.services.ids2.package}/bin/ids2-agent"
+    site_rules = "${builtins.head nodes.sensor.services.ids2.settings.fleet.rules.sources}"
+
+    def as_ids2(command):
+        """Runs `command` as the agent's user, with its groups and the agent unit's PATH."""
+        env = sensor.succeed("systemctl show -p Environment --value ids2-agent.service").split()
+        path = next(e for e in env if e.startswith("PATH="))
+        return sensor.succeed(
+            f"setpriv --reuid=ids2 --regid=ids2 --init-groups env {path} {command}"
+        )
+
+    def eve_has(event):
+        status, _ = sensor.execute(f"grep -q '{event}' /mnt/ram_logs/eve.json")
+        return status == 0
+
     start_all()
 
     sensor.wait_for_unit("ids2-agent.service")
@@ -105,15 +113,34 @@ in
         # Suricata writes stats to EVE once its engine runs (every 8 s).
         sensor.wait_until_succeeds("grep -q '\"event_type\":\"stats\"' /mnt/ram_logs/eve.json", timeout=300)
 
+    with subtest("no downloaded rule set: Suricata started on the stand-in and the local rules"):
+        sensor.fail("grep -q '^alert' /var/lib/ids2/rules/suricata.rules")
+
+    with subtest("Suricata runs as user suricata with CAP_NET_RAW only"):
+        pid = sensor.succeed("systemctl show -p MainPID --value suricata.service").strip()
+        status = sensor.succeed(f"cat /proc/{pid}/status")
+        uid = sensor.succeed("id -u suricata").strip()
+        gid = sensor.succeed("id -g suricata").strip()
+        assert f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}\n" in status, status
+        assert f"Gid:\t{gid}\t{gid}\t{gid}\t{gid}\n" in status, status
+        for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+            assert f"{cap}:\t0000000000002000\n" in status, status
+        assert "NoNewPrivs:\t1\n" in status, status
+        # The pinned worker runs at nice -2 (LimitNICE), and Suricata had nothing to complain
+        # about: the offloads unit turned the NIC's offloads off before it started.
+        sensor.succeed(f"ps -L -o nice=,comm= -p {pid} | grep -E '^ *-2 W#01-eth1'")
+        log = sensor.succeed("journalctl -b -o cat -u suricata.service")
+        for complaint in ("SIOCETHTOOL", "Operation not permitted", "Permission denied"):
+            assert complaint not in log, log
+        sensor.succeed("ethtool -k eth1 | grep -qx 'generic-receive-offload: off'")
+        sensor.succeed("stat -c '%U:%G %a' /run/suricata/suricata-command.socket | grep -qx 'suricata:suricata 660'")
+
     attacker.wait_for_unit("network-online.target")
 
-    with subtest("an attack raises a Suricata alert"):
+    with subtest("an attack raises an alert of an ids2 local rule"):
         def alert_seen(_last_try):
-            attacker.succeed("ping -c 2 -p ${pattern} sensor")
-            status, _ = sensor.execute(
-                "grep '\"event_type\":\"alert\"' /mnt/ram_logs/eve.json | grep -q '\"signature_id\":${sid}'"
-            )
-            return status == 0
+            attacker.succeed("ping -c 3 -i 0.2 -s 600 sensor")
+            return eve_has('"signature_id":${localSid}')
         retry(alert_seen, timeout=120)
 
     with subtest("the agent's metrics count the alert"):
@@ -125,15 +152,42 @@ in
 
     with subtest("Vector delivers the ECS document to the OpenSearch stand-in"):
         sensor.wait_until_succeeds(
-            "cat ${standInDir}/*.ndjson | grep '\"suricata.alert\"' | grep -q '${sid}'",
+            "cat ${standInDir}/*.ndjson | grep '\"suricata.alert\"' | grep -q '${localSid}'",
             timeout=120,
         )
         doc = sensor.succeed(
-            "cat ${standInDir}/*.ndjson | grep '\"suricata.alert\"' | grep '${sid}' | head -n 1"
+            "cat ${standInDir}/*.ndjson | grep '\"suricata.alert\"' | grep '${localSid}' | head -n 1"
         )
-        import json
         ecs = json.loads(doc)
         # CONTRACTS.md: event.dataset is suricata.<event_type>, and it routes the index.
         assert ecs["event"]["dataset"] == "suricata.alert", ecs
+
+    with subtest("the agent rotates eve.json and Suricata writes the new one"):
+        # Filler lines of their own type push eve.json past logs.eve_rotate_mb.
+        sensor.succeed(
+            "yes '{\"event_type\":\"ids2_test_filler\",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}'"
+            " | head -n 20000 >> /mnt/ram_logs/eve.json"
+        )
+        sensor.wait_until_succeeds("test -e /mnt/ram_logs/eve.json.1", timeout=30)
+        sensor.wait_until_succeeds("grep -q '\"event_type\":\"stats\"' /mnt/ram_logs/eve.json", timeout=60)
+        sensor.succeed("stat -c '%U:%G %a' /mnt/ram_logs/eve.json | grep -qx 'suricata:ids2 640'")
+        sensor.fail("grep -q ids2_test_filler /mnt/ram_logs/eve.json")
+        metrics = sensor.succeed("curl -sf http://127.0.0.1:9100/metrics")
+        assert "\nids2_eve_rotations_total 1\n" in metrics, metrics
+        assert "\nids2_eve_rotation_failures_total 0\n" in metrics, metrics
+
+    with subtest("the agent's user updates the rules and Suricata reloads them live"):
+        sensor.succeed(
+            f"install -D -m 0644 /dev/stdin {site_rules} <<'EOF'\n"
+            "alert icmp any any -> any any (msg:\"IDS2 VM test: rule of the downloaded set\"; itype:8; content:\"ids2-vm-set\"; sid:${setSid}; rev:1;)\n"
+            "EOF"
+        )
+        said = as_ids2(f"{agent} rules update --config /etc/ids2/config.yaml")
+        assert "Suricata reloaded" in said, said
+        assert sensor.succeed("systemctl show -p MainPID --value suricata.service").strip() == pid
+        def set_alert_seen(_last_try):
+            attacker.succeed("ping -c 2 -p ${setPattern} sensor")
+            return eve_has('"signature_id":${setSid}')
+        retry(set_alert_seen, timeout=60)
   '';
 }

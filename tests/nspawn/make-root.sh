@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Builds the minimal Debian bookworm root that `tests/tests/systemd_nspawn.rs` boots with
-# systemd-nspawn, so the systemd module is tested against a real systemd as PID 1.
+# systemd-nspawn, so the systemd module and the sensor's units are tested against a real
+# systemd as PID 1: systemd, D-Bus and polkit (the agent manages units as an unprivileged
+# user), Suricata 7 with suricata-update (bookworm-backports, as on the test host) and ethtool.
 #
-# The root is cached outside the repository (default /var/cache/ids2-tests/bookworm-root,
+# The root is cached outside the repository (default /var/cache/ids2-tests/bookworm-sensor-root,
 # override with IDS2_NSPAWN_ROOT) and rebuilt only when missing: debootstrap takes minutes,
 # a cached root boots in about a second. The test units live in the test, not here, so
-# changing them never needs a rebuild.
+# changing them never needs a rebuild; a root with other packages gets another default path,
+# so a machine's older root stays usable by whoever still boots it.
 set -euo pipefail
 
-root=${IDS2_NSPAWN_ROOT:-/var/cache/ids2-tests/bookworm-root}
+root=${IDS2_NSPAWN_ROOT:-/var/cache/ids2-tests/bookworm-sensor-root}
 stamp="$root/.ids2-root-complete"
 
 if [[ -f $stamp ]]; then
@@ -42,6 +45,27 @@ work="$root.partial"
 rm -rf "$work"
 mkdir -p "$(dirname "$root")"
 debootstrap --variant=minbase --include=systemd,dbus,systemd-sysv bookworm "$work" "$uri"
+
+# The rest through apt, which resolves alternatives (polkitd needs a logind) that debootstrap
+# does not. Suricata 7 is only in bookworm-backports. Its Debian unit is not the sensor's: the
+# tests bring their own suricata.service, so Debian's is neither enabled nor started.
+cat > "$work/etc/apt/sources.list.d/backports.list" <<SRC
+deb $uri bookworm-backports main
+SRC
+cat > "$work/usr/sbin/policy-rc.d" <<'RC'
+#!/bin/sh
+exit 101
+RC
+chmod 0755 "$work/usr/sbin/policy-rc.d"
+apt_install() {
+  chroot "$work" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "$@"
+}
+chroot "$work" apt-get update -q
+apt_install polkitd ethtool
+apt_install -t bookworm-backports suricata suricata-update
+rm -f "$work/usr/sbin/policy-rc.d" "$work/etc/systemd/system/multi-user.target.wants/suricata.service"
+chroot "$work" apt-get clean
 
 # Boot fast and quietly: the tests need only PID 1 and the system bus. Units that wait for
 # hardware, consoles or the network are masked.

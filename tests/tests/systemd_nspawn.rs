@@ -1,16 +1,20 @@
 //! The `systemd` module and the agent's systemd pipeline backend (units `suricata.service` and
-//! `vector.service`, here stand-ins that sleep) against a real systemd: each test boots the cached Debian bookworm
-//! root (`tests/nspawn/make-root.sh`) with `systemd-nspawn -b` on a volatile overlay, private
-//! network, and talks to the container's system bus through
+//! `vector.service`, here stand-ins that sleep) against a real systemd, and the sensor's own
+//! units as the NixOS module makes them (the last test): each test boots the cached Debian
+//! bookworm root (`tests/nspawn/make-root.sh`) with `systemd-nspawn -b` on a volatile overlay,
+//! private network, and talks to the container's system bus through
 //! `/proc/<pid>/root/run/dbus/system_bus_socket`. Nothing on the host is mounted or changed;
-//! the container is killed and reaped when the test ends, pass or fail.
+//! links are made only in the container's network namespace; the container is killed and
+//! reaped when the test ends, pass or fail.
 //!
 //! Needs root, `systemd-nspawn` (package systemd-container) and the root file system
-//! (`IDS2_NSPAWN_ROOT`, default /var/cache/ids2-tests/bookworm-root); skips with a message
-//! when one is missing. `.ci/install-deps` provides all three.
+//! (`IDS2_NSPAWN_ROOT`, default /var/cache/ids2-tests/bookworm-sensor-root); the sensor test
+//! also `nix-instantiate`, `../shared/nixos-eval`, Vector, `nsenter`, `ip`, `ping` and `curl`.
+//! Each test skips with a message when something is missing. `.ci/install-deps` and the shared
+//! folder beside the repository provide all of them.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,7 +28,9 @@ use ids2_agent::systemd::{ActiveState, JobResult, SubState, Systemd, SystemdErro
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-const DEFAULT_ROOT: &str = "/var/cache/ids2-tests/bookworm-root";
+mod support;
+
+const DEFAULT_ROOT: &str = "/var/cache/ids2-tests/bookworm-sensor-root";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 const TEST_SERVICE: &str = "[Unit]
@@ -64,6 +70,20 @@ struct Container {
     _dir: tempfile::TempDir,
 }
 
+/// A host path bind-mounted read-only into the container.
+struct Bind {
+    source: PathBuf,
+    target: String,
+}
+
+/// What a test puts into its container.
+#[derive(Default)]
+struct Layout {
+    binds: Vec<Bind>,
+    /// Capabilities the container's PID 1 gets beyond nspawn's default set.
+    capabilities: Vec<&'static str>,
+}
+
 /// Why this machine cannot run the test, or `None` when it can.
 fn missing_requirement(root: &Path) -> Option<String> {
     if !nix::unistd::geteuid().is_root() {
@@ -87,23 +107,44 @@ fn missing_requirement(root: &Path) -> Option<String> {
 }
 
 impl Container {
-    /// Boots a container, or returns `None` (after saying why) when this machine cannot.
-    fn boot() -> Option<Container> {
-        let root = std::env::var_os("IDS2_NSPAWN_ROOT")
+    /// The container's root file system.
+    fn root() -> PathBuf {
+        std::env::var_os("IDS2_NSPAWN_ROOT")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT))
+    }
+
+    /// Boots a container with the test units, or returns `None` (after saying why) when this
+    /// machine cannot.
+    fn boot() -> Option<Container> {
+        Self::boot_with(|dir, _root| Layout {
+            binds: {
+                let units = dir.join("units");
+                fs::create_dir(&units).unwrap();
+                fs::write(units.join("ids2-test.service"), TEST_SERVICE).unwrap();
+                fs::write(units.join("ids2-fail.service"), FAIL_SERVICE).unwrap();
+                for unit in [SURICATA_UNIT, VECTOR_UNIT] {
+                    fs::write(units.join(unit), PIPELINE_STAND_IN).unwrap();
+                }
+                vec![Bind {
+                    source: units,
+                    target: "/usr/local/lib/systemd/system".into(),
+                }]
+            },
+            ..Layout::default()
+        })
+    }
+
+    /// Boots a container with what `layout` (given a directory of the test's and the root)
+    /// returns bound into it, or returns `None` (after saying why) when this machine cannot.
+    fn boot_with(layout: impl FnOnce(&Path, &Path) -> Layout) -> Option<Container> {
+        let root = Self::root();
         if let Some(why) = missing_requirement(&root) {
             eprintln!("skipped: {why}");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
-        let units = dir.path().join("units");
-        fs::create_dir(&units).unwrap();
-        fs::write(units.join("ids2-test.service"), TEST_SERVICE).unwrap();
-        fs::write(units.join("ids2-fail.service"), FAIL_SERVICE).unwrap();
-        for unit in [SURICATA_UNIT, VECTOR_UNIT] {
-            fs::write(units.join(unit), PIPELINE_STAND_IN).unwrap();
-        }
+        let layout = layout(dir.path(), &root);
         let log = dir.path().join("nspawn.log");
         let machine = format!(
             "ids2-t-{}-{}",
@@ -119,10 +160,18 @@ impl Container {
             .arg("--private-network")
             .arg("--console=passive")
             .arg(format!("--machine={machine}"))
-            .arg(format!(
-                "--bind-ro={}:/usr/local/lib/systemd/system",
-                units.display()
-            ))
+            .args(
+                layout
+                    .binds
+                    .iter()
+                    .map(|b| format!("--bind-ro={}:{}", b.source.display(), b.target)),
+            )
+            .args(
+                layout
+                    .capabilities
+                    .iter()
+                    .map(|c| format!("--capability={c}")),
+            )
             .stdin(Stdio::null())
             .stdout(fs::File::create(&log).unwrap())
             .stderr(fs::File::create(dir.path().join("nspawn.err")).unwrap())
@@ -186,6 +235,57 @@ impl Container {
 
     fn proc_dir(&self) -> PathBuf {
         PathBuf::from(format!("/proc/{}", self.pid1))
+    }
+
+    /// A path inside the container, as the host sees it.
+    fn path(&self, inside: &str) -> PathBuf {
+        self.proc_dir()
+            .join("root")
+            .join(inside.trim_start_matches('/'))
+    }
+
+    /// Runs the container's `argv` in all its namespaces with a clean environment: as root, or
+    /// as `user` with the groups the container's /etc/group gives it.
+    fn exec(&self, user: Option<&str>, argv: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--target={}", self.pid1))
+            .args(["--mount", "--uts", "--ipc", "--net", "--pid", "--"])
+            .args([
+                "env",
+                "-i",
+                "PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOME=/",
+            ]);
+        if let Some(user) = user {
+            cmd.args([
+                "setpriv",
+                &format!("--reuid={user}"),
+                &format!("--regid={user}"),
+                "--init-groups",
+                "--",
+            ]);
+        }
+        cmd.args(argv)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn nsenter")
+    }
+
+    /// Runs a host program (`ip`, `ping`, `curl`) in the container's network namespace only.
+    fn net(&self, argv: &[&str]) -> std::process::Output {
+        Command::new("nsenter")
+            .arg(format!("--target={}", self.pid1))
+            .args(["--net", "--"])
+            .args(argv)
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn nsenter")
+    }
+
+    /// What a unit logged in the container's journal.
+    fn journal(&self, unit: &str) -> String {
+        let out = self.exec(None, &["journalctl", "--no-pager", "-o", "cat", "-u", unit]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Connects to the container's systemd once it has finished booting.
@@ -572,4 +672,746 @@ async fn systemd_limiter_sets_quota_and_memory_high_and_clears_them() {
     }
     // The units kept running throughout.
     wait_active(&check, SURICATA_UNIT).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sensor as the NixOS module makes it.
+
+/// The sensor's units installed in the container.
+const SENSOR_UNITS: [&str; 4] = [
+    "ids2-agent.service",
+    "ids2-capture-offloads.service",
+    SURICATA_UNIT,
+    VECTOR_UNIT,
+];
+/// The programs of the workspace and the shared Vector build, bound into the container and
+/// named by the units through their store paths (`<name>/bin/<name>`).
+const BOUND_PROGRAMS: [&str; 2] = ["ids2-agent", "vector"];
+/// CAP_NET_RAW, the one capability Suricata keeps (capability bit 13).
+const CAP_NET_RAW_ONLY: &str = "0000000000002000";
+/// templates/rules/ids2.rules sid 9200060: three ICMP echo requests above 500 bytes.
+const LOCAL_RULE_SID: u64 = 9_200_060;
+/// The rule of the "downloaded" set the test installs with `ids2-agent rules update`.
+const SET_RULE_SID: u64 = 9_000_101;
+const SET_RULE_PATTERN: &str = "ids2-nspawn-set";
+const LOGS: &str = "/mnt/ram_logs";
+const SOCKET: &str = "/run/suricata/suricata-command.socket";
+
+/// The agent binary the workspace built beside this test (`cargo nextest run --workspace`
+/// builds it; `IDS2_AGENT_BIN` names another).
+fn agent_binary() -> PathBuf {
+    let path = std::env::var_os("IDS2_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().unwrap();
+            exe.parent().unwrap().parent().unwrap().join("ids2-agent")
+        });
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p ids2-agent` (the workspace test run does)",
+        path.display()
+    );
+    path
+}
+
+/// The `/nix/store/<hash>-<name>` paths a text refers to, as (path, name).
+fn store_paths(text: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices("/nix/store/") {
+        let rest = &text[at + "/nix/store/".len()..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "+-._?=".contains(c)))
+            .unwrap_or(rest.len());
+        let base = &rest[..end];
+        if let Some((hash, name)) = base.split_once('-') {
+            if hash.len() == 32 {
+                found.push((format!("/nix/store/{base}"), name.to_string()));
+            }
+        }
+    }
+    found
+}
+
+fn obj<'a>(v: &'a serde_json::Value, key: &str) -> &'a serde_json::Map<String, serde_json::Value> {
+    v[key]
+        .as_object()
+        .unwrap_or_else(|| panic!("{key} in the evaluation"))
+}
+
+fn str_list(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default()
+}
+
+fn symlink(target: &str, link: &Path) {
+    std::os::unix::fs::symlink(target, link)
+        .unwrap_or_else(|e| panic!("{} -> {target}: {e}", link.display()));
+}
+
+/// Users, groups and memberships as sysusers.d lines (NixOS makes them with its own script;
+/// the names, groups and memberships are what the module declares).
+fn sysusers_conf(sensor: &serde_json::Value) -> String {
+    let id = |v: &serde_json::Value| v.as_u64().map_or("-".into(), |n| n.to_string());
+    let mut conf = String::new();
+    for (name, group) in obj(sensor, "groups") {
+        if name != "root" {
+            conf.push_str(&format!("g {name} {}\n", id(&group["gid"])));
+        }
+    }
+    for (name, user) in obj(sensor, "users").iter().filter(|(n, _)| *n != "root") {
+        conf.push_str(&format!(
+            "u {name} {}:{} {:?} {}\n",
+            id(&user["uid"]),
+            user["group"].as_str().unwrap(),
+            user["description"].as_str().unwrap_or(""),
+            user["home"].as_str().unwrap()
+        ));
+        for extra in str_list(&user["extraGroups"]) {
+            conf.push_str(&format!("m {name} {extra}\n"));
+        }
+    }
+    conf
+}
+
+/// The file systems as /etc/fstab lines.
+fn fstab(sensor: &serde_json::Value) -> String {
+    obj(sensor, "fileSystems")
+        .values()
+        .map(|f| {
+            format!(
+                "{} {} {} {} 0 0\n",
+                f["device"].as_str().unwrap(),
+                f["mountPoint"].as_str().unwrap(),
+                f["fsType"].as_str().unwrap(),
+                str_list(&f["options"]).join(",")
+            )
+        })
+        .collect()
+}
+
+/// Fills `store` (bound at /nix/store) with every store path `texts` and the scripts refer
+/// to, pointing at the root's Debian programs: `<path>/bin` and `/sbin` hold every program of
+/// /usr/bin and /usr/sbin, `<suricata>/etc` is /etc (its classification and reference
+/// configs), `<name>/bin/<name>` of [`BOUND_PROGRAMS`] is the program bound at
+/// /usr/local/bin/<name>, and the scripts are the evaluated scripts behind a bash shebang (the
+/// stubs' writeShellScript keeps only the text).
+fn store_farm(
+    store: &Path,
+    root: &Path,
+    texts: &[String],
+    scripts: &serde_json::Map<String, serde_json::Value>,
+) {
+    let all_bin = store.join(".bin");
+    fs::create_dir_all(&all_bin).unwrap();
+    for d in ["usr/sbin", "usr/bin"] {
+        for entry in fs::read_dir(root.join(d)).unwrap().flatten() {
+            let link = all_bin.join(entry.file_name());
+            let _ = fs::remove_file(&link);
+            symlink(
+                &format!("/{d}/{}", entry.file_name().to_string_lossy()),
+                &link,
+            );
+        }
+    }
+    let referenced: Vec<(String, String)> = texts
+        .iter()
+        .map(String::as_str)
+        .chain(scripts.values().filter_map(|v| v.as_str()))
+        .flat_map(store_paths)
+        .collect();
+    for (path, name) in referenced {
+        let at = store.join(path.trim_start_matches("/nix/store/"));
+        if at.exists() {
+            continue;
+        }
+        if let Some(script) = scripts.get(&path) {
+            fs::write(&at, format!("#!/bin/bash\n{}", script.as_str().unwrap())).unwrap();
+            fs::set_permissions(&at, fs::Permissions::from_mode(0o755)).unwrap();
+            continue;
+        }
+        fs::create_dir(&at).unwrap();
+        if BOUND_PROGRAMS.contains(&name.as_str()) {
+            fs::create_dir(at.join("bin")).unwrap();
+            symlink(
+                &format!("/usr/local/bin/{name}"),
+                &at.join("bin").join(&name),
+            );
+        } else {
+            symlink("../.bin", &at.join("bin"));
+            symlink("../.bin", &at.join("sbin"));
+        }
+        if name == "suricata" {
+            symlink("/etc", &at.join("etc"));
+        }
+    }
+}
+
+/// Writes what NixOS would put on the sensor for `sensor` into `dir` and returns how it goes
+/// into the container:
+/// - the units, tmpfiles rules and users (sysusers.d) under /usr/local/lib, where the
+///   container's systemd, systemd-tmpfiles and systemd-sysusers read them at boot;
+/// - /etc/fstab, /etc/ids2/config.yaml, the polkit rules and the credential files the units
+///   load (stand-ins: a dummy AWS credentials file);
+/// - /nix/store as [`store_farm`] makes it, the agent binary and Vector.
+///
+/// The container's PID 1 also gets CAP_SYS_RESOURCE, which a host's systemd has and nspawn
+/// withholds: without it systemd cannot raise the units' hard limits (Suricata's LimitNICE).
+fn sensor_layout(
+    sensor: &serde_json::Value,
+    dir: &Path,
+    root: &Path,
+    programs: [&Path; 2],
+) -> Layout {
+    let lib = dir.join("lib");
+    for sub in ["systemd/system", "sysusers.d", "tmpfiles.d"] {
+        fs::create_dir_all(lib.join(sub)).unwrap();
+    }
+    let units = obj(sensor, "units");
+    let texts: Vec<String> = SENSOR_UNITS
+        .iter()
+        .map(|name| {
+            let text = units[*name]["text"].as_str().unwrap();
+            fs::write(lib.join("systemd/system").join(name), text).unwrap();
+            text.to_string()
+        })
+        .collect();
+    fs::write(lib.join("sysusers.d/ids2.conf"), sysusers_conf(sensor)).unwrap();
+    let tmpfiles: String = str_list(&sensor["tmpfiles"])
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(lib.join("tmpfiles.d/ids2.conf"), tmpfiles).unwrap();
+
+    let mut binds = vec![Bind {
+        source: lib,
+        target: "/usr/local/lib".into(),
+    }];
+    for (name, program) in BOUND_PROGRAMS.into_iter().zip(programs) {
+        binds.push(Bind {
+            source: program.to_path_buf(),
+            target: format!("/usr/local/bin/{name}"),
+        });
+    }
+    let mut file = |name: &str, text: &str, target: &str| {
+        let source = dir.join(name);
+        fs::write(&source, text).unwrap();
+        binds.push(Bind {
+            source,
+            target: target.into(),
+        });
+    };
+    file("fstab", &fstab(sensor), "/etc/fstab");
+    // JSON is YAML: the module's config.yaml as the agent reads it.
+    let config = &sensor["etc"]["ids2/config.yaml"]["value"];
+    file("config.yaml", &config.to_string(), "/etc/ids2/config.yaml");
+    // nixos/modules/security/polkit.nix writes extraConfig there.
+    let polkit = sensor["polkit"]["extraConfig"].as_str().unwrap();
+    file(
+        "polkit.rules",
+        polkit,
+        "/etc/polkit-1/rules.d/10-nixos.rules",
+    );
+    let credentials: std::collections::BTreeSet<&str> = texts
+        .iter()
+        .flat_map(|t| t.lines())
+        .filter_map(|l| Some(l.strip_prefix("LoadCredential=")?.split_once(':')?.1))
+        .collect();
+    for (n, source) in credentials.into_iter().enumerate() {
+        // A stand-in, not a secret: nothing is reachable to use it with.
+        let profile = config["opensearch"]["auth"]["profile"]
+            .as_str()
+            .unwrap_or("default");
+        file(
+            &format!("credential-{n}"),
+            &format!(
+                "[{profile}]\naws_access_key_id = AKIDNSPAWNTESTONLY\n\
+                 aws_secret_access_key = nspawn-test-dummy\n"
+            ),
+            source,
+        );
+    }
+
+    let store = dir.join("store");
+    store_farm(&store, root, &texts, obj(sensor, "scripts"));
+    binds.push(Bind {
+        source: store,
+        target: "/nix/store".into(),
+    });
+    Layout {
+        binds,
+        capabilities: vec!["CAP_SYS_RESOURCE"],
+    }
+}
+
+/// Whether this process may raise resource limits (CAP_SYS_RESOURCE, bit 24, in its bounding
+/// set), as any host's systemd may; some sandboxes withhold it even from root.
+fn host_may_raise_limits() -> bool {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = status_field(&status, "CapBnd");
+    u64::from_str_radix(&bounding[0], 16).unwrap() & (1 << 24) != 0
+}
+
+/// Numeric id of a user or group in the container's /etc/passwd or /etc/group.
+fn container_id(c: &Container, file: &str, name: &str) -> u32 {
+    let text = fs::read_to_string(c.path(file)).unwrap();
+    text.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f[0] == name).then(|| f[2].parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("{name} is not in the container's {file}:\n{text}"))
+}
+
+/// The values of a /proc/<pid>/status field.
+fn status_field(status: &str, name: &str) -> Vec<String> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in\n{status}"))
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, at most `limit`; panics with `what`
+/// and the container's logs of the sensor's units otherwise.
+async fn wait_for<T>(
+    c: &Container,
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            fail_with_logs(c, &format!("{what}: not within {limit:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Panics with `what` and the container's logs of the sensor's units.
+fn fail_with_logs(c: &Container, what: &str) -> ! {
+    let logs: String = SENSOR_UNITS
+        .iter()
+        .map(|u| format!("--- {u}:\n{}", c.journal(u)))
+        .collect();
+    panic!("{what}\n{logs}");
+}
+
+/// EVE lines of `event_type` in the container's eve.json.
+fn eve_lines(c: &Container, event_type: &str) -> Vec<serde_json::Value> {
+    fs::read_to_string(c.path(&format!("{LOGS}/eve.json")))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event_type"] == event_type)
+        .collect()
+}
+
+fn has_alert(c: &Container, sid: u64) -> bool {
+    eve_lines(c, "alert")
+        .iter()
+        .any(|a| a["alert"]["signature_id"] == sid)
+}
+
+/// Events Vector's `eve` source received (its Prometheus exporter, 127.0.0.1:9598).
+fn vector_eve_events(c: &Container) -> f64 {
+    let out = c.net(&["curl", "-sf", "http://127.0.0.1:9598/metrics"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| {
+            l.starts_with("vector_component_received_events_total{")
+                && l.contains("component_id=\"eve\"")
+        })
+        // `name{labels} value [timestamp]`
+        .filter_map(|l| {
+            l.split_once("} ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// Sends three ICMP echo requests of 600 bytes out of the container's eth0 (the capture link).
+fn ping_out(c: &Container, pattern: Option<&str>) {
+    let hex: String;
+    let mut argv = vec!["ping", "-c", "3", "-i", "0.2", "-s", "600", "-W", "1"];
+    if let Some(p) = pattern {
+        hex = p.bytes().map(|b| format!("{b:02x}")).collect();
+        argv.extend(["-p", hex.as_str()]);
+    }
+    argv.push("192.0.2.2");
+    // No one answers: the echo requests are what Suricata sees leave eth0.
+    let _ = c.net(&argv);
+}
+
+fn metric(c: &Container, name: &str) -> Option<f64> {
+    let out = c.net(&["curl", "-sf", "http://127.0.0.1:9100/metrics"]);
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|v| v.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// Numeric ids of the sensor's users and groups in the container, as strings.
+struct Ids {
+    suricata_uid: String,
+    suricata_gid: String,
+    ids2_gid: String,
+}
+
+impl Ids {
+    fn read(c: &Container) -> Self {
+        Ids {
+            suricata_uid: container_id(c, "/etc/passwd", "suricata").to_string(),
+            suricata_gid: container_id(c, "/etc/group", "suricata").to_string(),
+            ids2_gid: container_id(c, "/etc/group", "ids2").to_string(),
+        }
+    }
+}
+
+/// Suricata's process: user suricata from exec on, group suricata plus ids2, CAP_NET_RAW and
+/// nothing else in every capability set, no way to gain more.
+fn assert_unprivileged(status: &str, ids: &Ids) {
+    assert_eq!(
+        status_field(status, "Uid"),
+        [ids.suricata_uid.as_str(); 4],
+        "{status}"
+    );
+    assert_eq!(
+        status_field(status, "Gid"),
+        [ids.suricata_gid.as_str(); 4],
+        "{status}"
+    );
+    let mut groups = status_field(status, "Groups");
+    groups.sort();
+    let mut want = [ids.suricata_gid.clone(), ids.ids2_gid.clone()];
+    want.sort();
+    assert_eq!(groups, want, "{status}");
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(
+            status_field(status, set),
+            [CAP_NET_RAW_ONLY],
+            "{set}:\n{status}"
+        );
+    }
+    assert_eq!(status_field(status, "NoNewPrivs"), ["1"], "{status}");
+    assert_eq!(status_field(status, "Seccomp"), ["2"], "{status}");
+}
+
+/// The nice value of Suricata's (pinned) worker thread.
+fn worker_nice(c: &Container, pid: u32) -> String {
+    fs::read_dir(c.path(&format!("/proc/{pid}/task")))
+        .unwrap()
+        .flatten()
+        .find_map(|t| {
+            let stat = fs::read_to_string(t.path().join("stat")).ok()?;
+            let (comm, rest) = stat.split_once(") ")?;
+            // Field 19 of stat, the 17th after the command name.
+            comm.ends_with("W#01-eth0")
+                .then(|| rest.split_whitespace().nth(16).unwrap().to_string())
+        })
+        .expect("a worker thread W#01-eth0")
+}
+
+/// The pinned worker runs at nice -2 (LimitNICE, not CAP_SYS_NICE), and Suricata complains
+/// about nothing it was not allowed to do: NIC offloads were turned off before it started.
+fn assert_nice_and_offloads(c: &Container, pid: u32) {
+    let mut log = c.journal(SURICATA_UNIT);
+    if host_may_raise_limits() {
+        assert_eq!(worker_nice(c, pid), "-2", "{log}");
+    } else {
+        // Here even root lacks CAP_SYS_RESOURCE, so no systemd can raise a hard limit and the
+        // worker's nice(-2) is refused. What can be checked is the limit systemd was given.
+        eprintln!(
+            "note: this machine withholds CAP_SYS_RESOURCE from root: systemd cannot raise \
+             RLIMIT_NICE, so the worker's nice -2 is checked as the unit's LimitNICE only"
+        );
+        let shown = c.exec(
+            None,
+            &["systemctl", "show", "-p", "LimitNICE", SURICATA_UNIT],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&shown.stdout).trim(),
+            "LimitNICE=22"
+        );
+        let refused = "E: threads: Error setting nice value -2 for thread W#01-eth0: \
+                       Operation not permitted\n";
+        assert!(log.contains(refused), "{log}");
+        log = log.replace(refused, "");
+    }
+    for complaint in [
+        "SIOCETHTOOL",
+        "Operation not permitted",
+        "Permission denied",
+    ] {
+        assert!(!log.contains(complaint), "{complaint}:\n{log}");
+    }
+    let features = c.exec(None, &["ethtool", "-k", "eth0"]);
+    let features = String::from_utf8_lossy(&features.stdout);
+    for feature in [
+        "scatter-gather: off",
+        "tcp-segmentation-offload: off",
+        "generic-segmentation-offload: off",
+        "generic-receive-offload: off",
+    ] {
+        assert!(features.contains(feature), "{feature}:\n{features}");
+    }
+}
+
+/// Appends filler lines (an event type of their own) until eve.json passes `bytes`.
+fn pad_eve(c: &Container, bytes: usize) {
+    use std::io::Write;
+    let line = format!(
+        "{{\"event_type\":\"ids2_test_filler\",\"pad\":\"{}\"}}\n",
+        "x".repeat(1000)
+    );
+    let mut eve = fs::OpenOptions::new()
+        .append(true)
+        .open(c.path(&format!("{LOGS}/eve.json")))
+        .unwrap();
+    eve.write_all(line.repeat(bytes / line.len() + 1).as_bytes())
+        .unwrap();
+}
+
+/// The sensor's units as the NixOS module makes them for the Pi (evaluated, not copied), with
+/// Suricata started the way nixpkgs starts it plus the module's overrides and the agent's
+/// user and groups as the module declares them, booted under systemd with no downloaded rule
+/// set and no network. The agent starts, renders, checks and starts Suricata over D-Bus
+/// (polkit) as user ids2. Suricata runs as user suricata with only CAP_NET_RAW, alerts on an
+/// ids2 local rule, and answers the agent's user on its socket: the agent's size-based EVE
+/// rotation (`reopen-log-files`) leaves Suricata writing the new eve.json while Vector reads
+/// both files, and `ids2-agent rules update` (`reload-rules`) brings in the downloaded set
+/// without a restart.
+#[tokio::test]
+async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
+    // The Pi's configuration (nixos/pi5.nix, nixos/site.nix) with nixos/tests/container.nix.
+    let sensor = match support::nixos::evaluate("scenarios.container") {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    if !Container::root().join("usr/bin/suricata").exists() {
+        eprintln!(
+            "skipped: the container root {} has no Suricata (rebuild it with tests/nspawn/make-root.sh)",
+            Container::root().display()
+        );
+        return;
+    }
+    let vector = match ids2_agent::vector::locate() {
+        Ok(v) => v,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let agent = agent_binary();
+    let Some(c) =
+        Container::boot_with(|dir, root| sensor_layout(&sensor, dir, root, [&agent, &vector]))
+    else {
+        return;
+    };
+    let systemd = c.systemd().await.with_job_timeout(Duration::from_secs(90));
+
+    // The capture link: eth0, one end of a veth pair in the container's own namespace. Echo
+    // requests to a neighbour that never answers leave through it.
+    for command in [
+        "ip link add eth0 type veth peer name peer0",
+        "ip addr add 192.0.2.1/24 dev eth0",
+        "ip link set peer0 up",
+        "ip link set eth0 up",
+        "ip neigh add 192.0.2.2 lladdr 02:00:00:00:00:02 dev eth0",
+    ] {
+        let out = c.net(&command.split_whitespace().collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{command}: {err}");
+    }
+
+    // No downloaded set (the module's stand-in, if any, holds no rule).
+    let rule_set = c.path("/var/lib/ids2/rules/suricata.rules");
+    let set = fs::read_to_string(&rule_set).unwrap_or_default();
+    assert!(
+        set.lines()
+            .all(|l| l.trim().is_empty() || l.starts_with('#')),
+        "{set}"
+    );
+
+    let started = systemd.start_unit("ids2-agent.service").await;
+    if !matches!(started, Ok(JobResult::Done)) {
+        fail_with_logs(&c, &format!("ids2-agent.service: {started:?}"));
+    }
+    // The agent starts Suricata after its first apply; nixpkgs' pre-start `suricata -T` runs
+    // on the rendered config, which lists the (empty) downloaded set.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = systemd.unit_state(SURICATA_UNIT).await.unwrap();
+        if state == (ActiveState::Active, SubState("running".into())) {
+            break;
+        }
+        if state.0 == ActiveState::Failed || Instant::now() > deadline {
+            fail_with_logs(&c, &format!("suricata.service is not running: {state:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    wait_for(
+        &c,
+        Duration::from_secs(60),
+        "Suricata's engine running",
+        || {
+            c.journal(SURICATA_UNIT)
+                .contains("Engine started")
+                .then_some(())
+        },
+    )
+    .await;
+
+    let pid = systemd
+        .main_pid(SURICATA_UNIT)
+        .await
+        .unwrap()
+        .expect("a main PID");
+    let ids = Ids::read(&c);
+    let status = fs::read_to_string(c.path(&format!("/proc/{pid}/status"))).unwrap();
+    assert_unprivileged(&status, &ids);
+    assert_nice_and_offloads(&c, pid);
+    // The socket belongs to Suricata's user and group (0660): the agent's user is a member.
+    let socket = fs::metadata(c.path(SOCKET)).expect("Suricata's unix socket");
+    assert_eq!(socket.uid().to_string(), ids.suricata_uid);
+    assert_eq!(socket.gid().to_string(), ids.suricata_gid);
+    assert_eq!(socket.mode() & 0o777, 0o660);
+
+    // An ids2 local rule fires although no downloaded set exists.
+    ping_out(&c, None);
+    wait_for(
+        &c,
+        Duration::from_secs(20),
+        "an alert of the local rule",
+        || has_alert(&c, LOCAL_RULE_SID).then_some(()),
+    )
+    .await;
+
+    // The agent rotates eve.json at logs.eve_rotate_mb (1 MiB here) and has Suricata reopen
+    // its logs over the socket, as user ids2. Filler makes the file that big now.
+    pad_eve(&c, 1 << 20);
+    let rotated = c.path(&format!("{LOGS}/eve.json.1"));
+    wait_for(&c, Duration::from_secs(20), "the agent's rotation", || {
+        rotated.exists().then_some(())
+    })
+    .await;
+    // Suricata opens a new eve.json at its next write (stats every 8 s).
+    wait_for(
+        &c,
+        Duration::from_secs(30),
+        "Suricata writing the new eve.json",
+        || (!eve_lines(&c, "stats").is_empty()).then_some(()),
+    )
+    .await;
+    let eve = fs::metadata(c.path(&format!("{LOGS}/eve.json"))).unwrap();
+    assert_eq!(eve.uid().to_string(), ids.suricata_uid);
+    assert_eq!(
+        eve.gid().to_string(),
+        ids.ids2_gid,
+        "the log tmpfs is setgid ids2"
+    );
+    assert_eq!(eve.mode() & 0o777, 0o640);
+    assert!(
+        eve_lines(&c, "ids2_test_filler").is_empty(),
+        "the filler is in eve.json.1"
+    );
+    wait_for(
+        &c,
+        Duration::from_secs(10),
+        "the rotation in the agent's metrics",
+        || (metric(&c, "ids2_eve_rotations_total") == Some(1.0)).then_some(()),
+    )
+    .await;
+    assert_eq!(metric(&c, "ids2_eve_rotation_failures_total"), Some(0.0));
+    // Vector (user vector, group ids2, no capabilities) read both files, the filler included.
+    wait_for(
+        &c,
+        Duration::from_secs(30),
+        "Vector reading eve.json and eve.json.1",
+        || (vector_eve_events(&c) >= 1000.0).then_some(()),
+    )
+    .await;
+    let vector_pid = systemd
+        .main_pid(VECTOR_UNIT)
+        .await
+        .unwrap()
+        .expect("Vector runs");
+    let status = fs::read_to_string(c.path(&format!("/proc/{vector_pid}/status"))).unwrap();
+    let vector_uid = container_id(&c, "/etc/passwd", "vector").to_string();
+    assert_eq!(
+        status_field(&status, "Uid"),
+        [vector_uid.as_str(); 4],
+        "{status}"
+    );
+    assert!(
+        status_field(&status, "Groups").contains(&ids.ids2_gid),
+        "{status}"
+    );
+    assert_eq!(
+        status_field(&status, "CapEff"),
+        ["0000000000000000"],
+        "{status}"
+    );
+
+    // The downloaded set arrives (a local source stands in for the download): the agent's user
+    // updates the rules, and Suricata loads them on `reload-rules`, without a restart.
+    let config = &sensor["etc"]["ids2/config.yaml"]["value"];
+    let source = c.path(config["fleet"]["rules"]["sources"][0].as_str().unwrap());
+    fs::create_dir_all(source.parent().unwrap()).unwrap();
+    fs::write(
+        &source,
+        format!(
+            "alert icmp any any -> any any (msg:\"IDS2 nspawn test: rule of the downloaded \
+             set\"; itype:8; content:\"{SET_RULE_PATTERN}\"; sid:{SET_RULE_SID}; rev:1;)\n"
+        ),
+    )
+    .unwrap();
+    let update = c.exec(
+        Some("ids2"),
+        &[
+            "ids2-agent",
+            "rules",
+            "update",
+            "--config",
+            "/etc/ids2/config.yaml",
+        ],
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&update.stdout),
+        String::from_utf8_lossy(&update.stderr)
+    );
+    assert!(update.status.success(), "rules update as ids2:\n{said}");
+    assert!(said.contains("Suricata reloaded"), "{said}");
+    eprintln!("ids2-agent rules update, as ids2:\n{said}");
+    let set = fs::read_to_string(&rule_set).unwrap();
+    assert!(set.contains(&format!("sid:{SET_RULE_SID}")), "{set}");
+    let now = systemd.main_pid(SURICATA_UNIT).await.unwrap();
+    assert_eq!(
+        now,
+        Some(pid),
+        "Suricata restarted; it must reload live:\n{said}"
+    );
+    ping_out(&c, Some(SET_RULE_PATTERN));
+    wait_for(
+        &c,
+        Duration::from_secs(20),
+        "an alert of the downloaded set",
+        || has_alert(&c, SET_RULE_SID).then_some(()),
+    )
+    .await;
 }
