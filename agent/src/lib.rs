@@ -12,6 +12,7 @@
 
 pub mod anomaly;
 pub mod apply;
+pub mod behaviour;
 pub mod block;
 pub mod connectivity;
 pub mod ecs;

@@ -293,6 +293,13 @@ pub async fn run_with(
         reload_rx,
     )?;
     let sink = crate::eve::fan_out(sinks.into_iter().chain(consumers));
+    // The behavioural detector sees every line first-hand and hands its alerts to the same
+    // sinks (archive, notifications, blocking); Vector reads them from behaviour.json.
+    let sink = Some(crate::behaviour::daemon::sink(
+        &settings.config.logs.path,
+        sink,
+        &metrics,
+    ));
     let (logs, m) = (settings.config.logs.path.clone(), metrics.clone());
     let rotate_bytes = u64::from(settings.config.logs.eve_rotate_mb) << 20;
     let socket = SuricataSocket::new(

@@ -88,8 +88,14 @@ fn vector_toml_wiring() {
     assert_eq!(eve["type"].as_str(), Some("file"));
     assert_eq!(
         strings(&eve["include"]),
-        ["/mnt/ram_logs/eve.json", "/mnt/ram_logs/eve.json.1"],
-        "the file the agent rotates to is read to its end too"
+        [
+            "/mnt/ram_logs/eve.json",
+            "/mnt/ram_logs/eve.json.1",
+            "/mnt/ram_logs/behaviour.json",
+            "/mnt/ram_logs/behaviour.json.1"
+        ],
+        "the file the agent rotates to is read to its end too, and the behavioural alerts \
+         take the same mapping"
     );
     assert_eq!(eve["read_from"].as_str(), Some("beginning"));
 

@@ -53,6 +53,9 @@ pub struct Scraped {
     pub capture_drops: Option<u64>,
     /// `ids2_archive_documents_total`: ECS documents the agent appended to the archive.
     pub archive_documents: u64,
+    /// `ids2_behaviour_alerts_total`: alerts of the agent's behavioural detector (archived
+    /// beside Suricata's).
+    pub behaviour_alerts: u64,
 }
 
 /// The agent running in the sensor namespace; dropping it stops it.
@@ -348,6 +351,7 @@ pub fn scrape(url: &str) -> Result<Scraped, LabError> {
         capture_packets: get("ids2_suricata_capture_packets_total"),
         capture_drops: get("ids2_suricata_capture_kernel_drops_total"),
         archive_documents: get("ids2_archive_documents_total").unwrap_or(0),
+        behaviour_alerts: get(ids2_agent::behaviour::daemon::METRIC_ALERTS).unwrap_or(0),
     })
 }
 

@@ -22,6 +22,7 @@
 mod agent;
 mod archive;
 pub mod emulate;
+pub mod eval;
 mod netns;
 pub mod osmem;
 mod victim;
@@ -151,12 +152,29 @@ pub enum LabError {
     /// The attacker thread ended unexpectedly.
     #[error("the attacker thread stopped")]
     Attacker,
+    /// An evaluation set's manifest is unusable.
+    #[error("{}{}: {reason}", path.display(), if *line > 0 { format!(" line {line}") } else { String::new() })]
+    Manifest {
+        /// The manifest (or the set's directory).
+        path: PathBuf,
+        /// The line at fault (0: the file as a whole).
+        line: usize,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+    /// The sensor's files could not be rendered.
+    #[error("cannot render the sensor's config")]
+    Render(#[from] ids2_agent::render::RenderError),
 }
 
 impl LabError {
     /// True when the operator's input is at fault (exit code 2).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, LabError::Scenarios(e) if e.is_bad_input())
+        match self {
+            LabError::Scenarios(e) => e.is_bad_input(),
+            LabError::Manifest { .. } => true,
+            _ => false,
+        }
     }
 }
 
@@ -561,7 +579,7 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
             report.kernel_drops,
             report.archived,
             report.archive.display(),
-            report.metrics.alerts,
+            report.metrics.alerts + report.metrics.behaviour_alerts,
             if report.interrupted { " (interrupted)" } else { "" }
         );
     }
@@ -635,7 +653,8 @@ impl Watch<'_> {
             let scraped = agent::scrape(self.metrics_url)?;
             self.poll()?;
             let documents = self.archive.documents();
-            let agree = scraped.archive_documents == documents && scraped.alerts == documents;
+            let agree = scraped.archive_documents == documents
+                && scraped.alerts + scraped.behaviour_alerts == documents;
             if agree || Instant::now() > deadline {
                 return Ok((scraped, documents));
             }

@@ -53,6 +53,22 @@ enum Command {
         #[arg(long, value_name = "CIDR")]
         allow_target: Vec<ipnet::IpNet>,
     },
+    /// Replay each capture of a set through the rendered config (`suricata -r` with the
+    /// rendered suricata.yaml and ids2 rules, then the agent's behavioural detector over its
+    /// EVE) and print per capture whether it was detected and by which rules. A set is a
+    /// directory with `manifest.jsonl` (bench/realtools.sh writes one) or of pcaps alone (all
+    /// taken as benign). Exit 1 when an attack was missed or a benign capture alerted.
+    Eval {
+        /// The capture set's directory.
+        set: PathBuf,
+        /// The sensor config to render (default: the lab's sensor config).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Keep the rendered files and each capture's EVE output in this directory (default:
+        /// a temp dir, removed).
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
 }
 
 /// An error that carries the exit code it should produce.
@@ -98,6 +114,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             metrics_listen,
             agent,
         } => lab_command(duration, scenarios, archive, metrics_listen, agent),
+        Command::Eval { set, config, keep } => eval_command(&set, config.as_deref(), keep),
     }
 }
 
@@ -141,6 +158,42 @@ fn rerun_as_root() -> Failure {
     anyhow::Error::new(sudo.exec())
         .context("cannot run sudo")
         .into()
+}
+
+/// Prints the detection table; a missed attack or a benign alert is exit 1.
+fn eval_command(
+    set: &std::path::Path,
+    config_path: Option<&std::path::Path>,
+    keep: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let captures = ids2_lab::eval::load_set(set)?;
+    let suricata = ids2_agent::suricata::Suricata::locate()?.ok_or(LabError::NoSuricata)?;
+    let temp = tempfile::Builder::new().prefix("ids2-eval-").tempdir()?;
+    let work = match keep {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            dir
+        }
+        None => temp.path().to_path_buf(),
+    };
+    let settings = match config_path {
+        Some(path) => ids2_agent::config::load(path)?,
+        None => ids2_lab::lab_settings(&work, &work.join("archive.jsonl"), 2)?,
+    };
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let report = ids2_lab::eval::evaluate(&suricata, &settings, &captures, &work, jobs)?;
+    print!("{}", report.table());
+    if report.passed() {
+        return Ok(());
+    }
+    let (found, attacks) = report.attacks();
+    let (fp, _) = report.false_positives();
+    let unread = report.outcomes.iter().filter(|o| o.error.is_some()).count();
+    Err(anyhow::anyhow!(
+        "{} attack capture(s) missed, {fp} benign capture(s) alerted, {unread} unread",
+        attacks - found
+    )
+    .into())
 }
 
 /// Runs the lab; a scenario the sensor missed is a failure (exit 1).

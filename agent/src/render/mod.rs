@@ -34,6 +34,11 @@ pub const HEARTBEAT_FILE: &str = "heartbeat.json";
 pub const HEARTBEAT_ROTATED_FILE: &str = "heartbeat.json.1";
 /// The agent's anomaly events inside `logs.path` (written by `anomaly::daemon`).
 pub const ANOMALY_FILE: &str = "anomaly.json";
+/// The behavioural detector's alerts (EVE alert lines) in `logs.path`; Vector reads them with
+/// eve.json, through the same ECS mapping.
+pub const BEHAVIOUR_FILE: &str = "behaviour.json";
+/// Where the agent rotates [`BEHAVIOUR_FILE`] to.
+pub const BEHAVIOUR_ROTATED_FILE: &str = "behaviour.json.1";
 /// The rotated anomaly file inside `logs.path`.
 pub const ANOMALY_ROTATED_FILE: &str = "anomaly.json.1";
 /// The smallest disk buffer Vector accepts (256 MiB + 32 bytes, from Vector's buffer docs).
@@ -535,6 +540,8 @@ fn vector_context(
         "heartbeat_rotated_path": Path::new(&c.logs.path).join(HEARTBEAT_ROTATED_FILE).display().to_string(),
         "heartbeat_buffer_bytes": HEARTBEAT_BUFFER_BYTES,
         "anomaly_path": Path::new(&c.logs.path).join(ANOMALY_FILE).display().to_string(),
+        "behaviour_path": Path::new(&c.logs.path).join(BEHAVIOUR_FILE).display().to_string(),
+        "behaviour_rotated_path": Path::new(&c.logs.path).join(BEHAVIOUR_ROTATED_FILE).display().to_string(),
         "anomaly_rotated_path": Path::new(&c.logs.path).join(ANOMALY_ROTATED_FILE).display().to_string(),
         // Vector expands `$VAR` in its whole config text, the embedded program included.
         "ecs_program": program.replace('$', "$$"),
