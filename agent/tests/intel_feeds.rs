@@ -130,7 +130,7 @@ fn replay(suricata: &Suricata, s: &Settings, pcaps: &[PathBuf], out: &Path) -> V
         .arg(&input)
         .arg("-l")
         .arg(out)
-        .args(["-k", "none", "--set", "threading.set-cpu-affinity=no"])
+        .args(["-k", "none", "--runmode", "single"])
         .args(["--set", "unix-command.enabled=no"])
         .output()
         .unwrap();

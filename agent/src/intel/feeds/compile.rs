@@ -85,7 +85,7 @@ fn probes(kind: IndicatorKind) -> Vec<Probe> {
 pub fn dataset_type(kind: IndicatorKind) -> &'static str {
     match kind {
         IndicatorKind::Ip => "ip",
-        IndicatorKind::Ja3 => "md5",
+        // `md5` sets hold raw digests (for `to_md5`); `ja3.hash` is the hex text.
         IndicatorKind::FileSha256 => "sha256",
         _ => "string",
     }
