@@ -65,7 +65,7 @@ run_r() { # run_r DIR OUT PCAPS... ; prints "seconds maxrss_kib"
   local dir=$1 out=$2; shift 2
   mkdir -p "$out"
   /usr/bin/time -f '%e %M' -o "$out/time" suricata -c "$dir/rendered/current/suricata.yaml" \
-    -r "$@" -l "$out" -k none --set threading.set-cpu-affinity=no \
+    -r "$@" -l "$out" -k none --runmode single \
     --set unix-command.enabled=no >/dev/null 2>"$out/stderr"
   cat "$out/time"
 }
