@@ -14,6 +14,8 @@ use ids2_core::config::{IndicatorKind, IntelFeed, Severity};
 
 /// First sid of the feeds' range (inside ids2's 9200000–9299999).
 pub const SID_BASE: u32 = 9_202_000;
+/// Suricata 7's default `datasets.limits.single-hashsize`.
+const SINGLE_HASHSIZE_LIMIT: usize = 262_144;
 /// The generated rules file, in each generation.
 pub const RULES_FILE: &str = "intel.rules";
 
@@ -138,8 +140,10 @@ pub fn rules(feeds: &[(usize, &IntelFeed, usize)], dir: &Path) -> String {
         }
         let path = dir.join(set_file(&feed.name));
         let name = set_name(&feed.name);
-        // Sets hash their entries; a table sized to the feed keeps lookups O(1) at 1M entries.
-        let hashsize = count.next_power_of_two().clamp(1024, 1 << 22);
+        // Sets hash their entries; a table sized to the feed keeps chains short, up to Suricata
+        // 7's default `datasets.limits.single-hashsize` (262144), beyond which it refuses the
+        // rule (1M entries then average four per bucket).
+        let hashsize = count.next_power_of_two().clamp(1024, SINGLE_HASHSIZE_LIMIT);
         let memcap_mb = (count * 256).div_ceil(1 << 20).max(16);
         for (slot, probe) in probes(feed.kind).iter().enumerate() {
             let sid = SID_BASE + 10 * index as u32 + slot as u32;
