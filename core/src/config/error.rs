@@ -71,6 +71,18 @@ pub enum ConfigError {
         /// The parser's message.
         message: String,
     },
+    /// The file is not UTF-8 text (YAML must be): named where the first bad byte is.
+    #[error("{}: not UTF-8 text: byte 0x{byte:02x} at line {line}, column {column} (save the file as UTF-8)", origin.display())]
+    Encoding {
+        /// The file.
+        origin: PathBuf,
+        /// 1-based line of the first byte that is not UTF-8.
+        line: usize,
+        /// 1-based byte column of that byte.
+        column: usize,
+        /// The byte.
+        byte: u8,
+    },
     /// The YAML parsed but some keys or values are wrong.
     #[error("{} has {} problem{}:\n{}", origin.display(), problems.len(),
         if problems.len() == 1 { "" } else { "s" }, list(problems))]

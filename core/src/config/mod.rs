@@ -62,15 +62,49 @@ pub use validate::Settings;
 
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Settings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    from_str(&text, path)
+    from_bytes(&bytes, path)
 }
+
+/// Parses and validates config bytes as read from a file: text that is not UTF-8 is bad input
+/// (the operator fixes the file), reported with where the first bad byte is.
+pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Settings, ConfigError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => from_str(text, origin),
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            Err(ConfigError::Encoding {
+                origin: origin.to_path_buf(),
+                line,
+                column: e.valid_up_to() - line_start + 1,
+                byte: bytes[e.valid_up_to()],
+            })
+        }
+    }
+}
+
+/// Deepest nesting of flow collections (`[` and `{`) a config may have. A real config needs
+/// three or four; the YAML scanner's cost grows with depth × tokens, so 100 000 nested `[` kept
+/// the loader busy for a minute and a half before this bound (found by `core/tests/fuzz_config.rs`).
+const MAX_FLOW_DEPTH: usize = 64;
 
 /// Parses and validates config text; `origin` names it in messages.
 pub fn from_str(text: &str, origin: &Path) -> Result<Settings, ConfigError> {
+    if let Some((line, column)) = too_deep(text, MAX_FLOW_DEPTH) {
+        return Err(ConfigError::Syntax {
+            origin: origin.to_path_buf(),
+            line,
+            column,
+            message: format!(
+                "`[` and `{{` nested deeper than {MAX_FLOW_DEPTH} levels (a config needs a few)"
+            ),
+        });
+    }
     let value: serde_yaml_ng::Value =
         serde_yaml_ng::from_str(text).map_err(|e| syntax(e, origin))?;
     let value = match value {
@@ -95,6 +129,49 @@ pub fn from_str(text: &str, origin: &Path) -> Result<Settings, ConfigError> {
             Err(invalid(problems))
         }
     }
+}
+
+/// Where flow collections first nest deeper than `limit`, as 1-based line and column; quoted
+/// text and comments are skipped, so it can only under-count (a bracket in a plain scalar).
+fn too_deep(text: &str, limit: usize) -> Option<(usize, usize)> {
+    #[derive(PartialEq)]
+    enum In {
+        Plain,
+        Single,
+        Double,
+        Comment,
+    }
+    let (mut state, mut depth, mut escaped) = (In::Plain, 0usize, false);
+    let (mut line, mut column, mut prev) = (1, 0, '\n');
+    for c in text.chars() {
+        column += 1;
+        match state {
+            In::Plain => match c {
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > limit {
+                        return Some((line, column));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                '\'' => state = In::Single,
+                '"' => state = In::Double,
+                '#' if prev.is_whitespace() => state = In::Comment,
+                _ => {}
+            },
+            In::Single if c == '\'' => state = In::Plain,
+            In::Double if escaped => escaped = false,
+            In::Double if c == '\\' => escaped = true,
+            In::Double if c == '"' => state = In::Plain,
+            In::Comment if c == '\n' => state = In::Plain,
+            _ => {}
+        }
+        if c == '\n' {
+            (line, column) = (line + 1, 0);
+        }
+        prev = c;
+    }
+    None
 }
 
 fn syntax(e: serde_yaml_ng::Error, origin: &Path) -> ConfigError {
@@ -148,6 +225,67 @@ mod tests {
         assert_eq!(s.metrics_listen.to_string(), "0.0.0.0:9100");
         assert_eq!(s.config.sensor.name.as_deref(), Some("lab-1"));
         assert!(matches!(s.auth, AuthSettings::AwsSigv4 { .. }));
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_bad_input_named_where() {
+        let err = from_bytes(
+            b"sensor: {id: lab-1}\nopensearch: {domain: \xff}\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap_err();
+        assert!(err.is_bad_input());
+        assert!(
+            matches!(
+                err,
+                ConfigError::Encoding {
+                    line: 2,
+                    column: 22,
+                    byte: 0xff,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("byte 0xff at line 2, column 22"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_the_yaml_parser_sees_it() {
+        let deep = format!("sensor: {}", "[".repeat(100_000));
+        let t = std::time::Instant::now();
+        let err = from_str(&deep, Path::new("t.yaml")).unwrap_err();
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(
+            matches!(
+                err,
+                ConfigError::Syntax {
+                    line: 1,
+                    column: 73,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("nested deeper than 64"), "{err}");
+        // Brackets in quotes and comments do not count; real configs are far from the limit.
+        let quoted = format!(
+            "{MINIMAL}# {}\ncapture: {{interface: \"{}\", home_net: ['{}']}}\n",
+            "[".repeat(100),
+            "[".repeat(100),
+            "{".repeat(100)
+        );
+        assert!(!matches!(
+            from_str(&quoted, Path::new("t.yaml")),
+            Err(ConfigError::Syntax { .. })
+        ));
     }
 
     #[test]
