@@ -179,6 +179,7 @@ pub fn build(o: &SensorOptions) -> Result<Config, SensorError> {
         notifications: Default::default(),
         blocking: Default::default(),
         enrichment: Default::default(),
+        intel: Default::default(),
         fleet: Default::default(),
     };
     // Round-trip through the text the agent will read, so what is checked is what is written.

@@ -6,7 +6,7 @@
 //! One module per section of the file, like Vector's per-component config: each holds the
 //! section's types, their defaults and its validation rules side by side (`sensor`, `capture`,
 //! `logs`, `suricata`, `resources`, `opensearch`, `shipping`, `metrics`, `history`, `network`,
-//! `connectivity`, `paths`, `anomaly`, `notifications`, `blocking`, `fleet`, `enrichment`).
+//! `connectivity`, `paths`, `anomaly`, `notifications`, `blocking`, `fleet`, `enrichment`, `intel`).
 //! [`Config`] (`schema.rs`) puts the sections together; `parse.rs` collects every structural
 //! problem (unknown keys, wrong types, inline secrets); `validate.rs` runs each section's rules
 //! in file order and builds the [`Settings`].
@@ -23,6 +23,7 @@ mod connectivity;
 mod enrichment;
 mod fleet;
 mod history;
+mod intel;
 mod logs;
 mod metrics;
 mod network;
@@ -47,6 +48,7 @@ pub use enrichment::*;
 pub use error::{ConfigError, Problem};
 pub use fleet::*;
 pub use history::*;
+pub use intel::*;
 pub use logs::*;
 pub use metrics::*;
 pub use network::*;

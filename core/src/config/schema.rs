@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Anomaly, Blocking, Capture, Connectivity, Enrichment, Fleet, History, Logs, Metrics, Network,
-    Notifications, OpenSearch, Paths, Resources, Sensor, Shipping, Suricata,
+    Anomaly, Blocking, Capture, Connectivity, Enrichment, Fleet, History, Intel, Logs, Metrics,
+    Network, Notifications, OpenSearch, Paths, Resources, Sensor, Shipping, Suricata,
 };
 
 /// The whole sensor configuration.
@@ -66,6 +66,10 @@ pub struct Config {
     /// GeoIP and threat-intelligence enrichment of shipped events; off until configured.
     #[serde(default)]
     pub enrichment: Enrichment,
+    /// Threat-intelligence indicator feeds matched by Suricata and updated live; off until a
+    /// preset or a feed is listed.
+    #[serde(default)]
+    pub intel: Intel,
 }
 
 /// An alert severity threshold. Suricata's `alert.severity` is a priority where 1 is the most

@@ -57,6 +57,7 @@ pub fn validate(mut config: Config) -> Result<Settings, Vec<Problem>> {
     c.blocking.validate(&home_net, &c.metrics.listen, &mut p);
     c.fleet.validate(&mut p);
     c.enrichment.validate(&mut p);
+    c.intel.validate(&mut p);
 
     match (p.is_empty(), auth, metrics_listen) {
         (true, Some(auth), Some(metrics_listen)) => {

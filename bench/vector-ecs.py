@@ -1,0 +1,393 @@
+#!/usr/bin/env python3
+"""The cost of the ECS mapping where it really runs: the real Vector, file source -> remap ->
+elasticsearch sink (bulk `create`) to a local osmem-server (an OpenSearch-API emulator), per EVE
+type and on the corpus mix, with the pass-through and parse_json floors in the same run.
+
+What it runs:
+- the program, the file source, the remap options and the sink options come from the
+  `vector.toml` that `ids2-agent render` writes for agent/config.example.yaml (default EVE
+  types); only the paths, the endpoint (the emulator, no auth) and the batch timeout (1 s: wall
+  time only, so runs end sooner) differ;
+- the EVE: Suricata 7 over every corpus pcap (../shared/corpus/pcaps) with the rendered
+  suricata.yaml, Suricata's own event rules and the ids2 rules; distinct lines only, repeated
+  with a `bench_copy` counter prepended so every line (and so every document id) is distinct;
+- one Vector process per input and variant, fresh data_dir (checkpoints, disk buffer), ended
+  once the emulator counts every document.
+
+What it reports: events per CPU-second of the Vector process (user + system, all threads, from
+/proc), net of its start-up (the input is handed over only once Vector has started: the file
+renamed into the path it watches) and, as "incl. start", with it; Vector's peak RSS (VmHWM);
+0-event runs of each variant, whose difference is the program's compile at every start. The
+json codec (decoding at the source) needs the stdin source (the file source has no
+`decoding`): it is measured that way, against a stdin pass-through, on the mix only.
+Compare within one run, as ratios: this is a shared machine and a Vector build without LTO.
+
+Usage: bench/vector-ecs.py [--mix N] [--per-type N] [--types alert,dns] [--program FILE]
+                          [--preload LIB]
+  --program FILE   measure a candidate ECS program (rendered VRL) instead of the shipped one
+  --preload LIB    run Vector with LD_PRELOAD=LIB, e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2:
+                   the shared build uses glibc's allocator, Vector's own release builds jemalloc
+Needs: Vector (IDS2_VECTOR, else `vector` on PATH, else ../shared/vector/vector), osmem-server
+(IDS2_OSMEM_SERVER, else /opt/ids2-venv), suricata, ids2-agent (IDS2_AGENT, else target/release
+or target/debug, else built). Says what is missing and exits 0 when something is.
+"""
+import argparse
+import collections
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+# Every run is bounded: this long for the emulator to count every document.
+RUN_TIMEOUT_S = 600
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Vector reads `${VAR}` in its config only with this set (0.57+); the agent sets it too.
+VECTOR_ENV = {"VECTOR_DANGEROUSLY_ALLOW_ENV_VAR_INTERPOLATION": "true"}
+
+
+def skip(why):
+    print(f"SKIP: {why}")
+    sys.exit(0)
+
+
+def locate_vector():
+    """The order ids2_agent::vector::locate() uses."""
+    env = os.environ.get("IDS2_VECTOR")
+    if env:
+        return env if Path(env).is_file() else skip(f"IDS2_VECTOR={env} is not a file")
+    on_path = shutil.which("vector")
+    if on_path:
+        return on_path
+    shared = ROOT.parent / "shared" / "vector" / "vector"
+    if shared.is_file():
+        return str(shared)
+    skip("no Vector: set IDS2_VECTOR, put `vector` on PATH, or place ../shared/vector/vector")
+
+
+def locate_osmem():
+    env = os.environ.get("IDS2_OSMEM_SERVER")
+    if env:
+        return env
+    try:
+        out = subprocess.run(
+            ["/opt/ids2-venv/bin/python", "-c",
+             "import osmem_server; print(osmem_server.resolve_binary())"],
+            capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        skip("no osmem-server (.ci/install-deps installs it into /opt/ids2-venv)")
+    return out
+
+
+def locate_agent():
+    env = os.environ.get("IDS2_AGENT")
+    if env:
+        return env
+    for p in ("target/release/ids2-agent", "target/debug/ids2-agent"):
+        if (ROOT / p).is_file():
+            return str(ROOT / p)
+    subprocess.run(["cargo", "build", "-q", "-p", "ids2-agent"], cwd=ROOT, check=True)
+    return str(ROOT / "target/debug/ids2-agent")
+
+
+class Osmem:
+    def __init__(self, binary):
+        self.proc = subprocess.Popen(
+            [binary, "-addr", "127.0.0.1:0", "-no-stdin-watch", "-no-ja",
+             "-parent-pid", str(os.getpid())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.url = json.loads(self.proc.stdout.readline())["url"]
+
+    def call(self, method, path):
+        req = urllib.request.Request(self.url + path, method=method)
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read() or b"null")
+
+    def count(self, pattern):
+        try:
+            self.call("POST", f"/{pattern}/_refresh")
+            return self.call("GET", f"/{pattern}/_count")["count"]
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return 0
+            raise
+
+    def clear(self):
+        for row in self.call("GET", "/_cat/indices?format=json") or []:
+            self.call("DELETE", "/" + row["index"])
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def proc_cpu_s(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_hwm_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def render(agent, work):
+    out = work / "rendered"
+    subprocess.run([agent, "render", "--config", str(ROOT / "agent/config.example.yaml"),
+                    "--out", str(out)], check=True, capture_output=True)
+    current = out / "current"
+    return current, tomllib.loads((current / "vector.toml").read_text())
+
+
+def corpus_eve(current, work):
+    """Suricata over every corpus pcap with the rendered suricata.yaml: distinct EVE lines."""
+    logs = work / "suricata"
+    logs.mkdir()
+    rules = work / "bench.rules"
+    with rules.open("w") as out:
+        for f in sorted(Path("/etc/suricata/rules").glob("*.rules")):
+            out.write(f.read_text())
+        for f in sorted((current / "rules").glob("*.rules")):
+            out.write(f.read_text())
+    subprocess.run(
+        ["suricata", "-r", str(CORPUS / "pcaps"), "-c", str(current / "suricata.yaml"),
+         "-S", str(rules), "-l", str(logs), "-k", "none", "--runmode", "single",
+         "--set", "threading.set-cpu-affinity=no", "--set", "unix-command.enabled=no"],
+        check=True, capture_output=True, timeout=600)
+    lines = (logs / "eve.json").read_text().splitlines()
+    return list(dict.fromkeys(line for line in lines if line.strip()))
+
+
+def write_input(path, lines, n):
+    """`n` lines cycling through `lines`, each made distinct by a copy counter."""
+    with path.open("w") as out:
+        written, copy = 0, 0
+        while written < n:
+            for line in lines:
+                if written == n:
+                    break
+                out.write('{"bench_copy":%d,%s\n' % (copy, line[1:]))
+                written += 1
+            copy += 1
+
+
+class Bench:
+    def __init__(self, vector, osmem, toml, work, program, preload):
+        self.vector, self.osmem, self.work = vector, osmem, work
+        self.preload = preload
+        self.toml = toml
+        self.program = program
+        self.prefix = toml["sinks"]["opensearch"]["bulk"]["index"].split("-")[0]
+        self.runs = 0
+
+    def sink(self, inputs, index=None):
+        sink = {k: v for k, v in self.toml["sinks"]["opensearch"].items()
+                if k not in ("auth", "aws", "inputs", "endpoints")}
+        sink = json.loads(json.dumps(sink))
+        sink["inputs"] = inputs
+        sink["endpoints"] = [self.osmem.url]
+        sink["batch"]["timeout_secs"] = 1
+        if index:
+            # The floors carry no event.dataset nor event.id: a fixed index, ids made by the server.
+            sink["bulk"]["index"] = index
+            sink.pop("id_key", None)
+        return sink
+
+    def config(self, variant, data_dir, input_path):
+        eve = dict(self.toml["sources"]["eve"])
+        eve["include"] = [str(input_path)]
+        cfg = {"data_dir": str(data_dir), "log_schema": self.toml.get("log_schema", {}),
+               "sources": {}, "transforms": {}, "sinks": {}}
+        if variant.startswith("stdin"):
+            src = {"type": "stdin", "max_length": eve["max_line_bytes"]}
+            if variant == "stdin_json_codec":
+                src["decoding"] = {"codec": "json"}
+            cfg["sources"]["eve"] = src
+            cfg["sinks"]["opensearch"] = self.sink(["eve"], f"bench-{variant}")
+            return cfg
+        cfg["sources"]["eve"] = eve
+        if variant == "pass":
+            cfg["sinks"]["opensearch"] = self.sink(["eve"], "bench-pass")
+        elif variant == "parse_json":
+            cfg["transforms"]["ecs"] = {"type": "remap", "inputs": ["eve"],
+                                        "source": ". = parse_json!(string!(.message))"}
+            cfg["sinks"]["opensearch"] = self.sink(["ecs"], "bench-parse_json")
+        else:
+            ecs = dict(self.toml["transforms"]["ecs"])
+            if self.program:
+                ecs["source"] = self.program
+            unmapped = dict(self.toml["transforms"]["ecs_unmapped"])
+            unmapped["inputs"] = ["ecs.dropped"]
+            cfg["transforms"] = {"ecs": ecs, "ecs_unmapped": unmapped}
+            cfg["sinks"]["opensearch"] = self.sink(["ecs", "ecs_unmapped"])
+        return cfg
+
+    def run(self, variant, input_path, n):
+        """One Vector process over `n` events (0: only its start). The input is handed over
+        once Vector has started (the file renamed into the path it watches, or written to its
+        stdin), so the CPU it used until then is its start-up, measured apart.
+        Returns (start-up CPU-s, total CPU-s, peak RSS MB)."""
+        self.runs += 1
+        run_dir = self.work / f"run{self.runs}"
+        (run_dir / "data").mkdir(parents=True)
+        watched = run_dir / "eve.json"
+        cfg_path = run_dir / "vector.json"
+        cfg_path.write_text(json.dumps(self.config(variant, run_dir / "data", watched)))
+        log_path = run_dir / "vector.log"
+        stderr = log_path.open("w")
+        stdin_source = variant.startswith("stdin")
+        env = dict(os.environ, **VECTOR_ENV)
+        if self.preload:
+            env["LD_PRELOAD"] = self.preload
+        proc = subprocess.Popen([self.vector, "--config", str(cfg_path)],
+                                stdin=subprocess.PIPE if stdin_source else subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        pattern = f"{self.prefix}-*" if variant == "ecs" else "bench-*"
+        try:
+            while "Vector has started" not in log_path.read_text():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{variant}: Vector exited, see {log_path}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{variant}: no start in {RUN_TIMEOUT_S} s ({log_path})")
+                time.sleep(0.02)
+            time.sleep(0.3)
+            start = proc_cpu_s(proc.pid)
+            if n == 0:
+                cpu, hwm = start, proc_hwm_mb(proc.pid)
+            elif stdin_source:
+                # Ends by itself at the end of its input; wait4 gives its CPU and peak RSS.
+                with open(input_path, "rb") as f:
+                    shutil.copyfileobj(f, proc.stdin)
+                proc.stdin.close()
+                watchdog = threading.Timer(max(deadline - time.monotonic(), 1), proc.kill)
+                watchdog.start()
+                _, status, usage = os.wait4(proc.pid, 0)
+                watchdog.cancel()
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"{variant}: Vector exited {proc.returncode} ({log_path})")
+                cpu, hwm = usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+            else:
+                os.link(input_path, run_dir / "staged.json")
+                os.rename(run_dir / "staged.json", watched)
+                while self.osmem.count(pattern) < n:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{variant}: Vector exited, see {log_path}")
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{variant}: not done in {RUN_TIMEOUT_S} s ({run_dir})")
+                    time.sleep(0.5)
+                cpu, hwm = proc_cpu_s(proc.pid), proc_hwm_mb(proc.pid)
+            got = self.osmem.count(pattern) if n else 0
+            if n and got != n:
+                raise RuntimeError(f"{variant}: {got} documents for {n} events ({run_dir})")
+            if variant == "ecs" and n:
+                unmapped = self.osmem.count(f"{self.prefix}-suricata.unmapped-*")
+                if unmapped:
+                    print(f"  note: {unmapped} of {n} events left unmapped (ecs.dropped)")
+        finally:
+            if proc.poll() is None:
+                # Measured: its data_dir is thrown away, so no graceful shutdown is needed.
+                proc.kill()
+                proc.wait()
+            stderr.close()
+            self.osmem.clear()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return start, cpu, hwm
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mix", type=int, default=60000, help="events in the mix runs")
+    ap.add_argument("--per-type", type=int, default=15000, help="events per EVE type run")
+    ap.add_argument("--types", help="only these EVE types (comma-separated); `none` for the mix only")
+    ap.add_argument("--program", help="a rendered candidate ECS program to measure instead")
+    ap.add_argument("--preload", help="a library Vector runs with (LD_PRELOAD), e.g. jemalloc")
+    args = ap.parse_args()
+    if not (1000 <= args.mix <= 1_000_000 and 1000 <= args.per_type <= 1_000_000):
+        sys.exit("--mix and --per-type must be 1000..1000000")
+    if not (CORPUS / "pcaps").is_dir():
+        skip(f"{CORPUS}/pcaps is absent (the shared corpus)")
+    if not shutil.which("suricata"):
+        skip("suricata is not installed (.ci/install-deps installs it)")
+    vector, osmem_bin, agent = locate_vector(), locate_osmem(), locate_agent()
+    program = Path(args.program).read_text() if args.program else None
+    if args.preload and not Path(args.preload).is_file():
+        sys.exit(f"--preload {args.preload}: no such file")
+
+    work = Path(tempfile.mkdtemp(prefix="ids2-vector-ecs."))
+    osmem = Osmem(osmem_bin)
+    try:
+        current, toml = render(agent, work)
+        lines = corpus_eve(current, work)
+        by_type = collections.defaultdict(list)
+        for line in lines:
+            by_type[json.loads(line)["event_type"]].append(line)
+        version = subprocess.run([vector, "--version"], capture_output=True, text=True).stdout.strip()
+        print(f"{version} ({vector}); osmem-server (emulator); {os.cpu_count()} CPUs; "
+              f"corpus: {len(lines)} distinct EVE lines: "
+              + ", ".join(f"{t} {len(v)}" for t, v in sorted(by_type.items(), key=lambda kv: -len(kv[1]))))
+        print(f"program: {args.program or 'rendered from agent/config.example.yaml'}")
+        if args.preload:
+            print(f"Vector runs with LD_PRELOAD={args.preload}")
+        bench = Bench(vector, osmem, toml, work, program, args.preload)
+
+        empty = work / "empty.json"
+        start = {v: bench.run(v, empty, 0) for v in ("pass", "parse_json", "ecs")}
+        print("\n0-event runs (start-up CPU-s, peak RSS MB):",
+              ", ".join(f"{v} {c:.2f} s {m:.0f} MB" for v, (_, c, m) in start.items()))
+        print(f"ECS program compile: {start['ecs'][1] - start['pass'][1]:.2f} CPU-s "
+              "(0-event ECS run minus 0-event pass-through run)")
+
+        def measure(label, path, n):
+            row = {}
+            for v in ("pass", "parse_json", "ecs"):
+                started, cpu, hwm = bench.run(v, path, n)
+                row[v] = (n / max(cpu - started, 1e-9), n / cpu, hwm)
+            ratio = row["ecs"][0] / row["parse_json"][0]
+            print(f"| {label} | {n} | {row['pass'][0]:.0f} | {row['parse_json'][0]:.0f} | "
+                  f"{row['ecs'][0]:.0f} | {1e6 / row['ecs'][0]:.0f} | {ratio:.2f} | "
+                  f"{row['ecs'][1]:.0f} | {row['ecs'][2]:.0f} |", flush=True)
+            return row
+
+        print("\nevents per CPU-second of Vector, net of its start-up (ECS incl. = with start-up)\n")
+        print("| input | events | pass-through | parse_json | ECS remap | ECS µs/event "
+              "| ECS / parse_json | ECS incl. start | ECS peak RSS MB |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        mix = work / "mix.json"
+        write_input(mix, lines, args.mix)
+        measure("mix", mix, args.mix)
+        wanted = None if not args.types else [t for t in args.types.split(",") if t != "none"]
+        for etype, tlines in sorted(by_type.items(), key=lambda kv: -len(kv[1])):
+            if wanted is not None and etype not in wanted:
+                continue
+            path = work / f"{etype}.json"
+            write_input(path, tlines, args.per_type)
+            measure(etype, path, args.per_type)
+            path.unlink()
+
+        rates = {}
+        for v in ("stdin_pass", "stdin_json_codec"):
+            started, cpu, _ = bench.run(v, mix, args.mix)
+            rates[v] = args.mix / max(cpu - started, 1e-9)
+        print(f"\nstdin source, mix: pass-through {rates['stdin_pass']:.0f}, json codec "
+              f"{rates['stdin_json_codec']:.0f} events per CPU-second (net of start-up)")
+    finally:
+        osmem.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
