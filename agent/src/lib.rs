@@ -18,6 +18,7 @@ pub mod connectivity;
 pub mod ecs;
 pub mod enrich;
 pub mod eve;
+pub mod evidence;
 pub mod files;
 pub mod fleet;
 pub mod gitops;

@@ -479,9 +479,27 @@ fn suricata_context(settings: &Settings, opts: &RenderOptions) -> Value {
                 .display()
                 .to_string()
         }),
+        "evidence": evidence_context(settings),
         "classification_file": etc("classification.config"),
         "reference_file": etc("reference.config"),
         "threshold_file": etc("threshold.config"),
+    })
+}
+
+/// Suricata's `pcap-log` for `evidence`, or null when it is off. In `alerts` mode the ring goes to
+/// the default log directory (the log tmpfs, or wherever `suricata -T -l` points it); in `full`
+/// mode to `full_capture_dir`.
+fn evidence_context(settings: &Settings) -> Value {
+    let e = &settings.config.evidence;
+    if !e.enabled() {
+        return Value::Null;
+    }
+    json!({
+        "filename": crate::evidence::ring::FILENAME_PATTERN,
+        "dir": (e.mode == config::EvidenceMode::Full).then(|| e.ring_dir(&settings.config.logs)),
+        "limit_mb": e.ring_file_mb,
+        "max_files": e.ring_files,
+        "compression": e.compression.name(),
     })
 }
 

@@ -6,7 +6,8 @@
 //! One module per section of the file, like Vector's per-component config: each holds the
 //! section's types, their defaults and its validation rules side by side (`sensor`, `capture`,
 //! `logs`, `suricata`, `resources`, `opensearch`, `shipping`, `metrics`, `history`, `network`,
-//! `connectivity`, `paths`, `anomaly`, `notifications`, `blocking`, `fleet`, `enrichment`, `intel`).
+//! `connectivity`, `paths`, `anomaly`, `notifications`, `blocking`, `fleet`, `enrichment`, `intel`,
+//! `evidence`).
 //! [`Config`] (`schema.rs`) puts the sections together; `parse.rs` collects every structural
 //! problem (unknown keys, wrong types, inline secrets); `validate.rs` runs each section's rules
 //! in file order and builds the [`Settings`].
@@ -21,6 +22,7 @@ mod blocking;
 mod capture;
 mod connectivity;
 mod enrichment;
+mod evidence;
 mod fleet;
 mod history;
 mod intel;
@@ -46,6 +48,7 @@ pub use capture::*;
 pub use connectivity::*;
 pub use enrichment::*;
 pub use error::{ConfigError, Problem};
+pub use evidence::*;
 pub use fleet::*;
 pub use history::*;
 pub use intel::*;
@@ -339,7 +342,10 @@ mod tests {
     #[test]
     fn eve_rotation_must_leave_room_on_the_tmpfs() {
         let ok = from_str(
-            &format!("{MINIMAL}logs: {{size_mb: 96, eve_rotate_mb: 32}}\n"),
+            // Evidence off: its default ring does not fit beside two 32 MiB EVE files in 96 MiB.
+            &format!(
+                "{MINIMAL}logs: {{size_mb: 96, eve_rotate_mb: 32}}\nevidence: {{mode: off}}\n"
+            ),
             Path::new("t.yaml"),
         )
         .unwrap();
@@ -354,7 +360,7 @@ mod tests {
         );
         for bad in [0, 33] {
             let p = problems(&format!(
-                "{MINIMAL}logs: {{size_mb: 96, eve_rotate_mb: {bad}}}\n"
+                "{MINIMAL}logs: {{size_mb: 96, eve_rotate_mb: {bad}}}\nevidence: {{mode: off}}\n"
             ));
             assert_eq!(p.len(), 1, "{p:#?}");
             assert_eq!(p[0].path, "logs.eve_rotate_mb");

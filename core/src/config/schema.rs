@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Anomaly, Blocking, Capture, Connectivity, Enrichment, Fleet, History, Intel, Logs, Metrics,
-    Network, Notifications, OpenSearch, Paths, Resources, Sensor, Shipping, Suricata,
+    Anomaly, Blocking, Capture, Connectivity, Enrichment, Evidence, Fleet, History, Intel, Logs,
+    Metrics, Network, Notifications, OpenSearch, Paths, Resources, Sensor, Shipping, Suricata,
 };
 
 /// The whole sensor configuration.
@@ -70,6 +70,10 @@ pub struct Config {
     /// preset or a feed is listed.
     #[serde(default)]
     pub intel: Intel,
+    /// Packet evidence: a short full-capture ring and, per alerted flow, its packets kept; on
+    /// by default (`mode: alerts`).
+    #[serde(default)]
+    pub evidence: Evidence,
 }
 
 /// An alert severity threshold. Suricata's `alert.severity` is a priority where 1 is the most

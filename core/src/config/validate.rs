@@ -58,6 +58,7 @@ pub fn validate(mut config: Config) -> Result<Settings, Vec<Problem>> {
     c.fleet.validate(&mut p);
     c.enrichment.validate(&mut p);
     c.intel.validate(&mut p);
+    c.evidence.validate(&c.logs, &c.capture, &mut p);
 
     match (p.is_empty(), auth, metrics_listen) {
         (true, Some(auth), Some(metrics_listen)) => {
