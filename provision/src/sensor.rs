@@ -181,6 +181,7 @@ pub fn build(o: &SensorOptions) -> Result<Config, SensorError> {
         enrichment: Default::default(),
         intel: Default::default(),
         fleet: Default::default(),
+        evidence: Default::default(),
     };
     // Round-trip through the text the agent will read, so what is checked is what is written.
     config::from_str(&render(&config), Path::new("<sensor config>"))

@@ -201,7 +201,11 @@ fn ipv4(ip: &[u8]) -> Option<Tuple> {
     let src = IpAddr::from(<[u8; 4]>::try_from(ip.get(12..16)?).ok()?);
     let dst = IpAddr::from(<[u8; 4]>::try_from(ip.get(16..20)?).ok()?);
     let frag_offset = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x1fff;
-    let l4 = if frag_offset == 0 { ip.get(ihl..) } else { None };
+    let l4 = if frag_offset == 0 {
+        ip.get(ihl..)
+    } else {
+        None
+    };
     Some(with_ports(src, dst, proto, l4))
 }
 
@@ -281,7 +285,13 @@ mod tests {
         assert_eq!(r.next_record(), None);
         let t = tuple(LINKTYPE_ETHERNET, &frame).unwrap();
         assert_eq!(
-            (t.src.to_string(), t.dst.to_string(), t.proto, t.sport, t.dport),
+            (
+                t.src.to_string(),
+                t.dst.to_string(),
+                t.proto,
+                t.sport,
+                t.dport
+            ),
             ("10.0.0.1".into(), "10.0.0.2".into(), 6, 40000, 80)
         );
     }
@@ -318,7 +328,10 @@ mod tests {
         let mut frag = plain.clone();
         frag[14 + 7] = 10; // fragment offset 10: no TCP header in this one
         assert_eq!(tuple(LINKTYPE_ETHERNET, &frag).unwrap().sport, 0);
-        assert_eq!(tuple(LINKTYPE_RAW, &plain[14..]), tuple(LINKTYPE_ETHERNET, &plain));
+        assert_eq!(
+            tuple(LINKTYPE_RAW, &plain[14..]),
+            tuple(LINKTYPE_ETHERNET, &plain)
+        );
         assert!(tuple(LINKTYPE_ETHERNET, &plain[..20]).is_none());
     }
 }

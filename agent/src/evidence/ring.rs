@@ -100,9 +100,15 @@ mod tests {
     #[test]
     fn names_are_read_as_suricata_writes_them() {
         let f = RingFile::parse(Path::new("/l/ring.1.1451761681.370332.pcap.lz4")).unwrap();
-        assert_eq!((f.thread, f.start_us, f.lz4), (1, 1_451_761_681_370_332, true));
+        assert_eq!(
+            (f.thread, f.start_us, f.lz4),
+            (1, 1_451_761_681_370_332, true)
+        );
         let f = RingFile::parse(Path::new("ring.12.1451761681.pcap")).unwrap();
-        assert_eq!((f.thread, f.start_us, f.lz4), (12, 1_451_761_681_000_000, false));
+        assert_eq!(
+            (f.thread, f.start_us, f.lz4),
+            (12, 1_451_761_681_000_000, false)
+        );
         for other in [
             "eve.json",
             "ring.1.x.pcap",
