@@ -387,6 +387,8 @@ in
       ];
 
       environment.etc."ids2/config.yaml".source = configFile;
+      # The operator's commands on the sensor (`ids2-agent pcap get` over SSH among them).
+      environment.systemPackages = [ cfg.package ];
 
       # The module owns the credential paths in config.yaml (see credentialPath above).
       services.ids2.settings.opensearch.auth = mkIf (cfg.credentialsFile != null) {

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use ids2_agent::render::{Profile, RenderOptions};
 use ids2_agent::{anomaly, apply, config, ecs, net, render, systemd};
@@ -97,6 +98,51 @@ enum Command {
         #[command(subcommand)]
         action: AnomalyAction,
     },
+    /// Packet evidence: the pcaps of alerted flows kept in evidence.store_dir.
+    Pcap {
+        #[command(subcommand)]
+        action: PcapAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PcapAction {
+    /// Show the kept flows: community id, flow ids, addresses, first and last packet, packets,
+    /// bytes and the alerts that pinned each.
+    List {
+        /// The config file.
+        #[arg(long, default_value = "/etc/ids2/config.yaml")]
+        config: PathBuf,
+        /// One JSON object per flow instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one flow's evidence pcap; exit 2 when the store has no such flow.
+    Get {
+        /// The config file.
+        #[arg(long, default_value = "/etc/ids2/config.yaml")]
+        config: PathBuf,
+        #[command(flatten)]
+        which: PcapWhich,
+        /// Where to write it (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Which flow: exactly one of the three.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct PcapWhich {
+    /// The flow's community id (ECS `network.community_id`).
+    #[arg(long)]
+    community_id: Option<String>,
+    /// Suricata's flow id (EVE `flow_id`).
+    #[arg(long)]
+    flow_id: Option<u64>,
+    /// An alert's ECS `event.id`.
+    #[arg(long, value_name = "EVENT_ID")]
+    alert: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -417,7 +463,53 @@ fn run(cli: Cli) -> Result<(), Failure> {
             action: IntelAction::Update { config, due },
         } => intel_update(&config, due),
         Command::Anomaly { action } => anomaly_command(action),
+        Command::Pcap { action } => pcap_command(action),
     }
+}
+
+fn pcap_command(action: PcapAction) -> Result<(), Failure> {
+    use ids2_agent::evidence::{self, store::Lookup};
+    match action {
+        PcapAction::List { config, json } => {
+            let store = evidence::store_of(&config::load(&config)?);
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            evidence::write_list(&store.list()?, json, &mut out)?;
+            std::io::Write::flush(&mut out)?;
+        }
+        PcapAction::Get { config, which, out } => {
+            let store = evidence::store_of(&config::load(&config)?);
+            let lookup = match (which.community_id, which.flow_id, which.alert) {
+                (Some(c), _, _) => Lookup::CommunityId(c),
+                (_, Some(f), _) => Lookup::FlowId(f),
+                (_, _, Some(a)) => Lookup::Alert(a),
+                _ => unreachable!("clap requires one of the group"),
+            };
+            let Some(entry) = store.find(&lookup)? else {
+                return Err(Failure {
+                    code: 2,
+                    error: anyhow::anyhow!(
+                        "no evidence for {lookup} in {} (`ids2-agent pcap list` shows what is \
+                         kept)",
+                        store.dir.display()
+                    ),
+                });
+            };
+            let path = store.pcap_path(&entry);
+            let mut pcap = std::fs::File::open(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            match out {
+                Some(file) => {
+                    let mut f = std::fs::File::create(&file)
+                        .with_context(|| format!("cannot write {}", file.display()))?;
+                    std::io::copy(&mut pcap, &mut f)?;
+                }
+                None => {
+                    std::io::copy(&mut pcap, &mut std::io::stdout().lock())?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn ecs_stdio(config_path: &std::path::Path) -> Result<(), Failure> {

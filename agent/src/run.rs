@@ -552,14 +552,19 @@ fn spawn_tasks(
     reload_rx: mpsc::Receiver<ReloadRequest>,
 ) -> Result<Vec<LineSink>, RunError> {
     let anomaly = crate::anomaly::daemon::AnomalyService::from_settings(settings, metrics);
+    let evidence = crate::evidence::EvidenceService::from_settings(settings, metrics);
     let consumers: Vec<LineSink> = responders
         .sink()
         .into_iter()
         .chain(anomaly.as_ref().map(|a| a.sink()))
+        .chain(evidence.as_ref().map(|e| e.sink()))
         .collect();
     responders.spawn(sup, backend);
     if let Some(a) = &anomaly {
         a.spawn(sup);
+    }
+    if let Some(e) = &evidence {
+        e.spawn(sup);
     }
 
     let pids_backend = backend.clone();

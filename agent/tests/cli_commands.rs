@@ -42,6 +42,7 @@ fn the_agent_offers_exactly_the_sensor_commands() {
             "rules",
             "intel",
             "anomaly",
+            "pcap",
             "help"
         ]
     );

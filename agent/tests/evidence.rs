@@ -1,0 +1,516 @@
+//! Packet evidence with the real Suricata: the rendered config (pcap-log ring on, lz4, checked by
+//! `suricata -T`) replays corpus captures with `suricata -r`; every alerted flow is copied out of
+//! the ring into the store, its pcap reads back with tcpdump, holds that flow's 5-tuple only, as
+//! many packets as Suricata counted for the flow, and begins at the flow's first packet (EVE
+//! `flow.start`), before the alert. The daemon's sink and task do the same from EVE lines; the
+//! size cap evicts the oldest flows and retention the expired ones; `ids2-agent pcap list/get`
+//! serve the store (unknown id: exit 2). Skips with a message without suricata or the corpus.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ids2_agent::apply::{self, Validator};
+use ids2_agent::config::{self, Settings};
+use ids2_agent::evidence::store::{Lookup, Store};
+use ids2_agent::evidence::{pcap, ring, AlertRef, EvidenceService, Keeper, Kept};
+use ids2_agent::metrics::Metrics;
+use ids2_agent::render::RenderOptions;
+use ids2_agent::supervisor::Shutdown;
+use ids2_agent::suricata::Suricata;
+use serde_json::Value;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_ids2-agent");
+
+/// Captures with alerting flows (TLS sessions, DNS queries, HTTP GETs) and others that raise
+/// nothing, so the ring holds flows that must stay out of each evidence pcap. All Ethernet: a
+/// sensor captures one link, and Suricata writes a ring file in the first packet's link type.
+const PCAPS: &[&str] = &[
+    "tls_tls-cert-issuer__tls.pcap",
+    "dns_dns-udp-eve-log-answer-only__dns-udp-google.com-a-aaaa-mx.pcap",
+    "alert-max_alert-max-append-higher-priority-drop-5180-02__http-extracted-01.pcap",
+    "http-connection-toclient__input.pcap",
+    "filestore-filecontainer-http__filecontainer-http.pcap",
+    "bittorrent-dht__input.pcap",
+];
+
+const RULES: &str = "\
+alert tls any any -> any any (msg:\"ev tls cert\"; tls.cert_subject; content:\"CN=\"; sid:9170001;)
+alert dns any any -> any any (msg:\"ev dns google\"; dns.query; content:\"google\"; sid:9170002;)
+alert http any any -> any any (msg:\"ev http get\"; flow:established,to_server; http.method; content:\"GET\"; sid:9170003;)
+";
+
+fn suricata() -> Option<Suricata> {
+    match Suricata::locate() {
+        Ok(Some(s)) => Some(s),
+        _ => {
+            eprintln!("skipped: needs suricata (set IDS2_SURICATA or add it to PATH)");
+            None
+        }
+    }
+}
+
+fn corpus() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcaps");
+    if PCAPS.iter().all(|p| dir.join(p).is_file()) {
+        Some(dir)
+    } else {
+        eprintln!("skipped: needs the shared corpus (../shared/corpus/pcaps)");
+        None
+    }
+}
+
+fn config_text(work: &Path, evidence: &str) -> String {
+    let p = |s: &str| work.join(s).display().to_string();
+    format!(
+        "sensor: {{id: ev-{pid}}}\n\
+         capture: {{interface: lo, workers: 1, cpu_cores: [0], pin_workers: false}}\n\
+         opensearch: {{domain: ids2, region: eu-west-1, endpoint: 'https://os.example'}}\n\
+         logs: {{path: {logs:?}}}\n\
+         suricata: {{memory_mb: 128, rules_dir: {rules:?}, socket_path: {socket:?}, \
+         eve_types: [alert, flow]}}\n\
+         history: {{repo: {history:?}}}\n\
+         paths: {{rendered_dir: {rendered:?}, vector_data_dir: {vector:?}}}\n\
+         fleet: {{rules: {{scheduled: false}}}}\n\
+         evidence: {{store_dir: {store:?}, extract_delay_secs: 0{evidence}}}\n",
+        pid = std::process::id(),
+        logs = p("logs"),
+        rules = p("rules"),
+        socket = p("suricata.socket"),
+        history = p("history.git"),
+        rendered = p("rendered"),
+        vector = p("vector"),
+        store = p("store"),
+    )
+}
+
+fn settings(work: &Path, evidence: &str) -> Settings {
+    config::from_str(&config_text(work, evidence), Path::new("<test>")).unwrap()
+}
+
+/// Renders and `suricata -T`-checks the config, then replays the corpus captures; returns the
+/// directory Suricata logged to (EVE and the ring).
+fn replay(suricata: &Suricata, s: &Settings, corpus: &Path, work: &Path) -> PathBuf {
+    fs::create_dir_all(&s.config.logs.path).unwrap();
+    fs::create_dir_all(&s.config.suricata.rules_dir).unwrap();
+    fs::write(
+        Path::new(&s.config.suricata.rules_dir).join("suricata.rules"),
+        RULES,
+    )
+    .unwrap();
+    apply::render_to(
+        s,
+        &RenderOptions::default(),
+        Path::new(&s.config.paths.rendered_dir),
+        &Validator::Suricata(suricata.clone()),
+    )
+    .unwrap();
+    let input = work.join("in");
+    fs::create_dir_all(&input).unwrap();
+    for p in PCAPS {
+        fs::copy(corpus.join(p), input.join(p)).unwrap();
+    }
+    let out = work.join("out");
+    fs::create_dir_all(&out).unwrap();
+    let output = Command::new(suricata.binary())
+        .arg("-c")
+        .arg(Path::new(&s.config.paths.rendered_dir).join("current/suricata.yaml"))
+        .arg("-r")
+        .arg(&input)
+        .arg("-l")
+        .arg(&out)
+        .args(["-k", "none", "--runmode", "single"])
+        .args(["--set", "unix-command.enabled=no"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}
+
+fn eve(out: &Path) -> Vec<(String, Value)> {
+    fs::read_to_string(out.join("eve.json"))
+        .unwrap()
+        .lines()
+        .map(|l| (l.to_string(), serde_json::from_str(l).unwrap()))
+        .collect()
+}
+
+fn alerts(sensor: &str, lines: &[(String, Value)]) -> Vec<AlertRef> {
+    lines
+        .iter()
+        .filter_map(|(l, _)| AlertRef::from_line(sensor, l.as_bytes()))
+        .collect()
+}
+
+/// Alerts grouped by flow, in the order their flows first alerted.
+fn by_flow(alerts: Vec<AlertRef>) -> Vec<Vec<AlertRef>> {
+    let mut order: Vec<String> = Vec::new();
+    let mut groups: HashMap<String, Vec<AlertRef>> = HashMap::new();
+    for a in alerts {
+        let stem = a.stem();
+        if !groups.contains_key(&stem) {
+            order.push(stem.clone());
+        }
+        groups.entry(stem).or_default().push(a);
+    }
+    order
+        .into_iter()
+        .map(|s| groups.remove(&s).unwrap())
+        .collect()
+}
+
+/// Suricata's packet count for a flow (both directions), from its `flow` record.
+fn flow_packets(lines: &[(String, Value)], community_id: &str) -> u64 {
+    lines
+        .iter()
+        .map(|(_, v)| v)
+        .find(|v| v["event_type"] == "flow" && v["community_id"] == community_id)
+        .map(|v| {
+            v["flow"]["pkts_toserver"].as_u64().unwrap()
+                + v["flow"]["pkts_toclient"].as_u64().unwrap()
+        })
+        .unwrap_or_else(|| panic!("no flow record for {community_id}"))
+}
+
+/// The packets of an evidence pcap, read with this crate's reader.
+fn records(path: &Path) -> (u32, Vec<pcap::Record>) {
+    let mut r = pcap::Reader::new(fs::File::open(path).unwrap()).unwrap();
+    let mut v = Vec::new();
+    while let Some(rec) = r.next_record() {
+        v.push(rec);
+    }
+    (r.header.linktype, v)
+}
+
+/// Packets tcpdump reads from a pcap (an independent reader), when it is installed.
+fn tcpdump_count(path: &Path) -> Option<usize> {
+    let out = Command::new("tcpdump")
+        .args(["-nn", "-r"])
+        .arg(path)
+        .output()
+        .ok()?;
+    assert!(
+        out.status.success(),
+        "tcpdump refused {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8_lossy(&out.stdout).lines().count())
+}
+
+fn keeper(s: &Settings, ring_dir: &Path) -> Keeper {
+    let mut k = Keeper::from_settings(s).unwrap();
+    k.ring_dir = ring_dir.to_path_buf();
+    k
+}
+
+const NOW: u64 = 1_900_000_000;
+
+#[test]
+fn every_alerted_flow_is_kept_from_its_first_packet_and_nothing_else() {
+    let (Some(suricata), Some(corpus)) = (suricata(), corpus()) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let s = settings(work.path(), "");
+    let out = replay(&suricata, &s, &corpus, work.path());
+    let files = ring::list(&out).unwrap();
+    assert!(
+        !files.is_empty() && files.iter().all(|f| f.lz4),
+        "{files:?}"
+    );
+    let lines = eve(&out);
+    let flows = by_flow(alerts(&s.config.sensor.id, &lines));
+    assert!(flows.len() >= 4, "alerted flows: {}", flows.len());
+
+    let k = keeper(&s, &out);
+    // Flows whose first packet came before the one that raised the alert (TCP handshakes).
+    let mut before_alert = 0;
+    for group in &flows {
+        let a = &group[0];
+        let Kept::Stored(entry) = k.keep(group, NOW).unwrap() else {
+            panic!("{} not in the ring", a.stem())
+        };
+        let path = k.store.pcap_path(&entry);
+        let (linktype, recs) = records(&path);
+        let cid = a.community_id.as_deref().unwrap();
+        assert_eq!(recs.len() as u64, entry.packets);
+        assert_eq!(
+            entry.packets,
+            flow_packets(&lines, cid),
+            "{cid}: packets kept vs Suricata's count for the flow"
+        );
+        if let Some(n) = tcpdump_count(&path) {
+            assert_eq!(
+                n as u64, entry.packets,
+                "{cid}: tcpdump reads them all back"
+            );
+        }
+        let mut directions = (0, 0);
+        for r in &recs {
+            let t = pcap::tuple(linktype, &r.data).unwrap();
+            assert!(a.matches(&t), "{cid}: a packet of another flow: {t:?}");
+            if t.src == a.src_ip {
+                directions.0 += 1;
+            } else {
+                directions.1 += 1;
+            }
+        }
+        assert!(
+            directions.0 > 0 && directions.1 > 0,
+            "{cid}: {directions:?}"
+        );
+        // The first packet kept is the flow's first, before the alert.
+        assert_eq!(Some(recs[0].ts_us), a.flow_start_us, "{cid}");
+        let alert_us = group
+            .iter()
+            .map(|g| parse_ts(&g.note.timestamp))
+            .min()
+            .unwrap();
+        assert!(
+            recs[0].ts_us <= alert_us,
+            "{cid}: starts at the latest with the alert"
+        );
+        if recs[0].ts_us < alert_us {
+            before_alert += 1;
+        }
+        assert_eq!(entry.alerts.len(), group.len());
+        assert!(entry.alerts.iter().all(|n| n.signature_id / 100 == 91700));
+    }
+    assert!(
+        before_alert >= 3,
+        "{before_alert} flows begin before their alert"
+    );
+    // Every flow is kept once and found by each of its keys.
+    let listed = k.store.list().unwrap();
+    assert_eq!(listed.len(), flows.len());
+    let a = &flows[0][0];
+    for lookup in [
+        Lookup::CommunityId(a.community_id.clone().unwrap()),
+        Lookup::FlowId(a.flow_id.unwrap()),
+        Lookup::Alert(a.note.event_id.clone()),
+    ] {
+        let found = k.store.find(&lookup).unwrap().unwrap();
+        assert_eq!(found.community_id, a.community_id, "{lookup}");
+    }
+}
+
+/// EVE's timestamp in microseconds (the format the ECS program parses).
+fn parse_ts(s: &str) -> i64 {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond][offset_hour sign:mandatory][offset_minute]"
+    );
+    (time::OffsetDateTime::parse(s, format)
+        .unwrap()
+        .unix_timestamp_nanos()
+        / 1000) as i64
+}
+
+#[test]
+fn the_cap_evicts_the_oldest_flows_and_retention_the_expired() {
+    let (Some(suricata), Some(corpus)) = (suricata(), corpus()) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let s = settings(work.path(), "");
+    let out = replay(&suricata, &s, &corpus, work.path());
+    let flows = by_flow(alerts(&s.config.sensor.id, &eve(&out)));
+    let mut k = keeper(&s, &out);
+    // Sizes as kept with no cap.
+    let mut sizes = Vec::new();
+    for (i, g) in flows.iter().enumerate() {
+        let Kept::Stored(e) = k.keep(g, NOW + i as u64).unwrap() else {
+            panic!()
+        };
+        sizes.push(k.store.pcap_path(&e).metadata().unwrap().len());
+    }
+    let total = k.store.total_bytes().unwrap();
+    fs::remove_dir_all(&k.store.dir).unwrap();
+
+    // A cap that holds all but about the first flow: keeping them in order evicts the oldest.
+    k.store.max_bytes = total - sizes[0] / 2;
+    for (i, g) in flows.iter().enumerate() {
+        k.keep(g, NOW + i as u64).unwrap();
+    }
+    let kept: Vec<_> = k.store.list().unwrap();
+    assert!(k.store.total_bytes().unwrap() <= k.store.max_bytes);
+    assert!(kept.len() < flows.len() && !kept.is_empty());
+    assert!(
+        k.store
+            .find(&Lookup::CommunityId(
+                flows[0][0].community_id.clone().unwrap()
+            ))
+            .unwrap()
+            .is_none(),
+        "the oldest flow goes first"
+    );
+    let last = flows.last().unwrap()[0].community_id.clone().unwrap();
+    assert!(k.store.find(&Lookup::CommunityId(last)).unwrap().is_some());
+    let mut metrics = String::new();
+    k.stats.render(&mut metrics);
+    let evicted = flows.len() - kept.len();
+    assert!(
+        metrics.contains(&format!("ids2_evidence_evictions_total {evicted}\n")),
+        "{metrics}"
+    );
+    assert!(metrics.contains(&format!("ids2_evidence_flows {}\n", kept.len())));
+
+    // A cap smaller than one flow keeps its beginning, marked as cut.
+    fs::remove_dir_all(&k.store.dir).unwrap();
+    let big = sizes.iter().enumerate().max_by_key(|(_, s)| **s).unwrap().0;
+    k.store.max_bytes = sizes[big] / 2;
+    let Kept::Stored(e) = k.keep(&flows[big], NOW).unwrap() else {
+        panic!()
+    };
+    assert!(e.truncated && e.packets > 0);
+    assert!(k.store.pcap_path(&e).metadata().unwrap().len() <= sizes[big] / 2);
+
+    // Retention counts from the last alert.
+    k.store.max_bytes = u64::MAX;
+    k.enforce(NOW + k.store.retention_secs).unwrap();
+    assert_eq!(k.store.list().unwrap().len(), 1, "not yet expired");
+    k.enforce(NOW + k.store.retention_secs + 1).unwrap();
+    assert!(k.store.list().unwrap().is_empty());
+    let mut metrics = String::new();
+    k.stats.render(&mut metrics);
+    assert!(
+        metrics.contains("ids2_evidence_expired_total 1\n"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn the_daemon_keeps_flows_from_eve_lines_and_the_cli_serves_them() {
+    let (Some(suricata), Some(corpus)) = (suricata(), corpus()) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let s = settings(work.path(), "");
+    let out = replay(&suricata, &s, &corpus, work.path());
+    // The daemon reads the ring where Suricata wrote it: here, the replay's log directory.
+    let mut s = s;
+    s.config.logs.path = out.display().to_string();
+    let lines = eve(&out);
+    let flows = by_flow(alerts(&s.config.sensor.id, &lines));
+
+    let metrics = Metrics::new("test");
+    let service = EvidenceService::from_settings(&s, &metrics).unwrap();
+    let sink = service.sink();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let store = Store {
+        dir: PathBuf::from(&s.config.evidence.store_dir),
+        max_bytes: u64::MAX,
+        retention_secs: u64::MAX,
+    };
+    rt.block_on(async {
+        let task = tokio::spawn(service.clone().run(Shutdown::new(rx)));
+        for (line, _) in &lines {
+            sink(line.as_bytes());
+        }
+        // Bounded wait for the copies.
+        for _ in 0..200 {
+            if store.list().unwrap().len() == flows.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+    });
+    let kept = store.list().unwrap();
+    assert_eq!(kept.len(), flows.len());
+    for g in &flows {
+        let e = kept
+            .iter()
+            .find(|e| e.community_id == g[0].community_id)
+            .unwrap();
+        assert_eq!(e.alerts.len(), g.len(), "alerts of one flow share one copy");
+    }
+    let rendered = metrics.render();
+    assert!(
+        rendered.contains(&format!("ids2_evidence_flows {}\n", flows.len())),
+        "{rendered}"
+    );
+    assert!(rendered.contains("ids2_evidence_ring_wrap_age_seconds "));
+    assert!(!rendered.contains("ids2_evidence_ring_wrap_age_seconds NaN"));
+
+    // The CLI, on a config whose store is that one.
+    let cfg = work.path().join("config.yaml");
+    fs::write(&cfg, config::to_yaml(&s.config)).unwrap();
+    let list = Command::new(AGENT)
+        .args(["pcap", "list", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{list:?}");
+    let text = String::from_utf8(list.stdout).unwrap();
+    assert_eq!(text.lines().count(), flows.len() + 1, "{text}");
+    let a = &flows[0][0];
+    assert!(text.contains(a.community_id.as_deref().unwrap()), "{text}");
+    assert!(text.contains("9170"), "{text}");
+
+    let first = kept
+        .iter()
+        .find(|e| e.community_id == a.community_id)
+        .unwrap();
+    let want = fs::read(store.pcap_path(first)).unwrap();
+    for args in [
+        vec![
+            "--community-id".to_string(),
+            a.community_id.clone().unwrap(),
+        ],
+        vec!["--flow-id".to_string(), a.flow_id.unwrap().to_string()],
+        vec!["--alert".to_string(), a.note.event_id.clone()],
+    ] {
+        let got = Command::new(AGENT)
+            .args(["pcap", "get", "--config"])
+            .arg(&cfg)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(got.status.success(), "{args:?}: {got:?}");
+        assert_eq!(got.stdout, want, "{args:?}");
+    }
+    let file = work.path().join("flow.pcap");
+    let got = Command::new(AGENT)
+        .args(["pcap", "get", "--config"])
+        .arg(&cfg)
+        .args(["--flow-id", &a.flow_id.unwrap().to_string(), "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(got.status.success() && got.stdout.is_empty(), "{got:?}");
+    assert_eq!(fs::read(&file).unwrap(), want);
+
+    let missing = Command::new(AGENT)
+        .args(["pcap", "get", "--config"])
+        .arg(&cfg)
+        .args(["--community-id", "1:doesnotexist="])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("no evidence for community id 1:doesnotexist=") && err.contains("pcap list"),
+        "{err}"
+    );
+    assert!(missing.stdout.is_empty());
+    // Exactly one selector.
+    let both = Command::new(AGENT)
+        .args(["pcap", "get", "--config"])
+        .arg(&cfg)
+        .args(["--flow-id", "1", "--alert", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+}
