@@ -323,7 +323,7 @@ fn stopped() -> bool {
 }
 
 /// The sensor's config for the lab, as the agent reads it: capture on the sensor namespace's
-/// eth0, logs, rules, socket and rendered files in `work`, the ECS archive at `archive`,
+/// eth0, logs, rules, socket, rendered files and the evidence store in `work`, the ECS archive at `archive`,
 /// workers and cores fitted to this machine.
 pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
     let workers = cpus.clamp(1, 2);
@@ -345,7 +345,8 @@ pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
          metrics: {{listen: '{metrics}'}}\n\
          history: {{repo: {history:?}}}\n\
          paths: {{rendered_dir: {rendered:?}, vector_data_dir: {vector:?}}}\n\
-         fleet: {{rules: {{scheduled: false}}}}\n",
+         fleet: {{rules: {{scheduled: false}}}}\n\
+         evidence: {{store_dir: {evidence:?}}}\n",
         pid = std::process::id(),
         subnet = emulate::LAB_SUBNET,
         cores = cores.join(", "),
@@ -357,6 +358,7 @@ pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
         history = p("history.git"),
         rendered = p("rendered"),
         vector = p("vector"),
+        evidence = p("evidence"),
     )
 }
 
