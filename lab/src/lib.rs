@@ -323,8 +323,8 @@ fn stopped() -> bool {
 }
 
 /// The sensor's config for the lab, as the agent reads it: capture on the sensor namespace's
-/// eth0, logs, rules, socket, rendered files and the evidence store in `work`, the ECS archive at `archive`,
-/// workers and cores fitted to this machine.
+/// eth0, logs, rules, socket, rendered files and the evidence store in `work`, the ECS archive
+/// at `archive`, workers and cores fitted to this machine.
 pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
     let workers = cpus.clamp(1, 2);
     let cores: Vec<String> = (0..workers).map(|c| c.to_string()).collect();
