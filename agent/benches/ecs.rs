@@ -90,6 +90,7 @@ fn mapper() -> Mapper {
         home_net: ["192.168.0.0/16", "10.0.0.0/8", "172.16.0.0/12"]
             .map(String::from)
             .to_vec(),
+        evidence: true,
     })
     .expect("the shipped ECS program compiles")
 }

@@ -2,9 +2,10 @@
 //! `suricata -T`) replays corpus captures with `suricata -r`; every alerted flow is copied out of
 //! the ring into the store, its pcap reads back with tcpdump, holds that flow's 5-tuple only, as
 //! many packets as Suricata counted for the flow, and begins at the flow's first packet (EVE
-//! `flow.start`), before the alert. The daemon's sink and task do the same from EVE lines; the
-//! size cap evicts the oldest flows and retention the expired ones; `ids2-agent pcap list/get`
-//! serve the store (unknown id: exit 2). Skips with a message without suricata or the corpus.
+//! `flow.start`), before the alert; the alert's ECS document is tagged as having evidence. The
+//! daemon's sink and task do the same from EVE lines; the size cap evicts the oldest flows and
+//! retention the expired ones; `ids2-agent pcap list/get` serve the store (unknown id: exit 2).
+//! Skips with a message without suricata or the corpus.
 
 use std::collections::HashMap;
 use std::fs;
@@ -14,10 +15,11 @@ use std::time::Duration;
 
 use ids2_agent::apply::{self, Validator};
 use ids2_agent::config::{self, Settings};
+use ids2_agent::ecs::Mapper;
 use ids2_agent::evidence::store::{Lookup, Store};
 use ids2_agent::evidence::{pcap, ring, AlertRef, EvidenceService, Keeper, Kept};
 use ids2_agent::metrics::Metrics;
-use ids2_agent::render::RenderOptions;
+use ids2_agent::render::{RenderOptions, EVIDENCE_TAG};
 use ids2_agent::supervisor::Shutdown;
 use ids2_agent::suricata::Suricata;
 use serde_json::Value;
@@ -299,6 +301,33 @@ fn every_alerted_flow_is_kept_from_its_first_packet_and_nothing_else() {
         let found = k.store.find(&lookup).unwrap().unwrap();
         assert_eq!(found.community_id, a.community_id, "{lookup}");
     }
+}
+
+#[test]
+fn alert_documents_say_the_sensor_keeps_their_packets() {
+    let (Some(suricata), Some(corpus)) = (suricata(), corpus()) else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let s = settings(work.path(), "");
+    let out = replay(&suricata, &s, &corpus, work.path());
+    let lines = eve(&out);
+    let off = settings(work.path(), ", mode: off");
+    let (mut on, mut off) = (Mapper::new(&s).unwrap(), Mapper::new(&off).unwrap());
+    let (mut alerts, mut others) = (0, 0);
+    for (line, v) in &lines {
+        let doc = on.map_line(line).unwrap();
+        if v["event_type"] == "alert" {
+            alerts += 1;
+            assert_eq!(doc["tags"], serde_json::json!([EVIDENCE_TAG]), "{doc}");
+            assert_eq!(doc["network"]["community_id"], v["community_id"]);
+        } else {
+            others += 1;
+            assert!(doc.get("tags").is_none(), "only alerts: {doc}");
+        }
+        assert!(off.map_line(line).unwrap().get("tags").is_none());
+    }
+    assert!(alerts > 0 && others > 0);
 }
 
 /// EVE's timestamp in microseconds (the format the ECS program parses).

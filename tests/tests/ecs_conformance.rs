@@ -49,6 +49,7 @@ fn vars() -> ProgramVars {
         home_net: ["192.168.0.0/16", "10.0.0.0/8", "172.16.0.0/12"]
             .map(String::from)
             .to_vec(),
+        evidence: true,
     }
 }
 

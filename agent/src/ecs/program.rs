@@ -17,6 +17,7 @@ mod tests {
             sensor_name: name.into(),
             interface: "eth0".into(),
             home_net: vec!["10.0.0.0/8".into(), "fd00::/8".into()],
+            evidence: true,
         }
     }
 

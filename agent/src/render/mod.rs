@@ -413,7 +413,14 @@ pub struct ProgramVars {
     pub interface: String,
     /// `capture.home_net` as CIDR strings: decides `network.direction`.
     pub home_net: Vec<String>,
+    /// Whether the sensor keeps packet evidence (`evidence.mode` not `off`): alerts are tagged
+    /// [`EVIDENCE_TAG`].
+    pub evidence: bool,
 }
+
+/// The ECS `tags` value of an alert whose flow's packets the sensor keeps; with the alert's
+/// `network.community_id` it is what `ids2-agent pcap get --community-id` needs.
+pub const EVIDENCE_TAG: &str = "ids2-pcap-evidence";
 
 impl ProgramVars {
     /// The values for a validated config.
@@ -424,6 +431,7 @@ impl ProgramVars {
             sensor_name: c.sensor.name.clone().unwrap_or_else(|| c.sensor.id.clone()),
             interface: c.capture.interface.clone(),
             home_net: settings.home_net.iter().map(|n| n.to_string()).collect(),
+            evidence: c.evidence.enabled(),
         }
     }
 }
@@ -529,6 +537,7 @@ fn ecs_context(vars: &ProgramVars, enrich: &EnrichVars) -> Result<Value, RenderE
         "sensor_name": literal("sensor.name", &vars.sensor_name)?,
         "interface": literal("capture.interface", &vars.interface)?,
         "home_net": format!("[{}]", home_net.join(",")),
+        "evidence_tag": vars.evidence.then(|| format!("\"{EVIDENCE_TAG}\"")),
         "enrich": enrich.context(),
     }))
 }
