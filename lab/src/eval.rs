@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use ids2_agent::behaviour::{self, BehaviourDetector};
-use ids2_agent::config::Settings;
+use ids2_agent::config::{EvidenceMode, Settings};
 use ids2_agent::render::{self, RenderOptions};
 use ids2_agent::suricata::Suricata;
 
@@ -262,7 +262,11 @@ pub fn evaluate(
     work: &Path,
     jobs: usize,
 ) -> Result<EvalReport, LabError> {
-    let set = render::render(settings, &RenderOptions::default())?;
+    // A detection replay keeps no packet evidence: Suricata's pcap-log would only add time
+    // (offline it costs Suricata about as much CPU again, bench/evidence-cost.sh).
+    let mut settings = settings.clone();
+    settings.config.evidence.mode = EvidenceMode::Off;
+    let set = render::render(&settings, &RenderOptions::default())?;
     let yaml = work.join("suricata.yaml");
     let rules = work.join("ids2.rules");
     for (path, name) in [
