@@ -87,6 +87,11 @@ enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// Threat-intelligence indicator feeds (intel.presets, intel.feeds).
+    Intel {
+        #[command(subcommand)]
+        action: IntelAction,
+    },
     /// Anomaly detection on EVE flow records (Isolation Forest).
     Anomaly {
         #[command(subcommand)]
@@ -103,6 +108,22 @@ enum RulesAction {
         /// The config file.
         #[arg(long, default_value = "/etc/ids2/config.yaml")]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum IntelAction {
+    /// Download every feed, drop invalid and allowlisted entries, compile them into Suricata
+    /// datasets and rules, check them with `suricata -T`, swap them in, record the change in
+    /// the history and load it into the running Suricata without a restart. A feed that fails
+    /// keeps its last good version (exit 1 after the others are installed).
+    Update {
+        /// The config file.
+        #[arg(long, default_value = "/etc/ids2/config.yaml")]
+        config: PathBuf,
+        /// Only the feeds whose interval is due (what the daemon's schedule does).
+        #[arg(long)]
+        due: bool,
     },
 }
 
@@ -392,6 +413,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rules {
             action: RulesAction::Update { config },
         } => rules_update(&config),
+        Command::Intel {
+            action: IntelAction::Update { config, due },
+        } => intel_update(&config, due),
         Command::Anomaly { action } => anomaly_command(action),
     }
 }
@@ -475,6 +499,22 @@ fn rules_update(config: &std::path::Path) -> Result<(), Failure> {
     let updater = ids2_agent::fleet::RuleUpdater::for_settings(&settings)?;
     println!("{}", updater.update_recorded(&metrics)?);
     Ok(())
+}
+
+/// `intel update`: prints each feed's outcome; exit 1 when a feed failed (it keeps its last
+/// good version) or the update failed as a whole (every feed keeps it).
+fn intel_update(config: &std::path::Path, due: bool) -> Result<(), Failure> {
+    let settings = config::load(config)?;
+    let updater = ids2_agent::intel::feeds::FeedUpdater::for_settings(&settings)?;
+    let report = block_on(updater.update(!due))?;
+    println!("{report}");
+    match report.failed() {
+        0 => Ok(()),
+        n => Err(Failure {
+            code: 1,
+            error: anyhow::anyhow!("{n} feed(s) failed and kept their last good version"),
+        }),
+    }
 }
 
 /// Runs one command's future; the commands are short, so a current-thread runtime suffices.

@@ -19,6 +19,11 @@ pub const PROGRAM_ENV: &str = "IDS2_VECTOR";
 pub const INTERPOLATION_ENV: (&str, &str) =
     ("VECTOR_DANGEROUSLY_ALLOW_ENV_VAR_INTERPOLATION", "true");
 
+/// Overrides the address Vector's Prometheus exporter listens on (default `127.0.0.1:9598`, as
+/// the sensor serves it): the rendered `vector.toml` reads it as `${IDS2_VECTOR_METRICS:-…}`, so
+/// tests and the lab run several Vectors side by side without a second config.
+pub const METRICS_ADDR_ENV: &str = "IDS2_VECTOR_METRICS";
+
 /// The shared Vector build beside a checkout of this workspace.
 const SHARED_BUILD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vector/vector");
 

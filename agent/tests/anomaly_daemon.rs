@@ -379,7 +379,7 @@ fn rendered_vector_ships_the_anomaly_file_through_the_event_sink() {
     assert!(strings(&sink["inputs"]).contains(&"anomaly_ecs".to_string()));
     assert_eq!(sink["id_key"].as_str(), Some(render::DOC_ID_FIELD));
     let bulk = table(sink, "bulk");
-    assert_eq!(bulk["action"].as_str(), Some("create"));
+    assert_eq!(bulk["action"].as_str(), Some("index"));
     // event.dataset is ids2.anomaly: corp-ids2.anomaly-YYYY.MM.DD, what provision's template
     // for corp-ids2.anomaly-* maps.
     assert_eq!(

@@ -111,7 +111,7 @@ fn rendered_vector_wires_heartbeat_file_to_the_heartbeat_index() {
     assert_eq!(strings(&sink["endpoints"]), ["https://os.example"]);
     assert_eq!(sink["id_key"].as_str(), Some(render::DOC_ID_FIELD));
     let bulk = table(sink, "bulk");
-    assert_eq!(bulk["action"].as_str(), Some("create"));
+    assert_eq!(bulk["action"].as_str(), Some("index"));
     assert_eq!(bulk["index"].as_str(), Some("corp-heartbeat-%Y.%m.%d"));
     let buffer = table(sink, "buffer");
     assert_eq!(buffer["type"].as_str(), Some("disk"));

@@ -77,6 +77,62 @@ impl RuleSetState {
     }
 }
 
+/// The intel feeds' state file in `intel.dir` (written by the agent's feed updater, read by
+/// the next update, the metrics and the heartbeat).
+pub const INTEL_STATE_FILE: &str = "ids2-intel.json";
+
+/// One intel feed as last updated, kept in `<intel.dir>/ids2-intel.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IntelFeedState {
+    /// The feed's name.
+    pub name: String,
+    /// Its indicator kind.
+    pub kind: String,
+    /// First 16 hex digits of the SHA-256 of its normalised list (`none` before the first good
+    /// version).
+    pub version: String,
+    /// Indicators in the active version.
+    pub indicators: u64,
+    /// Entries of the last good download that were not valid indicators.
+    pub invalid: u64,
+    /// Entries of the last good download that the allowlist covered.
+    pub allowlisted: u64,
+    /// Entries of another kind (MISP, STIX) left out.
+    pub other_kind: u64,
+    /// When the feed last updated successfully (RFC 3339, UTC); empty if never.
+    pub updated: String,
+    /// When an update of the feed was last tried.
+    pub attempted: String,
+    /// Why the last try failed, when it did (the last good version stays active).
+    pub error: Option<String>,
+}
+
+impl IntelFeedState {
+    /// Every feed's state in `intel_dir` (empty when no update ran yet).
+    pub fn read_all(intel_dir: &Path) -> std::collections::BTreeMap<String, Self> {
+        fs::read(intel_dir.join(INTEL_STATE_FILE))
+            .ok()
+            .and_then(|t| serde_json::from_slice(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the state file in `intel_dir` (a temporary file renamed over it).
+    pub fn write_all(
+        intel_dir: &Path,
+        states: &std::collections::BTreeMap<String, Self>,
+    ) -> std::io::Result<()> {
+        fs::create_dir_all(intel_dir)?;
+        let path = intel_dir.join(INTEL_STATE_FILE);
+        let tmp = intel_dir.join(format!(".{INTEL_STATE_FILE}.tmp"));
+        fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(states).expect("state serialises"),
+        )?;
+        fs::rename(&tmp, &path)
+    }
+}
+
 /// What one heartbeat reports; `None` leaves the field out.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Snapshot {

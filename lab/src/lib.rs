@@ -25,6 +25,7 @@ pub mod emulate;
 pub mod eval;
 mod netns;
 pub mod osmem;
+pub mod ship;
 mod victim;
 
 use std::io::{Read, Write};

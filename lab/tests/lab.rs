@@ -17,7 +17,7 @@ use ids2_lab::{self as lab, LabOptions, DETECTION_WINDOW, IDS2_SIDS};
 /// (`cargo nextest run --workspace`) builds `ids2-agent` into the same directory with the same
 /// features. (A `cargo build -p ids2-agent` inside the test once re-resolved features and
 /// rebuilt half the tree, ~110 s of each clean CI run.) A missing or stale binary — one older
-/// than the agent library this test links, or than the agent's `main.rs`, as after
+/// than a source of the agent, its core or its templates, as after
 /// `cargo nextest run -p ids2-lab` alone — fails the test with the command that builds it,
 /// rather than testing yesterday's agent.
 fn agent_of_this_build() -> PathBuf {
@@ -31,22 +31,24 @@ fn agent_of_this_build() -> PathBuf {
             agent.display()
         );
     };
-    let main_rs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../agent/src/main.rs");
-    let deps = lab.with_file_name("deps");
-    let newest_input = std::fs::read_dir(&deps)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libids2_agent-") && n.ends_with(".rlib"))
-        })
-        .chain([main_rs])
-        .filter_map(|p| built(&p))
-        .max()
-        .unwrap_or(SystemTime::UNIX_EPOCH);
+    // Sources rather than the agent's rlibs: `cargo nextest run -p ids2-agent` leaves a
+    // second, newer rlib of other features beside the one a workspace build links.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs: Vec<PathBuf> = ["agent/src", "core/src", "templates"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    let mut newest_input = SystemTime::UNIX_EPOCH;
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Some(t) = built(&path) {
+                newest_input = newest_input.max(t);
+            }
+        }
+    }
     assert!(
         agent_built >= newest_input,
         "{} is older than the agent's code: rebuild it (`cargo build -p ids2-agent`, or run the \

@@ -212,6 +212,13 @@ enum OpensearchCommand {
         /// File whose first line is that webhook URL (when the URL is a secret, as Slack's are).
         #[arg(long, value_name = "FILE")]
         alert_webhook_url_file: Option<PathBuf>,
+        /// Install or update the index templates alone, not the ISM policy, Dashboards objects
+        /// or the monitor: for a cluster without those plugins (the osmem-server emulator).
+        #[arg(
+            long,
+            conflicts_with_all = ["alert_webhook_url", "alert_webhook_url_file", "retention_days", "dashboards_url"]
+        )]
+        templates_only: bool,
     },
 }
 
@@ -382,6 +389,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             offline_after_secs,
             alert_webhook_url,
             alert_webhook_url_file,
+            templates_only,
         }) => {
             let base = setup::check_endpoint(&endpoint)?.base;
             let alert_webhook_url = match (alert_webhook_url, alert_webhook_url_file) {
@@ -410,6 +418,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 replicas,
                 offline_after_secs,
                 alert_webhook_url,
+                templates_only,
             };
             setup::check_options(&options)?;
             let auth = match auth {

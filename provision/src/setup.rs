@@ -38,6 +38,9 @@ pub struct SetupOptions {
     /// Webhook the offline monitor notifies (a Notifications channel); none: alerts only show
     /// in Alerting.
     pub alert_webhook_url: Option<String>,
+    /// Install the index templates alone: no ISM policy, Dashboards objects, channel or
+    /// monitor (for a cluster without those plugins, such as the osmem-server emulator).
+    pub templates_only: bool,
 }
 
 /// What happened to one object.
@@ -408,6 +411,9 @@ pub async fn setup(rest: &Rest, o: &SetupOptions) -> Result<Report, SetupError> 
             action,
         });
     }
+    if o.templates_only {
+        return Ok(report);
+    }
     let (id, body) = &plan.policy;
     let action = ensure_policy(rest, base, id, body).await?;
     report.changes.push(Change {
@@ -690,6 +696,7 @@ mod tests {
             replicas: 0,
             offline_after_secs: 60,
             alert_webhook_url: None,
+            templates_only: false,
         }
     }
 

@@ -24,7 +24,7 @@ mod tests {
     fn values_are_embedded_as_vrl_string_literals() {
         let src = ecs_program_for(&vars(r#"Lab "A" \ 1"#)).unwrap();
         assert!(src.contains(r#""name": "Lab \"A\" \\ 1","#), "{src}");
-        assert!(src.contains(r#"ip_cidr_contains(["10.0.0.0/8","fd00::/8"], .source.ip)"#));
+        assert!(src.contains(r#"ip_cidr_contains(["10.0.0.0/8","fd00::/8"], sip)"#));
         assert!(
             !src.contains("{{") && !src.contains("{%"),
             "unrendered tera left"

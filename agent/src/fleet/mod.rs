@@ -17,7 +17,8 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::supervisor::Supervisor;
 
-/// Starts the fleet tasks under the daemon's supervisor: the heartbeat, and the scheduled rule
+/// Starts the fleet tasks under the daemon's supervisor: the heartbeat, the scheduled intel feed
+/// updates when `intel.scheduled` is on and a feed is configured, and the scheduled rule
 /// updates when `fleet.rules.scheduled` is on and Suricata and suricata-update are installed
 /// (otherwise that is logged and `ids2-agent rules update` stays available). `started` is the
 /// agent's start, for its uptime.
@@ -40,6 +41,19 @@ pub fn spawn(
             Box::pin(async move { beat.lock().await.run(shutdown).await })
         }),
     );
+    let intel = &settings.config.intel;
+    if intel.enabled() && intel.scheduled {
+        // Beside the rule updates: each feed when its interval is due.
+        match crate::intel::feeds::FeedUpdater::for_settings(settings) {
+            Ok(updater) => sup.spawn(
+                "intel-feeds",
+                Box::new(move |shutdown| {
+                    Box::pin(crate::intel::feeds::run_schedule(updater.clone(), shutdown))
+                }),
+            ),
+            Err(e) => tracing::warn!("scheduled intel feed updates are off: {e}"),
+        }
+    }
     if !settings.config.fleet.rules.scheduled {
         return;
     }

@@ -9,6 +9,7 @@
 //! Only globally routable addresses ([`crate::render::is_public`]) are ever sent.
 
 mod client;
+pub mod feeds;
 mod quota;
 
 use std::collections::{HashMap, HashSet};

@@ -470,6 +470,15 @@ fn suricata_context(settings: &Settings, opts: &RenderOptions) -> Value {
         "management_cores": management_cores(&c.capture.cpu_cores),
         "rules_dir": c.suricata.rules_dir,
         "local_rules": rendered_dir.join("current").join(LOCAL_RULES).display().to_string(),
+        // Read through intel.dir/current, so feed updates need no re-render; missing until
+        // the first `intel update`, which Suricata only warns about.
+        "intel_rules": c.intel.enabled().then(|| {
+            std::path::Path::new(&c.intel.dir)
+                .join("current")
+                .join(crate::intel::feeds::compile::RULES_FILE)
+                .display()
+                .to_string()
+        }),
         "classification_file": etc("classification.config"),
         "reference_file": etc("reference.config"),
         "threshold_file": etc("threshold.config"),

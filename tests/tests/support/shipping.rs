@@ -1,0 +1,525 @@
+//! A sensor for the shipping tests and the cut-off benchmark: the real agent
+//! (`ids2-agent run --backend process`) in a directory of its own, running the real Vector on
+//! the `vector.toml` it renders, pointed by its config alone at a local OpenSearch-API server
+//! (the osmem-server emulator, `ids2_lab::ship`); the corpus EVE as the sensor's rendered
+//! `suricata.yaml` makes it with the real Suricata; `ids2-provision opensearch setup` against
+//! the server. Used by `tests/shipping.rs` and `examples/ship_cutoff.rs`.
+// Each binary that includes this uses a different part of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ids2_lab::osmem::{self, Osmem};
+use ids2_lab::ship;
+
+pub const SENSOR: &str = "e2e-ship";
+pub const PREFIX: &str = "ids2";
+/// Suricata gets this long for the whole corpus (it needs a few seconds).
+const SURICATA_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long shipping may take to settle after the last append (Vector retries with a backoff
+/// of up to 30 s after an outage).
+pub const SETTLE: Duration = Duration::from_secs(120);
+
+/// The tools this test runs, or `None` after printing why it skips.
+pub struct Tools {
+    pub corpus: PathBuf,
+    pub vector: PathBuf,
+    pub osmem: PathBuf,
+    pub agent: PathBuf,
+    pub provision: PathBuf,
+}
+
+/// The tools, or `None` after printing what is missing. `bin_dir` holds the workspace's
+/// binaries (`target/debug`).
+pub fn tools(bin_dir: &Path) -> Option<Tools> {
+    let corpus = std::env::var_os("IDS2_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
+    let mut missing = Vec::new();
+    if !corpus.join("pcaps").is_dir() {
+        missing.push(format!(
+            "the test corpus ({}; set IDS2_CORPUS or check out ../shared/corpus)",
+            corpus.display()
+        ));
+    }
+    if Command::new("suricata").arg("-V").output().is_err() {
+        missing.push("Suricata 7 (`suricata` on PATH)".into());
+    }
+    let vector = ids2_agent::vector::locate()
+        .map_err(|e| missing.push(e))
+        .ok();
+    let osmem = osmem::locate().map_err(|e| missing.push(e)).ok();
+    if !missing.is_empty() {
+        eprintln!(
+            "SKIP: needs {}; .ci/install-deps installs them",
+            missing.join(", ")
+        );
+        return None;
+    }
+    let bin = |name: &str| {
+        let p = bin_dir.join(name);
+        assert!(
+            p.is_file(),
+            "{} is not built: run `cargo build -p ids2-agent -p ids2-provision` (the test command \
+             builds the workspace)",
+            p.display()
+        );
+        p
+    };
+    Some(Tools {
+        corpus,
+        vector: vector?,
+        osmem: osmem?,
+        agent: bin("ids2-agent"),
+        provision: bin("ids2-provision"),
+    })
+}
+
+/// The sensor's config: every path under `root` (logs in `logs`, with `logs_extra` keys),
+/// shipping to `endpoint`, heartbeats every 5 s, `shipping` as given (a YAML flow mapping).
+pub fn config_yaml(
+    root: &Path,
+    endpoint: &str,
+    logs: &Path,
+    logs_extra: &str,
+    shipping: &str,
+) -> String {
+    format!(
+        "sensor: {{id: {SENSOR}}}\n\
+         capture: {{interface: eth0, home_net: [192.168.0.0/16, 10.0.0.0/8, 172.16.0.0/12]}}\n\
+         logs: {{path: {l}{logs_extra}}}\n\
+         suricata: {{rules_dir: {r}/rules, socket_path: {r}/suricata.socket}}\n\
+         paths: {{rendered_dir: {r}/rendered, vector_data_dir: {r}/vector}}\n\
+         history: {{repo: {r}/history.git}}\n\
+         metrics: {{listen: '127.0.0.1:0'}}\n\
+         resources: {{sample_secs: 1}}\n\
+         connectivity: {{dns_names: [ids2-test.invalid], interval_secs: 5, timeout_secs: 1}}\n\
+         fleet: {{heartbeat_secs: 5}}\n\
+         shipping: {shipping}\n\
+         {}\n",
+        ship::opensearch_yaml(endpoint, PREFIX, root).unwrap(),
+        r = root.display(),
+        l = logs.display(),
+    )
+}
+
+/// Suricata's own event rules shipped with the package, as suricata-update installs them.
+const STOCK_RULES: &[&str] = &[
+    "app-layer-events",
+    "decoder-events",
+    "stream-events",
+    "http-events",
+    "dns-events",
+    "tls-events",
+    "files",
+];
+
+pub fn rule_set() -> String {
+    STOCK_RULES
+        .iter()
+        .filter_map(|n| std::fs::read_to_string(format!("/etc/suricata/rules/{n}.rules")).ok())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The corpus EVE as the sensor's rendered `suricata.yaml` makes it, one string per line; made
+/// once per process and cached on disk across processes (nextest runs each test in its own
+/// process): `<tmp>/shipping-corpus/eve.json`.
+pub fn corpus_eve(t: &Tools, tmp: &Path) -> &'static [String] {
+    static EVE: OnceLock<Vec<String>> = OnceLock::new();
+    EVE.get_or_init(|| {
+        let cache = tmp.join("shipping-corpus");
+        let eve = cache.join("eve.json");
+        let work = tempfile::tempdir().unwrap();
+        let root = work.path();
+        let settings = ids2_agent::config::from_str(
+            &config_yaml(root, "http://127.0.0.1:9", &root.join("logs"), "", "{}"),
+            Path::new("config.yaml"),
+        )
+        .unwrap();
+        let set = ids2_agent::render::render(&settings, &Default::default()).unwrap();
+        let yaml = set.get(ids2_agent::render::SURICATA_YAML).unwrap();
+        let local = set.get(ids2_agent::render::LOCAL_RULES).unwrap();
+        let stamp = format!(
+            "{:x}",
+            fnv(&[
+                yaml,
+                local,
+                rule_set().as_bytes(),
+                pcap_names(&t.corpus).as_bytes()
+            ]
+            .concat())
+        );
+        if std::fs::read_to_string(cache.join("stamp")).is_ok_and(|s| s == stamp) {
+            return read_lines(&eve);
+        }
+        let generation = root.join("rendered/generations/1");
+        std::fs::create_dir_all(generation.join("rules")).unwrap();
+        std::fs::write(generation.join(ids2_agent::render::SURICATA_YAML), yaml).unwrap();
+        std::fs::write(generation.join(ids2_agent::render::LOCAL_RULES), local).unwrap();
+        std::os::unix::fs::symlink("generations/1", root.join("rendered/current")).unwrap();
+        std::fs::create_dir_all(root.join("rules")).unwrap();
+        std::fs::write(root.join("rules/suricata.rules"), rule_set()).unwrap();
+        let out = root.join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let mut child = Command::new("suricata")
+            .arg("-r")
+            .arg(t.corpus.join("pcaps"))
+            .arg("-c")
+            .arg(
+                root.join("rendered/current")
+                    .join(ids2_agent::render::SURICATA_YAML),
+            )
+            .arg("-l")
+            .arg(&out)
+            // Offline: one thread, no CPU pinning, no unix socket, no checksum checks.
+            .args(["-k", "none", "--runmode", "single"])
+            .args(["--set", "threading.set-cpu-affinity=no"])
+            .args(["--set", "unix-command.enabled=no"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(out.join("suricata.stderr")).unwrap())
+            .spawn()
+            .expect("start suricata");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if started.elapsed() > SURICATA_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("suricata did not finish within {SURICATA_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let log = std::fs::read_to_string(out.join("suricata.stderr")).unwrap_or_default();
+        assert!(status.success(), "suricata failed ({status}):\n{log}");
+        // Build beside the cache, then rename into place: concurrent processes never see a
+        // half-written cache.
+        let tmp = cache.with_file_name(format!("shipping-corpus.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::copy(out.join("eve.json"), tmp.join("eve.json")).unwrap();
+        std::fs::write(tmp.join("stamp"), &stamp).unwrap();
+        let _ = std::fs::remove_dir_all(&cache);
+        if std::fs::rename(&tmp, &cache).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        let lines = read_lines(&out.join("eve.json"));
+        assert!(
+            lines.len() > 1000,
+            "suricata wrote {} EVE lines:\n{log}",
+            lines.len()
+        );
+        lines
+    })
+}
+
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn pcap_names(corpus: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(corpus.join("pcaps"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| {
+            let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+            format!("{}:{len}", e.file_name().to_string_lossy())
+        })
+        .collect();
+    names.sort();
+    names.join("\n")
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// `ids2-provision opensearch setup` against the server: the index templates go in first.
+pub fn provision(t: &Tools, os: &Osmem, root: &Path) {
+    let out = Command::new(&t.provision)
+        .args([
+            "opensearch",
+            "setup",
+            "--endpoint",
+            os.url(),
+            "--auth",
+            "basic",
+        ])
+        .args(["--username", "ids2", "--password-file"])
+        .arg(root.join("opensearch-password"))
+        .args(["--index-prefix", PREFIX, "--timeout-secs", "10"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "ids2-provision opensearch setup:\n{text}"
+    );
+}
+
+/// One sensor: a directory, the agent running in it, the server behind a proxy.
+pub struct Sensor {
+    pub root: PathBuf,
+    pub logs: PathBuf,
+    _dir: tempfile::TempDir,
+    agent: Option<Child>,
+    agent_log: PathBuf,
+    pub vector_metrics: std::net::SocketAddr,
+    tools_agent: PathBuf,
+    tools_vector: PathBuf,
+    config: PathBuf,
+    pub appended: Vec<String>,
+}
+
+impl Sensor {
+    /// Prepares the directory and the config (batches closed after a second: the default 5 s
+    /// only slows a test); the agent is not started yet.
+    pub fn new(t: &Tools, endpoint: &str, logs_extra: &str) -> Self {
+        Self::with(t, endpoint, None, logs_extra, "{batch_timeout_secs: 1}")
+    }
+
+    /// Like [`Sensor::new`], with the logs in `logs` (else `<root>/logs`) and `shipping` as the
+    /// config's `shipping:` value.
+    pub fn with(
+        t: &Tools,
+        endpoint: &str,
+        logs: Option<&Path>,
+        logs_extra: &str,
+        shipping: &str,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let logs = logs
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| root.join("logs"));
+        std::fs::create_dir_all(&logs).unwrap();
+        for d in ["bin", "rules", "rendered", "vector"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("rules/suricata.rules"), rule_set()).unwrap();
+        // The stand-in for the live Suricata child: it idles until stopped (`-T` checks go to
+        // the real Suricata through IDS2_SURICATA); the EVE it would write is appended by the
+        // test from the real Suricata's offline run.
+        let stand_in = root.join("bin/suricata");
+        std::fs::write(
+            &stand_in,
+            "#!/bin/sh\n[ \"$1\" = -T ] && exit 0\ntrap 'exit 0' TERM\nwhile :; do sleep 0.2; done\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = root.join("config.yaml");
+        std::fs::write(
+            &config,
+            config_yaml(&root, endpoint, &logs, logs_extra, shipping),
+        )
+        .unwrap();
+        std::fs::write(logs.join("eve.json"), "").unwrap();
+        Self {
+            logs,
+            agent_log: root.join("agent.log"),
+            root,
+            _dir: dir,
+            agent: None,
+            vector_metrics: ship::free_addr(),
+            tools_agent: t.agent.clone(),
+            tools_vector: t.vector.clone(),
+            config,
+            appended: Vec::new(),
+        }
+    }
+
+    /// Starts `ids2-agent run --backend process`; it renders, checks with the real
+    /// `suricata -T`, and starts its children: the Suricata stand-in and the real Vector.
+    pub fn start_agent(&mut self) {
+        let real_suricata = which("suricata").expect("suricata on PATH");
+        let path = format!(
+            "{}:{}",
+            self.root.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.agent_log)
+            .unwrap();
+        let mut child = Command::new(&self.tools_agent)
+            .args(["run", "--backend", "process", "--config"])
+            .arg(&self.config)
+            .env("PATH", path)
+            .env("IDS2_SURICATA", real_suricata)
+            .env(ids2_agent::vector::PROGRAM_ENV, &self.tools_vector)
+            .envs(ship::vector_env(self.vector_metrics))
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The agent's log and its children's (they inherit its stdout and stderr) go to one
+        // file, read on failure.
+        let stderr = child.stderr.take().unwrap();
+        let mut log2 = log;
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(log2, "{line}");
+            }
+        });
+        self.agent = Some(child);
+        // Up when Vector serves its metrics (after the agent's apply and start).
+        let (up, _) = ship::wait_for(Duration::from_secs(60), || {
+            (ship::scrape(self.vector_metrics).is_ok(), ())
+        });
+        assert!(
+            up,
+            "Vector did not come up under the agent:\n{}",
+            self.logs()
+        );
+    }
+
+    /// SIGTERM to the agent, which stops Suricata, then Vector (draining), then itself.
+    pub fn stop_agent(&mut self) {
+        if let Some(mut c) = self.agent.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("the agent did not stop within 60 s:\n{}", self.logs());
+        }
+    }
+
+    /// The pid of the agent's Vector child.
+    pub fn vector_pid(&self) -> Option<i32> {
+        let agent = self.agent.as_ref()?.id();
+        // A child is listed under the thread that spawned it.
+        let mut children = String::new();
+        for task in std::fs::read_dir(format!("/proc/{agent}/task"))
+            .ok()?
+            .flatten()
+        {
+            children += &std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            children.push(' ');
+        }
+        let vector = self.tools_vector.canonicalize().unwrap_or_default();
+        children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+            .find(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|exe| exe == vector))
+    }
+
+    /// Appends `lines` to `eve.json` as Suricata would (one write per line, O_APPEND; a
+    /// rotated-away file is replaced by a new one, as after Suricata's reopen).
+    pub fn append(&mut self, lines: &[String]) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join("eve.json"))
+            .unwrap();
+        let mut buf = String::new();
+        for l in lines {
+            buf.push_str(l);
+            buf.push('\n');
+            if buf.len() > 64 << 10 {
+                f.write_all(buf.as_bytes()).unwrap();
+                buf.clear();
+            }
+        }
+        f.write_all(buf.as_bytes()).unwrap();
+        self.appended.extend_from_slice(lines);
+    }
+
+    /// Appends `lines` in `parts` parts, `pause` apart.
+    pub fn append_in_parts(&mut self, lines: &[String], parts: usize, pause: Duration) {
+        for chunk in lines.chunks(lines.len().div_ceil(parts).max(1)) {
+            self.append(chunk);
+            std::thread::sleep(pause);
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let tail = |t: String| {
+            let lines: Vec<&str> = t.lines().collect();
+            lines[lines.len().saturating_sub(60)..].join("\n")
+        };
+        format!(
+            "agent and Vector (last 60 lines):\n{}",
+            tail(read(&self.agent_log))
+        )
+    }
+
+    /// Waits until the server holds every appended line exactly once; the documents-per-line
+    /// figure (documents / distinct lines) when it does, else a failure naming the difference.
+    pub fn settle(&self, os: &Osmem, what: &str) -> f64 {
+        let want =
+            ship::expected_documents(SENSOR, PREFIX, self.appended.iter().map(String::as_str))
+                .unwrap();
+        let (ok, got) = ship::wait_for(SETTLE, || {
+            let got = ship::indexed_ids(os, &format!("{PREFIX}-suricata.*")).unwrap();
+            (ship::exactly_once(&want, &got).is_ok(), got)
+        });
+        if !ok {
+            panic!(
+                "{what}: not every EVE line indexed exactly once within {SETTLE:?}:\n{}\n{}",
+                ship::exactly_once(&want, &got).unwrap_err(),
+                self.logs()
+            );
+        }
+        let docs: usize = got.values().map(Vec::len).sum();
+        let distinct: usize = want.values().map(BTreeSet::len).sum();
+        let figure = docs as f64 / distinct as f64;
+        eprintln!(
+            "{what}: {} EVE lines ({distinct} distinct) -> {docs} documents: {figure:.3} per distinct line",
+            self.appended.len()
+        );
+        figure
+    }
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.agent.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn inode(path: &Path) -> Option<u64> {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).ok()?).into()
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
