@@ -214,7 +214,8 @@ pub async fn serve(
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = stop.wait_for(|s| *s) => break,
+            // The guard `wait_for` returns is not `Send`: dropped inside, never held by select.
+            _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => break,
         }
     }
     // Responses in flight may finish; idle keep-alive connections are not waited for long.

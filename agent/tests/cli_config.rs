@@ -134,7 +134,7 @@ fn a_file_that_is_not_utf8_exits_2_naming_the_byte() {
     )
     .unwrap();
     setup.refused(predicate::str::contains(
-        "not UTF-8 text: byte 0xff at line 3, column 24",
+        "not UTF-8 text: byte 0xff at line 3, column 25",
     ));
     // check-config, the operator's first step, says the same with the same code.
     agent()

@@ -701,7 +701,6 @@ async fn hostile_strings_cannot_add_email_headers() {
             "Content-Type",
             "Date",
             "From",
-            "MIME-Version",
             "Subject",
             "To"
         ],

@@ -22,7 +22,7 @@ pub const SHORT_MAX_CHARS: usize = 40;
 
 /// An attacker-controlled string made safe for any of the renderings: control characters and
 /// the Unicode line separators and direction overrides written as `\n`, `\r`, `\t` or
-/// `\u{…}`, and at most `max_chars` characters, the last one `…` when cut.
+/// `\u{…}`, and at most `max_chars` characters, then `…` when cut.
 pub fn untrusted(s: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max_chars * 2) + 3);
     let mut len = 0;
@@ -141,7 +141,10 @@ impl Message {
                     t.push_str(&format!("\n{n} × {sig} (sid {sid})"));
                 }
                 if d.signatures.len() > DIGEST_TOP {
-                    let rest: u64 = d.signatures[DIGEST_TOP..].iter().map(|s| s.2).sum();
+                    // Saturating: the counts are the limiter's, but a sum must not panic.
+                    let rest = d.signatures[DIGEST_TOP..]
+                        .iter()
+                        .fold(0u64, |sum, s| sum.saturating_add(s.2));
                     t.push_str(&format!(
                         "\n{rest} more from {} other signatures",
                         d.signatures.len() - DIGEST_TOP
@@ -212,6 +215,28 @@ mod tests {
                 .chars()
                 .count(),
             TEXT_MAX_CHARS + 1
+        );
+    }
+
+    #[test]
+    fn digest_sum_of_huge_counts_saturates() {
+        // Found by the notify fuzz target: the "N more" sum overflowed.
+        let sig = |n| (1, "x".to_string(), n);
+        let d = Digest {
+            count: 1,
+            first_timestamp: String::new(),
+            last_timestamp: String::new(),
+            distinct_sources: 1,
+            signatures: std::iter::repeat_n(sig(u64::MAX), DIGEST_TOP + 2).collect(),
+        };
+        let sensor = Sensor {
+            id: "s".into(),
+            name: "s".into(),
+        };
+        let text = Message::Digest(d).text(&sensor);
+        assert!(
+            text.ends_with(&format!("\n{} more from 2 other signatures", u64::MAX)),
+            "{text}"
         );
     }
 
