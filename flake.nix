@@ -104,7 +104,7 @@
             '';
           };
 
-          # The AWS emulator the provision tests use (CONTRACTS.md: $IDS2_MOTO_SERVER).
+          # The AWS emulator the provision tests use ($IDS2_MOTO_SERVER).
           pythonWithMoto = pkgs.python3.withPackages
             (ps: [ ps.moto ] ++ (ps.moto.optional-dependencies.server or [ ]));
           # Real components the tests look for; root-only tests skip inside the Nix sandbox.

@@ -159,7 +159,7 @@ in
             "cat ${standInDir}/*.ndjson | grep '\"suricata.alert\"' | grep '${localSid}' | head -n 1"
         )
         ecs = json.loads(doc)
-        # CONTRACTS.md: event.dataset is suricata.<event_type>, and it routes the index.
+        # event.dataset is suricata.<event_type>, and it routes the index (docs/ecs.md).
         assert ecs["event"]["dataset"] == "suricata.alert", ecs
 
     with subtest("the agent rotates eve.json and Suricata writes the new one"):

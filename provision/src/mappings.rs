@@ -2,7 +2,7 @@
 //!
 //! The field list comes from `ids2_core::ecs::emitted_fields()` at run time, so the
 //! templates follow the mapping as it grows. Dotted names become nested `properties`. Indices
-//! are daily and named by the event's own date (see CONTRACTS.md), so the templates match
+//! are daily and named by the event's own date (docs/fleet.md), so the templates match
 //! `<prefix>-suricata.*`, `<prefix>-heartbeat-*` and `<prefix>-ids2.anomaly-*`.
 
 use ids2_core::ecs::EcsField;

@@ -1,5 +1,5 @@
-//! The agent's Prometheus metrics: a small registry of the families named in CONTRACTS.md and
-//! the HTTP endpoint (hyper 1) that serves them in text format 0.0.4.
+//! The agent's Prometheus metrics: a small registry of the families the Grafana dashboard
+//! queries and the HTTP endpoint (hyper 1) that serves them in text format 0.0.4.
 //!
 //! The registry is hand-rolled rather than a client library: the family list is fixed by the
 //! contract, the values are few, and rendering them is a page of code that keeps the agent small.
@@ -147,9 +147,9 @@ fn format_value(v: f64) -> String {
 /// Process label values of the per-process families.
 pub const PROCESSES: [&str; 3] = ["suricata", "vector", "agent"];
 
-/// Every family the agent exports; names and labels are fixed by CONTRACTS.md (the Grafana
-/// dashboard queries them), except `ids2_pipeline_process_up`, which this module adds so a
-/// missing Vector or Suricata binary is visible without reading logs.
+/// Every fixed family the agent exports. Names and labels are an interface: the Grafana
+/// dashboard and the operators' alerts query them (`.ci/nix-checks` holds the dashboard to
+/// these names), so a rename is a breaking change.
 #[derive(Debug)]
 pub struct Metrics {
     /// `ids2_build_info{version}`.
