@@ -10,8 +10,9 @@
 //!
 //! - **Slow port scan** (9201010, T1046): a source's probe flows (TCP flows in which the client
 //!   sent no data, UDP flows no service answered) to [`Options::scan_ports`] distinct ports of
-//!   one host within [`Options::window_secs`]. FP budget: a monitoring poller checking that many
-//!   ports of one host (suppress its address).
+//!   one host within [`Options::window_secs`]; UDP traceroute's ports and answers to multicast
+//!   queries ([`MULTICAST_ANSWER_PORTS`]) are not probes. FP budget: a monitoring poller
+//!   checking that many ports of one host (suppress its address).
 //! - **Host sweep** (9201011, T1046): probe flows from one source to [`Options::sweep_hosts`]
 //!   distinct hosts on one port within the window. FP budget: inventory and monitoring tools.
 //! - **Login brute force** (9201020, T1110): [`Options::login_sessions`] short sessions
@@ -78,6 +79,10 @@ pub const LOGIN_PORTS: &[u64] = &[
 /// UDP traceroute's destination ports (33434 plus three probes for each of up to 30 hops):
 /// its probes are unanswered by design (the hops answer with ICMP), not a scan.
 pub const TRACEROUTE_PORTS: std::ops::RangeInclusive<u64> = 33_434..=33_534;
+/// UDP source ports of responders to multicast queries (mDNS, LLMNR, SSDP): they answer the
+/// asker's port unicast, a flow Suricata cannot pair with the multicast query, so every answer
+/// looks like an unanswered probe of a new port (the corpus's SMB capture: ten LLMNR answers).
+pub const MULTICAST_ANSWER_PORTS: &[u64] = &[1900, 5353, 5355];
 /// DNS record types that carry arbitrary data downstream (KEY: dns2tcp's other channel).
 pub const DATA_RECORD_TYPES: &[&str] = &["NULL", "TXT", "CNAME", "MX", "SRV", "KEY", "PRIVATE"];
 
@@ -253,7 +258,10 @@ impl BehaviourDetector {
             _ => return out,
         };
         let o = self.opts.clone();
-        if is_probe(r, proto) && !(proto == "udp" && TRACEROUTE_PORTS.contains(&dport)) {
+        let sport = r["src_port"].as_u64().unwrap_or(0);
+        let not_a_probe = proto == "udp"
+            && (TRACEROUTE_PORTS.contains(&dport) || MULTICAST_ANSWER_PORTS.contains(&sport));
+        if is_probe(r, proto) && !not_a_probe {
             let key = (src.to_string(), dst.to_string(), proto);
             if let Some(ports) = self
                 .ports
@@ -633,6 +641,26 @@ mod tests {
             })
             .collect();
         assert!(run(&mut d, &traceroute).is_empty());
+    }
+
+    #[test]
+    fn answers_to_multicast_queries_are_not_a_scan() {
+        // LLMNR answers from 5355 to ten askers' ports; the same from an ephemeral port is.
+        let answers = |sport: u64| -> Vec<Value> {
+            (0..10)
+                .map(|i| {
+                    let mut f = probe(i, 50_000 + u64::from(i) * 7, "192.0.2.7");
+                    f["proto"] = "UDP".into();
+                    f["src_port"] = sport.into();
+                    f["flow"]["pkts_toclient"] = 0.into();
+                    f
+                })
+                .collect()
+        };
+        let mut d = BehaviourDetector::new(Options::default());
+        assert!(run(&mut d, &answers(5355)).is_empty());
+        let mut d = BehaviourDetector::new(Options::default());
+        assert_eq!(run(&mut d, &answers(40_000)).len(), 1);
     }
 
     #[test]
