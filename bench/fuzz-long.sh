@@ -18,10 +18,16 @@ profile=${FUZZ_PROFILE:-dev}
 # target label, crate, test binary, test name
 targets=(
   "config ids2-core fuzz_config fuzz_config_any_bytes"
+  "eve-tailer ids2-agent fuzz fuzz_eve_tailer"
+  "ecs ids2-agent fuzz fuzz_ecs_mapping"
+  "notify ids2-agent fuzz fuzz_notify_renderers"
+  "metrics-http ids2-agent fuzz fuzz_metrics_endpoint"
+  "blocklist-http ids2-agent fuzz fuzz_blocklist_endpoint"
 )
 want=("$@")
 
 cargo test -q --profile "$profile" -p ids2-core --test fuzz_config --no-run
+cargo test -q --profile "$profile" -p ids2-agent --test fuzz --no-run
 
 work=$(mktemp -d /tmp/ids2-fuzz-long.XXXXXX)
 trap 'rm -rf "$work"' EXIT

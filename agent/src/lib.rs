@@ -22,6 +22,7 @@ pub mod files;
 pub mod fleet;
 pub mod gitops;
 pub mod intel;
+pub mod listen;
 pub mod metrics;
 pub mod net;
 pub mod notify;

@@ -24,6 +24,7 @@ use crate::connectivity::{self, Checkers, Connectivity, ConnectivityError};
 use crate::eve::{EveReader, LineSink, Reopen, Rotation};
 use crate::fleet::SuricataSocket;
 use crate::intel::{self, Intel, IntelConfig, IntelError, IntelHandle, IntelStats};
+use crate::listen::{Limits, ListenStats};
 use crate::metrics::{self, Metrics, ServeError};
 use crate::notify::{Alert, Notifier, NotifyConfig, NotifyError, NotifyHandle, NotifyStats};
 use crate::pipeline::{
@@ -235,10 +236,21 @@ pub async fn run_with(
     let mut sigint = signal(SignalKind::interrupt()).map_err(RunError::Runtime)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(RunError::Runtime)?;
 
-    let server = metrics::serve(settings.metrics_listen, metrics.clone()).await?;
+    // One set of refusal counters for both HTTP listeners, so the family is rendered once.
+    let listen_stats = Arc::<ListenStats>::default();
+    let stats = listen_stats.clone();
+    metrics.add_renderer(Box::new(move |out| stats.render(out)));
+    let limits = Limits {
+        stats: listen_stats.clone(),
+        ..Limits::new(settings.metrics_allow_from.clone())
+    };
+    let server = metrics::serve(settings.metrics_listen, limits, metrics.clone()).await?;
     tracing::info!(addr = %server.local_addr(), "metrics endpoint up");
     let checkers = Checkers::for_settings(&settings)?;
-    let responders = Responders::from_settings(&settings, &metrics)?;
+    let mut responders = Responders::from_settings(&settings, &metrics)?;
+    if let Some(block) = &mut responders.block {
+        block.feed_limits.stats = listen_stats;
+    }
 
     let settings = Arc::new(settings);
     let first = match apply_logged(&reloader, &settings, Profile::Full, &metrics).await {

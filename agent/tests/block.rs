@@ -53,6 +53,8 @@ fn config(ttl: Duration) -> BlockConfig {
         ttl,
         max_entries: 100_000,
         feed_listen: "127.0.0.1:0".parse().unwrap(),
+        feed_limits: ids2_agent::listen::Limits::default(),
+        max_decisions_per_minute: 10_000,
         nft: None,
         // The test must not depend on the host's gateway: it is checked in the unit tests.
         discover_host: false,
@@ -501,4 +503,213 @@ async fn nftables_set_drops_a_blocked_peer_until_expiry() {
     );
     assert_eq!(r.get("/blocklist.txt").await.1, "");
     r.stop().await;
+}
+
+// ---- a spoofed-source flood ----
+
+/// What a flood of alerts with spoofed sources must leave behind.
+struct Flood {
+    /// Addresses that must never be blocked, and why.
+    protected: Vec<(IpNet, &'static str)>,
+    max_entries: usize,
+    per_minute: u32,
+}
+
+/// Floods the blocker with 20 000 high-severity alerts whose sources are random (IPv4 and IPv6)
+/// or inside `protected` (HOME_NET, the gateway, the sensor's own address, management targets,
+/// the allowlist), as a spoofing attacker would make Suricata write them; checks the feed and
+/// the counters an operator watches.
+async fn flood(mut cfg: BlockConfig, f: Flood) {
+    cfg.max_entries = f.max_entries;
+    cfg.max_decisions_per_minute = f.per_minute;
+    let started = Instant::now();
+    let r = start(cfg).await;
+    let nets: Vec<IpNet> = f.protected.iter().map(|(n, _)| *n).collect();
+    let mut rng = Rng(0x5eed_f100d);
+    for i in 0..20_000u32 {
+        let src = rng.addr(&nets);
+        // Aimed at a host inside HOME_NET, as Suricata's rules mostly are.
+        let a = alert(&src.to_string(), "192.168.1.5", 1);
+        assert!(
+            r.handle.offer(&a),
+            "alert {i} dropped: the queue holds the flood"
+        );
+    }
+    wait_until("every alert judged", || {
+        r.stats.allowlisted()
+            + r.stats.decisions()
+            + r.stats.refused_full()
+            + r.stats.rate_limited()
+            >= 20_000
+    })
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let (_, text) = r.get("/blocklist.txt").await;
+    let listed: Vec<IpAddr> = text.lines().map(|l| l.parse().unwrap()).collect();
+    for ip in &listed {
+        if let Some((_, why)) = f.protected.iter().find(|(n, _)| n.contains(ip)) {
+            panic!("{ip} ({why}) was blocked");
+        }
+    }
+    assert!(
+        listed.len() <= f.max_entries,
+        "{} entries over the cap",
+        listed.len()
+    );
+    // A bucket of one minute's worth, refilled while the flood ran.
+    let allowed = f64::from(f.per_minute) * (1.0 + elapsed / 60.0);
+    assert!(
+        (r.stats.decisions() as f64) <= allowed.ceil(),
+        "{} decisions in {elapsed:.1} s at {} a minute",
+        r.stats.decisions(),
+        f.per_minute
+    );
+    assert!(
+        r.stats.allowlisted() > 5_000,
+        "the flood must hit the allowlist too"
+    );
+    let mut m = String::new();
+    r.stats.render(&mut m);
+    assert!(
+        m.contains(&format!("ids2_blocked_addresses {}\n", listed.len())),
+        "{m}"
+    );
+    if f.max_entries < f.per_minute as usize {
+        // At the cap: the table is full, the rest refused and counted.
+        assert_eq!(listed.len(), f.max_entries);
+        assert!(r.stats.refused_full() > 0);
+        assert!(
+            m.contains(&format!(
+                "ids2_block_refused_full_total {}\n",
+                r.stats.refused_full()
+            )),
+            "{m}"
+        );
+    } else {
+        assert!(r.stats.rate_limited() > 0);
+        assert!(
+            m.contains(&format!(
+                "ids2_block_rate_limited_total {}\n",
+                r.stats.rate_limited()
+            )),
+            "{m}"
+        );
+    }
+    r.stop().await;
+}
+
+fn flood_protected() -> Vec<(IpNet, &'static str)> {
+    vec![
+        (net("192.168.0.0/16"), "HOME_NET"),
+        (net("fd00::/8"), "HOME_NET"),
+        (net("203.0.113.0/28"), "blocking.allowlist"),
+        (net("198.51.100.50/32"), "management target"),
+        (net("198.51.100.51/32"), "management target"),
+    ]
+}
+
+fn flood_config() -> BlockConfig {
+    let mut cfg = config(Duration::from_secs(600));
+    cfg.policy.home_net = vec![net("192.168.0.0/16"), net("fd00::/8")];
+    cfg.allowlist = Allowlist::new(
+        cfg.policy.home_net.clone(),
+        vec![],
+        vec![
+            (net("203.0.113.0/28"), "blocking.allowlist".into()),
+            (net("198.51.100.50"), "network.management_targets".into()),
+            (net("198.51.100.51"), "network.management_targets".into()),
+        ],
+    );
+    cfg
+}
+
+#[tokio::test]
+async fn spoofed_flood_is_rate_limited_and_never_blocks_the_protected() {
+    flood(
+        flood_config(),
+        Flood {
+            protected: flood_protected(),
+            max_entries: 10_000,
+            per_minute: 50,
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn spoofed_flood_stops_at_the_table_cap() {
+    flood(
+        flood_config(),
+        Flood {
+            protected: flood_protected(),
+            max_entries: 25,
+            per_minute: 500,
+        },
+    )
+    .await;
+}
+
+/// The same flood inside a network namespace the test makes, with a default gateway there: the
+/// blocker finds the gateway and its own address over rtnetlink, as on the sensor, and spoofed
+/// alerts from either never block them.
+#[test]
+fn spoofed_flood_never_blocks_the_discovered_gateway() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP spoofed_flood_never_blocks_the_discovered_gateway: needs root (network namespaces)");
+        return;
+    }
+    let n = Pair::next_number();
+    let (a, b) = (
+        format!("vfs{}-{n}", std::process::id()),
+        format!("vfp{}-{n}", std::process::id()),
+    );
+    let pair = Pair::create(
+        "ids2-fld",
+        n,
+        End {
+            link: &a,
+            cidr: "198.18.7.1/24",
+        },
+        End {
+            link: &b,
+            cidr: "198.18.7.254/24",
+        },
+    );
+    netns::ip(&[
+        "-n",
+        &pair.sensor,
+        "route",
+        "add",
+        "default",
+        "via",
+        "198.18.7.254",
+    ]);
+    let ns = format!("/var/run/netns/{}", pair.sensor);
+    // Every socket of this thread's runtime (rtnetlink, the feed) lives in the sensor namespace.
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&ns).unwrap();
+        nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut cfg = flood_config();
+            cfg.discover_host = true;
+            let mut protected = flood_protected();
+            protected.push((net("198.18.7.254/32"), "default gateway"));
+            protected.push((net("198.18.7.1/32"), "the sensor's own address"));
+            flood(
+                cfg,
+                Flood {
+                    protected,
+                    max_entries: 10_000,
+                    per_minute: 50,
+                },
+            )
+            .await;
+        });
+    })
+    .join()
+    .expect("the flood inside the namespace failed");
 }

@@ -126,6 +126,26 @@ fn missing_config_file_exits_2() {
 }
 
 #[test]
+fn a_file_that_is_not_utf8_exits_2_naming_the_byte() {
+    let setup = Setup::new();
+    fs::write(
+        setup.config(),
+        [GOOD.as_bytes(), b"capture: {interface: eth\xff}\n"].concat(),
+    )
+    .unwrap();
+    setup.refused(predicate::str::contains(
+        "not UTF-8 text: byte 0xff at line 3, column 25",
+    ));
+    // check-config, the operator's first step, says the same with the same code.
+    agent()
+        .arg("check-config")
+        .arg(setup.config())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("save the file as UTF-8"));
+}
+
+#[test]
 fn yaml_syntax_error_shows_line_and_column() {
     let setup = Setup::new();
     setup.write_config(&format!("{GOOD}capture:\n  home_net: [10.0.0.0/8\n"));

@@ -213,7 +213,8 @@ async fn slack_payload_is_text_only() {
     wait_until("delivery", || stats.sent(ChannelKind::Webhook) == 1).await;
     let hits = rx.wait_for(1).await;
     let body = hits[0].body.as_object().unwrap();
-    assert_eq!(body.keys().collect::<Vec<_>>(), ["text"]);
+    assert_eq!(body.keys().collect::<Vec<_>>(), ["mrkdwn", "text"]);
+    assert_eq!(body["mrkdwn"], false);
     let text = body["text"].as_str().unwrap();
     for part in [
         "HIGH alert",
@@ -438,7 +439,7 @@ fn aiosmtpd_python() -> Option<PathBuf> {
 }
 
 const SMTP_SERVER: &str = r#"
-import asyncio, json, ssl, sys
+import asyncio, email, email.policy, json, ssl, sys
 from aiosmtpd.smtp import SMTP, AuthResult
 cert, key, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -448,7 +449,10 @@ def auth(server, session, envelope, mechanism, data):
     return AuthResult(success=ok, auth_data=data)
 class Handler:
     async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         print(json.dumps({"from": envelope.mail_from, "to": envelope.rcpt_tos,
+            "headers": list(msg.keys()), "subject": str(msg["subject"]),
+            "body": msg.get_content(),
             "tls": server.transport.get_extra_info("ssl_object") is not None,
             "login": session.auth_data.login.decode() if session.authenticated else "",
             "data": envelope.content.decode("utf-8", "replace")}), flush=True)
@@ -585,6 +589,138 @@ async fn email_over_starttls_with_auth() {
 #[tokio::test]
 async fn email_over_implicit_tls_with_auth() {
     email_roundtrip("implicit", SmtpTls::Implicit).await;
+}
+
+// ---- attacker-controlled strings ----
+
+/// What an attacker can put in the strings of an alert: CRLF and header-like text, Slack
+/// mentions and links, Markdown, JSON-breaking quotes, and 1 MB of it.
+const INJECTED: &str = "ET x\r\nBcc: victim@example.org\r\nSubject: fake\r\n\r\n<!channel> \
+                        <https://evil.example|login> *bold* `code` \"},\"type\":\"forged\" \u{202e}";
+
+fn hostile_alert() -> Value {
+    let mut a = alert(6601, "203.0.113.66", 1);
+    a["alert"]["signature"] = json!(format!("{INJECTED}{}", "A".repeat(1 << 20)));
+    a["alert"]["category"] = json!(INJECTED);
+    a["proto"] = json!("TCP\r\nX-Injected: 1");
+    a["timestamp"] = json!("2026-03-01T10:00:00\n.\r\n");
+    a["flow_id"] = json!({"nested": "x".repeat(1 << 16)});
+    a
+}
+
+#[tokio::test]
+async fn hostile_strings_reach_the_webhook_escaped_and_bounded() {
+    for format in [WebhookFormat::Generic, WebhookFormat::Slack] {
+        let rx = receiver(vec![]).await;
+        let cfg = NotifyConfig {
+            webhook: webhook(rx.url(), format),
+            ..config()
+        };
+        let (handle, stats, stop, task) = start(cfg);
+        assert_eq!(handle.offer(&hostile_alert()), Offer::Queued);
+        wait_until("delivery", || stats.sent(ChannelKind::Webhook) == 1).await;
+        let hits = rx.wait_for(1).await;
+        let body = &hits[0].body;
+        let raw = serde_json::to_string(body).unwrap();
+        assert!(raw.len() < 4096, "{format:?}: {} bytes", raw.len());
+        match format {
+            WebhookFormat::Generic => {
+                // One object of our shape: the quotes did not close a string early.
+                assert_eq!(body["type"], "alert");
+                let sig = body["alert"]["signature"].as_str().unwrap();
+                assert!(
+                    sig.starts_with("ET x\\r\\nBcc: victim@example.org\\r\\n"),
+                    "{sig}"
+                );
+                assert!(sig.ends_with('…'), "{sig}");
+                assert_eq!(sig.chars().count(), 201);
+                assert!(!sig.contains(['\r', '\n', '\u{202e}']));
+                assert_eq!(body["protocol"], "TCP\\r\\nX-Injected: 1");
+                assert_eq!(
+                    body["flow_id"],
+                    Value::Null,
+                    "only a numeric flow_id is passed on"
+                );
+            }
+            WebhookFormat::Slack => {
+                assert_eq!(body["mrkdwn"], false);
+                let text = body["text"].as_str().unwrap();
+                assert!(!text.contains(['<', '>']), "{text}");
+                assert!(text.contains("&lt;!channel&gt;"), "{text}");
+                assert!(
+                    text.contains("&lt;https://evil.example|login&gt;"),
+                    "{text}"
+                );
+                // Our four lines, none added by the attacker's CR/LF.
+                assert_eq!(text.lines().count(), 4, "{text}");
+            }
+        }
+        stop.send(()).unwrap();
+        task.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn hostile_strings_cannot_add_email_headers() {
+    let Some(python) = aiosmtpd_python() else {
+        eprintln!(
+            "SKIP hostile_strings_cannot_add_email_headers: needs aiosmtpd (see .ci/install-deps)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (server, ca) = smtp_server(&python, dir.path(), "starttls");
+    let cfg = NotifyConfig {
+        email: email_config(server.port, SmtpTls::Starttls, Some(ca)),
+        ..config()
+    };
+    let (handle, stats, stop, task) = start(cfg);
+    handle.offer(&hostile_alert());
+    wait_until("e-mail delivery", || {
+        stats.sent(ChannelKind::Email) + stats.failed(ChannelKind::Email) >= 1
+    })
+    .await;
+    assert_eq!(stats.sent(ChannelKind::Email), 1, "failed instead");
+    let got: Value = serde_json::from_str(&server.lines.recv_timeout(WAIT).unwrap()).unwrap();
+    // The envelope is ours alone: no Bcc recipient was smuggled in.
+    assert_eq!(got["to"], json!(["soc@example.org", "oncall@example.org"]));
+    let data = got["data"].as_str().unwrap();
+    assert!(data.len() < 8192, "{} bytes", data.len());
+    // Python's e-mail parser reads exactly our headers, one Subject, and no smuggled one.
+    let mut headers: Vec<&str> = got["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    headers.sort_unstable();
+    assert_eq!(
+        headers,
+        [
+            "Content-Transfer-Encoding",
+            "Content-Type",
+            "Date",
+            "From",
+            "Subject",
+            "To"
+        ],
+        "{data}"
+    );
+    let subject = got["subject"].as_str().unwrap();
+    assert!(
+        subject.starts_with("[ids2 Lab sensor] high alert: ET x\\r\\nBcc: victim@example.org"),
+        "{subject}"
+    );
+    assert!(
+        subject.ends_with('…') && subject.chars().count() < 300,
+        "{subject}"
+    );
+    // The body is ours too: the attacker's line breaks are shown, not obeyed.
+    let body = got["body"].as_str().unwrap();
+    assert_eq!(body.trim_end().lines().count(), 4, "{body}");
+    assert!(body.contains("\\r\\nBcc: victim@example.org"), "{body}");
+    stop.send(()).unwrap();
+    task.await.unwrap();
 }
 
 #[tokio::test]

@@ -404,7 +404,11 @@ mod tests {
         m.eve_events.inc_by(&["alert"], 3.0);
         m.capture_packets.set(&[], 42.0);
         let server = runtime
-            .block_on(metrics::serve("127.0.0.1:0".parse().unwrap(), m))
+            .block_on(metrics::serve(
+                "127.0.0.1:0".parse().unwrap(),
+                ids2_agent::listen::Limits::default(),
+                m,
+            ))
             .unwrap();
         let url = format!("http://{}/metrics", server.local_addr());
         let serving = std::thread::spawn(move || {

@@ -1,7 +1,7 @@
 //! The HTTP feed of block decisions (hyper 1, HTTP/1.1): `/blocklist.txt` for pfSense and
-//! OPNsense URL tables, `/blocklist.json` with reasons, alerts and expiry.
+//! OPNsense URL tables, `/blocklist.json` with reasons, alerts and expiry; behind the limits of
+//! [`crate::listen`].
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -9,13 +9,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::table::Table;
+use crate::listen::{self, Limits, Listener};
 
 fn respond(req: &Request<Incoming>, table: &Mutex<Table>) -> Response<Full<Bytes>> {
     let now = Instant::now().into_std();
@@ -48,32 +47,13 @@ fn respond(req: &Request<Incoming>, table: &Mutex<Table>) -> Response<Full<Bytes
     resp
 }
 
-/// Serves `table` on `listener` until `stop` turns true.
+/// Serves `table` on `listener` under `limits` until `stop` turns true.
 pub(super) async fn serve(
     listener: TcpListener,
+    limits: Limits,
     table: Arc<Mutex<Table>>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let table = table.clone();
-                conns.spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| {
-                        let resp = respond(&req, &table);
-                        async move { Ok::<_, Infallible>(resp) }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc);
-                    // A slow client cannot hold a task forever.
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), conn).await;
-                });
-            }
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            _ = stop.wait_for(|s| *s) => break,
-        }
-    }
-    conns.abort_all();
+    let handler: listen::Handler = Arc::new(move |req: &Request<Incoming>| respond(req, &table));
+    listen::serve(listener, Listener::Blocklist, limits, handler, stop).await;
 }

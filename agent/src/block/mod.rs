@@ -33,6 +33,7 @@ pub use policy::{NoReputation, Policy, PolicyConfig, Reputation, Verdict};
 pub use table::{Decision, Table};
 
 use crate::config::{ManagementTarget, Settings};
+use crate::listen::Limits;
 use crate::notify::Alert;
 
 /// How often expired decisions are swept (the feed hides them at once regardless).
@@ -73,6 +74,7 @@ pub struct BlockStats {
     allowlisted: AtomicU64,
     dropped: AtomicU64,
     refused_full: AtomicU64,
+    rate_limited: AtomicU64,
     nft_failures: AtomicU64,
 }
 
@@ -92,6 +94,14 @@ impl BlockStats {
     /// Alerts dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+    /// Decisions refused because `blocking.max_entries` addresses were blocked.
+    pub fn refused_full(&self) -> u64 {
+        self.refused_full.load(Ordering::Relaxed)
+    }
+    /// Decisions refused by `blocking.max_decisions_per_minute`.
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
     }
 
     /// The families in Prometheus text format 0.0.4, for the agent's `/metrics`.
@@ -126,7 +136,13 @@ impl BlockStats {
                 "ids2_block_refused_full_total",
                 "counter",
                 "Decisions refused because blocking.max_entries addresses were already blocked.",
-                self.refused_full.load(Ordering::Relaxed),
+                self.refused_full(),
+            ),
+            (
+                "ids2_block_rate_limited_total",
+                "counter",
+                "Decisions refused because blocking.max_decisions_per_minute were already made.",
+                self.rate_limited(),
             ),
             (
                 "ids2_block_nft_failures_total",
@@ -156,6 +172,10 @@ pub struct BlockConfig {
     pub max_entries: usize,
     /// Feed address.
     pub feed_listen: SocketAddr,
+    /// Who may fetch the feed, and the feed's connection limits.
+    pub feed_limits: Limits,
+    /// Most new decisions per minute (a token bucket holding a minute's worth).
+    pub max_decisions_per_minute: u32,
     /// Local enforcement, when on.
     pub nft: Option<Nft>,
     /// Look up the default gateway and own addresses (rtnetlink) for the allowlist.
@@ -219,6 +239,8 @@ impl BlockConfig {
             ttl: Duration::from_secs(b.ttl_secs.into()),
             max_entries: b.max_entries as usize,
             feed_listen,
+            feed_limits: Limits::new(settings.feed_allow_from.clone()),
+            max_decisions_per_minute: b.max_decisions_per_minute,
             nft: b.nftables.then(Nft::default),
             discover_host: true,
             allow_hosts: settings.opensearch_host.iter().cloned().collect(),
@@ -271,6 +293,39 @@ pub struct Blocker {
     rx: mpsc::Receiver<Alert>,
     listener: Option<TcpListener>,
     stats: Arc<BlockStats>,
+    bucket: Bucket,
+}
+
+/// The decision rate limit: a token bucket holding a minute's worth of decisions, refilled
+/// continuously.
+#[derive(Debug)]
+struct Bucket {
+    per_minute: f64,
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Bucket {
+    fn new(per_minute: u32, now: std::time::Instant) -> Self {
+        let per_minute = f64::from(per_minute.max(1));
+        Self {
+            per_minute,
+            tokens: per_minute,
+            at: now,
+        }
+    }
+
+    fn take(&mut self, now: std::time::Instant) -> bool {
+        let minutes = now.saturating_duration_since(self.at).as_secs_f64() / 60.0;
+        self.tokens = (self.tokens + minutes * self.per_minute).min(self.per_minute);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Blocker {
@@ -287,6 +342,7 @@ impl Blocker {
             stats: stats.clone(),
         };
         let blocker = Blocker {
+            bucket: Bucket::new(config.max_decisions_per_minute, Instant::now().into_std()),
             policy: Policy::new(config.policy.clone()),
             allowlist: config.allowlist.clone(),
             config,
@@ -330,7 +386,12 @@ impl Blocker {
         }
         self.rediscover().await;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let server = tokio::spawn(feed::serve(listener, self.table.clone(), stop_rx));
+        let server = tokio::spawn(feed::serve(
+            listener,
+            self.config.feed_limits.clone(),
+            self.table.clone(),
+            stop_rx,
+        ));
         let mut sweep = tokio::time::interval(SWEEP);
         let mut rediscover = tokio::time::interval_at(Instant::now() + REDISCOVER, REDISCOVER);
         tokio::pin!(shutdown);
@@ -364,23 +425,43 @@ impl Blocker {
         ) {
             Verdict::NotCounted | Verdict::Counted { .. } => return,
             Verdict::Allowlisted(address, why) => {
-                self.stats.allowlisted.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(%address, signature_id = alert.signature_id, allowed = %why,
+                let n = self.stats.allowlisted.fetch_add(1, Ordering::Relaxed) + 1;
+                // At powers of two: spoofed sources inside HOME_NET cannot flood the journal.
+                if n.is_power_of_two() {
+                    tracing::info!(%address, signature_id = alert.signature_id, allowed = %why,
+                        allowlisted_total = n,
                         "alert matches the block policy but the address is allowlisted: not blocked");
+                }
                 return;
             }
             Verdict::Block { address, reason } => (address, reason),
         };
         {
-            let mut table = self.lock();
+            // The table's own lock, not `self.lock()`: the rate limit below needs `self.bucket`.
+            let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
             if table.is_blocked(address, now) {
                 return;
             }
             if table.len(now) >= self.config.max_entries {
                 drop(table);
-                self.stats.refused_full.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%address, max_entries = self.config.max_entries,
-                    "block decision refused: blocking.max_entries addresses already blocked");
+                let n = self.stats.refused_full.fetch_add(1, Ordering::Relaxed) + 1;
+                // Logged at powers of two: a flood of spoofed sources cannot flood the journal.
+                if n.is_power_of_two() {
+                    tracing::warn!(%address, max_entries = self.config.max_entries, refused_total = n,
+                        "block decision refused: blocking.max_entries addresses already blocked \
+                         (see ids2_block_refused_full_total)");
+                }
+                return;
+            }
+            if !self.bucket.take(now) {
+                drop(table);
+                let n = self.stats.rate_limited.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(%address, max_decisions_per_minute = self.config.max_decisions_per_minute,
+                        refused_total = n,
+                        "block decision refused: blocking.max_decisions_per_minute reached \
+                         (see ids2_block_rate_limited_total)");
+                }
                 return;
             }
             let d = table.insert(

@@ -1,6 +1,6 @@
-//! The `/metrics` HTTP endpoint: hyper 1, HTTP/1.1, one task per connection.
+//! The `/metrics` HTTP endpoint: hyper 1, HTTP/1.1, one task per connection, behind the limits
+//! of [`crate::listen`].
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,12 +10,11 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use super::Metrics;
+use crate::listen::{self, Limits, Listener};
 
 /// The content type of text format 0.0.4, which promtool and every Prometheus accept.
 pub const CONTENT_TYPE_004: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -57,47 +56,28 @@ impl MetricsServer {
     }
 }
 
-/// Binds `addr` and serves `metrics` until shut down.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<MetricsServer, ServeError> {
+/// Binds `addr` and serves `metrics` under `limits` (sources, connections, request size and
+/// time: see [`crate::listen`]) until shut down.
+pub async fn serve(
+    addr: SocketAddr,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+) -> Result<MetricsServer, ServeError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
     let bound = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
-    let (stop, mut stopped) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let mut connections = JoinSet::new();
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        let metrics = metrics.clone();
-                        connections.spawn(async move {
-                            let service = hyper::service::service_fn(move |req| {
-                                let metrics = metrics.clone();
-                                async move { Ok::<_, Infallible>(respond(&req, &metrics)) }
-                            });
-                            // A client that hangs up mid-request is its own problem, not ours.
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .timer(hyper_util::rt::TokioTimer::new())
-                                .header_read_timeout(Duration::from_secs(5))
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                    Err(e) => {
-                        // Out of file descriptors or similar: back off instead of spinning.
-                        tracing::warn!(error = %e, "metrics: accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                _ = stopped.changed() => break,
-            }
-        }
-        while connections.join_next().await.is_some() {}
-    });
+    let (stop, stopped) = watch::channel(false);
+    let handler: listen::Handler = Arc::new(move |req: &Request<Incoming>| respond(req, &metrics));
+    let task = tokio::spawn(listen::serve(
+        listener,
+        Listener::Metrics,
+        limits,
+        handler,
+        stopped,
+    ));
     Ok(MetricsServer {
         addr: bound,
         stop,

@@ -81,6 +81,24 @@ impl Email {
     }
 }
 
+/// The e-mail a notification becomes: the subject and plain-text body of [`Message`] (whose
+/// attacker-written text is escaped there), our headers and no others.
+pub fn compose(
+    from: &Mailbox,
+    to: &[Mailbox],
+    sensor: &Sensor,
+    msg: &Message,
+) -> Result<lettre::Message, lettre::error::Error> {
+    let mut builder = lettre::Message::builder()
+        .from(from.clone())
+        .subject(msg.subject(sensor))
+        .header(ContentType::TEXT_PLAIN);
+    for to in to {
+        builder = builder.to(to.clone());
+    }
+    builder.body(msg.text(sensor))
+}
+
 impl Channel for Email {
     fn kind(&self) -> ChannelKind {
         ChannelKind::Email
@@ -88,19 +106,12 @@ impl Channel for Email {
 
     fn send<'a>(&'a self, msg: &'a Message) -> BoxFuture<'a, Result<(), DeliveryError>> {
         Box::pin(async move {
-            let mut builder = lettre::Message::builder()
-                .from(self.from.clone())
-                .subject(msg.subject(&self.sensor))
-                .header(ContentType::TEXT_PLAIN);
-            for to in &self.to {
-                builder = builder.to(to.clone());
-            }
-            let email = builder
-                .body(msg.text(&self.sensor))
-                .map_err(|e| DeliveryError::Smtp {
+            let email = compose(&self.from, &self.to, &self.sensor, msg).map_err(|e| {
+                DeliveryError::Smtp {
                     message: e.to_string(),
                     permanent: true,
-                })?;
+                }
+            })?;
             self.transport
                 .send(email)
                 .await

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 pub use alert::Alert;
-pub use email::EmailConfig;
+pub use email::{compose as compose_email, EmailConfig};
 pub use limit::{Admit, Digest, Limiter};
 pub use message::{Message, Sensor};
 pub use webhook::WebhookConfig;

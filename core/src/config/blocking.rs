@@ -36,9 +36,15 @@ pub struct Blocking {
     /// Seconds a decision lasts (60–2592000, one minute to 30 days).
     #[serde(default = "default_block_ttl_secs")]
     pub ttl_secs: u32,
-    /// Most addresses blocked at once (1–1000000); further decisions are refused and logged.
+    /// Most addresses blocked at once (1–1000000); further decisions are refused, counted in
+    /// `ids2_block_refused_full_total` and logged (at 1, 2, 4, 8… refusals).
     #[serde(default = "default_block_max_entries")]
     pub max_entries: u32,
+    /// Most new decisions per minute (1–10000), a token bucket with a minute's worth of burst:
+    /// a flood of alerts from spoofed sources cannot fill the table faster. Decisions over it
+    /// are refused and counted in `ids2_block_rate_limited_total`.
+    #[serde(default = "default_block_max_decisions_per_minute")]
+    pub max_decisions_per_minute: u32,
     /// Addresses and CIDRs that are never blocked.
     #[serde(default)]
     pub allowlist: Vec<String>,
@@ -48,6 +54,10 @@ pub struct Blocking {
     /// `address:port` of the HTTP feed (`/blocklist.txt`, `/blocklist.json`).
     #[serde(default = "default_feed_listen")]
     pub feed_listen: String,
+    /// Source addresses or CIDRs that may fetch the feed (e.g. the firewall's); empty means
+    /// any. A connection from elsewhere is closed before a byte of it is read.
+    #[serde(default)]
+    pub feed_allow_from: Vec<String>,
     /// Also drop blocked addresses on this host with an nftables set (inline sensors).
     #[serde(default)]
     pub nftables: bool,
@@ -67,8 +77,10 @@ super::schema::default_from_fns! {
     Blocking {
         enabled: bool::default, min_severity: default_block_severity, categories: Vec::new,
         repeat_offenders: none, reputation_min_score: none, ttl_secs: default_block_ttl_secs,
-        max_entries: default_block_max_entries, allowlist: Vec::new, allow_home_net: Vec::new,
-        feed_listen: default_feed_listen, nftables: bool::default,
+        max_entries: default_block_max_entries,
+        max_decisions_per_minute: default_block_max_decisions_per_minute,
+        allowlist: Vec::new, allow_home_net: Vec::new,
+        feed_listen: default_feed_listen, feed_allow_from: Vec::new, nftables: bool::default,
     }
 }
 
@@ -87,6 +99,11 @@ pub fn default_block_max_entries() -> u32 {
     10_000
 }
 
+/// Default rate of new decisions: one a second on average.
+pub fn default_block_max_decisions_per_minute() -> u32 {
+    60
+}
+
 /// Default feed address (pfSense/OPNsense fetch it over the management network).
 pub fn default_feed_listen() -> String {
     "0.0.0.0:9102".into()
@@ -94,8 +111,13 @@ pub fn default_feed_listen() -> String {
 
 impl Blocking {
     /// Checks the policy, the allowlists (HOME_NET exceptions must lie in `capture.home_net`)
-    /// and the feed address (not `metrics.listen`'s port).
-    pub(super) fn validate(&self, home_net: &[IpNet], metrics_listen: &str, p: &mut Vec<Problem>) {
+    /// and the feed address (not `metrics.listen`'s port); returns `feed_allow_from` parsed.
+    pub(super) fn validate(
+        &self,
+        home_net: &[IpNet],
+        metrics_listen: &str,
+        p: &mut Vec<Problem>,
+    ) -> Vec<IpNet> {
         let b = self;
         for (i, cat) in b.categories.iter().enumerate() {
             if cat.trim().is_empty() {
@@ -158,6 +180,13 @@ impl Blocking {
             1..=1_000_000,
             "addresses",
         );
+        check_range(
+            p,
+            "blocking.max_decisions_per_minute",
+            b.max_decisions_per_minute,
+            1..=10_000,
+            "decisions per minute",
+        );
         for (i, s) in b.allowlist.iter().enumerate() {
             if ip_or_cidr(s).is_none() {
                 p.push(Problem::new(
@@ -204,6 +233,7 @@ impl Blocking {
                 }
             }
         }
+        super::metrics::source_nets("blocking.feed_allow_from", &b.feed_allow_from, p)
     }
 }
 
@@ -222,6 +252,7 @@ mod tests {
         let p = problems_with(
             "capture: {home_net: [192.168.0.0/16]}\nblocking:\n  enabled: true\n  \
              categories: [x, x, '']\n  reputation_min_score: 0\n  ttl_secs: 5\n  \
+             max_decisions_per_minute: 0\n  \
              allowlist: [10.0.0.0/8, nope]\n  allow_home_net: [192.168.7.0/24, 10.1.0.0/16]\n  \
              feed_listen: 0.0.0.0:9100\n  repeat_offenders: {alerts: 1, window_secs: 60}\n",
         );
@@ -233,6 +264,7 @@ mod tests {
                 "blocking.repeat_offenders.alerts",
                 "blocking.reputation_min_score",
                 "blocking.ttl_secs",
+                "blocking.max_decisions_per_minute",
                 "blocking.allowlist[1]",
                 "blocking.allow_home_net[1]",
                 "blocking.feed_listen",

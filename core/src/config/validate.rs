@@ -27,6 +27,10 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// `metrics.listen`, parsed.
     pub metrics_listen: SocketAddr,
+    /// `metrics.allow_from`, parsed (empty: any source).
+    pub metrics_allow_from: Vec<IpNet>,
+    /// `blocking.feed_allow_from`, parsed (empty: any source).
+    pub feed_allow_from: Vec<IpNet>,
     /// `network.management_targets`, parsed.
     pub management_targets: Vec<ManagementTarget>,
     /// `connectivity.tls_targets`, parsed.
@@ -47,14 +51,14 @@ pub fn validate(mut config: Config) -> Result<Settings, Vec<Problem>> {
     c.resources.validate(&mut p);
     let (auth, opensearch_host) = c.opensearch.validate(&mut p);
     c.shipping.validate(&c.suricata.eve_types, &mut p);
-    let metrics_listen = c.metrics.validate(&mut p);
+    let (metrics_listen, metrics_allow_from) = c.metrics.validate(&mut p);
     c.history.validate(&mut p);
     let management_targets = c.network.validate(&mut p);
     let tls_targets = c.connectivity.validate(&mut p);
     c.paths.validate(&mut p);
     c.anomaly.validate(&c.suricata.eve_types, &mut p);
     c.notifications.validate(&mut p);
-    c.blocking.validate(&home_net, &c.metrics.listen, &mut p);
+    let feed_allow_from = c.blocking.validate(&home_net, &c.metrics.listen, &mut p);
     c.fleet.validate(&mut p);
     c.enrichment.validate(&mut p);
     c.intel.validate(&mut p);
@@ -70,6 +74,8 @@ pub fn validate(mut config: Config) -> Result<Settings, Vec<Problem>> {
                 memcaps,
                 auth,
                 metrics_listen,
+                metrics_allow_from,
+                feed_allow_from,
                 management_targets,
                 tls_targets,
                 opensearch_host,
