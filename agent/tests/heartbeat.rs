@@ -12,6 +12,7 @@ use ids2_agent::ecs::Mapper;
 use ids2_agent::fleet::heartbeat::{self, Heartbeat, FIELDS, HEARTBEAT_FILE, ROTATED_FILE};
 use ids2_agent::metrics::Metrics;
 use ids2_agent::render;
+use ids2_core::heartbeat::IntelFeedState;
 use vrl::value::Value as VrlValue;
 
 #[path = "support/rendered.rs"]
@@ -32,9 +33,13 @@ fn settings(logs: &Path) -> Settings {
             "sensor: {{id: lab-7, name: Lab seven}}\n\
              opensearch: {{domain: ids2, region: eu-west-1, endpoint: 'https://os.example', index_prefix: corp}}\n\
              logs: {{path: {logs:?}}}\nsuricata: {{rules_dir: {rules:?}}}\nhistory: {{repo: {repo:?}}}\n\
-             fleet: {{heartbeat_secs: 5, offline_after_secs: 20}}\n",
+             fleet: {{heartbeat_secs: 5, offline_after_secs: 20}}\n\
+             intel: {{dir: {intel:?}, scheduled: false, feeds: [\
+               {{name: own-c2, source: 'file:///srv/c2.txt', format: plain, kind: ip, interval_secs: 3600}},\
+               {{name: own-ja3, source: 'file:///srv/ja3.txt', format: plain, kind: ja3}}]}}\n",
             rules = logs.join("rules"),
             repo = logs.join("history.git"),
+            intel = logs.join("intel"),
         ),
         Path::new("t.yaml"),
     )
@@ -57,8 +62,41 @@ fn flatten(prefix: &str, v: &VrlValue, out: &mut Vec<(String, VrlValue)>) {
     }
 }
 
-/// Writes two real heartbeats with live-looking metrics; returns the lines as written.
+/// Records `own-c2` as updated ten minutes ago and `own-ja3` as never updated, as
+/// `ids2-agent intel update` does when the second feed's download fails.
+fn record_intel_states(s: &Settings) {
+    let updated = (time::OffsetDateTime::now_utc() - time::Duration::minutes(10))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let states = [
+        IntelFeedState {
+            name: "own-c2".into(),
+            kind: "ip".into(),
+            version: "0123456789abcdef".into(),
+            indicators: 12,
+            updated: updated.clone(),
+            attempted: updated.clone(),
+            ..Default::default()
+        },
+        IntelFeedState {
+            name: "own-ja3".into(),
+            kind: "ja3".into(),
+            version: "none".into(),
+            attempted: updated,
+            error: Some("cannot read /srv/ja3.txt".into()),
+            failures: 1,
+            ..Default::default()
+        },
+    ]
+    .map(|st| (st.name.clone(), st))
+    .into();
+    IntelFeedState::write_all(Path::new(&s.config.intel.dir), &states).unwrap();
+}
+
+/// Writes two real heartbeats with live-looking metrics and intel feed states; returns the
+/// lines as written.
 fn write_heartbeats(s: &Settings) -> Vec<String> {
+    record_intel_states(s);
     let metrics = Arc::new(Metrics::new("t"));
     metrics.host_cpu.set(&[], 0.25);
     metrics.host_memory.set(&[], 0.5);
@@ -180,6 +218,41 @@ fn heartbeat_remap_types_and_ids_real_heartbeats() {
     );
     assert_ne!(id(&outs[0]), id(&outs[1]), "another beat, another id");
     assert_eq!(id(&outs[0]).len(), 64);
+}
+
+#[test]
+fn heartbeat_carries_the_intel_feed_versions_and_names_the_stale_ones() {
+    let logs = tempfile::tempdir().unwrap();
+    let s = settings(logs.path());
+    let lines = write_heartbeats(&s);
+    let doc: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    let intel = &doc["ids2"]["intel"];
+    assert_eq!(
+        intel["versions"],
+        serde_json::json!(["own-c2:0123456789abcdef", "own-ja3:none"])
+    );
+    assert_eq!(intel["stale"], serde_json::json!(["own-ja3"]), "{doc}");
+    let updated = intel["updated"].as_str().unwrap();
+    let t = time::OffsetDateTime::parse(updated, &time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let age = time::OffsetDateTime::now_utc() - t;
+    assert!(
+        age > time::Duration::minutes(9) && age < time::Duration::minutes(11),
+        "{updated}"
+    );
+    // Without feeds configured the heartbeat has no intel section at all.
+    let bare = config::from_str(
+        &format!(
+            "sensor: {{id: lab-7}}\nopensearch: {{domain: ids2, region: eu-west-1, endpoint: 'https://os.example'}}\n\
+             logs: {{path: {:?}}}\n",
+            logs.path()
+        ),
+        Path::new("t.yaml"),
+    )
+    .unwrap();
+    let mut hb = Heartbeat::new(Arc::new(bare), Arc::new(Metrics::new("t")), Instant::now());
+    let doc = heartbeat::document(&hb.snapshot());
+    assert!(doc["ids2"].get("intel").is_none(), "{doc}");
 }
 
 /// Whether a value is what an index field of this ECS type accepts.

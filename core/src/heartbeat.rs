@@ -50,6 +50,9 @@ pub const FIELDS: &[EcsField] = &[
     f("ids2.rules.version", "keyword"),
     f("ids2.rules.loaded", "long"),
     f("ids2.rules.updated", "date"),
+    f("ids2.intel.versions", "keyword"),
+    f("ids2.intel.updated", "date"),
+    f("ids2.intel.stale", "keyword"),
 ];
 
 const fn f(name: &'static str, ecs_type: &'static str) -> EcsField {
@@ -106,6 +109,9 @@ pub struct IntelFeedState {
     pub attempted: String,
     /// Why the last try failed, when it did (the last good version stays active).
     pub error: Option<String>,
+    /// Tries that failed since the feed was first updated (its download, format or size), each
+    /// leaving the last good version active.
+    pub failures: u64,
 }
 
 impl IntelFeedState {
@@ -131,6 +137,19 @@ impl IntelFeedState {
         )?;
         fs::rename(&tmp, &path)
     }
+}
+
+/// The intel feeds as a heartbeat reports them, so `fleet status` shows a sensor whose feeds
+/// went stale.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IntelSummary {
+    /// `name:version` of every configured feed (`none` before its first good version).
+    pub versions: Vec<String>,
+    /// The oldest of the feeds' last successful updates (RFC 3339, UTC); `None` when none ever
+    /// updated.
+    pub updated: Option<String>,
+    /// Feeds without a successful update within twice their `interval_secs` (or never).
+    pub stale: Vec<String>,
 }
 
 /// What one heartbeat reports; `None` leaves the field out.
@@ -174,6 +193,8 @@ pub struct Snapshot {
     pub connectivity: Option<(u32, u32)>,
     /// The active rule set.
     pub rules: Option<RuleSetState>,
+    /// The intel feeds, when any is configured.
+    pub intel: Option<IntelSummary>,
 }
 
 /// Formats a time as ECS/OpenSearch expect it: RFC 3339, UTC, milliseconds.
@@ -250,6 +271,11 @@ pub fn document(s: &Snapshot) -> Value {
         put(&["rules", "loaded"], json!(r.rules));
         put(&["rules", "updated"], json!(r.updated));
     }
+    if let Some(i) = &s.intel {
+        put(&["intel", "versions"], json!(i.versions));
+        put(&["intel", "updated"], json!(i.updated));
+        put(&["intel", "stale"], json!(i.stale));
+    }
     let mut host = Map::new();
     if let Some(h) = &s.hostname {
         host.insert("hostname".into(), json!(h));
@@ -308,6 +334,11 @@ mod tests {
                 updated: "2026-11-21T00:00:00.000Z".into(),
                 sources: vec!["et/open".into()],
             }),
+            intel: Some(IntelSummary {
+                versions: vec!["feodo-tracker:0123456789abcdef".into(), "own:none".into()],
+                updated: Some("2026-11-21T09:00:00.000Z".into()),
+                stale: vec!["own".into()],
+            }),
         }
     }
 
@@ -344,6 +375,14 @@ mod tests {
             doc["ids2"]["alert"]["last_seen"],
             "2026-11-21T09:59:50.000Z"
         );
+        assert_eq!(
+            doc["ids2"]["intel"],
+            json!({
+                "versions": ["feodo-tracker:0123456789abcdef", "own:none"],
+                "updated": "2026-11-21T09:00:00.000Z",
+                "stale": ["own"],
+            })
+        );
     }
 
     #[test]
@@ -353,6 +392,7 @@ mod tests {
             ..Default::default()
         });
         assert!(doc["ids2"].get("rules").is_none());
+        assert!(doc["ids2"].get("intel").is_none());
         assert!(doc["host"].get("cpu").is_none());
         assert_eq!(doc["ids2"]["connectivity"]["state"], "unknown");
         assert!(doc["ids2"]["connectivity"].get("checks_up").is_none());

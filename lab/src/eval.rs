@@ -1,7 +1,7 @@
 //! `ids2-lab eval`: the detection report over a set of captures.
 //!
-//! Each pcap is replayed on its own through the rendered config — the real `suricata -r` with
-//! the rendered `suricata.yaml` and the ids2 rules, so thresholds of one capture never count
+//! Each pcap is replayed on its own through the rendered config — the real Suricata with the
+//! rendered `suricata.yaml` and the ids2 rules, so thresholds of one capture never count
 //! packets of another — and its EVE output also goes through the agent's behavioural detector
 //! ([`ids2_agent::behaviour`]), as on a sensor. A capture is *detected* when it raised an ids2 alert
 //! (sid in [`IDS2_SIDS`], Suricata's or the detector's). The set comes with a manifest
@@ -9,11 +9,22 @@
 //! and whether it is an attack or benign; a directory of pcaps without one (the shared corpus)
 //! is taken as benign. The report passes when every attack was detected and no benign capture
 //! raised an ids2 alert.
+//!
+//! Starting Suricata costs far more than reading one small capture (the shared corpus is 770
+//! pcaps), so each Suricata is started once in its unix-socket mode and handed its share of the
+//! captures with `pcap-file FILE OUTPUT-DIR`: Suricata runs each file in turn as a run of its
+//! own — flows, hosts and their thresholds torn down and set up again between files, each
+//! file's EVE in its own directory — which is what `suricata -r FILE` does, without the start.
+//! A capture that yields no packets that way is replayed alone with `suricata -r`, whose exit
+//! status and message say why it could not be read.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -27,6 +38,10 @@ use crate::{LabError, IDS2_SIDS};
 
 /// The manifest `bench/realtools.sh` writes beside the pcaps.
 pub const MANIFEST: &str = "manifest.jsonl";
+/// How long a Suricata in unix-socket mode may take to load its rules and open its socket.
+const SOCKET_START: Duration = Duration::from_secs(60);
+/// How long one capture may keep a Suricata busy before the evaluation gives up on it.
+const PER_CAPTURE: Duration = Duration::from_secs(120);
 
 /// What a capture should raise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -280,17 +295,58 @@ pub fn evaluate(
             source,
         })?;
     }
-    let jobs = jobs.clamp(1, 16);
-    let one = |i: usize| -> Result<Outcome, LabError> {
-        let capture = &captures[i];
-        let logs = work.join(format!("eve-{i:04}"));
+    let jobs = jobs.clamp(1, 16).min(captures.len().max(1));
+    let logs_of = |i: usize| work.join(format!("eve-{i:04}"));
+    for i in 0..captures.len() {
+        let logs = logs_of(i);
         std::fs::create_dir_all(&logs).map_err(|source| LabError::Io {
             action: "create",
             path: logs.clone(),
             source,
         })?;
-        Ok(
-            match replay(suricata, &yaml, &rules, &capture.pcap, &logs)? {
+    }
+    // Unix socket paths are short (108 bytes): they live in a temp dir of their own.
+    let sockets = tempfile::Builder::new()
+        .prefix("ids2-eval-")
+        .tempdir()
+        .map_err(|source| LabError::Io {
+            action: "create a socket directory in",
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let batches: Vec<Result<(), LabError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|w| {
+                let files: Vec<(PathBuf, PathBuf)> = (w..captures.len())
+                    .step_by(jobs)
+                    .map(|i| (captures[i].pcap.clone(), logs_of(i)))
+                    .collect();
+                let socket = sockets.path().join(format!("s{w}"));
+                let (yaml, rules) = (&yaml, &rules);
+                scope.spawn(move || batch(suricata, yaml, rules, &socket, &files))
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(LabError::Manifest {
+                        path: work.to_path_buf(),
+                        line: 0,
+                        reason: "an evaluation worker panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    batches.into_iter().collect::<Result<Vec<()>, _>>()?;
+    let mut outcomes = Vec::with_capacity(captures.len());
+    for (i, capture) in captures.iter().enumerate() {
+        let logs = logs_of(i);
+        let mut o = outcome(capture.clone(), &logs.join("eve.json"));
+        if o.packets == 0 {
+            // Unread, or empty: `suricata -r` alone says which, and why.
+            o = match replay(suricata, &yaml, &rules, &capture.pcap, &logs)? {
                 Ok(eve) => outcome(capture.clone(), &eve),
                 Err(error) => Outcome {
                     capture: capture.clone(),
@@ -299,39 +355,178 @@ pub fn evaluate(
                     packets: 0,
                     error: Some(error),
                 },
-            },
-        )
-    };
-    let mut results: Vec<(usize, Result<Outcome, LabError>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..jobs)
-            .map(|w| {
-                let one = &one;
-                scope.spawn(move || {
-                    (w..captures.len())
-                        .step_by(jobs)
-                        .map(|i| (i, one(i)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    if results.len() != captures.len() {
-        return Err(LabError::Manifest {
-            path: work.to_path_buf(),
-            line: 0,
-            reason: "an evaluation worker stopped early".into(),
-        });
+            };
+        }
+        outcomes.push(o);
     }
-    let outcomes = results
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect::<Result<Vec<_>, _>>()?;
     Ok(EvalReport { outcomes })
+}
+
+/// One Suricata in unix-socket mode runs `files` (pcap, its EVE directory) one after the other,
+/// each as its own run; returns once all are done and Suricata has exited.
+fn batch(
+    suricata: &Suricata,
+    yaml: &Path,
+    rules: &Path,
+    socket: &Path,
+    files: &[(PathBuf, PathBuf)],
+) -> Result<(), LabError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let spawn_err = |source| LabError::Spawn {
+        program: suricata.binary().display().to_string(),
+        source,
+    };
+    // Its console output goes to a file: a pipe nobody reads would stall it.
+    let log_path = socket.with_extension("log");
+    let log = std::fs::File::create(&log_path).map_err(|source| LabError::Io {
+        action: "create",
+        path: log_path.clone(),
+        source,
+    })?;
+    let log2 = log.try_clone().map_err(|source| LabError::Io {
+        action: "open",
+        path: log_path.clone(),
+        source,
+    })?;
+    let child = Command::new(suricata.binary())
+        .arg("-c")
+        .arg(yaml)
+        .arg("-S")
+        .arg(rules)
+        .arg(format!("--unix-socket={}", socket.display()))
+        .arg("-l")
+        .arg(&files[0].1)
+        // As `replay`: no checksum checks, one thread (EVE in packet order).
+        .args(["-k", "none", "--runmode", "single"])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .map_err(spawn_err)?;
+    let mut child = Reaped(child);
+    let fail = |reason: String| {
+        let output = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let tail: Vec<&str> = output.lines().rev().take(5).collect();
+        LabError::Command {
+            command: format!(
+                "{} --unix-socket={}",
+                suricata.binary().display(),
+                socket.display()
+            ),
+            stderr: format!(
+                "{reason}; its last output:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ),
+        }
+    };
+    let started = Instant::now();
+    let stream = loop {
+        match UnixStream::connect(socket) {
+            Ok(s) => break s,
+            Err(_) if started.elapsed() < SOCKET_START => {
+                if let Ok(Some(status)) = child.0.try_wait() {
+                    return Err(fail(format!("exited ({status}) before its socket opened")));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(fail(format!("its socket never opened: {e}"))),
+        }
+    };
+    stream
+        .set_read_timeout(Some(PER_CAPTURE))
+        .map_err(|e| fail(e.to_string()))?;
+    let mut client = SocketClient {
+        reader: serde_json::Deserializer::from_reader(
+            stream.try_clone().map_err(|e| fail(e.to_string()))?,
+        )
+        .into_iter(),
+        writer: stream,
+    };
+    client
+        .call(&serde_json::json!({"version": "0.2"}))
+        .map_err(&fail)?;
+    for (pcap, logs) in files {
+        client
+            .call(&serde_json::json!({"command": "pcap-file", "arguments": {
+                "filename": pcap, "output-dir": logs}}))
+            .map_err(&fail)?;
+    }
+    // Done when the queue is empty and no file is being read; bounded by progress.
+    let mut last = (usize::MAX, String::new());
+    let mut progressed = Instant::now();
+    loop {
+        let queued = client
+            .call(&serde_json::json!({"command": "pcap-file-number"}))
+            .map_err(&fail)?
+            .as_u64()
+            .unwrap_or(0) as usize;
+        let current = client
+            .call(&serde_json::json!({"command": "pcap-current"}))
+            .map_err(&fail)?
+            .as_str()
+            .unwrap_or("None")
+            .to_string();
+        if queued == 0 && current == "None" {
+            break;
+        }
+        if (queued, &current) != (last.0, &last.1) {
+            last = (queued, current);
+            progressed = Instant::now();
+        } else if progressed.elapsed() > PER_CAPTURE {
+            return Err(fail(format!("stuck on {} for {PER_CAPTURE:?}", last.1)));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = client.call(&serde_json::json!({"command": "shutdown"}));
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        if let Ok(Some(_)) = child.0.try_wait() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(fail("did not exit after `shutdown`".into()))
+}
+
+/// Kills and reaps the child if it is still running when dropped (an error path).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Suricata's unix-socket protocol: one JSON object each way per command.
+struct SocketClient {
+    reader: serde_json::StreamDeserializer<'static, serde_json::de::IoRead<UnixStream>, Value>,
+    writer: UnixStream,
+}
+
+impl SocketClient {
+    /// Sends `request`; returns the answer's `message` when its `return` is `OK`.
+    fn call(&mut self, request: &Value) -> Result<Value, String> {
+        let mut line = request.to_string();
+        line.push('\n');
+        self.writer
+            .write_all(line.as_bytes())
+            .map_err(|e| format!("{request}: {e}"))?;
+        let answer = match self.reader.next() {
+            Some(Ok(a)) => a,
+            Some(Err(e)) => return Err(format!("{request}: {e}")),
+            None => return Err(format!("{request}: the socket closed")),
+        };
+        if answer["return"] == "OK" {
+            Ok(answer["message"].clone())
+        } else {
+            Err(format!("{request}: {answer}"))
+        }
+    }
 }
 
 /// `suricata -r PCAP` with the rendered config and rules; returns the EVE file, or Suricata's

@@ -52,8 +52,9 @@ pub const AGENT_ENV: &str = "IDS2_AGENT";
 pub const DEFAULT_SCENARIOS: &str = include_str!("../../templates/scenarios/default.json");
 /// The ids2 sid range (`templates/rules/ids2.rules`).
 pub const IDS2_SIDS: std::ops::RangeInclusive<u32> = 9_200_000..=9_299_999;
-/// How long a scenario's expected alert may take, from the scenario's start.
-pub const DETECTION_WINDOW: Duration = Duration::from_secs(5);
+/// How long a scenario's expected alert may take, from the scenario's start, unless the entry
+/// sets its own `detect_within_secs` (a slow scan sends for longer than this).
+pub const DETECTION_WINDOW: Duration = Duration::from_secs(emulate::DEFAULT_DETECT_WITHIN_SECS);
 /// Quiet time after the baseline so its alerts, if any, are in before scenarios start.
 const SETTLE: Duration = Duration::from_millis(2_500);
 /// How often the archive is read.
@@ -73,6 +74,18 @@ pub enum LabError {
              (`cargo build -p ids2-agent -p ids2-lab`), put it on PATH, or set {AGENT_ENV}"
     )]
     NoAgent,
+    /// A scenario brute-forces SSH and Debian's sshd is not installed.
+    #[error(
+        "scenario {index} brute-forces SSH, which needs Debian's OpenSSH server ({sshd}) and \
+         client in the lab: install openssh-server (.ci/install-deps does), or leave the \
+         scenario out with --scenarios"
+    )]
+    NoSshd {
+        /// 0-based index of the scenario.
+        index: usize,
+        /// Where sshd was looked for.
+        sshd: &'static str,
+    },
     /// Suricata is not installed.
     #[error(
         "suricata is not installed (install it, e.g. with .ci/install-deps, or set IDS2_SURICATA)"
@@ -239,8 +252,12 @@ pub struct Row {
     pub expect: emulate::Expect,
     /// What was sent.
     pub sent: Sent,
+    /// How long the lab waited for it, from the scenario's start.
+    pub window: Duration,
     /// Time from the scenario's start to the expected alert.
     pub latency: Option<Duration>,
+    /// Every ids2 sid seen from the scenario's start until the lab stopped waiting for it.
+    pub sids: Vec<u32>,
     /// Kernel drops the agent's metrics reported when the row was made.
     pub kernel_drops: u64,
 }
@@ -270,6 +287,8 @@ pub struct Report {
     pub interrupted: bool,
     /// The namespaces the lab used (all deleted by the time this is returned).
     pub namespaces: Vec<String>,
+    /// What answered SSH on the victim: `sshd` (Debian's OpenSSH) or `banner` (not installed).
+    pub victim_ssh: &'static str,
     /// The pid the agent ran as (stopped by the time this is returned).
     pub agent_pid: Option<u32>,
     /// The pid the agent's Suricata ran as (stopped by the time this is returned).
@@ -406,6 +425,16 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
         Some(IpAddr::V4(VICTIM_IP)),
         &TargetPolicy::new(&[]),
     )?;
+    if let Some(index) = scenarios.iter().position(|s| {
+        matches!(&s.technique, emulate::Technique::BruteForce(b) if b.service == emulate::LoginService::Ssh)
+    }) {
+        if !Path::new(victim::SSHD).is_file() {
+            return Err(LabError::NoSshd {
+                index,
+                sshd: victim::SSHD,
+            });
+        }
+    }
 
     let work = tempfile::Builder::new()
         .prefix("ids2-lab-")
@@ -447,7 +476,16 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     let metrics_url = relay.url().to_string();
     let identity = victim::Identity::generate()?;
     let victim = victim::Victim::start(&lan.victim, &identity)?;
+    let victim_ssh = victim.ssh_server();
     if opts.print {
+        println!(
+            "victim {VICTIM_IP}: HTTP, HTTPS, DNS, FTP-style login, SSH ({})",
+            if victim_ssh == "sshd" {
+                "Debian's sshd"
+            } else {
+                "a banner only: install openssh-server for SSH brute force"
+            }
+        );
         println!(
             "starting the agent in {} (render, suricata -T, Suricata)",
             lan.sensor
@@ -515,15 +553,25 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
                 .find(|a| a.seen >= begin && scenario.expect.matches(a.sid, &a.signature))
                 .map(|a| a.seen - begin)
         };
-        while detected(&watch).is_none() && begin.elapsed() < DETECTION_WINDOW && !stopped() {
+        while detected(&watch).is_none() && begin.elapsed() < scenario.detect_within && !stopped() {
             watch.wait(POLL)?;
         }
+        let mut sids: Vec<u32> = watch
+            .alerts
+            .iter()
+            .filter(|a| a.seen >= begin && IDS2_SIDS.contains(&a.sid))
+            .map(|a| a.sid)
+            .collect();
+        sids.sort_unstable();
+        sids.dedup();
         let row = Row {
             technique_id: scenario.technique_id.clone(),
             name: scenario.technique_name.clone(),
             expect: scenario.expect.clone(),
             sent,
+            window: scenario.detect_within,
             latency: detected(&watch),
+            sids,
             kernel_drops: agent::scrape(&metrics_url)?.capture_drops.unwrap_or(0),
         };
         if opts.print {
@@ -565,6 +613,7 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
         kernel_drops,
         interrupted: stopped(),
         namespaces,
+        victim_ssh,
         agent_pid,
         suricata_pid,
         metrics_url,
@@ -842,7 +891,12 @@ mod tests {
         for s in emulate::parse(DEFAULT_SCENARIOS, "default").unwrap() {
             let sid = s.expect.sid.expect("default scenarios expect sids");
             assert!(IDS2_SIDS.contains(&sid));
-            assert!(rules.contains(&format!("sid:{sid};")), "no rule {sid}");
+            // A rule, or the agent's behavioural detector, raises it.
+            assert!(
+                rules.contains(&format!("sid:{sid};"))
+                    || ids2_agent::behaviour::SIDS.contains(&sid),
+                "no rule {sid}"
+            );
         }
     }
 }

@@ -53,9 +53,9 @@ enum Command {
         #[arg(long, value_name = "CIDR")]
         allow_target: Vec<ipnet::IpNet>,
     },
-    /// Replay each capture of a set through the rendered config (`suricata -r` with the
-    /// rendered suricata.yaml and ids2 rules, then the agent's behavioural detector over its
-    /// EVE) and print per capture whether it was detected and by which rules. A set is a
+    /// Replay each capture of a set through the rendered config (the real Suricata with the
+    /// rendered suricata.yaml and ids2 rules, each capture a run of its own, then the agent's
+    /// behavioural detector over its EVE) and print per capture whether it was detected and by which rules. A set is a
     /// directory with `manifest.jsonl` (bench/realtools.sh writes one) or of pcaps alone (all
     /// taken as benign). Exit 1 when an attack was missed or a benign capture alerted.
     Eval {

@@ -1,10 +1,15 @@
 //! The victim's small real services, served from a thread inside the victim namespace: HTTP on
 //! 80 (a basic-auth area under `/admin`), HTTPS on 443 (self-signed, for the benign TLS
-//! baseline), DNS on UDP 53, an FTP-style login on 21 and an SSH-like banner on 22.
+//! baseline), DNS on UDP 53, an FTP-style login on 21; and on 22 Debian's real OpenSSH server
+//! when it is installed (SSH brute force needs real key exchanges and refusals), else an
+//! SSH-like banner.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UdpSocket};
@@ -36,15 +41,27 @@ impl Identity {
     }
 }
 
+/// Where Debian installs the OpenSSH server.
+pub const SSHD: &str = "/usr/sbin/sshd";
+/// How long sshd may take to listen.
+const SSHD_START: Duration = Duration::from_secs(10);
+
 /// The running services; dropping it stops them.
 pub struct Victim {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    sshd: Option<Sshd>,
 }
 
 impl Victim {
     /// Starts the services in namespace `ns`; returns once they are all listening.
     pub fn start(ns: &str, identity: &Identity) -> Result<Self, LabError> {
+        let sshd = if Path::new(SSHD).is_file() {
+            Some(Sshd::start(ns)?)
+        } else {
+            None
+        };
+        let banner_on_22 = sshd.is_none();
         let tls = tls_acceptor(identity)?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -59,7 +76,7 @@ impl Victim {
                         .build()
                         .map_err(|e| LabError::Service("runtime", e))?;
                     rt.block_on(async move {
-                        let bound = bind_all().await;
+                        let bound = bind_all(banner_on_22).await;
                         match bound {
                             Ok(listeners) => {
                                 let _ = ready_tx.send(Ok(()));
@@ -83,6 +100,7 @@ impl Victim {
         let victim = Self {
             stop: Some(stop_tx),
             thread: Some(thread),
+            sshd,
         };
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(victim),
@@ -95,6 +113,17 @@ impl Victim {
     }
 }
 
+impl Victim {
+    /// What answers on port 22: Debian's sshd or the lab's SSH-like banner.
+    pub fn ssh_server(&self) -> &'static str {
+        if self.sshd.is_some() {
+            "sshd"
+        } else {
+            "banner"
+        }
+    }
+}
+
 impl Drop for Victim {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -103,6 +132,121 @@ impl Drop for Victim {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        // Sshd's own Drop stops it.
+        self.sshd.take();
+    }
+}
+
+/// Debian's OpenSSH server in the victim namespace, refusing every password: its own host key
+/// and config in a temp dir, `UsePAM no`, root logins off, and no user it knows a password of.
+/// Its privilege-separation directory `/run/sshd` lives on a tmpfs in a mount namespace of its
+/// own, so nothing on the host changes.
+struct Sshd {
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    fn start(ns: &str) -> Result<Self, LabError> {
+        let dir = tempfile::Builder::new()
+            .prefix("ids2-lab-sshd-")
+            .tempdir()
+            .map_err(|e| LabError::Service("create sshd's directory", e))?;
+        let key = dir.path().join("ssh_host_ed25519_key");
+        run(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key))?;
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port 22\nListenAddress {VICTIM_IP}\nHostKey {}\nPasswordAuthentication yes\n\
+                 KbdInteractiveAuthentication no\nPubkeyAuthentication no\nUsePAM no\n\
+                 PermitRootLogin no\nStrictModes no\nPidFile none\nMaxStartups 64:30:128\n\
+                 LogLevel ERROR\n",
+                key.display()
+            ),
+        )
+        .map_err(|e| LabError::Service("write sshd_config", e))?;
+        let log = dir.path().join("sshd.log");
+        let log_file =
+            std::fs::File::create(&log).map_err(|e| LabError::Service("create sshd.log", e))?;
+        let script = format!(
+            "mount -t tmpfs tmpfs /run && mkdir -p /run/sshd && exec {SSHD} -D -e -f '{}'",
+            config.display()
+        );
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+            ])
+            .args(["sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                log_file
+                    .try_clone()
+                    .map_err(|e| LabError::Service("open sshd.log", e))?,
+            )
+            .spawn()
+            .map_err(|source| LabError::Spawn {
+                program: "ip netns exec … sshd".into(),
+                source,
+            })?;
+        let mut sshd = Self { child, _dir: dir };
+        let deadline = Instant::now() + SSHD_START;
+        loop {
+            if listening_on_22(sshd.child.id()) {
+                return Ok(sshd);
+            }
+            let exited = sshd.child.try_wait().ok().flatten().is_some();
+            if exited || Instant::now() > deadline {
+                return Err(LabError::Command {
+                    command: format!("{SSHD} -D -f {}", config.display()),
+                    stderr: std::fs::read_to_string(&log).unwrap_or_default(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// True when process `pid`'s network namespace has a TCP socket listening on port 22
+/// (`/proc/PID/net/tcp` lists the sockets of the namespace the process is in).
+fn listening_on_22(pid: u32) -> bool {
+    let table = PathBuf::from(format!("/proc/{pid}/net/tcp"));
+    std::fs::read_to_string(table).is_ok_and(|t| {
+        t.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1].ends_with(":0016") && f[3] == "0A"
+        })
+    })
+}
+
+fn run(cmd: &mut Command) -> Result<(), LabError> {
+    let out = cmd.output().map_err(|source| LabError::Spawn {
+        program: format!("{:?}", cmd.get_program()),
+        source,
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(LabError::Command {
+            command: format!("{cmd:?}"),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
     }
 }
 
@@ -110,11 +254,11 @@ struct Listeners {
     http: TcpListener,
     https: TcpListener,
     ftp: TcpListener,
-    ssh: TcpListener,
+    ssh: Option<TcpListener>,
     dns: UdpSocket,
 }
 
-async fn bind_all() -> Result<Listeners, LabError> {
+async fn bind_all(banner_on_22: bool) -> Result<Listeners, LabError> {
     let at = |port| SocketAddr::new(IpAddr::V4(VICTIM_IP), port);
     let tcp = |port| async move {
         TcpListener::bind(at(port))
@@ -125,7 +269,11 @@ async fn bind_all() -> Result<Listeners, LabError> {
         http: tcp(80).await?,
         https: tcp(443).await?,
         ftp: tcp(21).await?,
-        ssh: tcp(22).await?,
+        ssh: if banner_on_22 {
+            Some(tcp(22).await?)
+        } else {
+            None
+        },
         dns: UdpSocket::bind(at(53))
             .await
             .map_err(|e| LabError::Service("bind the victim DNS port", e))?,
@@ -165,7 +313,8 @@ async fn serve(l: Listeners, tls: tokio_rustls::TlsAcceptor) {
         }
     };
     let ssh = async {
-        while let Ok((mut conn, _)) = l.ssh.accept().await {
+        let Some(ssh) = &l.ssh else { return };
+        while let Ok((mut conn, _)) = ssh.accept().await {
             tokio::spawn(async move {
                 let _ = conn.write_all(b"SSH-2.0-OpenSSH_9.2p1 ids2-lab\r\n").await;
                 let mut buf = [0u8; 256];

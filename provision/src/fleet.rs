@@ -82,6 +82,11 @@ pub struct SensorStatus {
     pub rules_age_secs: Option<u64>,
     /// The agent's version.
     pub version: Option<String>,
+    /// Intel feeds without a successful update within twice their interval; `None` when the
+    /// sensor has no feed configured.
+    pub intel_stale: Option<Vec<String>>,
+    /// `name:version` of each intel feed.
+    pub intel_versions: Vec<String>,
 }
 
 /// Why the fleet view could not be built.
@@ -166,10 +171,27 @@ pub fn parse_status(
             rules_version: rules["version"].as_str().map(str::to_string),
             rules_age_secs,
             version: src["observer"]["version"].as_str().map(str::to_string),
+            // A heartbeat that reports feeds always lists `stale`, empty when none is.
+            intel_stale: strings(&src["ids2"]["intel"]["stale"]),
+            intel_versions: strings(&src["ids2"]["intel"]["versions"]).unwrap_or_default(),
         });
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// A keyword field as a list: OpenSearch hands back one value or an array as it was indexed.
+fn strings(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        ),
+        _ => None,
+    }
 }
 
 fn secs_since(now: OffsetDateTime, then: OffsetDateTime) -> Duration {
@@ -208,12 +230,17 @@ pub fn table(sensors: &[SensorStatus]) -> String {
     }
     let age = |s: Option<u64>| s.map_or("-".to_string(), human);
     let mut out = format!(
-        "{:<24} {:<8} {:>10} {:>8} {:>12} {:>10}  {}\n",
-        "SENSOR", "STATE", "LAST SEEN", "THROTTLE", "KERNEL DROPS", "RULES AGE", "RULES"
+        "{:<24} {:<8} {:>10} {:>8} {:>12} {:>10}  {:<16}  {}\n",
+        "SENSOR", "STATE", "LAST SEEN", "THROTTLE", "KERNEL DROPS", "RULES AGE", "RULES", "INTEL"
     );
     for s in sensors {
+        let intel = match &s.intel_stale {
+            None => "-".to_string(),
+            Some(stale) if stale.is_empty() => "ok".to_string(),
+            Some(stale) => format!("stale: {}", stale.join(",")),
+        };
         out.push_str(&format!(
-            "{:<24} {:<8} {:>10} {:>8} {:>12} {:>10}  {}\n",
+            "{:<24} {:<8} {:>10} {:>8} {:>12} {:>10}  {:<16}  {}\n",
             s.id,
             s.state,
             format!("{} ago", human(s.age_secs)),
@@ -221,8 +248,13 @@ pub fn table(sensors: &[SensorStatus]) -> String {
             s.kernel_drops.map_or("-".into(), |d| d.to_string()),
             age(s.rules_age_secs),
             s.rules_version.as_deref().unwrap_or("-"),
+            intel,
         ));
     }
+    let stale = sensors
+        .iter()
+        .filter(|s| s.intel_stale.as_ref().is_some_and(|v| !v.is_empty()))
+        .count();
     let count = |st: State| sensors.iter().filter(|s| s.state == st).count();
     out.push_str(&format!(
         "{} sensors: {} online, {} late, {} offline",
@@ -231,6 +263,9 @@ pub fn table(sensors: &[SensorStatus]) -> String {
         count(State::Late),
         count(State::Offline)
     ));
+    if stale > 0 {
+        out.push_str(&format!("; {stale} with stale intel feeds"));
+    }
     out
 }
 

@@ -13,8 +13,8 @@ mod standin;
 
 use std::time::{Duration, Instant};
 
-use ids2_core::heartbeat::RuleSetState;
 use ids2_core::heartbeat::{self, Snapshot};
+use ids2_core::heartbeat::{IntelSummary, RuleSetState};
 use predicates::prelude::*;
 use serde_json::Value;
 use standin::{cli, setup, Expect, StandIn};
@@ -36,8 +36,25 @@ fn status(s: &StandIn, extra: &[&str]) -> assert_cmd::assert::Assert {
 
 /// A heartbeat of `sensor` taken `age` ago, as the agent writes it.
 fn beat(sensor: &str, age: Duration, drops: u64, throttle: u8) -> Value {
+    heartbeat::document(&snapshot(sensor, age, drops, throttle))
+}
+
+/// The same with intel feeds, `stale` of them stale.
+fn beat_with_intel(sensor: &str, age: Duration, drops: u64, throttle: u8, stale: &[&str]) -> Value {
+    let mut s = snapshot(sensor, age, drops, throttle);
+    s.intel = Some(IntelSummary {
+        versions: vec!["feodo-tracker:0123456789abcdef".into(), "own:none".into()],
+        updated: s
+            .at
+            .map(|at| heartbeat::timestamp(at - time::Duration::hours(1))),
+        stale: stale.iter().map(|f| f.to_string()).collect(),
+    });
+    heartbeat::document(&s)
+}
+
+fn snapshot(sensor: &str, age: Duration, drops: u64, throttle: u8) -> Snapshot {
     let at = OffsetDateTime::now_utc() - age;
-    heartbeat::document(&Snapshot {
+    Snapshot {
         at: Some(at),
         sensor_id: sensor.into(),
         sensor_name: format!("Sensor {sensor}"),
@@ -53,7 +70,7 @@ fn beat(sensor: &str, age: Duration, drops: u64, throttle: u8) -> Value {
             sources: vec!["et/open".into()],
         }),
         ..Default::default()
-    })
+    }
 }
 
 fn index_of(doc: &Value) -> String {
@@ -88,8 +105,8 @@ fn status_tells_online_late_and_offline_sensors_apart() {
         &s,
         vec![
             beat("pi-a", Duration::from_secs(200), 1, 0),
-            beat("pi-a", Duration::from_secs(3), 7, 1),
-            beat("pi-b", Duration::from_secs(45), 0, 0),
+            beat_with_intel("pi-a", Duration::from_secs(3), 7, 1, &["own"]),
+            beat_with_intel("pi-b", Duration::from_secs(45), 0, 0, &[]),
             beat("pi-c", Duration::from_secs(300), 5, 3),
         ],
     );
@@ -118,6 +135,14 @@ fn status_tells_online_late_and_offline_sensors_apart() {
         (5 * 3600..5 * 3600 + 60).contains(&rules_age),
         "{rules_age}"
     );
+    // The feeds' state, from the newest heartbeat: pi-c reports no feeds at all.
+    assert_eq!(a["intel_stale"], serde_json::json!(["own"]));
+    assert_eq!(
+        a["intel_versions"],
+        serde_json::json!(["feodo-tracker:0123456789abcdef", "own:none"])
+    );
+    assert_eq!(by_id("pi-b")["intel_stale"], serde_json::json!([]));
+    assert_eq!(by_id("pi-c")["intel_stale"], Value::Null);
     assert_eq!(by_id("pi-b")["state"], "late");
     assert_eq!(by_id("pi-c")["state"], "offline");
     assert_eq!(by_id("pi-c")["throttle_level"], 3);
@@ -137,8 +162,9 @@ fn status_tells_online_late_and_offline_sensors_apart() {
     status(&s, &[])
         .success()
         .stdout(predicate::str::contains(
-            "3 sensors: 1 online, 1 late, 1 offline",
+            "3 sensors: 1 online, 1 late, 1 offline; 1 with stale intel feeds",
         ))
+        .stdout(predicate::str::contains("stale: own"))
         .stdout(predicate::str::contains("pi-b"));
 }
 

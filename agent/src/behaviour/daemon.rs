@@ -154,12 +154,17 @@ mod tests {
         let metrics = Metrics::new("test");
         let s = sink(dir.path().to_str().unwrap(), Some(downstream), &metrics);
         s(br#"{"event_type":"stats","stats":{}}"#);
-        for i in 0..12 {
-            s(probe(i).as_bytes());
+        let ports = super::super::Options::default().scan_ports;
+        for i in 0..ports {
+            s(probe(i as u32).as_bytes());
         }
         let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 14, "13 lines passed on and one alert: {seen:?}");
-        let alert: serde_json::Value = serde_json::from_str(&seen[13]).unwrap();
+        assert_eq!(
+            seen.len(),
+            ports + 2,
+            "the stats line and the probes passed on, and one alert: {seen:?}"
+        );
+        let alert: serde_json::Value = serde_json::from_str(&seen[ports + 1]).unwrap();
         assert_eq!(alert["alert"]["signature_id"], super::super::SID_PORT_SCAN);
         let file = std::fs::read_to_string(dir.path().join(BEHAVIOUR_FILE)).unwrap();
         assert_eq!(file.lines().count(), 1);

@@ -10,8 +10,9 @@
 //!
 //! - **Slow port scan** (9201010, T1046): a source's probe flows (TCP flows in which the client
 //!   sent no data, UDP flows no service answered) to [`Options::scan_ports`] distinct ports of
-//!   one host within [`Options::window_secs`]. FP budget: a monitoring poller checking that many
-//!   ports of one host (suppress its address).
+//!   one host within [`Options::window_secs`]; UDP traceroute's ports and answers to multicast
+//!   queries ([`MULTICAST_ANSWER_PORTS`]) are not probes. FP budget: a monitoring poller
+//!   checking that many ports of one host (suppress its address).
 //! - **Host sweep** (9201011, T1046): probe flows from one source to [`Options::sweep_hosts`]
 //!   distinct hosts on one port within the window. FP budget: inventory and monitoring tools.
 //! - **Login brute force** (9201020, T1110): [`Options::login_sessions`] short sessions
@@ -24,6 +25,13 @@
 //!   [`Options::dns_mean_len`] characters and [`Options::dns_entropy_bits`] bits of entropy per
 //!   character (encoded data, not host names). FP budget: reputation services that look hashes
 //!   up over DNS.
+//! - **DNS tunnel, bulk subdomains** (9201042, T1071.004): [`Options::dns_bulk_unique`]
+//!   distinct names under one registered domain from one client within the window, whatever
+//!   their length or encoding (tunnels with short labels: a tunnel moves data only by asking
+//!   for many names), averaging at least [`Options::dns_bulk_mean_len`] characters. Reverse
+//!   lookups (`in-addr.arpa`, `ip6.arpa`) and blocklist lookups (a reversed IPv4 address under
+//!   the list's zone) are not counted. FP budget: software resolving a hundred hosts of one
+//!   domain in ten minutes (a crawler, an inventory of cloud instances).
 //! - **DNS tunnel, data-carrying records** (9201041, T1071.004): [`Options::dns_data_unique`]
 //!   distinct names of at least [`Options::dns_data_len`] characters under one registered
 //!   domain queried for NULL, TXT, CNAME, MX, SRV or private-use records. FP budget: DKIM/SPF
@@ -53,6 +61,8 @@ pub const SID_LOGIN_BRUTE_FORCE: u32 = 9_201_020;
 pub const SID_DNS_UNIQUE: u32 = 9_201_040;
 /// DNS tunnel: data-carrying record types under one domain.
 pub const SID_DNS_RECORDS: u32 = 9_201_041;
+/// DNS tunnel: very many unique subdomains of one domain, any encoding.
+pub const SID_DNS_BULK: u32 = 9_201_042;
 
 /// Bytes to the client under which a session counts as a refused login (an SSH key exchange
 /// and a few failed attempts stay under it; a shell or a transfer does not).
@@ -66,8 +76,15 @@ pub const MAX_KEYS: usize = 65_536;
 pub const LOGIN_PORTS: &[u64] = &[
     21, 22, 23, 110, 143, 465, 587, 993, 995, 1433, 3306, 3389, 5432, 5900,
 ];
-/// DNS record types that carry arbitrary data downstream.
-pub const DATA_RECORD_TYPES: &[&str] = &["NULL", "TXT", "CNAME", "MX", "SRV", "PRIVATE"];
+/// UDP traceroute's destination ports (33434 plus three probes for each of up to 30 hops):
+/// its probes are unanswered by design (the hops answer with ICMP), not a scan.
+pub const TRACEROUTE_PORTS: std::ops::RangeInclusive<u64> = 33_434..=33_534;
+/// UDP source ports of responders to multicast queries (mDNS, LLMNR, SSDP): they answer the
+/// asker's port unicast, a flow Suricata cannot pair with the multicast query, so every answer
+/// looks like an unanswered probe of a new port (the corpus's SMB capture: ten LLMNR answers).
+pub const MULTICAST_ANSWER_PORTS: &[u64] = &[1900, 5353, 5355];
+/// DNS record types that carry arbitrary data downstream (KEY: dns2tcp's other channel).
+pub const DATA_RECORD_TYPES: &[&str] = &["NULL", "TXT", "CNAME", "MX", "SRV", "KEY", "PRIVATE"];
 
 /// Thresholds (the defaults are the documented ones).
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +105,10 @@ pub struct Options {
     pub dns_mean_len: f64,
     /// Their mean Shannon entropy, bits per character.
     pub dns_entropy_bits: f64,
+    /// Distinct names under one registered domain, any length or encoding.
+    pub dns_bulk_unique: usize,
+    /// Their mean length (characters left of the registered domain).
+    pub dns_bulk_mean_len: f64,
     /// Distinct names queried for data-carrying record types.
     pub dns_data_unique: usize,
     /// Their shortest length.
@@ -98,13 +119,15 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             window_secs: 600.0,
-            scan_ports: 12,
-            sweep_hosts: 16,
-            login_sessions: 8,
+            scan_ports: 8,
+            sweep_hosts: 10,
+            login_sessions: 5,
             short_session_secs: 30.0,
             dns_unique: 30,
             dns_mean_len: 20.0,
             dns_entropy_bits: 3.2,
+            dns_bulk_unique: 100,
+            dns_bulk_mean_len: 8.0,
             dns_data_unique: 8,
             dns_data_len: 16,
         }
@@ -182,6 +205,7 @@ pub struct BehaviourDetector {
     hosts: Distinct<(String, u64, &'static str), String>,
     logins: Distinct<(String, String, u64), u64>,
     dns_names: Distinct<(String, String), String>,
+    dns_bulk: Distinct<(String, String), String>,
     dns_data: Distinct<(String, String), String>,
 }
 
@@ -194,6 +218,7 @@ impl BehaviourDetector {
             hosts: Distinct::new(),
             logins: Distinct::new(),
             dns_names: Distinct::new(),
+            dns_bulk: Distinct::new(),
             dns_data: Distinct::new(),
         }
     }
@@ -233,7 +258,10 @@ impl BehaviourDetector {
             _ => return out,
         };
         let o = self.opts.clone();
-        if is_probe(r, proto) {
+        let sport = r["src_port"].as_u64().unwrap_or(0);
+        let not_a_probe = proto == "udp"
+            && (TRACEROUTE_PORTS.contains(&dport) || MULTICAST_ANSWER_PORTS.contains(&sport));
+        if is_probe(r, proto) && !not_a_probe {
             let key = (src.to_string(), dst.to_string(), proto);
             if let Some(ports) = self
                 .ports
@@ -328,6 +356,28 @@ impl BehaviourDetector {
                 ));
             }
         }
+        if !reverse_lookup(sub, domain) {
+            if let Some(names) = self.dns_bulk.add(
+                key.clone(),
+                sub.to_string(),
+                t,
+                o.window_secs,
+                o.dns_bulk_unique,
+            ) {
+                let mean_len =
+                    names.iter().map(|s| s.len() as f64).sum::<f64>() / names.len() as f64;
+                if mean_len >= o.dns_bulk_mean_len {
+                    out.push(alert(
+                        r,
+                        SID_DNS_BULK,
+                        &format!("IDS2 T1071.004 DNS tunnelling ({} unique subdomains of one domain within {} s)", names.len(), o.window_secs),
+                        "policy-violation",
+                        ("T1071.004", "DNS", "TA0011"),
+                        format!("{} names under {domain}, mean {mean_len:.0} characters", names.len()),
+                    ));
+                }
+            }
+        }
         let rrtype = d["rrtype"].as_str().unwrap_or("");
         let data_type = DATA_RECORD_TYPES.contains(&rrtype) || rrtype.starts_with("TYPE");
         if data_type && sub.len() >= o.dns_data_len {
@@ -392,6 +442,16 @@ fn split_registered(name: &str) -> Option<(&str, &str)> {
         - 1;
     let split = name.len() - domain_len;
     Some((&name[..split - 1], &name[split..]))
+}
+
+/// Reverse lookups and DNS blocklist lookups: names under `in-addr.arpa`/`ip6.arpa`, or whose
+/// first four labels are a (reversed) IPv4 address, as mail servers ask blocklists.
+fn reverse_lookup(sub: &str, domain: &str) -> bool {
+    if domain.ends_with(".arpa") || domain == "in-addr.arpa" {
+        return true;
+    }
+    let labels: Vec<&str> = sub.split('.').take(4).collect();
+    labels.len() == 4 && labels.iter().all(|l| l.parse::<u8>().is_ok())
 }
 
 /// Shannon entropy of `s`, bits per character (dots left out).
@@ -518,7 +578,7 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_scan_alerts_once_on_its_twelfth_port() {
+    fn a_slow_scan_alerts_once_on_its_eighth_port() {
         let mut d = BehaviourDetector::new(Options::default());
         // One probe every 15 s (nmap -T1): far beyond any per-second threshold.
         let scan: Vec<Value> = (0..20)
@@ -529,7 +589,7 @@ mod tests {
         let a = &alerts[0];
         assert_eq!(a["alert"]["signature_id"], SID_PORT_SCAN);
         assert_eq!(a["event_type"], "alert");
-        assert_eq!(a["flow_id"], 165, "the twelfth probe completes it");
+        assert_eq!(a["flow_id"], 105, "the eighth probe completes it");
         assert_eq!(a["alert"]["metadata"]["mitre_technique_id"][0], "T1046");
         assert!(SIDS.contains(&SID_PORT_SCAN));
     }
@@ -540,10 +600,10 @@ mod tests {
         // A client retrying one closed port every 10 s for ten minutes.
         let retries: Vec<Value> = (0..60).map(|i| probe(i * 10, 8080, "10.0.0.1")).collect();
         assert!(run(&mut d, &retries).is_empty());
-        // Twelve ports, but one every 60 s: never twelve within the ten-minute window.
+        // Eight ports, but one every 90 s: never eight within the ten-minute window.
         let mut d = BehaviourDetector::new(Options::default());
-        let slow: Vec<Value> = (0..12)
-            .map(|i| probe(i * 60, 1000 + u64::from(i), "10.0.0.1"))
+        let slow: Vec<Value> = (0..8)
+            .map(|i| probe(i * 90, 1000 + u64::from(i), "10.0.0.1"))
             .collect();
         assert!(run(&mut d, &slow).is_empty());
     }
@@ -551,7 +611,7 @@ mod tests {
     #[test]
     fn out_of_order_flows_count_by_start_time() {
         let mut d = BehaviourDetector::new(Options::default());
-        let mut scan: Vec<Value> = (0..12)
+        let mut scan: Vec<Value> = (0..8)
             .map(|i| probe(i * 20, 2000 + u64::from(i), "10.0.0.1"))
             .collect();
         scan.reverse();
@@ -561,12 +621,46 @@ mod tests {
     #[test]
     fn a_host_sweep_alerts() {
         let mut d = BehaviourDetector::new(Options::default());
-        let sweep: Vec<Value> = (0..16)
+        let sweep: Vec<Value> = (0..10)
             .map(|i| probe(i * 5, 445, &format!("10.0.1.{i}")))
             .collect();
         let alerts = run(&mut d, &sweep);
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0]["alert"]["signature_id"], SID_HOST_SWEEP);
+    }
+
+    #[test]
+    fn udp_traceroute_is_not_a_scan() {
+        let mut d = BehaviourDetector::new(Options::default());
+        let traceroute: Vec<Value> = (0..45)
+            .map(|i| {
+                let mut f = probe(i, 33_434 + u64::from(i), "192.0.2.7");
+                f["proto"] = "UDP".into();
+                f["flow"]["pkts_toclient"] = 0.into();
+                f
+            })
+            .collect();
+        assert!(run(&mut d, &traceroute).is_empty());
+    }
+
+    #[test]
+    fn answers_to_multicast_queries_are_not_a_scan() {
+        // LLMNR answers from 5355 to ten askers' ports; the same from an ephemeral port is.
+        let answers = |sport: u64| -> Vec<Value> {
+            (0..10)
+                .map(|i| {
+                    let mut f = probe(i, 50_000 + u64::from(i) * 7, "192.0.2.7");
+                    f["proto"] = "UDP".into();
+                    f["src_port"] = sport.into();
+                    f["flow"]["pkts_toclient"] = 0.into();
+                    f
+                })
+                .collect()
+        };
+        let mut d = BehaviourDetector::new(Options::default());
+        assert!(run(&mut d, &answers(5355)).is_empty());
+        let mut d = BehaviourDetector::new(Options::default());
+        assert_eq!(run(&mut d, &answers(40_000)).len(), 1);
     }
 
     #[test]
@@ -598,7 +692,11 @@ mod tests {
     #[test]
     fn short_ssh_sessions_are_a_brute_force_long_ones_are_not() {
         let mut d = BehaviourDetector::new(Options::default());
-        // One refused session every 30 s: hydra -t 1 or a patient guesser.
+        // One refused session every 30 s: hydra -t 1 or a patient guesser; and four are not
+        // enough (hydra with ten passwords opens five).
+        let few: Vec<Value> = (0..4).map(|i| ssh_session(i * 30, 6, 4200)).collect();
+        assert!(run(&mut d, &few).is_empty());
+        let mut d = BehaviourDetector::new(Options::default());
         let guesses: Vec<Value> = (0..8).map(|i| ssh_session(i * 30, 6, 4200)).collect();
         let alerts = run(&mut d, &guesses);
         assert_eq!(alerts.len(), 1);
@@ -691,6 +789,50 @@ mod tests {
             .map(|i| query(i, &format!("_dmarc.d{i}.example.org"), "TXT"))
             .collect();
         assert!(run(&mut d, &mail).is_empty());
+    }
+
+    #[test]
+    fn many_short_unique_subdomains_are_a_tunnel_blocklist_lookups_are_not() {
+        let mut d = BehaviourDetector::new(Options::default());
+        // 10-character base32 labels: under every length rule, but 120 names in two minutes.
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz234567";
+        let mut seed = 11u64;
+        let mut label = || -> String {
+            (0..10)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    alphabet[(seed >> 59) as usize] as char
+                })
+                .collect()
+        };
+        let tunnel: Vec<Value> = (0..120)
+            .map(|i| query(i, &format!("{}.t.example.net", label()), "A"))
+            .collect();
+        let sids: Vec<Value> = run(&mut d, &tunnel)
+            .iter()
+            .map(|a| a["alert"]["signature_id"].clone())
+            .collect();
+        assert_eq!(sids, vec![json!(SID_DNS_BULK)]);
+        // A mail server asking a blocklist about 200 senders, and resolving their PTRs.
+        let mut d = BehaviourDetector::new(Options::default());
+        let mail: Vec<Value> = (0..200u32)
+            .flat_map(|i| {
+                let ip = format!("{}.{}.51.198", i % 250, i / 250 + 1);
+                [
+                    query(i, &format!("{ip}.zen.spamhaus.org"), "A"),
+                    query(i, &format!("{ip}.in-addr.arpa"), "PTR"),
+                ]
+            })
+            .collect();
+        assert!(run(&mut d, &mail).is_empty());
+        // 99 names is under the count.
+        let mut d = BehaviourDetector::new(Options::default());
+        let few: Vec<Value> = (0..99)
+            .map(|i| query(i, &format!("host-{i:04}.example.org"), "A"))
+            .collect();
+        assert!(run(&mut d, &few).is_empty());
     }
 
     #[test]

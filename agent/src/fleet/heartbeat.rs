@@ -3,8 +3,8 @@
 //! `<prefix>-heartbeat-YYYY.MM.DD`.
 //!
 //! The document is built from what the agent already knows: the metrics registry (throttle
-//! level, CPU/RAM, capture counters, EVE counts, connectivity), the history repository's head
-//! and the rule-set state file. The file is capped at [`MAX_FILE_BYTES`]: when a line would
+//! level, CPU/RAM, capture counters, EVE counts, connectivity), the history repository's head,
+//! the rule-set state file and the intel feeds' state file. The file is capped at [`MAX_FILE_BYTES`]: when a line would
 //! pass the cap, the file is renamed to `heartbeat.json.1` (replacing the older one) and a new
 //! one started, the rename-and-create rotation Vector's file source follows.
 
@@ -134,6 +134,13 @@ impl Heartbeat {
             last_alert: self.last_alert,
             connectivity: (!checks.is_empty()).then_some((up, checks.len() as u32)),
             rules: RuleSetState::read(Path::new(&c.suricata.rules_dir)),
+            intel: c.intel.enabled().then(|| {
+                crate::intel::feeds::report::summary(
+                    &c.intel.all_feeds(),
+                    &ids2_core::heartbeat::IntelFeedState::read_all(Path::new(&c.intel.dir)),
+                    at,
+                )
+            }),
         }
     }
 

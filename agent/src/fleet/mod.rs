@@ -18,7 +18,8 @@ use crate::metrics::Metrics;
 use crate::supervisor::Supervisor;
 
 /// Starts the fleet tasks under the daemon's supervisor: the heartbeat, the scheduled intel feed
-/// updates when `intel.scheduled` is on and a feed is configured, and the scheduled rule
+/// updates when `intel.scheduled` is on and a feed is configured (whose per-feed metrics it
+/// adds to `/metrics` whenever a feed is configured), and the scheduled rule
 /// updates when `fleet.rules.scheduled` is on and Suricata and suricata-update are installed
 /// (otherwise that is logged and `ids2-agent rules update` stays available). `started` is the
 /// agent's start, for its uptime.
@@ -42,6 +43,20 @@ pub fn spawn(
         }),
     );
     let intel = &settings.config.intel;
+    if intel.enabled() {
+        // The per-feed families, read from the state file at each scrape: `ids2-agent intel
+        // update` run by hand writes it too.
+        let (feeds, dir) = (intel.all_feeds(), std::path::PathBuf::from(&intel.dir));
+        metrics.add_renderer(Box::new(move |out| {
+            let states = ids2_core::heartbeat::IntelFeedState::read_all(&dir);
+            crate::intel::feeds::report::render_metrics(
+                &feeds,
+                &states,
+                time::OffsetDateTime::now_utc(),
+                out,
+            );
+        }));
+    }
     if intel.enabled() && intel.scheduled {
         // Beside the rule updates: each feed when its interval is due.
         match crate::intel::feeds::FeedUpdater::for_settings(settings) {

@@ -38,6 +38,12 @@ pub const MIN_INTERVAL_MS: u64 = 50;
 pub const MAX_TIMEOUT_MS: u64 = 5_000;
 /// Largest ICMP payload (keeps one echo inside a 1500-byte MTU).
 pub const MAX_ICMP_PAYLOAD: usize = 1_400;
+/// How long the lab waits for a scenario's detection, from its start, unless the entry says.
+pub const DEFAULT_DETECT_WITHIN_SECS: u64 = 5;
+/// Longest detection window an entry may ask for.
+pub const MAX_DETECT_WITHIN_SECS: u64 = 120;
+/// Most password guesses an SSH brute force makes per connection (OpenSSH's MaxAuthTries is 6).
+pub const MAX_GUESSES_PER_CONNECTION: u32 = 6;
 
 /// What the sensor should raise for a scenario.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -83,6 +89,9 @@ pub struct Scenario {
     pub target: Option<IpAddr>,
     /// The detection the sensor should raise.
     pub expect: Expect,
+    /// How long the lab waits for it, from the scenario's start ([`DEFAULT_DETECT_WITHIN_SECS`]
+    /// unless the entry's `detect_within_secs` says otherwise: a slow scenario sends for longer).
+    pub detect_within: Duration,
     /// What to send.
     pub technique: Technique,
 }
@@ -140,6 +149,10 @@ pub struct PortScan {
     /// Probes per second.
     #[serde(default = "default_scan_rate")]
     pub rate_per_sec: u32,
+    /// Pause between probes instead of `rate_per_sec`: a low-and-slow scan (one port every few
+    /// seconds, slower than any 5-second threshold counts).
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
     /// Connect timeout per TCP port.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
@@ -153,15 +166,17 @@ pub enum LoginService {
     HttpBasic,
     /// A line-based banner login (FTP style `USER`/`PASS`).
     Banner,
+    /// SSH password logins with Debian's OpenSSH client (`ssh`), against a real sshd.
+    Ssh,
 }
 
 /// T1110 parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BruteForce {
-    /// `http_basic` or `banner`.
+    /// `http_basic`, `banner` or `ssh`.
     pub service: LoginService,
-    /// Target port (80 for HTTP, 21 for a banner login when omitted).
+    /// Target port (80 for HTTP, 21 for a banner login, 22 for SSH when omitted).
     #[serde(default)]
     pub port: Option<u16>,
     /// Protected HTTP path.
@@ -170,10 +185,14 @@ pub struct BruteForce {
     /// User name tried with each password.
     #[serde(default = "default_username")]
     pub username: String,
-    /// Login attempts.
+    /// Login attempts (password guesses).
     #[serde(default = "default_attempts")]
     pub attempts: u32,
-    /// Attempts per second.
+    /// Guesses per SSH connection (1 to 6): guessers reconnect after one to a few tries to stay
+    /// under a server's MaxAuthTries. SSH only.
+    #[serde(default = "default_one")]
+    pub guesses_per_connection: u32,
+    /// Connections (SSH) or attempts per second.
     #[serde(default = "default_login_rate")]
     pub rate_per_sec: u32,
     /// Connect/read timeout.
@@ -205,7 +224,8 @@ pub struct HttpBeacon {
     pub timeout_ms: u64,
 }
 
-/// DNS query type for tunnelling.
+/// DNS query type for tunnelling: the record types tunnels (iodine, dnscat2, dns2tcp) ask for
+/// to carry data downstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum QueryType {
@@ -213,6 +233,40 @@ pub enum QueryType {
     A,
     /// Text query (the usual downstream channel).
     Txt,
+    /// NULL record (type 10): arbitrary bytes, iodine's default.
+    Null,
+    /// Canonical name: an encoded name comes back.
+    Cname,
+    /// Mail exchanger: an encoded name comes back.
+    Mx,
+    /// Private-use type 65399, iodine's `-T PRIVATE`.
+    Private,
+}
+
+impl QueryType {
+    /// The record type's number.
+    pub fn code(self) -> u16 {
+        match self {
+            QueryType::A => packets::QTYPE_A,
+            QueryType::Txt => packets::QTYPE_TXT,
+            QueryType::Null => 10,
+            QueryType::Cname => 5,
+            QueryType::Mx => 15,
+            QueryType::Private => 65_399,
+        }
+    }
+}
+
+/// How a tunnel encodes its data into labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelEncoding {
+    /// Lower-case base32 (`a-z2-7`), as iodine and dns2tcp send by default.
+    Base32,
+    /// base64 (`A-Za-z0-9+/`, `=` padding), as iodine's `-O base64` and DNSExfiltrator.
+    Base64,
+    /// Hex digits, as dnscat2.
+    Hex,
 }
 
 /// T1071.004 parameters.
@@ -231,9 +285,12 @@ pub struct DnsTunnel {
     /// Length of the random label (at most 63).
     #[serde(default = "default_label_len")]
     pub label_len: usize,
-    /// `TXT` or `A`.
+    /// `TXT`, `A`, `NULL`, `CNAME`, `MX` or `PRIVATE`.
     #[serde(default = "default_query_type")]
     pub query_type: QueryType,
+    /// How the data is encoded: `base32`, `base64` or `hex`.
+    #[serde(default = "default_label_encoding")]
+    pub encoding: LabelEncoding,
     /// Queries per second.
     #[serde(default = "default_login_rate")]
     pub rate_per_sec: u32,
@@ -371,6 +428,9 @@ fn default_label_len() -> usize {
 fn default_query_type() -> QueryType {
     QueryType::Txt
 }
+fn default_label_encoding() -> LabelEncoding {
+    LabelEncoding::Base32
+}
 fn default_one() -> u32 {
     1
 }
@@ -403,6 +463,8 @@ struct Common {
     #[serde(default)]
     target: Option<IpAddr>,
     expect: Expect,
+    #[serde(default)]
+    detect_within_secs: Option<u64>,
     #[serde(flatten)]
     params: Map<String, Value>,
 }
@@ -554,11 +616,21 @@ fn parse_entry(entry: Value) -> Result<Scenario, String> {
         }
     };
     check_bounds(&technique)?;
+    let detect_within = common
+        .detect_within_secs
+        .unwrap_or(DEFAULT_DETECT_WITHIN_SECS);
+    within(
+        "detect_within_secs",
+        detect_within,
+        1,
+        MAX_DETECT_WITHIN_SECS,
+    )?;
     Ok(Scenario {
         technique_id: common.technique_id,
         technique_name: common.technique_name,
         target: common.target,
         expect: common.expect,
+        detect_within: Duration::from_secs(detect_within),
         technique,
     })
 }
@@ -597,11 +669,27 @@ fn check_bounds(t: &Technique) -> Result<(), String> {
                 MAX_SENDS_PER_SCENARIO.into(),
             )?;
             rate(s.rate_per_sec)?;
+            if let Some(interval) = s.interval_ms {
+                // The whole scan must fit in a scenario's time, or its last ports never go.
+                let most = MAX_SCENARIO_SECS * 1000 / ports.len() as u64;
+                within("interval_ms", interval, MIN_INTERVAL_MS, most).map_err(|m| {
+                    format!("{m} ({} ports within {MAX_SCENARIO_SECS} s)", ports.len())
+                })?;
+            }
             timeout(s.timeout_ms)
         }
         Technique::BruteForce(b) => {
             within("attempts", b.attempts.into(), 1, 100)?;
             within("rate_per_sec", b.rate_per_sec.into(), 1, 100)?;
+            within(
+                "guesses_per_connection",
+                b.guesses_per_connection.into(),
+                1,
+                MAX_GUESSES_PER_CONNECTION.into(),
+            )?;
+            if b.guesses_per_connection > 1 && b.service != LoginService::Ssh {
+                return Err("guesses_per_connection applies to service `ssh` only".into());
+            }
             http_path(&b.path)?;
             header_value("username", &b.username)?;
             timeout(b.timeout_ms)
@@ -621,6 +709,9 @@ fn check_bounds(t: &Technique) -> Result<(), String> {
         Technique::DnsTunnel(d) => {
             within("count", d.count.into(), 1, 500)?;
             within("label_len", d.label_len as u64, 1, 63)?;
+            if d.encoding == LabelEncoding::Base64 && d.label_len < 4 {
+                return Err("label_len is under 4: one base64 group needs 4 characters".into());
+            }
             rate(d.rate_per_sec)?;
             let ok = !d.domain.is_empty()
                 && d.domain.len() + d.label_len < 250

