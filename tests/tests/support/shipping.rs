@@ -101,6 +101,7 @@ pub fn config_yaml(
          resources: {{sample_secs: 1}}\n\
          connectivity: {{dns_names: [ids2-test.invalid], interval_secs: 5, timeout_secs: 1}}\n\
          fleet: {{heartbeat_secs: 5, rules: {{scheduled: false}}}}\n\
+         evidence: {{store_dir: {r}/evidence}}\n\
          shipping: {shipping}\n\
          {}\n",
         ship::opensearch_yaml(endpoint, PREFIX, root).unwrap(),
