@@ -88,6 +88,11 @@ enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// The fleet policy: suppressions and thresholds from OpenSearch (fleet.policy).
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
     /// Threat-intelligence indicator feeds (intel.presets, intel.feeds).
     Intel {
         #[command(subcommand)]
@@ -150,6 +155,19 @@ enum RulesAction {
     /// Download the configured sources with suricata-update, check the set with `suricata -T`,
     /// swap it in, record it in the history and reload the running Suricata; on any failure
     /// the previous rules stay active.
+    Update {
+        /// The config file.
+        #[arg(long, default_value = "/etc/ids2/config.yaml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyAction {
+    /// Fetch the policy entries covering this sensor from OpenSearch, skip (and name) invalid
+    /// ones, render Suricata's threshold.config, check it with `suricata -T`, swap it in,
+    /// record it in the history and reload the running Suricata; on any failure the last good
+    /// policy stays active.
     Update {
         /// The config file.
         #[arg(long, default_value = "/etc/ids2/config.yaml")]
@@ -459,6 +477,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Rules {
             action: RulesAction::Update { config },
         } => rules_update(&config),
+        Command::Policy {
+            action: PolicyAction::Update { config },
+        } => policy_update(&config),
         Command::Intel {
             action: IntelAction::Update { config, due },
         } => intel_update(&config, due),
@@ -590,6 +611,19 @@ fn rules_update(config: &std::path::Path) -> Result<(), Failure> {
     let metrics = ids2_agent::metrics::Metrics::new(env!("CARGO_PKG_VERSION"));
     let updater = ids2_agent::fleet::RuleUpdater::for_settings(&settings)?;
     println!("{}", updater.update_recorded(&metrics)?);
+    Ok(())
+}
+
+/// `policy update`: prints the outcome; skipped entries go to stderr (the rest applied).
+fn policy_update(config: &std::path::Path) -> Result<(), Failure> {
+    let settings = std::sync::Arc::new(config::load(config)?);
+    let metrics = ids2_agent::metrics::Metrics::new(env!("CARGO_PKG_VERSION"));
+    let updater = ids2_agent::fleet::policy::PolicyUpdater::for_settings(settings)?;
+    let report = block_on(updater.update_recorded(&metrics))?;
+    for s in &report.skipped {
+        eprintln!("skipped {s}");
+    }
+    println!("{report}");
     Ok(())
 }
 

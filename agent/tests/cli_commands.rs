@@ -40,6 +40,7 @@ fn the_agent_offers_exactly_the_sensor_commands() {
             "ramdisk",
             "unit",
             "rules",
+            "policy",
             "intel",
             "anomaly",
             "pcap",

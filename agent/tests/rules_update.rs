@@ -3,7 +3,8 @@
 //! and the previous set stays; and, as root, a live Suricata capturing in a network namespace
 //! starts alerting on a rule the update added, with the same PID, and keeps detecting when a
 //! broken update is refused. The same live Suricata then has its EVE file rotated by the agent's
-//! [`EveReader`]: renamed, logs reopened over the socket, the next alert in a new `eve.json`.
+//! [`EveReader`]: renamed, logs reopened over the socket, the next alert in a new `eve.json`;
+//! and a fleet policy suppression silences exactly its alerts, live, until it expires.
 //! Tests skip with a message when suricata or suricata-update (or, for the live test, root and
 //! `ip`) are missing; CI provides them.
 
@@ -20,11 +21,13 @@ mod netns;
 use ids2_agent::apply::{self, Validator};
 use ids2_agent::config::{self, Settings};
 use ids2_agent::eve::{EveReader, Rotation};
+use ids2_agent::fleet::policy::PolicyUpdater;
 use ids2_agent::fleet::rules::{self, Reload, RuleSetState, RuleUpdater, RulesError};
 use ids2_agent::fleet::SuricataSocket;
 use ids2_agent::metrics::Metrics;
 use ids2_agent::render::RenderOptions;
 use ids2_agent::suricata::Suricata;
+use ids2_core::policy;
 use netns::{End, Pair};
 
 const ONE: &str =
@@ -458,6 +461,73 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
     assert!(
         !text.contains("Engine started") || text.matches("Engine started").count() == 1,
         "{text}"
+    );
+
+    // The fleet policy: a suppression of the peer's IDS2-TWO alerts, applied live (a rule
+    // reload re-reads the threshold file), silences exactly them; its expiry brings them back.
+    let policy = PolicyUpdater::for_settings(std::sync::Arc::new(s.clone())).unwrap();
+    let peer = format!("{}.2", net.sensor_ip.rsplit_once('.').unwrap().0);
+    let entries = serde_json::json!({"hits": {"hits": [
+        {"_id": "suppress-two", "_source": {"action": "suppress", "scope": "fleet",
+         "sid": 9900002, "track": "by_src", "ip": peer, "reason": "test", "author": "t",
+         "created": "2026-12-03T00:00:00Z", "expires": "2099-01-01T00:00:00Z"}},
+        {"_id": "bad", "_source": {"action": "suppress", "scope": "fleet", "sid": 9900001,
+         "track": "by_src", "ip": "10.0.0.300", "reason": "typo", "author": "t",
+         "created": "2026-12-03T00:00:00Z"}}
+    ]}});
+    let parsed = policy::parse_search(&entries).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let report = policy.apply(&parsed, now).unwrap();
+    assert!(report.changed && report.reloaded, "{report}");
+    assert_eq!(
+        report.skipped.len(),
+        1,
+        "the bad entry is named and skipped: {report:?}"
+    );
+    assert!(report.skipped[0].contains("10.0.0.300"), "{report:?}");
+    assert!(
+        !provoke(
+            &net,
+            &eve,
+            "IDS2-TWO",
+            5002,
+            9900002,
+            Duration::from_secs(3)
+        ),
+        "the suppressed alert no longer fires"
+    );
+    assert!(
+        provoke(
+            &net,
+            &eve,
+            "IDS2-ONE",
+            5001,
+            9900001,
+            Duration::from_secs(20)
+        ),
+        "other rules still alert (the bad entry for them was skipped)"
+    );
+    assert_eq!(
+        live.child.id(),
+        pid,
+        "the policy is applied without a restart"
+    );
+    let again = policy.apply(&parsed, now).unwrap();
+    assert!(!again.changed, "an unchanged policy is not re-applied");
+    let expired = policy
+        .apply(&parsed, time::macros::datetime!(2099-01-02 00:00 UTC))
+        .unwrap();
+    assert_eq!(expired.expired, ["suppress-two"]);
+    assert!(expired.changed && expired.reloaded);
+    assert!(two_alerts(), "the expired suppression no longer applies");
+    let subjects = git_subjects(
+        &s.config.history.repo,
+        &ids2_agent::fleet::policy::policy_branch(&s.config.history.branch),
+    );
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(
+        subjects[0].contains("0 entries applied, 1 skipped, 1 expired"),
+        "{subjects:?}"
     );
 
     // EVE rotation: a limit of the file's present size makes the reader rotate at its first

@@ -50,6 +50,10 @@ pub const FIELDS: &[EcsField] = &[
     f("ids2.rules.version", "keyword"),
     f("ids2.rules.loaded", "long"),
     f("ids2.rules.updated", "date"),
+    f("ids2.policy.version", "keyword"),
+    f("ids2.policy.applied", "long"),
+    f("ids2.policy.skipped", "long"),
+    f("ids2.policy.updated", "date"),
     f("ids2.intel.versions", "keyword"),
     f("ids2.intel.updated", "date"),
     f("ids2.intel.stale", "keyword"),
@@ -76,6 +80,32 @@ impl RuleSetState {
     /// Reads the state file in `rules_dir`; `None` when there is none (no update ran yet).
     pub fn read(rules_dir: &Path) -> Option<Self> {
         let text = fs::read(rules_dir.join(RULE_SET_STATE_FILE)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+}
+
+/// What the agent knows about the active fleet policy, in `suricata.rules_dir` (written by
+/// the agent's policy updater, read by the heartbeat).
+pub const POLICY_STATE_FILE: &str = "ids2-policy.json";
+
+/// The active fleet policy, as recorded in `<rules_dir>/ids2-policy.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyState {
+    /// [`crate::policy::Resolved::version`] of the applied policy (with `-unloaded` while
+    /// Suricata has not reloaded it).
+    pub version: String,
+    /// Entries applied.
+    pub applied: u64,
+    /// Entries skipped as invalid.
+    pub skipped: u64,
+    /// When a fetch last succeeded (RFC 3339, UTC).
+    pub updated: String,
+}
+
+impl PolicyState {
+    /// Reads the state file in `rules_dir`; `None` when there is none (no fetch succeeded yet).
+    pub fn read(rules_dir: &Path) -> Option<Self> {
+        let text = fs::read(rules_dir.join(POLICY_STATE_FILE)).ok()?;
         serde_json::from_slice(&text).ok()
     }
 }
@@ -193,6 +223,8 @@ pub struct Snapshot {
     pub connectivity: Option<(u32, u32)>,
     /// The active rule set.
     pub rules: Option<RuleSetState>,
+    /// The active fleet policy.
+    pub policy: Option<PolicyState>,
     /// The intel feeds, when any is configured.
     pub intel: Option<IntelSummary>,
 }
@@ -271,6 +303,12 @@ pub fn document(s: &Snapshot) -> Value {
         put(&["rules", "loaded"], json!(r.rules));
         put(&["rules", "updated"], json!(r.updated));
     }
+    if let Some(p) = &s.policy {
+        put(&["policy", "version"], json!(p.version));
+        put(&["policy", "applied"], json!(p.applied));
+        put(&["policy", "skipped"], json!(p.skipped));
+        put(&["policy", "updated"], json!(p.updated));
+    }
     if let Some(i) = &s.intel {
         put(&["intel", "versions"], json!(i.versions));
         put(&["intel", "updated"], json!(i.updated));
@@ -333,6 +371,12 @@ mod tests {
                 rules: 42,
                 updated: "2026-11-21T00:00:00.000Z".into(),
                 sources: vec!["et/open".into()],
+            }),
+            policy: Some(PolicyState {
+                version: "0a1b2c3d4e5f".into(),
+                applied: 3,
+                skipped: 1,
+                updated: "2026-11-21T09:59:00.000Z".into(),
             }),
             intel: Some(IntelSummary {
                 versions: vec!["feodo-tracker:0123456789abcdef".into(), "own:none".into()],

@@ -5,7 +5,7 @@
 //! ECS fields the mapping emits, the heartbeat and the anomaly event. Those definitions live
 //! here, once, so the two programs cannot drift apart: [`config`] (types, parsing and
 //! validation, pure), [`ecs`] (the emitted ECS fields), [`heartbeat`] and [`anomaly`] (the
-//! documents and their field lists).
+//! documents and their field lists), and [`policy`] (the fleet's alert tuning).
 //!
 //! This crate must never depend on a Linux-only crate (netlink, D-Bus, systemd, nftables,
 //! namespaces), nor on `ids2-agent` or `ids2-lab`: `ids2-provision` builds on macOS through
@@ -16,3 +16,4 @@ pub mod anomaly;
 pub mod config;
 pub mod ecs;
 pub mod heartbeat;
+pub mod policy;

@@ -82,6 +82,10 @@ pub struct SensorStatus {
     pub rules_age_secs: Option<u64>,
     /// The agent's version.
     pub version: Option<String>,
+    /// The fleet policy version the sensor applied (`-unloaded`: Suricata has not reloaded it).
+    pub policy_version: Option<String>,
+    /// When the sensor last fetched the policy successfully.
+    pub policy_updated: Option<String>,
     /// Intel feeds without a successful update within twice their interval; `None` when the
     /// sensor has no feed configured.
     pub intel_stale: Option<Vec<String>>,
@@ -171,6 +175,12 @@ pub fn parse_status(
             rules_version: rules["version"].as_str().map(str::to_string),
             rules_age_secs,
             version: src["observer"]["version"].as_str().map(str::to_string),
+            policy_version: src["ids2"]["policy"]["version"]
+                .as_str()
+                .map(str::to_string),
+            policy_updated: src["ids2"]["policy"]["updated"]
+                .as_str()
+                .map(str::to_string),
             // A heartbeat that reports feeds always lists `stale`, empty when none is.
             intel_stale: strings(&src["ids2"]["intel"]["stale"]),
             intel_versions: strings(&src["ids2"]["intel"]["versions"]).unwrap_or_default(),

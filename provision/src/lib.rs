@@ -3,7 +3,7 @@
 //!
 //! `domain` drives the AWS OpenSearch control plane (create once, never overwrite), `setup`
 //! installs index templates, the lifecycle policy and dashboards over the domain's REST API,
-//! `sensor` writes a sensor `config.yaml`, `fleet` reads the sensors' heartbeats. The portable
+//! `sensor` writes a sensor `config.yaml`, `fleet` reads the sensors' heartbeats, `tune` writes the fleet policy. The portable
 //! core (`ids2-core`) supplies the config types and the field lists of the documents the sensor
 //! ships, so the config and the templates cannot drift from the agent.
 //!
@@ -21,3 +21,4 @@ pub mod objects;
 pub mod rest;
 pub mod sensor;
 pub mod setup;
+pub mod tune;

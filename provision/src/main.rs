@@ -15,6 +15,7 @@ use ids2_provision::domain::{DomainError, DomainInfo, DomainSpec, Domains, Ensur
 use ids2_provision::rest::Rest;
 use ids2_provision::sensor::{self, SensorAuth, SensorError, SensorOptions};
 use ids2_provision::setup::{self, SetupError, SetupOptions};
+use ids2_provision::tune::{self, TuneError};
 
 /// Provision AWS OpenSearch for ids2 sensors: the domain, index templates, lifecycle policy,
 /// dashboards, and each sensor's config.yaml.
@@ -41,6 +42,147 @@ enum Command {
     /// The sensors as their heartbeats show them.
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// The fleet policy: suppress, threshold, disable or enable rules for the whole fleet, a
+    /// group or one sensor; every sensor in scope applies it within `fleet.policy.interval_secs`.
+    Tune {
+        #[command(subcommand)]
+        action: TuneCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+/// Where the policy lives and how to reach it.
+#[derive(Args)]
+struct Connection {
+    /// The domain endpoint (plain http only for localhost).
+    #[arg(long, value_name = "URL", global = true)]
+    endpoint: Option<String>,
+    /// Index prefix; must equal opensearch.index_prefix in the sensors' config.
+    #[arg(long, default_value = "ids2", global = true)]
+    index_prefix: String,
+    /// How to authenticate.
+    #[arg(long, value_enum, default_value = "sigv4", global = true)]
+    auth: AuthMethod,
+    /// sigv4: the domain's region (read from an AWS endpoint host when omitted).
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// sigv4: AWS profile.
+    #[arg(long, global = true)]
+    profile: Option<String>,
+    /// basic: user name.
+    #[arg(long, global = true)]
+    username: Option<String>,
+    /// basic: file whose first line is the password.
+    #[arg(long, value_name = "FILE", global = true)]
+    password_file: Option<PathBuf>,
+    /// Seconds a request may take.
+    #[arg(long, default_value_t = 30, global = true)]
+    timeout_secs: u64,
+}
+
+/// Which sensors an entry applies to: exactly one of the three.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct ScopeArgs {
+    /// Every sensor.
+    #[arg(long)]
+    fleet: bool,
+    /// Sensors listing this group in fleet.policy.groups.
+    #[arg(long, value_name = "NAME")]
+    group: Option<String>,
+    /// One sensor, by sensor.id.
+    #[arg(long, value_name = "ID")]
+    sensor: Option<String>,
+}
+
+impl ScopeArgs {
+    fn scope(&self) -> String {
+        match (&self.group, &self.sensor) {
+            (Some(g), _) => format!("group:{g}"),
+            (_, Some(s)) => format!("sensor:{s}"),
+            _ => "fleet".to_string(),
+        }
+    }
+}
+
+/// What every new entry says about itself.
+#[derive(Args)]
+struct EntryArgs {
+    /// The rule's signature id.
+    #[arg(long)]
+    sid: u32,
+    /// The rule's generator id.
+    #[arg(long, default_value_t = 1)]
+    gid: u32,
+    #[command(flatten)]
+    scope: ScopeArgs,
+    /// Why (required; sensors write it beside the rule in their threshold.config).
+    #[arg(long)]
+    reason: String,
+    /// When the entry stops applying (RFC 3339, e.g. 2026-12-31T00:00:00Z).
+    #[arg(long, conflicts_with = "for_hours")]
+    expires: Option<String>,
+    /// Hours from now until the entry stops applying.
+    #[arg(long)]
+    for_hours: Option<u32>,
+    /// Who is tuning (defaults to $USER).
+    #[arg(long, env = "USER", default_value = "unknown")]
+    author: String,
+}
+
+#[derive(Subcommand)]
+enum TuneCommand {
+    /// No alert of the rule for these addresses (--ip with --track), or for any.
+    Suppress {
+        #[command(flatten)]
+        entry: EntryArgs,
+        /// by_src, by_dst or by_either: which address of the alert --ip is matched against.
+        #[arg(long, requires = "ip")]
+        track: Option<String>,
+        /// The address or CIDR whose alerts are dropped.
+        #[arg(long, requires = "track")]
+        ip: Option<String>,
+    },
+    /// Limit the rule's alerts (Suricata's threshold: limit, threshold or both).
+    Threshold {
+        #[command(flatten)]
+        entry: EntryArgs,
+        /// limit, threshold or both.
+        #[arg(long = "type")]
+        kind: String,
+        /// by_src, by_dst, by_rule or by_both.
+        #[arg(long)]
+        track: String,
+        /// Matches counted.
+        #[arg(long)]
+        count: u32,
+        /// Length of the counting window in seconds.
+        #[arg(long)]
+        seconds: u32,
+    },
+    /// No alert of the rule anywhere in the scope (the rule still runs).
+    Disable {
+        #[command(flatten)]
+        entry: EntryArgs,
+    },
+    /// Enable a rule its source ships disabled, at the sensors' next rule update.
+    Enable {
+        #[command(flatten)]
+        entry: EntryArgs,
+    },
+    /// The entries (active, expiring, expired, invalid) and each sensor's applied version.
+    List {
+        /// Seconds without a heartbeat after which a sensor is offline.
+        #[arg(long, default_value_t = 60)]
+        offline_after_secs: u64,
+    },
+    /// End an entry now (it stays in the index as a record); sensors drop it at their next fetch.
+    Expire {
+        /// The entry's id (from `tune list`).
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -303,6 +445,55 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
             || cause
                 .downcast_ref::<SensorError>()
                 .is_some_and(SensorError::is_bad_input)
+            || cause
+                .downcast_ref::<TuneError>()
+                .is_some_and(TuneError::is_bad_input)
+    })
+}
+
+/// Builds a policy entry from the command line, read exactly as sensors read documents
+/// (an unknown `--track` or `--type` is refused with the accepted values); the rest of the
+/// validation happens in [`tune::write`].
+fn tune_entry(
+    action: &str,
+    e: &EntryArgs,
+    extra: serde_json::Value,
+    now: time::OffsetDateTime,
+) -> Result<ids2_core::policy::Entry, TuneError> {
+    use time::format_description::well_known::Rfc3339;
+    let expires = match (e.expires.clone(), e.for_hours) {
+        (Some(t), _) => Some(t),
+        (None, Some(h)) => Some(
+            (now + time::Duration::hours(h.into()))
+                .format(&Rfc3339)
+                .expect("UTC times format"),
+        ),
+        (None, None) => None,
+    };
+    let mut doc = serde_json::json!({
+        "action": action,
+        "scope": e.scope.scope(),
+        "sid": e.sid,
+        "gid": e.gid,
+        "reason": e.reason,
+        "author": e.author,
+        "created": now.format(&Rfc3339).expect("UTC times format"),
+    });
+    if let Some(t) = expires {
+        doc["expires"] = t.into();
+    }
+    if let (Some(d), Some(x)) = (doc.as_object_mut(), extra.as_object()) {
+        d.extend(
+            x.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
+    serde_json::from_value(doc).map_err(|err| {
+        TuneError::Invalid(ids2_core::policy::Skipped {
+            id: "(new)".to_string(),
+            problems: vec![err.to_string()],
+        })
     })
 }
 
@@ -435,6 +626,75 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let rest = Rest::new(auth, Duration::from_secs(timeout_secs))?;
             let report = setup::setup(&rest, &options).await?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Tune { action, conn } => {
+            let endpoint = conn.endpoint.as_deref().ok_or(TuneError::NoEndpoint)?;
+            let base = setup::check_endpoint(endpoint)?.base;
+            let auth = match conn.auth {
+                AuthMethod::Sigv4 => {
+                    setup::sigv4_auth(&base, conn.region.as_deref(), conn.profile.as_deref())
+                        .await?
+                }
+                AuthMethod::Basic => setup::basic_auth(
+                    conn.username.as_deref(),
+                    std::env::var("IDS2_OPENSEARCH_PASSWORD").ok(),
+                    conn.password_file.as_deref(),
+                )?,
+            };
+            let rest = Rest::new(auth, Duration::from_secs(conn.timeout_secs))?;
+            let prefix = &conn.index_prefix;
+            let now = time::OffsetDateTime::now_utc();
+            let new = match action {
+                TuneCommand::List { offline_after_secs } => {
+                    let text = tune::list(
+                        &rest,
+                        &base,
+                        prefix,
+                        Duration::from_secs(offline_after_secs),
+                        now,
+                    )
+                    .await?;
+                    print!("{text}");
+                    return Ok(());
+                }
+                TuneCommand::Expire { id } => {
+                    tune::expire(&rest, &base, prefix, &id, now).await?;
+                    println!("expired {id}: sensors drop it at their next policy fetch");
+                    return Ok(());
+                }
+                TuneCommand::Suppress { entry, track, ip } => tune_entry(
+                    "suppress",
+                    &entry,
+                    serde_json::json!({"track": track, "ip": ip}),
+                    now,
+                )?,
+                TuneCommand::Threshold {
+                    entry,
+                    kind,
+                    track,
+                    count,
+                    seconds,
+                } => tune_entry(
+                    "threshold",
+                    &entry,
+                    serde_json::json!({"type": kind, "track": track, "count": count,
+                                       "seconds": seconds}),
+                    now,
+                )?,
+                TuneCommand::Disable { entry } => {
+                    tune_entry("disable", &entry, serde_json::Value::Null, now)?
+                }
+                TuneCommand::Enable { entry } => {
+                    tune_entry("enable", &entry, serde_json::Value::Null, now)?
+                }
+            };
+            let id = tune::write(&rest, &base, prefix, &new, now).await?;
+            println!(
+                "wrote {id} ({} sid {} for {}): sensors in scope apply it at their next policy \
+                 fetch (fleet.policy.interval_secs)",
+                new.action, new.sid, new.scope
+            );
             Ok(())
         }
         Command::Fleet(FleetCommand::Status {

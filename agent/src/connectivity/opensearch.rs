@@ -1,4 +1,4 @@
-//! `GET /_cluster/health` on the OpenSearch endpoint, signed with SigV4 (credentials from the
+//! `GET /_cluster/health` (and, for the fleet policy, any GET) on the OpenSearch endpoint, signed with SigV4 (credentials from the
 //! shared credentials file and profile in the settings) or with basic auth (password file).
 
 use std::path::{Path, PathBuf};
@@ -67,8 +67,13 @@ impl OpenSearchChecker {
         }
     }
 
-    async fn health(&self) -> Result<String, String> {
-        let url = format!("{}/_cluster/health", self.base_url);
+    /// One signed GET of `path_and_query` (from `/`): the URL, the HTTP status and the JSON
+    /// body. Errors say what failed (unreachable, credentials, a body that is not JSON).
+    pub async fn get_json(
+        &self,
+        path_and_query: &str,
+    ) -> Result<(String, u16, serde_json::Value), String> {
+        let url = format!("{}{path_and_query}", self.base_url);
         let mut req = self.client.get(&url);
         match &self.auth {
             AuthSettings::Basic {
@@ -99,7 +104,12 @@ impl OpenSearchChecker {
             .json()
             .await
             .map_err(|e| format!("{url}: HTTP {status}, body is not JSON: {e}"))?;
-        if !status.is_success() {
+        Ok((url, status.as_u16(), body))
+    }
+
+    async fn health(&self) -> Result<String, String> {
+        let (url, status, body) = self.get_json("/_cluster/health").await?;
+        if !(200..300).contains(&status) {
             return Err(format!("{url}: HTTP {status}: {body}"));
         }
         match body.get("status").and_then(|s| s.as_str()) {

@@ -134,6 +134,7 @@ impl Heartbeat {
             last_alert: self.last_alert,
             connectivity: (!checks.is_empty()).then_some((up, checks.len() as u32)),
             rules: RuleSetState::read(Path::new(&c.suricata.rules_dir)),
+            policy: ids2_core::heartbeat::PolicyState::read(Path::new(&c.suricata.rules_dir)),
             intel: c.intel.enabled().then(|| {
                 crate::intel::feeds::report::summary(
                     &c.intel.all_feeds(),

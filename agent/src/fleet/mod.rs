@@ -1,8 +1,10 @@
-//! Fleet membership: the heartbeat each sensor ships ([`heartbeat`]) and rule-set updates
-//! that never leave a sensor without working rules ([`rules`]), with the client for
+//! Fleet membership: the heartbeat each sensor ships ([`heartbeat`]), rule-set updates
+//! that never leave a sensor without working rules ([`rules`]), the fleet policy analysts tune
+//! alerts with ([`policy`]), with the client for
 //! Suricata's unix-command socket they reload rules through ([`socket`]).
 
 pub mod heartbeat;
+pub mod policy;
 pub mod rules;
 pub mod socket;
 
@@ -19,8 +21,8 @@ use crate::supervisor::Supervisor;
 
 /// Starts the fleet tasks under the daemon's supervisor: the heartbeat, the scheduled intel feed
 /// updates when `intel.scheduled` is on and a feed is configured (whose per-feed metrics it
-/// adds to `/metrics` whenever a feed is configured), and the scheduled rule
-/// updates when `fleet.rules.scheduled` is on and Suricata and suricata-update are installed
+/// adds to `/metrics` whenever a feed is configured), the fleet policy fetches when
+/// `fleet.policy.enabled` is on and the endpoint is set, and the scheduled rule updates when `fleet.rules.scheduled` is on and Suricata and suricata-update are installed
 /// (otherwise that is logged and `ids2-agent rules update` stays available). `started` is the
 /// agent's start, for its uptime.
 pub fn spawn(
@@ -67,6 +69,22 @@ pub fn spawn(
                 }),
             ),
             Err(e) => tracing::warn!("scheduled intel feed updates are off: {e}"),
+        }
+    }
+    if settings.config.fleet.policy.enabled && settings.config.opensearch.endpoint.is_none() {
+        tracing::info!("fleet policy fetches wait for opensearch.endpoint");
+    } else if settings.config.fleet.policy.enabled {
+        match policy::PolicyUpdater::for_settings(settings.clone()) {
+            Ok(updater) => {
+                let m = metrics.clone();
+                sup.spawn(
+                    "policy",
+                    Box::new(move |shutdown| {
+                        Box::pin(policy::run_schedule(updater.clone(), m.clone(), shutdown))
+                    }),
+                );
+            }
+            Err(e) => tracing::warn!("fleet policy fetches are off: {e}"),
         }
     }
     if !settings.config.fleet.rules.scheduled {

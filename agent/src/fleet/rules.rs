@@ -450,7 +450,15 @@ impl RuleUpdater {
         let sids = |list: &[u32]| list.iter().map(|s| format!("{s}\n")).collect::<String>();
         // An empty config file keeps the host's /etc/suricata/update.yaml out of the update.
         let update_yaml = write("update.yaml", "{}\n".into())?;
-        let enable = write("enable.conf", sids(&r.enable_sids))?;
+        // The fleet policy's `enable` entries join the configured ones.
+        let mut enable_sids = r.enable_sids.clone();
+        let policy_enable = self.rules_dir().join(super::policy::ENABLE_FILE);
+        if let Ok(text) = fs::read_to_string(&policy_enable) {
+            enable_sids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        }
+        enable_sids.sort_unstable();
+        enable_sids.dedup();
+        let enable = write("enable.conf", sids(&enable_sids))?;
         let disable = write("disable.conf", sids(&r.disable_sids))?;
         let modify = write("modify.conf", modify_conf(&r.thresholds))?;
 

@@ -206,6 +206,10 @@ pub struct Metrics {
     pub rules_last_update: Family,
     /// `ids2_rules_loaded`.
     pub rules_loaded: Family,
+    /// `ids2_policy_update_success`.
+    pub policy_update_success: Family,
+    /// `ids2_policy_entries{state}`.
+    pub policy_entries: Family,
     /// Families rendered by other modules (notifications, blocking), appended to the fixed list.
     extra: Extra,
 }
@@ -394,6 +398,20 @@ impl Metrics {
                 Gauge,
                 &[],
             ),
+            policy_update_success: Family::new(
+                "ids2_policy_update_success",
+                "1 when the last fleet policy fetch applied (or found nothing new), 0 when it \
+                 failed and the last good policy stays.",
+                Gauge,
+                &[],
+            ),
+            policy_entries: Family::new(
+                "ids2_policy_entries",
+                "Fleet policy entries for this sensor at the last fetch: applied, or skipped as \
+                 invalid.",
+                Gauge,
+                &["state"],
+            ),
             extra: Extra(Mutex::new(Vec::new())),
         };
         m.build_info.set(&[version], 1.0);
@@ -403,7 +421,7 @@ impl Metrics {
         m
     }
 
-    fn families(&self) -> [&Family; 27] {
+    fn families(&self) -> [&Family; 29] {
         [
             &self.build_info,
             &self.throttle_level,
@@ -432,6 +450,8 @@ impl Metrics {
             &self.rules_update_success,
             &self.rules_last_update,
             &self.rules_loaded,
+            &self.policy_update_success,
+            &self.policy_entries,
         ]
     }
 
@@ -515,6 +535,8 @@ mod tests {
             "ids2_rules_update_success",
             "ids2_rules_last_update_timestamp_seconds",
             "ids2_rules_loaded",
+            "ids2_policy_update_success",
+            "ids2_policy_entries",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
         }

@@ -490,7 +490,16 @@ fn suricata_context(settings: &Settings, opts: &RenderOptions) -> Value {
         "evidence": evidence_context(settings),
         "classification_file": etc("classification.config"),
         "reference_file": etc("reference.config"),
-        "threshold_file": etc("threshold.config"),
+        // The fleet policy's file (ids2-agent policy update) replaces the package's, which
+        // ships only comments; missing until the first fetch, which Suricata only warns about.
+        "threshold_file": if c.fleet.policy.enabled {
+            std::path::Path::new(&c.suricata.rules_dir)
+                .join(crate::fleet::policy::THRESHOLD_FILE)
+                .display()
+                .to_string()
+        } else {
+            etc("threshold.config")
+        },
     })
 }
 

@@ -22,6 +22,27 @@ pub struct Fleet {
     /// Rule-set updates with suricata-update.
     #[serde(default)]
     pub rules: RuleUpdates,
+    /// The fleet policy: suppressions and thresholds analysts write in OpenSearch with
+    /// `ids2-provision tune`, fetched and applied live by every sensor.
+    #[serde(default)]
+    pub policy: FleetPolicy,
+}
+
+/// Fetching the fleet policy from the `<index_prefix>-policy` index.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetPolicy {
+    /// Whether the daemon fetches and applies the policy (`ids2-agent policy update` works
+    /// either way). Needs `opensearch.endpoint`.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Seconds between fetches (10–3600): a suppression reaches the sensor within one interval.
+    #[serde(default = "default_policy_interval_secs")]
+    pub interval_secs: u32,
+    /// Groups this sensor belongs to, for entries scoped `group:<name>`: each 1–63 characters
+    /// of `a-z`, `0-9` and `-`.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// Rule-set updates: download, check with `suricata -T`, swap, record, reload Suricata.
@@ -100,7 +121,10 @@ pub struct RuleThreshold {
 super::schema::default_from_fns! {
     Fleet {
         heartbeat_secs: default_heartbeat_secs, offline_after_secs: default_offline_after_secs,
-        rules: RuleUpdates::default,
+        rules: RuleUpdates::default, policy: FleetPolicy::default,
+    }
+    FleetPolicy {
+        enabled: default_true, interval_secs: default_policy_interval_secs, groups: Vec::new,
     }
     RuleUpdates {
         scheduled: default_true, interval_secs: default_rules_interval_secs,
@@ -248,7 +272,35 @@ impl Fleet {
             check_range(p, &key("seconds"), t.seconds, 1..=86_400, "seconds");
         }
         check_abs_path("fleet.rules.cache_dir", &r.cache_dir, p);
+        check_range(
+            p,
+            "fleet.policy.interval_secs",
+            f.policy.interval_secs,
+            10..=3600,
+            "seconds",
+        );
+        for (i, g) in f.policy.groups.iter().enumerate() {
+            if !crate::policy::valid_name(g) {
+                p.push(Problem::new(
+                    format!("fleet.policy.groups[{i}]"),
+                    g,
+                    "expected 1–63 characters of a-z, 0-9 and '-', not starting with '-' \
+                     (entries name it as scope group:<name>)",
+                ));
+            } else if f.policy.groups[..i].contains(g) {
+                p.push(Problem::new(
+                    format!("fleet.policy.groups[{i}]"),
+                    g,
+                    "each group may be listed once",
+                ));
+            }
+        }
     }
+}
+
+/// Default seconds between policy fetches: a minute.
+pub fn default_policy_interval_secs() -> u32 {
+    60
 }
 
 /// `et/open`, an https:// or file:// URL, or an absolute path.
@@ -301,6 +353,23 @@ mod tests {
         assert_eq!(f.rules.interval_secs, 86_400);
         assert_eq!(f.rules.sources, ["et/open"]);
         assert!(f.rules.enable_sids.is_empty() && f.rules.thresholds.is_empty());
+    }
+
+    #[test]
+    fn policy_problems_named_by_key() {
+        let p =
+            problems_with("fleet:\n  policy:\n    interval_secs: 5\n    groups: [lab, Lab, lab]\n");
+        assert_eq!(
+            paths(&p),
+            [
+                "fleet.policy.interval_secs",
+                "fleet.policy.groups[1]",
+                "fleet.policy.groups[2]",
+            ],
+            "{p:#?}"
+        );
+        assert!(p[0].message.contains("10 to 3600"), "{p:#?}");
+        assert!(p[1].message.contains("group:<name>"), "{p:#?}");
     }
 
     #[test]
