@@ -4,7 +4,9 @@
 //! starts alerting on a rule the update added, with the same PID, and keeps detecting when a
 //! broken update is refused. The same live Suricata then has its EVE file rotated by the agent's
 //! [`EveReader`]: renamed, logs reopened over the socket, the next alert in a new `eve.json`;
-//! and a fleet policy suppression silences exactly its alerts, live, until it expires.
+//! and a fleet policy suppression, written with `ids2-provision tune` into the OpenSearch-API
+//! emulator and fetched by the daemon's task, silences exactly its alerts, live, until it
+//! expires.
 //! Tests skip with a message when suricata or suricata-update (or, for the live test, root and
 //! `ip`) are missing; CI provides them.
 
@@ -13,19 +15,25 @@ use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[path = "support/netns.rs"]
 mod netns;
+// The OpenSearch-API emulator's launcher, shared with provision's tests (the agent may not
+// depend on the lab's).
+#[path = "../../provision/tests/support/osmem.rs"]
+mod osmem;
 
 use ids2_agent::apply::{self, Validator};
 use ids2_agent::config::{self, Settings};
 use ids2_agent::eve::{EveReader, Rotation};
-use ids2_agent::fleet::policy::PolicyUpdater;
+use ids2_agent::fleet::policy::{run_schedule, PolicyUpdater};
 use ids2_agent::fleet::rules::{self, Reload, RuleSetState, RuleUpdater, RulesError};
 use ids2_agent::fleet::SuricataSocket;
 use ids2_agent::metrics::Metrics;
 use ids2_agent::render::RenderOptions;
+use ids2_agent::supervisor::Shutdown;
 use ids2_agent::suricata::Suricata;
 use ids2_core::policy;
 use netns::{End, Pair};
@@ -77,16 +85,26 @@ fn tarball(work: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Settings whose rule source is `<work>/current.tar.gz` (the test swaps what it points at).
 fn settings(work: &Path, interface: &str) -> Settings {
+    settings_with(
+        work,
+        interface,
+        "opensearch: {domain: ids2, region: eu-west-1, endpoint: 'https://os.example'}",
+        "",
+    )
+}
+
+/// The same with another `opensearch:` section and `fleet.policy` settings (`, policy: {…}`).
+fn settings_with(work: &Path, interface: &str, opensearch: &str, policy: &str) -> Settings {
     let p = |s: &str| work.join(s).display().to_string();
     let yaml = format!(
         "sensor: {{id: fleet-{pid}}}\n\
          capture: {{interface: {interface}, home_net: [10.78.0.0/16], workers: 1, cpu_cores: [0]}}\n\
-         opensearch: {{domain: ids2, region: eu-west-1, endpoint: 'https://os.example'}}\n\
+         {opensearch}\n\
          logs: {{path: {logs:?}}}\n\
          suricata: {{memory_mb: 128, rules_dir: {rules:?}, socket_path: {socket:?}}}\n\
          history: {{repo: {history:?}}}\n\
          paths: {{rendered_dir: {rendered:?}, vector_data_dir: {vector:?}}}\n\
-         fleet: {{rules: {{sources: ['file://{source}'], cache_dir: {cache:?}}}}}\n",
+         fleet: {{rules: {{sources: ['file://{source}'], cache_dir: {cache:?}}}{policy}}}\n",
         pid = std::process::id(),
         logs = p("logs"),
         rules = p("rules"),
@@ -377,6 +395,232 @@ fn provoke(net: &Net, eve: &Path, payload: &str, port: u16, sid: u64, limit: Dur
     false
 }
 
+/// `ids2-provision` of this build (the workspace's tests build it beside this crate's binary).
+fn provision_binary() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_BIN_EXE_ids2-agent"))
+        .with_file_name(format!("ids2-provision{}", std::env::consts::EXE_SUFFIX));
+    p.is_file().then_some(p)
+}
+
+/// One JSON `PUT` to the emulator at `url` (`http://127.0.0.1:PORT`); the status code.
+fn emulator_put(url: &str, path: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).unwrap();
+    reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits up to `limit` for the applied policy to satisfy `done`; the time it took.
+fn policy_applied(
+    rules_dir: &Path,
+    limit: Duration,
+    done: impl Fn(&ids2_core::heartbeat::PolicyState) -> bool,
+) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ids2_core::heartbeat::PolicyState::read(rules_dir).is_some_and(|p| done(&p)) {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// The fleet policy end to end, on the live Suricata: an analyst's `ids2-provision tune
+/// suppress` into the osmem-server EMULATOR of the OpenSearch API (not OpenSearch), fetched by
+/// the daemon's own scheduled task (every 10 s here) over HTTP with basic auth, silences exactly
+/// the peer's IDS2-TWO alerts within one interval while a bad entry written beside it is named
+/// and skipped; OpenSearch unreachable keeps the last policy; `tune expire` brings the alerts
+/// back at the next fetch. Skips this part, saying so, without osmem-server or ids2-provision.
+fn fleet_policy_end_to_end(w: &Path, s: &Settings, net: &Net, eve: &Path) {
+    let (os, provision) = match (osmem::Osmem::start(), provision_binary()) {
+        (Ok(os), Some(p)) => (os, p),
+        (os, p) => {
+            eprintln!(
+                "SKIP (the fleet policy part): needs osmem-server ({}) and ids2-provision built \
+                 beside this test ({})",
+                os.err().unwrap_or_else(|| "found".into()),
+                if p.is_some() { "found" } else { "missing" }
+            );
+            return;
+        }
+    };
+    const INTERVAL_SECS: u64 = 10;
+    let password = w.join("opensearch-password");
+    fs::write(&password, "placeholder\n").unwrap();
+    let section = |url: &str| {
+        format!(
+            "opensearch: {{domain: ids2, region: eu-west-1, endpoint: '{url}', auth: {{method: \
+             basic, username: ids2, password_file: '{}'}}}}",
+            password.display()
+        )
+    };
+    let ps = settings_with(
+        w,
+        "eth0",
+        &section(&os.url),
+        &format!(", policy: {{interval_secs: {INTERVAL_SECS}}}"),
+    );
+    let rules_dir = PathBuf::from(&ps.config.suricata.rules_dir);
+    let peer = format!("{}.2", net.sensor_ip.rsplit_once('.').unwrap().0);
+
+    // The daemon's task; its first fetch finds no policy index: an empty policy.
+    let metrics = Arc::new(Metrics::new("policy"));
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = {
+        let updater = PolicyUpdater::for_settings(Arc::new(ps.clone())).unwrap();
+        let metrics = metrics.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(run_schedule(updater, metrics, Shutdown::new(stop_rx)))
+        })
+    };
+    assert!(
+        policy_applied(&rules_dir, Duration::from_secs(15), |p| p.applied == 0).is_some(),
+        "the first fetch (no policy index yet) did not complete"
+    );
+
+    let tune = |args: &[&str]| -> String {
+        let out = Command::new(&provision)
+            .arg("tune")
+            .args(args)
+            .args([
+                "--endpoint",
+                &os.url,
+                "--auth",
+                "basic",
+                "--username",
+                "ids2",
+            ])
+            .arg("--password-file")
+            .arg(&password)
+            .env("USER", "analyst")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ids2-provision tune {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let wrote = tune(&[
+        "suppress",
+        "--sid",
+        "9900002",
+        "--sensor",
+        &s.config.sensor.id,
+        "--track",
+        "by_src",
+        "--ip",
+        &peer,
+        "--reason",
+        "the peer's test traffic",
+    ]);
+    let id = wrote
+        .strip_prefix("wrote ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no entry id in {wrote:?}"))
+        .to_string();
+    // An entry `tune` would refuse, as a hand-made document or an older tool could write it.
+    let bad = serde_json::json!({"action": "suppress", "scope": "fleet", "sid": 9900001,
+        "track": "by_src", "ip": "10.0.0.300", "reason": "typo", "author": "t",
+        "created": "2026-12-03T00:00:00Z"});
+    let index = policy::index(&ps.config.opensearch.index_prefix);
+    let status = emulator_put(
+        &os.url,
+        &format!("/{index}/_doc/bad?refresh=true"),
+        &bad.to_string(),
+    );
+    assert!(
+        (200..300).contains(&status),
+        "writing the bad entry: {status}"
+    );
+
+    let took = policy_applied(&rules_dir, Duration::from_secs(INTERVAL_SECS + 5), |p| {
+        p.applied == 1 && p.skipped == 1
+    })
+    .expect("the suppression was not applied within one policy interval");
+    eprintln!(
+        "suppression applied {:.1} s after `tune suppress` (interval {INTERVAL_SECS} s)",
+        took.as_secs_f64()
+    );
+    assert!(
+        !provoke(net, eve, "IDS2-TWO", 5002, 9900002, Duration::from_secs(3)),
+        "the suppressed alert no longer fires"
+    );
+    assert!(
+        provoke(net, eve, "IDS2-ONE", 5001, 9900001, Duration::from_secs(20)),
+        "other rules still alert (the bad entry for them was skipped)"
+    );
+
+    // OpenSearch unreachable: the fetch fails, counted, and the last policy stays.
+    let threshold = fs::read(rules_dir.join(ids2_agent::fleet::policy::THRESHOLD_FILE)).unwrap();
+    let away = settings_with(w, "eth0", &section("http://127.0.0.1:9"), "");
+    let away_metrics = Metrics::new("away");
+    let refused = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(
+            PolicyUpdater::for_settings(Arc::new(away))
+                .unwrap()
+                .update_recorded(&away_metrics),
+        );
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(away_metrics.policy_update_success.get(&[]), Some(0.0));
+    assert_eq!(
+        fs::read(rules_dir.join(ids2_agent::fleet::policy::THRESHOLD_FILE)).unwrap(),
+        threshold,
+        "the last good policy stays"
+    );
+    assert!(
+        !provoke(net, eve, "IDS2-TWO", 5002, 9900002, Duration::from_secs(3)),
+        "still suppressed while OpenSearch is away"
+    );
+
+    tune(&["expire", "--id", &id]);
+    let took = policy_applied(&rules_dir, Duration::from_secs(INTERVAL_SECS + 5), |p| {
+        p.applied == 0
+    })
+    .expect("the expiry was not applied within one policy interval");
+    eprintln!(
+        "expiry applied {:.1} s after `tune expire`",
+        took.as_secs_f64()
+    );
+    assert!(
+        provoke(net, eve, "IDS2-TWO", 5002, 9900002, Duration::from_secs(20)),
+        "the expired suppression no longer applies"
+    );
+    stop.send(true).unwrap();
+    task.join().unwrap().expect("the policy task ends cleanly");
+    assert_eq!(metrics.policy_update_success.get(&[]), Some(1.0));
+    let subjects = git_subjects(
+        &s.config.history.repo,
+        &ids2_agent::fleet::policy::policy_branch(&s.config.history.branch),
+    );
+    assert!(
+        subjects[0].contains("0 entries applied, 1 skipped, 1 expired"),
+        "{subjects:?}"
+    );
+}
+
 #[test]
 fn live_suricata_alerts_on_a_new_rule_without_restarting() {
     let Some(suricata) = tools() else { return };
@@ -463,71 +707,11 @@ fn live_suricata_alerts_on_a_new_rule_without_restarting() {
         "{text}"
     );
 
-    // The fleet policy: a suppression of the peer's IDS2-TWO alerts, applied live (a rule
-    // reload re-reads the threshold file), silences exactly them; its expiry brings them back.
-    let policy = PolicyUpdater::for_settings(std::sync::Arc::new(s.clone())).unwrap();
-    let peer = format!("{}.2", net.sensor_ip.rsplit_once('.').unwrap().0);
-    let entries = serde_json::json!({"hits": {"hits": [
-        {"_id": "suppress-two", "_source": {"action": "suppress", "scope": "fleet",
-         "sid": 9900002, "track": "by_src", "ip": peer, "reason": "test", "author": "t",
-         "created": "2026-12-03T00:00:00Z", "expires": "2099-01-01T00:00:00Z"}},
-        {"_id": "bad", "_source": {"action": "suppress", "scope": "fleet", "sid": 9900001,
-         "track": "by_src", "ip": "10.0.0.300", "reason": "typo", "author": "t",
-         "created": "2026-12-03T00:00:00Z"}}
-    ]}});
-    let parsed = policy::parse_search(&entries).unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let report = policy.apply(&parsed, now).unwrap();
-    assert!(report.changed && report.reloaded, "{report}");
-    assert_eq!(
-        report.skipped.len(),
-        1,
-        "the bad entry is named and skipped: {report:?}"
-    );
-    assert!(report.skipped[0].contains("10.0.0.300"), "{report:?}");
-    assert!(
-        !provoke(
-            &net,
-            &eve,
-            "IDS2-TWO",
-            5002,
-            9900002,
-            Duration::from_secs(3)
-        ),
-        "the suppressed alert no longer fires"
-    );
-    assert!(
-        provoke(
-            &net,
-            &eve,
-            "IDS2-ONE",
-            5001,
-            9900001,
-            Duration::from_secs(20)
-        ),
-        "other rules still alert (the bad entry for them was skipped)"
-    );
+    fleet_policy_end_to_end(w, &s, &net, &eve);
     assert_eq!(
         live.child.id(),
         pid,
         "the policy is applied without a restart"
-    );
-    let again = policy.apply(&parsed, now).unwrap();
-    assert!(!again.changed, "an unchanged policy is not re-applied");
-    let expired = policy
-        .apply(&parsed, time::macros::datetime!(2099-01-02 00:00 UTC))
-        .unwrap();
-    assert_eq!(expired.expired, ["suppress-two"]);
-    assert!(expired.changed && expired.reloaded);
-    assert!(two_alerts(), "the expired suppression no longer applies");
-    let subjects = git_subjects(
-        &s.config.history.repo,
-        &ids2_agent::fleet::policy::policy_branch(&s.config.history.branch),
-    );
-    assert_eq!(subjects.len(), 2, "{subjects:?}");
-    assert!(
-        subjects[0].contains("0 entries applied, 1 skipped, 1 expired"),
-        "{subjects:?}"
     );
 
     // EVE rotation: a limit of the file's present size makes the reader rotate at its first

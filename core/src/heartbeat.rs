@@ -42,6 +42,9 @@ pub const FIELDS: &[EcsField] = &[
     f("ids2.logs.used_ratio", "scaled_float"),
     f("ids2.capture.packets", "long"),
     f("ids2.capture.kernel_drops", "long"),
+    f("ids2.capture.drop_ratio", "float"),
+    f("ids2.shipping.buffer_bytes", "long"),
+    f("ids2.shipping.buffer_ratio", "scaled_float"),
     f("ids2.eve.events_per_second", "float"),
     f("ids2.alert.last_seen", "date"),
     f("ids2.connectivity.state", "keyword"),
@@ -215,6 +218,10 @@ pub struct Snapshot {
     pub packets: Option<u64>,
     /// Suricata's `capture.kernel_drops`.
     pub kernel_drops: Option<u64>,
+    /// Kernel drops as a share of the packets seen since the previous heartbeat, 0–1.
+    pub drop_ratio: Option<f64>,
+    /// Vector's disk buffer for events: bytes waiting for OpenSearch, and its size.
+    pub shipping_buffer: Option<(u64, u64)>,
     /// EVE events per second since the previous heartbeat.
     pub eve_per_second: Option<f64>,
     /// When an alert was last seen (to within one heartbeat period).
@@ -284,6 +291,20 @@ pub fn document(s: &Snapshot) -> Value {
     );
     put(&["capture", "packets"], json!(s.packets));
     put(&["capture", "kernel_drops"], json!(s.kernel_drops));
+    // Six decimals: a drop ratio of 1e-4 already matters on a busy link.
+    put(
+        &["capture", "drop_ratio"],
+        json!(s.drop_ratio.map(|r| (r * 1e6).round() / 1e6)),
+    );
+    if let Some((bytes, max)) = s.shipping_buffer {
+        put(&["shipping", "buffer_bytes"], json!(bytes));
+        if max > 0 {
+            put(
+                &["shipping", "buffer_ratio"],
+                json!(round3(bytes as f64 / max as f64)),
+            );
+        }
+    }
     put(
         &["eve", "events_per_second"],
         json!(s.eve_per_second.map(round3)),
@@ -363,6 +384,8 @@ mod tests {
             logs_used_ratio: Some(0.25),
             packets: Some(1000),
             kernel_drops: Some(3),
+            drop_ratio: Some(0.0031234),
+            shipping_buffer: Some((64 << 20, 256 << 20)),
             eve_per_second: Some(12.5),
             last_alert: Some(time::macros::datetime!(2026-11-21 09:59:50 UTC)),
             connectivity: Some((2, 3)),
@@ -415,6 +438,11 @@ mod tests {
         assert_eq!(doc["event"]["kind"], "state");
         assert_eq!(doc["host"]["cpu"]["usage"], 0.412);
         assert_eq!(doc["ids2"]["connectivity"]["state"], "degraded");
+        assert_eq!(doc["ids2"]["capture"]["drop_ratio"], 0.003123);
+        assert_eq!(
+            doc["ids2"]["shipping"],
+            json!({"buffer_bytes": 64 << 20, "buffer_ratio": 0.25})
+        );
         assert_eq!(
             doc["ids2"]["alert"]["last_seen"],
             "2026-11-21T09:59:50.000Z"

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ids2_agent::fleet::heartbeat::Heartbeat;
+use ids2_agent::fleet::heartbeat::{Heartbeat, HEARTBEAT_FILE};
 use ids2_agent::metrics::Metrics;
 use ids2_agent::supervisor::Shutdown;
 use ids2_lab::osmem::{self, Osmem};
@@ -138,7 +138,13 @@ fn heartbeats_through_vector_make_the_sensor_online_then_late_then_offline() {
     let config = ship::render_vector_toml(&yaml, root).unwrap();
     let mut v = Vector::start(&vector, &config, &root.join("vector.log")).unwrap();
 
-    // The agent's heartbeat task, as the daemon runs it.
+    // The agent's heartbeat task, as the daemon runs it, reading the shipping backlog from
+    // this Vector's exporter (the variable is the seam; nextest runs each test in its own
+    // process).
+    std::env::set_var(
+        ids2_agent::vector::METRICS_ADDR_ENV,
+        v.metrics_addr().to_string(),
+    );
     let settings = Arc::new(
         ids2_agent::config::from_str(&yaml, Path::new("config.yaml")).expect("a valid config"),
     );
@@ -199,16 +205,39 @@ fn heartbeats_through_vector_make_the_sensor_online_then_late_then_offline() {
     let beats = metrics.heartbeats.get(&[]).unwrap_or(0.0) as u64;
     let last = last_beat(&root.join("logs"));
 
+    // Each heartbeat carries Vector's events buffer, read from the real exporter: its size
+    // is the rendered one (256 MiB, Vector's smallest disk buffer), and it drains.
+    let text = std::fs::read_to_string(root.join("logs").join(HEARTBEAT_FILE)).unwrap();
+    for line in text.lines() {
+        let doc: Value = serde_json::from_str(line).unwrap();
+        let shipping = &doc["ids2"]["shipping"];
+        let (bytes, ratio) = (
+            shipping["buffer_bytes"].as_u64(),
+            shipping["buffer_ratio"].as_f64(),
+        );
+        assert!(
+            bytes.is_some() && ratio.is_some_and(|r| (0.0..=1.0).contains(&r)),
+            "no shipping backlog in {doc}"
+        );
+        assert!(bytes.unwrap() < 1 << 20, "{doc}");
+    }
+
     // Every heartbeat written is one document, under its deterministic id.
     let (all_in, counts) = ship::wait_for(Duration::from_secs(15), || {
         let counts = os.indices("ids2-heartbeat-*").unwrap();
         (counts.values().sum::<u64>() == beats, counts)
     });
-    assert!(
-        all_in,
-        "{beats} heartbeats written, indexed: {counts:?}\n{}",
-        v.log()
-    );
+    if !all_in {
+        let indexed = os.ok(
+            "POST",
+            "/ids2-heartbeat-*/_search",
+            Some(br#"{"size": 100, "_source": ["@timestamp"]}"#),
+        );
+        panic!(
+            "{beats} heartbeats written, indexed: {counts:?}\nwritten:\n{text}\nindexed: {indexed:?}\n{}",
+            v.log()
+        );
+    }
 
     // Then late (older than two intervals), then offline (older than the threshold).
     let mut seen: Vec<(String, f64)> = Vec::new();

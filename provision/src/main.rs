@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ids2_provision::aws::AwsTarget;
 use ids2_provision::domain::{DomainError, DomainInfo, DomainSpec, Domains, Ensured, Wait};
+use ids2_provision::health;
 use ids2_provision::rest::Rest;
 use ids2_provision::sensor::{self, SensorAuth, SensorError, SensorOptions};
 use ids2_provision::setup::{self, SetupError, SetupOptions};
@@ -79,6 +80,43 @@ struct Connection {
     /// Seconds a request may take.
     #[arg(long, default_value_t = 30, global = true)]
     timeout_secs: u64,
+}
+
+/// What the health monitors page on (`opensearch setup` installs them, `fleet health` runs
+/// them); docs/fleet.md lists the defaults.
+#[derive(Args)]
+struct HealthArgs {
+    /// Kernel drops between two heartbeats that page, in percent of the packets captured.
+    #[arg(long, default_value_t = health::DEFAULT_DROP_PERCENT)]
+    drop_alert_percent: f64,
+    /// Days without a rule-set or intel-feed update that page.
+    #[arg(long, default_value_t = health::DEFAULT_STALE_DAYS)]
+    stale_alert_days: u32,
+    /// Log tmpfs use that pages, in percent.
+    #[arg(long, default_value_t = health::DEFAULT_TMPFS_PERCENT)]
+    tmpfs_alert_percent: u32,
+    /// Minutes at throttle level 2 or more that page.
+    #[arg(long, default_value_t = health::DEFAULT_THROTTLE_MINUTES)]
+    throttle_alert_minutes: u32,
+    /// Vector disk-buffer use (the shipping backlog) that pages, in percent.
+    #[arg(long, default_value_t = health::DEFAULT_BACKLOG_PERCENT)]
+    backlog_alert_percent: u32,
+    /// Minutes without a fleet-policy fetch that page.
+    #[arg(long, default_value_t = health::DEFAULT_POLICY_MINUTES)]
+    policy_alert_minutes: u32,
+}
+
+impl HealthArgs {
+    fn thresholds(&self) -> health::Thresholds {
+        health::Thresholds {
+            drop_percent: self.drop_alert_percent,
+            stale_days: self.stale_alert_days,
+            tmpfs_percent: self.tmpfs_alert_percent,
+            throttle_minutes: self.throttle_alert_minutes,
+            backlog_percent: self.backlog_alert_percent,
+            policy_minutes: self.policy_alert_minutes,
+        }
+    }
 }
 
 /// Which sensors an entry applies to: exactly one of the three.
@@ -187,6 +225,17 @@ enum TuneCommand {
 
 #[derive(Subcommand)]
 enum FleetCommand {
+    /// The health checks the Alerting monitors run, as plain searches over the last heartbeats:
+    /// one line per check, with the sensors in breach. Exit status 3 when any check alerts.
+    Health {
+        #[command(flatten)]
+        conn: Connection,
+        #[command(flatten)]
+        thresholds: HealthArgs,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Each sensor's last heartbeat: last seen, state (online; late after two heartbeat
     /// intervals; offline after --offline-after-secs), throttle level, kernel drops, rule-set age.
     Status {
@@ -354,8 +403,10 @@ enum OpensearchCommand {
         /// File whose first line is that webhook URL (when the URL is a secret, as Slack's are).
         #[arg(long, value_name = "FILE")]
         alert_webhook_url_file: Option<PathBuf>,
+        #[command(flatten)]
+        health: HealthArgs,
         /// Install or update the index templates alone, not the ISM policy, Dashboards objects
-        /// or the monitor: for a cluster without those plugins (the osmem-server emulator).
+        /// or the monitors: for a cluster without those plugins (the osmem-server emulator).
         #[arg(
             long,
             conflicts_with_all = ["alert_webhook_url", "alert_webhook_url_file", "retention_days", "dashboards_url"]
@@ -580,6 +631,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             offline_after_secs,
             alert_webhook_url,
             alert_webhook_url_file,
+            health,
             templates_only,
         }) => {
             let base = setup::check_endpoint(&endpoint)?.base;
@@ -609,6 +661,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 replicas,
                 offline_after_secs,
                 alert_webhook_url,
+                health: health.thresholds(),
                 templates_only,
             };
             setup::check_options(&options)?;
@@ -695,6 +748,58 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                  fetch (fleet.policy.interval_secs)",
                 new.action, new.sid, new.scope
             );
+            Ok(())
+        }
+        Command::Fleet(FleetCommand::Health {
+            conn,
+            thresholds,
+            json,
+        }) => {
+            let thresholds = thresholds.thresholds();
+            let problems = thresholds.problems();
+            if !problems.is_empty() {
+                return Err(Failure {
+                    code: 2,
+                    error: anyhow::anyhow!("{}", problems.join("; ")),
+                });
+            }
+            let endpoint = conn.endpoint.as_deref().ok_or_else(|| Failure {
+                code: 2,
+                error: anyhow::anyhow!("fleet health needs --endpoint URL (the domain endpoint)"),
+            })?;
+            let base = setup::check_endpoint(endpoint)?.base;
+            let auth = match conn.auth {
+                AuthMethod::Sigv4 => {
+                    setup::sigv4_auth(&base, conn.region.as_deref(), conn.profile.as_deref())
+                        .await?
+                }
+                AuthMethod::Basic => setup::basic_auth(
+                    conn.username.as_deref(),
+                    std::env::var("IDS2_OPENSEARCH_PASSWORD").ok(),
+                    conn.password_file.as_deref(),
+                )?,
+            };
+            let rest = Rest::new(auth, Duration::from_secs(conn.timeout_secs))?;
+            let now = time::OffsetDateTime::now_utc();
+            let now_millis = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+            let findings =
+                health::check_all(&rest, &base, &conn.index_prefix, &thresholds, now_millis)
+                    .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&findings).expect("findings serialise")
+                );
+            } else {
+                print!("{}", health::Report(&findings));
+            }
+            let alerting = findings.iter().filter(|f| !f.sensors.is_empty()).count();
+            if alerting > 0 {
+                return Err(Failure {
+                    code: 3,
+                    error: anyhow::anyhow!("{alerting} health check(s) alerting"),
+                });
+            }
             Ok(())
         }
         Command::Fleet(FleetCommand::Status {

@@ -70,7 +70,13 @@ fn index_ref(pattern_id: &str) -> Value {
     json!([{"name": "kibanaSavedObjectMeta.searchSourceJSON.index", "type": "index-pattern", "id": pattern_id}])
 }
 
-fn visualization(id: String, title: &str, vis: Value, pattern_id: &str) -> SavedObject {
+fn visualization(
+    id: String,
+    title: &str,
+    vis: Value,
+    pattern_id: &str,
+    query: &str,
+) -> SavedObject {
     let mut vis_state = vis;
     vis_state["title"] = json!(title);
     SavedObject {
@@ -82,7 +88,7 @@ fn visualization(id: String, title: &str, vis: Value, pattern_id: &str) -> Saved
             "uiStateJSON": "{}",
             "description": "",
             "version": 1,
-            "kibanaSavedObjectMeta": {"searchSourceJSON": search_source("event.kind:alert")}
+            "kibanaSavedObjectMeta": {"searchSourceJSON": search_source(query)}
         }),
         references: index_ref(pattern_id),
     }
@@ -102,7 +108,8 @@ fn terms_table(field: &str, label: &str) -> Value {
     })
 }
 
-/// Index patterns, the alert visualizations, the alert search and the overview dashboard.
+/// Index patterns, the alert visualizations, the alert search and the overview dashboard, and
+/// the fleet health dashboard.
 pub fn saved_objects(prefix: &str) -> Vec<SavedObject> {
     let suricata = format!("{prefix}-suricata");
     let heartbeat = format!("{prefix}-heartbeat");
@@ -171,7 +178,13 @@ pub fn saved_objects(prefix: &str) -> Vec<SavedObject> {
     let mut references = Vec::new();
     for (i, (slug, title, vis)) in visualizations.into_iter().enumerate() {
         let id = format!("{prefix}-{slug}");
-        objects.push(visualization(id.clone(), title, vis, &suricata));
+        objects.push(visualization(
+            id.clone(),
+            title,
+            vis,
+            &suricata,
+            "event.kind:alert",
+        ));
         panels.push(panel(i, "visualization"));
         references.push(json!({"name": format!("panel_{i}"), "type": "visualization", "id": id}));
     }
@@ -203,6 +216,115 @@ pub fn saved_objects(prefix: &str) -> Vec<SavedObject> {
             "optionsJSON": json!({"hidePanelTitles": false, "useMargins": true}).to_string(),
             "timeRestore": true,
             "timeFrom": "now-24h",
+            "timeTo": "now",
+            "refreshInterval": {"pause": false, "value": 60000},
+            "version": 1,
+            "kibanaSavedObjectMeta": {"searchSourceJSON": json!({
+                "query": {"query": "", "language": "kuery"}, "filter": []
+            }).to_string()}
+        }),
+        references: Value::Array(references),
+    });
+    objects.extend(fleet_objects(prefix, &heartbeat));
+    objects
+}
+
+/// The latest value of `field` in each sensor's bucket (a top hit by `@timestamp`).
+fn latest(id: &str, field: &str, label: &str) -> Value {
+    json!({"id": id, "enabled": true, "type": "top_hits", "schema": "metric", "params": {
+        "field": field, "aggregate": "concat", "size": 1,
+        "sortField": "@timestamp", "sortOrder": "desc", "customLabel": label
+    }})
+}
+
+/// The fleet health dashboard over the heartbeats: a table with each sensor's latest state
+/// (what the health monitors read) and the event rate per sensor over time.
+fn fleet_objects(prefix: &str, heartbeat: &str) -> Vec<SavedObject> {
+    let table = json!({
+        "type": "table",
+        "params": {"perPage": 20, "showPartialRows": false, "showMetricsAtAllLevels": false},
+        "aggs": [
+            {"id": "1", "enabled": true, "type": "max", "schema": "metric", "params": {
+                "field": "@timestamp", "customLabel": "Last heartbeat"
+            }},
+            latest("2", "ids2.connectivity.state", "Connectivity"),
+            latest("3", "ids2.eve.events_per_second", "Events/s"),
+            latest("4", "ids2.capture.drop_ratio", "Drop ratio"),
+            latest("5", "ids2.throttle.level", "Throttle"),
+            latest("6", "ids2.rules.updated", "Rules updated"),
+            latest("7", "ids2.policy.updated", "Policy fetched"),
+            latest("8", "ids2.policy.version", "Policy version"),
+            latest("9", "ids2.logs.used_ratio", "Log tmpfs used"),
+            latest("10", "ids2.shipping.buffer_ratio", "Vector buffer used"),
+            {"id": "11", "enabled": true, "type": "terms", "schema": "bucket", "params": {
+                "field": "observer.hostname", "size": 500, "order": "asc", "orderBy": "_key",
+                "otherBucket": false, "missingBucket": false, "customLabel": "Sensor"
+            }}
+        ]
+    });
+    let rate = json!({
+        "type": "line",
+        "params": {"addLegend": true, "addTooltip": true, "legendPosition": "right"},
+        "aggs": [
+            {"id": "1", "enabled": true, "type": "avg", "schema": "metric", "params": {
+                "field": "ids2.eve.events_per_second", "customLabel": "Events/s"
+            }},
+            {"id": "2", "enabled": true, "type": "date_histogram", "schema": "segment", "params": {
+                "field": "@timestamp", "interval": "auto", "min_doc_count": 1,
+                "extended_bounds": {}
+            }},
+            {"id": "3", "enabled": true, "type": "terms", "schema": "group", "params": {
+                "field": "observer.hostname", "size": 20, "order": "desc", "orderBy": "1"
+            }}
+        ]
+    });
+    let mut objects = Vec::new();
+    let mut panels = Vec::new();
+    let mut references = Vec::new();
+    for (i, (slug, title, vis, w)) in [
+        (
+            "fleet-sensors",
+            "ids2 sensors (latest heartbeat)",
+            table,
+            48,
+        ),
+        (
+            "fleet-event-rate",
+            "ids2 events per second per sensor",
+            rate,
+            48,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("{prefix}-{slug}");
+        objects.push(visualization(
+            id.clone(),
+            title,
+            vis,
+            heartbeat,
+            "event.dataset:ids2.heartbeat",
+        ));
+        let index = (i + 1).to_string();
+        panels.push(json!({
+            "panelIndex": index,
+            "gridData": {"x": 0, "y": i * 18, "w": w, "h": 18, "i": index},
+            "embeddableConfig": {},
+            "panelRefName": format!("panel_{i}")
+        }));
+        references.push(json!({"name": format!("panel_{i}"), "type": "visualization", "id": id}));
+    }
+    objects.push(SavedObject {
+        kind: "dashboard",
+        id: format!("{prefix}-fleet-health"),
+        attributes: json!({
+            "title": "ids2 fleet health",
+            "description": "Each sensor's latest heartbeat: what the health monitors page on",
+            "panelsJSON": Value::Array(panels).to_string(),
+            "optionsJSON": json!({"hidePanelTitles": false, "useMargins": true}).to_string(),
+            "timeRestore": true,
+            "timeFrom": "now-1h",
             "timeTo": "now",
             "refreshInterval": {"pause": false, "value": 60000},
             "version": 1,
@@ -256,22 +378,48 @@ mod tests {
     #[test]
     fn dashboard_panels_all_resolve_to_references() {
         let objects = saved_objects("ids2");
-        let dash = objects.iter().find(|o| o.kind == "dashboard").unwrap();
-        let panels: Vec<Value> =
-            serde_json::from_str(dash.attributes["panelsJSON"].as_str().unwrap()).unwrap();
-        let refs = dash.references.as_array().unwrap();
-        assert_eq!(panels.len(), refs.len());
-        for p in &panels {
-            let name = p["panelRefName"].as_str().unwrap();
-            let r = refs.iter().find(|r| r["name"] == name).unwrap();
-            assert!(
-                objects
-                    .iter()
-                    .any(|o| o.id == r["id"] && o.kind == r["type"]),
-                "{r}"
-            );
+        let dashboards: Vec<_> = objects.iter().filter(|o| o.kind == "dashboard").collect();
+        assert_eq!(dashboards.len(), 2);
+        for dash in dashboards {
+            let panels: Vec<Value> =
+                serde_json::from_str(dash.attributes["panelsJSON"].as_str().unwrap()).unwrap();
+            let refs = dash.references.as_array().unwrap();
+            assert_eq!(panels.len(), refs.len());
+            for p in &panels {
+                let name = p["panelRefName"].as_str().unwrap();
+                let r = refs.iter().find(|r| r["name"] == name).unwrap();
+                assert!(
+                    objects
+                        .iter()
+                        .any(|o| o.id == r["id"] && o.kind == r["type"]),
+                    "{r}"
+                );
+            }
         }
         let ids: std::collections::HashSet<_> = objects.iter().map(|o| (o.kind, &o.id)).collect();
         assert_eq!(ids.len(), objects.len(), "duplicate saved object ids");
+    }
+
+    /// The fleet dashboard reads only what heartbeats carry, so it cannot drift from them.
+    #[test]
+    fn fleet_dashboard_fields_are_heartbeat_fields() {
+        let objects = saved_objects("ids2");
+        let mut read = 0;
+        for o in objects.iter().filter(|o| o.id.starts_with("ids2-fleet-")) {
+            if o.kind != "visualization" {
+                continue;
+            }
+            let vis: Value =
+                serde_json::from_str(o.attributes["visState"].as_str().unwrap()).unwrap();
+            for agg in vis["aggs"].as_array().unwrap() {
+                let field = agg["params"]["field"].as_str().unwrap();
+                assert!(
+                    ids2_core::heartbeat::FIELDS.iter().any(|f| f.name == field),
+                    "{field} is no heartbeat field"
+                );
+                read += 1;
+            }
+        }
+        assert!(read >= 12, "{read} fields");
     }
 }

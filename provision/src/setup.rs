@@ -1,4 +1,5 @@
-//! `opensearch setup`: index templates, the ISM policy and Dashboards saved objects.
+//! `opensearch setup`: index templates, the ISM policy, Dashboards saved objects and the
+//! Alerting monitors (sensor offline, and the health checks of [`crate::health`]).
 //!
 //! Every object is built (and so validated) before the first request. Each is then read
 //! back, compared with [`crate::diff::first_difference`] and written only when it differs,
@@ -16,12 +17,13 @@ use crate::aws::{self, AwsError, AwsTarget};
 use crate::diff::first_difference;
 use crate::endpoint::Endpoint;
 use crate::fleet;
+use crate::health;
 use crate::mappings::{self, MappingError};
 use crate::objects::{self, SavedObject};
 use crate::rest::{Auth, Response, Rest, RestError};
 
 /// What to install, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SetupOptions {
     /// The domain endpoint (no trailing slash).
     pub endpoint: String,
@@ -38,6 +40,8 @@ pub struct SetupOptions {
     /// Webhook the offline monitor notifies (a Notifications channel); none: alerts only show
     /// in Alerting.
     pub alert_webhook_url: Option<String>,
+    /// What the health monitors page on.
+    pub health: health::Thresholds,
     /// Install the index templates alone: no ISM policy, Dashboards objects, channel or
     /// monitor (for a cluster without those plugins, such as the osmem-server emulator).
     pub templates_only: bool,
@@ -114,6 +118,9 @@ pub enum SetupError {
     /// Retention out of range.
     #[error("--retention-days {0} is out of range: expected 1 to 3650 days")]
     BadRetention(u32),
+    /// Health thresholds out of range, every one named.
+    #[error("health monitor thresholds out of range: {}", .0.join("; "))]
+    BadHealth(Vec<String>),
     /// Offline threshold out of range.
     #[error(
         "--offline-after-secs {0} is out of range: expected 30 to 86400 seconds (at least two \
@@ -232,6 +239,7 @@ impl SetupError {
             | SetupError::BadPrefix(_)
             | SetupError::BadRetention(_)
             | SetupError::BadOfflineAfter(_)
+            | SetupError::BadHealth(_)
             | SetupError::BadWebhook(_)
             | SetupError::NoRegion(_)
             | SetupError::NoUsername
@@ -280,6 +288,10 @@ pub fn check_options(o: &SetupOptions) -> Result<(), SetupError> {
     }
     if !(30..=86_400).contains(&o.offline_after_secs) {
         return Err(SetupError::BadOfflineAfter(o.offline_after_secs));
+    }
+    let health = o.health.problems();
+    if !health.is_empty() {
+        return Err(SetupError::BadHealth(health));
     }
     if let Some(url) = &o.alert_webhook_url {
         let ok = url
@@ -355,7 +367,8 @@ struct Plan {
     policy: (String, Value),
     saved: Vec<SavedObject>,
     channel: Option<(String, Value)>,
-    monitor: Value,
+    /// The offline monitor, then one per health check.
+    monitors: Vec<Value>,
 }
 
 fn plan(o: &SetupOptions) -> Result<Plan, SetupError> {
@@ -387,14 +400,23 @@ fn plan(o: &SetupOptions) -> Result<Plan, SetupError> {
                 fleet::webhook_channel(prefix, url),
             )
         }),
-        monitor: fleet::offline_monitor(
-            prefix,
-            o.offline_after_secs,
-            o.alert_webhook_url
+        monitors: {
+            let channel = o
+                .alert_webhook_url
                 .as_ref()
-                .map(|_| fleet::channel_id(prefix))
-                .as_deref(),
-        ),
+                .map(|_| fleet::channel_id(prefix));
+            let mut m = vec![fleet::offline_monitor(
+                prefix,
+                o.offline_after_secs,
+                channel.as_deref(),
+            )];
+            m.extend(
+                health::Check::ALL
+                    .iter()
+                    .map(|c| c.monitor(prefix, &o.health, channel.as_deref())),
+            );
+            m
+        },
     })
 }
 
@@ -434,14 +456,16 @@ pub async fn setup(rest: &Rest, o: &SetupOptions) -> Result<Report, SetupError> 
             action,
         });
     }
-    let action = ensure_monitor(rest, base, &plan.monitor).await?;
-    report.changes.push(Change {
-        object: format!(
-            "alerting monitor {}",
-            plan.monitor["name"].as_str().unwrap_or("")
-        ),
-        action,
-    });
+    for monitor in &plan.monitors {
+        let action = ensure_monitor(rest, base, monitor).await?;
+        report.changes.push(Change {
+            object: format!(
+                "alerting monitor {}",
+                monitor["name"].as_str().unwrap_or("")
+            ),
+            action,
+        });
+    }
     Ok(report)
 }
 
@@ -696,6 +720,7 @@ mod tests {
             replicas: 0,
             offline_after_secs: 60,
             alert_webhook_url: None,
+            health: health::Thresholds::default(),
             templates_only: false,
         }
     }

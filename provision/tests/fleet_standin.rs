@@ -243,6 +243,16 @@ fn bad_input_is_refused_before_any_request() {
         .stderr(predicate::str::contains("plain http only to"));
 }
 
+/// The offline monitor among those setup installs.
+fn offline(st: &standin::State) -> (&Value, &u64) {
+    let (m, seq) = st
+        .monitors
+        .values()
+        .find(|(m, _)| m["name"] == "ids2 sensor offline (ids2)")
+        .expect("the offline monitor");
+    (m, seq)
+}
+
 #[test]
 fn setup_installs_the_offline_monitor_and_its_webhook_idempotently() {
     let Some(s) = StandIn::start_or_skip(Expect::SigV4) else {
@@ -271,8 +281,9 @@ fn setup_installs_the_offline_monitor_and_its_webhook_idempotently() {
     {
         let st = s.state();
         assert_eq!(st.channels["ids2-sensor-offline"]["webhook"]["url"], hook);
-        assert_eq!(st.monitors.len(), 1);
-        let (m, _) = st.monitors.values().next().unwrap();
+        // The offline monitor and the health monitors (provision/tests/health_standin.rs).
+        assert_eq!(st.monitors.len(), 7);
+        let (m, _) = offline(&st);
         let t = &m["triggers"][0]["bucket_level_trigger"];
         assert_eq!(t["actions"][0]["destination_id"], "ids2-sensor-offline");
         assert_eq!(m["inputs"][0]["search"]["indices"][0], "ids2-heartbeat-*");
@@ -302,8 +313,8 @@ fn setup_installs_the_offline_monitor_and_its_webhook_idempotently() {
     .stdout(predicate::str::contains("1 change applied"));
     s.assert_clean();
     let st = s.state();
-    assert_eq!(st.monitors.len(), 1, "found by name, never duplicated");
-    let (m, seq) = st.monitors.values().next().unwrap();
+    assert_eq!(st.monitors.len(), 7, "found by name, never duplicated");
+    let (m, seq) = offline(&st);
     assert_eq!(*seq, 1);
     assert_eq!(
         m["inputs"][0]["search"]["query"]["aggregations"]["sensors"]["aggs"]["recent"]["filter"]

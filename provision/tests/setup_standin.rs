@@ -38,6 +38,7 @@ fn first_setup_writes_everything_second_writes_nothing() {
         "POST /_dashboards/api/saved_objects/index-pattern/ids2-heartbeat",
         "POST /_dashboards/api/saved_objects/index-pattern/ids2-anomaly",
         "POST /_dashboards/api/saved_objects/dashboard/ids2-alerts-overview",
+        "POST /_dashboards/api/saved_objects/dashboard/ids2-fleet-health",
         "POST /_plugins/_alerting/monitors",
     ] {
         assert!(
@@ -64,10 +65,16 @@ fn first_setup_writes_everything_second_writes_nothing() {
         "second run wrote: {:#?}",
         &st.writes[writes.len()..]
     );
+    let monitors = st
+        .writes
+        .iter()
+        .filter(|w| *w == "POST /_plugins/_alerting/monitors")
+        .count();
+    assert_eq!(monitors, 7, "the offline monitor and six health monitors");
     assert_eq!(
         st.requests - requests_before,
-        writes.len() + 1,
-        "one read per object; two for the monitor (found by name, then read)"
+        writes.len() + monitors,
+        "one read per object; two per monitor (found by name, then read)"
     );
 }
 

@@ -3,7 +3,8 @@
 //! `<prefix>-heartbeat-YYYY.MM.DD`.
 //!
 //! The document is built from what the agent already knows: the metrics registry (throttle
-//! level, CPU/RAM, capture counters, EVE counts, connectivity), the history repository's head,
+//! level, CPU/RAM, capture counters and the drop ratio since the last beat, EVE counts,
+//! connectivity), Vector's events buffer (read from its exporter), the history repository's head,
 //! the rule-set state file and the intel feeds' state file. The file is capped at [`MAX_FILE_BYTES`]: when a line would
 //! pass the cap, the file is renamed to `heartbeat.json.1` (replacing the older one) and a new
 //! one started, the rename-and-create rotation Vector's file source follows.
@@ -76,6 +77,10 @@ pub struct Heartbeat {
     writer: HeartbeatWriter,
     started: Instant,
     previous: Option<(Instant, f64)>,
+    /// Capture counters (packets, drops) at the previous heartbeat.
+    previous_capture: Option<(u64, u64)>,
+    /// Vector's events buffer (bytes, size) as last read; `None` while Vector is not reachable.
+    shipping_buffer: Option<(u64, u64)>,
     alerts_seen: f64,
     last_alert: Option<OffsetDateTime>,
 }
@@ -90,6 +95,8 @@ impl Heartbeat {
             writer,
             started,
             previous: None,
+            previous_capture: None,
+            shipping_buffer: None,
             alerts_seen: 0.0,
             last_alert: None,
         }
@@ -112,6 +119,17 @@ impl Heartbeat {
         let elapsed = now.duration_since(since).as_secs_f64();
         let eve_per_second = (elapsed > 0.0).then(|| (events - before).max(0.0) / elapsed);
         self.previous = Some((now, events));
+        let packets = m.capture_packets.get(&[]).map(|v| v as u64);
+        let kernel_drops = m.capture_drops.get(&[]).map(|v| v as u64);
+        let drop_ratio = packets.zip(kernel_drops).and_then(|(p, d)| {
+            // Counters that went back mean Suricata restarted: count from zero.
+            let (p0, d0) = match self.previous_capture {
+                Some((p0, d0)) if p0 <= p && d0 <= d => (p0, d0),
+                _ => (0, 0),
+            };
+            self.previous_capture = Some((p, d));
+            (p > p0).then(|| ((d - d0) as f64 / (p - p0) as f64).min(1.0))
+        });
         let checks = m.connectivity_up.snapshot();
         let up = checks.iter().filter(|(_, v)| *v >= 1.0).count() as u32;
         Snapshot {
@@ -128,8 +146,10 @@ impl Heartbeat {
             cpu_ratio: m.host_cpu.get(&[]),
             memory_ratio: m.host_memory.get(&[]),
             logs_used_ratio: m.logs_used.get(&[]),
-            packets: m.capture_packets.get(&[]).map(|v| v as u64),
-            kernel_drops: m.capture_drops.get(&[]).map(|v| v as u64),
+            packets,
+            kernel_drops,
+            drop_ratio,
+            shipping_buffer: self.shipping_buffer,
             eve_per_second,
             last_alert: self.last_alert,
             connectivity: (!checks.is_empty()).then_some((up, checks.len() as u32)),
@@ -157,7 +177,16 @@ impl Heartbeat {
     /// not mounted yet) is logged and retried at the next beat rather than restarting the task.
     pub async fn run(&mut self, mut shutdown: Shutdown) -> Result<(), TaskError> {
         let period = Duration::from_secs(self.settings.config.fleet.heartbeat_secs.into());
+        let vector = crate::vector::metrics_addr();
         loop {
+            self.shipping_buffer =
+                match crate::vector::buffer_use(&vector, crate::vector::EVENTS_SINK).await {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        tracing::debug!("shipping backlog unknown: {e}");
+                        None
+                    }
+                };
             if let Err(e) = self.beat() {
                 tracing::warn!(path = %self.writer.path().display(), "heartbeat not written: {e}");
             }
@@ -249,5 +278,19 @@ mod tests {
         assert!(!dir.path().join("h.git").exists());
         let lines = fs::read_to_string(dir.path().join(HEARTBEAT_FILE)).unwrap();
         assert_eq!(lines.lines().count(), 2);
+
+        // The drop ratio is over the packets since the previous heartbeat, from zero after a
+        // Suricata restart; without Vector's exporter the backlog is left out, not made up.
+        metrics.capture_packets.set(&[], 1000.0);
+        metrics.capture_drops.set(&[], 10.0);
+        assert_eq!(hb.beat().unwrap()["ids2"]["capture"]["drop_ratio"], 0.01);
+        metrics.capture_packets.set(&[], 2000.0);
+        metrics.capture_drops.set(&[], 510.0);
+        let busy = hb.beat().unwrap();
+        assert_eq!(busy["ids2"]["capture"]["drop_ratio"], 0.5);
+        assert!(busy["ids2"].get("shipping").is_none());
+        metrics.capture_packets.set(&[], 100.0);
+        metrics.capture_drops.set(&[], 0.0);
+        assert_eq!(hb.beat().unwrap()["ids2"]["capture"]["drop_ratio"], 0.0);
     }
 }
