@@ -1,6 +1,10 @@
 //! The list of ECS fields the sensor's mapping (`templates/ecs.vrl.tera`) can emit, shared
 //! with `ids2-provision` so the index templates and the mapping cannot drift apart.
 
+/// The ECS `tags` value of an alert whose flow's packets the sensor keeps; with the alert's
+/// `network.community_id` it is what `ids2-agent pcap get --community-id` needs.
+pub const EVIDENCE_TAG: &str = "ids2-pcap-evidence";
+
 /// The list as shipped: `templates/ecs_fields.tsv`.
 pub const FIELDS_TSV: &str = include_str!("../../templates/ecs_fields.tsv");
 

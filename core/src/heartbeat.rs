@@ -45,6 +45,7 @@ pub const FIELDS: &[EcsField] = &[
     f("ids2.capture.drop_ratio", "float"),
     f("ids2.shipping.buffer_bytes", "long"),
     f("ids2.shipping.buffer_ratio", "scaled_float"),
+    f("ids2.evidence.ring_age_secs", "float"),
     f("ids2.eve.events_per_second", "float"),
     f("ids2.alert.last_seen", "date"),
     f("ids2.connectivity.state", "keyword"),
@@ -222,6 +223,8 @@ pub struct Snapshot {
     pub drop_ratio: Option<f64>,
     /// Vector's disk buffer for events: bytes waiting for OpenSearch, and its size.
     pub shipping_buffer: Option<(u64, u64)>,
+    /// How far back the packet-evidence ring reaches, in seconds (with evidence on).
+    pub evidence_ring_age_secs: Option<f64>,
     /// EVE events per second since the previous heartbeat.
     pub eve_per_second: Option<f64>,
     /// When an alert was last seen (to within one heartbeat period).
@@ -295,6 +298,10 @@ pub fn document(s: &Snapshot) -> Value {
     put(
         &["capture", "drop_ratio"],
         json!(s.drop_ratio.map(|r| (r * 1e6).round() / 1e6)),
+    );
+    put(
+        &["evidence", "ring_age_secs"],
+        json!(s.evidence_ring_age_secs.map(round3)),
     );
     if let Some((bytes, max)) = s.shipping_buffer {
         put(&["shipping", "buffer_bytes"], json!(bytes));
@@ -386,6 +393,7 @@ mod tests {
             kernel_drops: Some(3),
             drop_ratio: Some(0.0031234),
             shipping_buffer: Some((64 << 20, 256 << 20)),
+            evidence_ring_age_secs: Some(512.25),
             eve_per_second: Some(12.5),
             last_alert: Some(time::macros::datetime!(2026-11-21 09:59:50 UTC)),
             connectivity: Some((2, 3)),

@@ -294,11 +294,18 @@ pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (metric, rest) = match series.split_once('{') {
-                Some((m, r)) => (m, r),
-                None => (series, ""),
+            // `name{labels} value [timestamp]`: Vector's exporter writes the timestamp.
+            let (metric, rest, sample) = match l.split_once('{') {
+                Some((m, r)) => {
+                    let (labels, sample) = r.split_once('}')?;
+                    (m, labels, sample)
+                }
+                None => {
+                    let (m, sample) = l.split_once(' ')?;
+                    (m, "", sample)
+                }
             };
+            let value = sample.split_whitespace().next()?;
             (metric == name
                 && labels
                     .iter()
@@ -531,6 +538,44 @@ pub fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> (bool, T)) -> (
     }
 }
 
+/// [`wait_for`] on what Vector delivers of the last events a source read, with nothing to
+/// follow them. Vector's disk buffer can hold its newest event until another arrives or Vector
+/// restarts (vectordotdev/vector#22946, open in 0.58; here about once in seven such waits). So
+/// when `probe` does not hold within `timeout` although Vector's `source` has read `read`
+/// events, Vector is restarted, which releases what its disk buffer holds, and `probe` gets
+/// `timeout` again. A shortfall Vector did not even read is returned as it is.
+pub fn wait_releasing<T>(
+    vector: &mut Vector,
+    source: &str,
+    read: u64,
+    timeout: Duration,
+    mut probe: impl FnMut() -> (bool, T),
+) -> (bool, T) {
+    let (ok, v) = wait_for(timeout, &mut probe);
+    if ok {
+        return (ok, v);
+    }
+    let seen = vector
+        .metric(
+            "vector_component_received_events_total",
+            &[("component_id", source)],
+        )
+        .unwrap_or_default();
+    if seen < read as f64 {
+        return (ok, v);
+    }
+    eprintln!(
+        "Vector read all {read} events of `{source}` but has not delivered them after {:?}: \
+         restarting it to release what its disk buffer holds (vectordotdev/vector#22946)",
+        timeout
+    );
+    if let Err(e) = vector.restart() {
+        eprintln!("restarting Vector failed: {e}");
+        return (ok, v);
+    }
+    wait_for(timeout, probe)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,5 +620,8 @@ mod tests {
         assert_eq!(metric_sum(text, "x", &[("a", "1")]), 7.0);
         assert_eq!(metric_sum(text, "x", &[("b", "3")]), 4.0);
         assert_eq!(metric_sum(text, "x", &[]), 8.0);
+        // Vector 0.58 appends a timestamp to each sample; the value is the first number.
+        let stamped = "x{a=\"1\"} 5 1796284603438\nx 2 1796284603438\n";
+        assert_eq!(metric_sum(stamped, "x", &[]), 7.0);
     }
 }

@@ -152,7 +152,7 @@ fn real_vector_ships_each_eve_line_once_to_the_emulator() {
     );
     settle(&v);
     // The heartbeat: its own index, its deterministic id.
-    let (ok, hb) = ship::wait_for(Duration::from_secs(30), || {
+    let (ok, hb) = ship::wait_releasing(&mut v, "heartbeat", 1, Duration::from_secs(15), || {
         let hb = ship::indexed_ids(&os, "ids2-heartbeat-*").unwrap();
         (hb.values().map(Vec::len).sum::<usize>() == 1, hb)
     });

@@ -176,6 +176,7 @@ pub fn saved_objects(prefix: &str) -> Vec<SavedObject> {
     ];
     let mut panels = Vec::new();
     let mut references = Vec::new();
+    let charts = visualizations.len();
     for (i, (slug, title, vis)) in visualizations.into_iter().enumerate() {
         let id = format!("{prefix}-{slug}");
         objects.push(visualization(
@@ -185,7 +186,7 @@ pub fn saved_objects(prefix: &str) -> Vec<SavedObject> {
             &suricata,
             "event.kind:alert",
         ));
-        panels.push(panel(i, "visualization"));
+        panels.push(panel(i, "visualization", charts));
         references.push(json!({"name": format!("panel_{i}"), "type": "visualization", "id": id}));
     }
     let search_id = format!("{prefix}-alerts");
@@ -203,9 +204,32 @@ pub fn saved_objects(prefix: &str) -> Vec<SavedObject> {
         }),
         references: index_ref(&suricata),
     });
+    // Alerts whose packets the sensor keeps, with what `pcap get` takes.
+    let evidence_id = format!("{prefix}-alerts-with-evidence");
+    objects.push(SavedObject {
+        kind: "search",
+        id: evidence_id.clone(),
+        attributes: json!({
+            "title": "ids2 alerts with packet evidence",
+            "description": "Get an alert's packets on its sensor: ids2-agent pcap get \
+                            --community-id <network.community_id> > flow.pcap",
+            "columns": ["observer.name", "rule.name", "network.community_id", "source.ip",
+                        "destination.ip", "destination.port", "event.id"],
+            "sort": [["@timestamp", "desc"]],
+            "version": 1,
+            "kibanaSavedObjectMeta": {"searchSourceJSON": search_source(&format!(
+                "event.kind:alert and tags:\"{}\"",
+                ids2_core::ecs::EVIDENCE_TAG
+            ))}
+        }),
+        references: index_ref(&suricata),
+    });
     let n = references.len();
-    panels.push(panel(n, "search"));
+    panels.push(panel(n, "search", charts));
     references.push(json!({"name": format!("panel_{n}"), "type": "search", "id": search_id}));
+    let n = references.len();
+    panels.push(panel(n, "search", charts));
+    references.push(json!({"name": format!("panel_{n}"), "type": "search", "id": evidence_id}));
     objects.push(SavedObject {
         kind: "dashboard",
         id: format!("{prefix}-alerts-overview"),
@@ -337,10 +361,12 @@ fn fleet_objects(prefix: &str, heartbeat: &str) -> Vec<SavedObject> {
     objects
 }
 
-/// Layout: the histogram spans the top, tables sit two per row, the alert list at the bottom.
-fn panel(i: usize, kind: &str) -> Value {
+/// Layout: the histogram spans the top, tables sit two per row, then the alert lists, one per
+/// row; `charts` is the number of visualizations before the lists.
+fn panel(i: usize, kind: &str, charts: usize) -> Value {
+    let lists_from = 15 + 15 * (charts - 1).div_ceil(2) as u32;
     let (x, y, w, h) = match (i, kind) {
-        (_, "search") => (0, 15 + 15 * i.div_ceil(2) as u32, 48, 20),
+        (_, "search") => (0, lists_from + 20 * (i - charts) as u32, 48, 20),
         (0, _) => (0, 0, 48, 15),
         (i, _) => (
             ((i - 1) % 2) as u32 * 24,
@@ -385,6 +411,22 @@ mod tests {
                 serde_json::from_str(dash.attributes["panelsJSON"].as_str().unwrap()).unwrap();
             let refs = dash.references.as_array().unwrap();
             assert_eq!(panels.len(), refs.len());
+            // No panel covers another.
+            let rect = |p: &Value| {
+                let g = &p["gridData"];
+                let n = |k: &str| g[k].as_u64().unwrap();
+                (n("x"), n("y"), n("x") + n("w"), n("y") + n("h"))
+            };
+            for (i, a) in panels.iter().enumerate() {
+                for b in &panels[i + 1..] {
+                    let (a, b) = (rect(a), rect(b));
+                    assert!(
+                        a.2 <= b.0 || b.2 <= a.0 || a.3 <= b.1 || b.3 <= a.1,
+                        "{} panels {a:?} and {b:?} overlap",
+                        dash.id
+                    );
+                }
+            }
             for p in &panels {
                 let name = p["panelRefName"].as_str().unwrap();
                 let r = refs.iter().find(|r| r["name"] == name).unwrap();

@@ -39,6 +39,7 @@ fn first_setup_writes_everything_second_writes_nothing() {
         "POST /_dashboards/api/saved_objects/index-pattern/ids2-anomaly",
         "POST /_dashboards/api/saved_objects/dashboard/ids2-alerts-overview",
         "POST /_dashboards/api/saved_objects/dashboard/ids2-fleet-health",
+        "POST /_dashboards/api/saved_objects/search/ids2-alerts-with-evidence",
         "POST /_plugins/_alerting/monitors",
     ] {
         assert!(

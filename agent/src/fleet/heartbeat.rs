@@ -4,7 +4,8 @@
 //!
 //! The document is built from what the agent already knows: the metrics registry (throttle
 //! level, CPU/RAM, capture counters and the drop ratio since the last beat, EVE counts,
-//! connectivity), Vector's events buffer (read from its exporter), the history repository's head,
+//! connectivity), Vector's events buffer (read from its exporter), the evidence ring's reach (from
+//! its file names), the history repository's head,
 //! the rule-set state file and the intel feeds' state file. The file is capped at [`MAX_FILE_BYTES`]: when a line would
 //! pass the cap, the file is renamed to `heartbeat.json.1` (replacing the older one) and a new
 //! one started, the rename-and-create rotation Vector's file source follows.
@@ -132,6 +133,12 @@ impl Heartbeat {
         });
         let checks = m.connectivity_up.snapshot();
         let up = checks.iter().filter(|(_, v)| *v >= 1.0).count() as u32;
+        let evidence_ring_age_secs = c.evidence.enabled().then(|| {
+            let files =
+                crate::evidence::ring::list(Path::new(c.evidence.ring_dir(&c.logs))).ok()?;
+            let now_us = i64::try_from(at.unix_timestamp_nanos() / 1000).ok()?;
+            crate::evidence::ring::wrap_age_secs(&files, now_us)
+        });
         Snapshot {
             at: Some(at),
             sensor_id: c.sensor.id.clone(),
@@ -150,6 +157,7 @@ impl Heartbeat {
             kernel_drops,
             drop_ratio,
             shipping_buffer: self.shipping_buffer,
+            evidence_ring_age_secs: evidence_ring_age_secs.flatten(),
             eve_per_second,
             last_alert: self.last_alert,
             connectivity: (!checks.is_empty()).then_some((up, checks.len() as u32)),
@@ -291,6 +299,17 @@ mod tests {
         assert!(busy["ids2"].get("shipping").is_none());
         metrics.capture_packets.set(&[], 100.0);
         metrics.capture_drops.set(&[], 0.0);
-        assert_eq!(hb.beat().unwrap()["ids2"]["capture"]["drop_ratio"], 0.0);
+        let last = hb.beat().unwrap();
+        assert_eq!(last["ids2"]["capture"]["drop_ratio"], 0.0);
+        // Evidence is on by default with its ring in logs.path, empty so far: no reach to report.
+        assert!(last["ids2"].get("evidence").is_none(), "{last}");
+        // The ring's oldest file, named by Suricata after its first packet, started 300 s ago.
+        let start = OffsetDateTime::now_utc().unix_timestamp() - 300;
+        fs::write(dir.path().join(format!("ring.1.{start}.pcap")), b"").unwrap();
+        fs::write(dir.path().join(format!("ring.1.{}.pcap", start + 100)), b"").unwrap();
+        let age = hb.beat().unwrap()["ids2"]["evidence"]["ring_age_secs"]
+            .as_f64()
+            .unwrap();
+        assert!((300.0..302.0).contains(&age), "{age}");
     }
 }

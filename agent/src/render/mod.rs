@@ -418,9 +418,9 @@ pub struct ProgramVars {
     pub evidence: bool,
 }
 
-/// The ECS `tags` value of an alert whose flow's packets the sensor keeps; with the alert's
-/// `network.community_id` it is what `ids2-agent pcap get --community-id` needs.
-pub const EVIDENCE_TAG: &str = "ids2-pcap-evidence";
+/// The ECS `tags` value of an alert whose flow's packets the sensor keeps (the portable core's,
+/// which `ids2-provision`'s saved search also reads).
+pub use ids2_core::ecs::EVIDENCE_TAG;
 
 impl ProgramVars {
     /// The values for a validated config.
