@@ -2,7 +2,8 @@
 //! stand-ins (shell scripts that record their signals), an AbuseIPDB stand-in on loopback (the
 //! real service cannot be reached here), and alerts appended to EVE. The agent must create the
 //! reputation table before starting Vector, check only the alert's public address, write the
-//! result to the table, reload Vector (SIGHUP) for it, and count it on `/metrics`.
+//! result to the table, reload Vector (SIGHUP) for it, and count it on `/metrics`; an alert of
+//! an intel feed's rule is counted per feed (`ids2_intel_matches_total`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -92,6 +93,9 @@ fn hups(events: &Path) -> usize {
 
 const PRIVATE_ALERT: &str = r#"{"timestamp":"2026-11-21T04:00:00.000000+0000","event_type":"alert","src_ip":"203.0.113.9","src_port":4444,"dest_ip":"10.1.2.3","dest_port":80,"proto":"TCP","alert":{"signature_id":9200001,"signature":"ids2 intel test","category":"Misc","severity":1}}"#;
 const PUBLIC_ALERT: &str = r#"{"timestamp":"2026-11-21T04:00:01.000000+0000","event_type":"alert","src_ip":"45.83.64.1","src_port":4444,"dest_ip":"10.1.2.3","dest_port":22,"proto":"TCP","alert":{"signature_id":9200002,"signature":"ids2 intel test","category":"Misc","severity":1}}"#;
+/// An alert of a feed's rule, as Suricata writes the metadata `intel::feeds::compile` gives it
+/// (addresses not public, so nothing is looked up).
+const FEED_ALERT: &str = r#"{"timestamp":"2026-11-21T04:00:02.000000+0000","event_type":"alert","src_ip":"10.1.2.3","src_port":50000,"dest_ip":"203.0.113.9","dest_port":443,"proto":"TCP","alert":{"signature_id":9202001,"signature":"ids2 intel feodo-tracker ip","category":"Misc","severity":1,"metadata":{"ids2_intel_feed":["feodo-tracker"],"ids2_intel_kind":["ip"],"ids2_intel_field":["dest_ip"]}}}"#;
 
 #[test]
 fn alert_addresses_are_checked_tabled_and_vector_reloaded() {
@@ -148,7 +152,7 @@ fn alert_addresses_are_checked_tabled_and_vector_reloaded() {
         .append(true)
         .open(root.join("logs/eve.json"))
         .unwrap();
-    writeln!(f, "{PRIVATE_ALERT}\n{PUBLIC_ALERT}").unwrap();
+    writeln!(f, "{PRIVATE_ALERT}\n{PUBLIC_ALERT}\n{FEED_ALERT}").unwrap();
     drop(f);
 
     wait_until(
@@ -169,6 +173,15 @@ fn alert_addresses_are_checked_tabled_and_vector_reloaded() {
             .1
             .contains("ids2_intel_checks_total{result=\"ok\"} 1")
     });
+    wait_until(
+        "the feed's match is counted",
+        Duration::from_secs(20),
+        || {
+            scrape(metrics)
+                .1
+                .contains("ids2_intel_matches_total{feed=\"feodo-tracker\"} 1\n")
+        },
+    );
     let requests = requests.lock().unwrap().clone();
     assert_eq!(
         requests.len(),

@@ -31,10 +31,11 @@ pub struct CaptureStats {
     pub memcap_hits: u64,
 }
 
-/// Counts EVE lines by type and keeps the latest capture counters.
+/// Counts EVE lines by type and intel matches by feed, and keeps the latest capture counters.
 #[derive(Debug, Default)]
 pub struct EveCounter {
     counts: HashMap<String, u64>,
+    intel_matches: HashMap<String, u64>,
     stats: Option<CaptureStats>,
 }
 
@@ -42,6 +43,10 @@ pub struct EveCounter {
 struct Head<'a> {
     #[serde(borrow)]
     event_type: Option<std::borrow::Cow<'a, str>>,
+    /// Only alerts have it; of it only `metadata.ids2_intel_feed`, the feed the intel rules
+    /// (`crate::intel::feeds::compile`) name, is read. A value, so that any shape of a rule's
+    /// metadata still counts the line by its type.
+    alert: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -52,15 +57,28 @@ struct StatsEvent {
 impl EveCounter {
     /// Accounts for one line (without its newline).
     pub fn line(&mut self, line: &[u8]) {
-        let event_type = match serde_json::from_slice::<Head>(line) {
+        let (event_type, alert) = match serde_json::from_slice::<Head>(line) {
             Ok(Head {
                 event_type: Some(t),
-            }) => t,
+                alert,
+            }) => (t, alert),
             _ => {
                 self.bump(UNPARSED);
                 return;
             }
         };
+        let feeds = alert
+            .as_ref()
+            .and_then(|a| a.pointer("/metadata/ids2_intel_feed"))
+            .and_then(serde_json::Value::as_array);
+        for feed in feeds.into_iter().flatten().filter_map(|f| f.as_str()) {
+            match self.intel_matches.get_mut(feed) {
+                Some(n) => *n += 1,
+                None => {
+                    self.intel_matches.insert(feed.to_string(), 1);
+                }
+            }
+        }
         if event_type == "stats" {
             if let Ok(ev) = serde_json::from_slice::<StatsEvent>(line) {
                 self.stats = Some(capture_stats(&ev.stats));
@@ -97,6 +115,9 @@ impl EveCounter {
     pub fn flush(&mut self, metrics: &Metrics) {
         for (event_type, n) in self.counts.drain() {
             metrics.eve_events.inc_by(&[&event_type], n as f64);
+        }
+        for (feed, n) in self.intel_matches.drain() {
+            metrics.intel_matches.inc_by(&[&feed], n as f64);
         }
         if let Some(s) = self.stats.take() {
             // Suricata's counters are cumulative since its start; exported as they are, a
@@ -526,6 +547,12 @@ mod tests {
         let mut c = EveCounter::default();
         c.line(br#"{"timestamp":"x","event_type":"alert","alert":{"signature_id":1}}"#);
         c.line(br#"{"event_type":"alert"}"#);
+        // Intel rules' alerts count per feed; other metadata, of any shape, changes nothing.
+        let intel = br#"{"event_type":"alert","alert":{"signature_id":9202001,"metadata":{"ids2_intel_feed":["feodo-tracker"],"ids2_intel_kind":["ip"]}}}"#;
+        c.line(intel);
+        c.line(intel);
+        c.line(br#"{"event_type":"alert","alert":{"metadata":{"policy":["balanced"]}}}"#);
+        c.line(br#"{"event_type":"alert","alert":{"metadata":"odd"}}"#);
         c.line(br#"{"event_type":"dns","dns":{}}"#);
         c.line(b"not json");
         c.line(br#"{"no_type":1}"#);
@@ -534,7 +561,7 @@ mod tests {
             "tcp":{"ssn_memcap_drop":2,"segment_memcap_drop":3},"flow":{"memcap":4},
             "memcap_pressure":55,"memcap_pressure_max":60,"http":{"memcap":1,"memuse":999}}}"#,
         );
-        assert_eq!(c.counts()["alert"], 2);
+        assert_eq!(c.counts()["alert"], 6);
         assert_eq!(c.counts()["dns"], 1);
         assert_eq!(c.counts()["stats"], 1);
         assert_eq!(c.counts()[UNPARSED], 2);
@@ -548,7 +575,9 @@ mod tests {
         );
         let m = Metrics::new("t");
         c.flush(&m);
-        assert_eq!(m.eve_events.get(&["alert"]), Some(2.0));
+        assert_eq!(m.eve_events.get(&["alert"]), Some(6.0));
+        assert_eq!(m.intel_matches.get(&["feodo-tracker"]), Some(2.0));
+        assert_eq!(m.intel_matches.snapshot().len(), 1);
         assert_eq!(m.capture_drops.get(&[]), Some(7.0));
         assert_eq!(m.memcap_hits.get(&[]), Some(10.0));
         assert!(c.counts().is_empty());

@@ -186,6 +186,8 @@ pub struct Metrics {
     pub memcap_hits: Family,
     /// `ids2_eve_events_total{event_type}`.
     pub eve_events: Family,
+    /// `ids2_intel_matches_total{feed}`.
+    pub intel_matches: Family,
     /// `ids2_eve_rotations_total`.
     pub eve_rotations: Family,
     /// `ids2_eve_rotation_failures_total`.
@@ -338,6 +340,12 @@ impl Metrics {
                 Counter,
                 &["event_type"],
             ),
+            intel_matches: Family::new(
+                "ids2_intel_matches_total",
+                "Alerts raised by an intel feed's rules, by feed (metadata ids2_intel_feed).",
+                Counter,
+                &["feed"],
+            ),
             eve_rotations: Family::new(
                 "ids2_eve_rotations_total",
                 "Times eve.json reached logs.eve_rotate_mb and was rotated to eve.json.1.",
@@ -421,7 +429,7 @@ impl Metrics {
         m
     }
 
-    fn families(&self) -> [&Family; 29] {
+    fn families(&self) -> [&Family; 30] {
         [
             &self.build_info,
             &self.throttle_level,
@@ -440,6 +448,7 @@ impl Metrics {
             &self.capture_drops,
             &self.memcap_hits,
             &self.eve_events,
+            &self.intel_matches,
             &self.eve_rotations,
             &self.eve_rotation_failures,
             &self.logs_used,
