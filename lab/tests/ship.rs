@@ -129,11 +129,20 @@ fn real_vector_ships_each_eve_line_once_to_the_emulator() {
         v.log()
     );
     assert_eq!(discarded(&v), 0.0, "{}", v.log());
+    // Every replayed event was sent, or waits in the disk buffer for one to follow it
+    // (vectordotdev/vector#22946, see `ship::wait_releasing`).
+    let (all_sent, counted) = ship::wait_for(Duration::from_secs(10), || {
+        let sent = v
+            .metric("vector_component_sent_events_total", &sink)
+            .unwrap_or_default();
+        let held = v
+            .metric("vector_buffer_size_events", &[("buffer_id", "opensearch")])
+            .unwrap_or_default();
+        (sent + held >= 6.0, (sent, held))
+    });
     assert!(
-        v.metric("vector_component_sent_events_total", &sink)
-            .unwrap_or_default()
-            >= 6.0,
-        "the replayed events were sent"
+        all_sent,
+        "the replayed events were sent (sent, still buffered): {counted:?}"
     );
     // An event the server refuses (its field's type contradicts what the index holds) is told
     // apart: Vector's ERROR names the reason and the discarded counter rises.
