@@ -3,7 +3,7 @@
 //!
 //! `domain` drives the AWS OpenSearch control plane (create once, never overwrite), `setup`
 //! installs index templates, the lifecycle policy and dashboards over the domain's REST API,
-//! `sensor` writes a sensor `config.yaml`, `fleet` reads the sensors' heartbeats (and `health` pages on them), `tune` writes the fleet policy. The portable
+//! `sensor` writes a sensor `config.yaml`, `fleet` reads the sensors' heartbeats (and `health` pages on them), `tune` writes the fleet policy, `pcap` fetches packet evidence from a sensor over SSH. The portable
 //! core (`ids2-core`) supplies the config types and the field lists of the documents the sensor
 //! ships, so the config and the templates cannot drift from the agent.
 //!
@@ -19,6 +19,7 @@ pub mod fleet;
 pub mod health;
 pub mod mappings;
 pub mod objects;
+pub mod pcap;
 pub mod rest;
 pub mod sensor;
 pub mod setup;

@@ -43,6 +43,9 @@ enum Command {
     /// The sensors as their heartbeats show them.
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// Packet evidence, fetched from the sensor that keeps it.
+    #[command(subcommand)]
+    Pcap(PcapCommand),
     /// The fleet policy: suppress, threshold, disable or enable rules for the whole fleet, a
     /// group or one sensor; every sensor in scope applies it within `fleet.policy.interval_secs`.
     Tune {
@@ -117,6 +120,53 @@ impl HealthArgs {
             policy_minutes: self.policy_alert_minutes,
         }
     }
+}
+
+#[derive(Subcommand)]
+enum PcapCommand {
+    /// Write one alerted flow's evidence pcap, fetched from its sensor over SSH (the access
+    /// `nixos-rebuild --target-host` uses), to standard output or --out. Exit 2 when the sensor
+    /// keeps no such flow, 1 when it cannot be reached.
+    Get {
+        /// The sensor as ssh takes it: [user@]host, e.g. root@pi5-lab-01.
+        #[arg(long)]
+        sensor: String,
+        #[command(flatten)]
+        selector: PcapSelector,
+        /// Where to write it (default: standard output); written whole or not at all.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// SSH port (default: ssh's).
+        #[arg(long)]
+        ssh_port: Option<u16>,
+        /// SSH identity file (default: ssh's keys and agent).
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// An extra `ssh -o` option (repeatable), e.g. StrictHostKeyChecking=accept-new.
+        #[arg(long = "ssh-option", value_name = "OPTION")]
+        ssh_options: Vec<String>,
+        /// The agent program on the sensor.
+        #[arg(long, default_value = "ids2-agent")]
+        agent: String,
+        /// The sensor's config file, when not the agent's default.
+        #[arg(long, value_name = "FILE")]
+        agent_config: Option<String>,
+    },
+}
+
+/// Which flow: exactly one of the three, as `ids2-agent pcap get` takes them.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct PcapSelector {
+    /// The flow's community id (ECS `network.community_id`).
+    #[arg(long)]
+    community_id: Option<String>,
+    /// Suricata's flow id (EVE `flow_id`).
+    #[arg(long)]
+    flow_id: Option<u64>,
+    /// An alert's ECS `event.id`.
+    #[arg(long, value_name = "EVENT_ID")]
+    alert: Option<String>,
 }
 
 /// Which sensors an entry applies to: exactly one of the three.
@@ -499,6 +549,9 @@ fn is_bad_input(error: &anyhow::Error) -> bool {
             || cause
                 .downcast_ref::<TuneError>()
                 .is_some_and(TuneError::is_bad_input)
+            || cause
+                .downcast_ref::<ids2_provision::pcap::PcapError>()
+                .is_some_and(ids2_provision::pcap::PcapError::is_bad_input)
     })
 }
 
@@ -748,6 +801,38 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                  fetch (fleet.policy.interval_secs)",
                 new.action, new.sid, new.scope
             );
+            Ok(())
+        }
+        Command::Pcap(PcapCommand::Get {
+            sensor,
+            selector,
+            out,
+            ssh_port,
+            identity,
+            ssh_options,
+            agent,
+            agent_config,
+        }) => {
+            use ids2_provision::pcap::{Remote, Selector};
+            let selector = match (selector.community_id, selector.flow_id, selector.alert) {
+                (Some(id), _, _) => Selector::CommunityId(id),
+                (_, Some(n), _) => Selector::FlowId(n),
+                (_, _, Some(id)) => Selector::Alert(id),
+                _ => unreachable!("clap requires exactly one selector"),
+            };
+            let remote = Remote {
+                sensor,
+                port: ssh_port,
+                identity,
+                options: ssh_options,
+                agent,
+                agent_config,
+                ssh: "ssh".into(),
+            };
+            let bytes = remote.get(&selector, out.as_deref())?;
+            if let Some(path) = &out {
+                eprintln!("wrote {} ({bytes} bytes)", path.display());
+            }
             Ok(())
         }
         Command::Fleet(FleetCommand::Health {
