@@ -423,7 +423,8 @@ fn emulator_put(url: &str, path: &str, body: &str) -> u16 {
         .unwrap_or(0)
 }
 
-/// Waits up to `limit` for the applied policy to satisfy `done`; the time it took.
+/// Waits up to `limit` for a policy satisfying `done` to be applied and reloaded by the running
+/// Suricata (the state names it before the reload, with the unloaded suffix); the time it took.
 fn policy_applied(
     rules_dir: &Path,
     limit: Duration,
@@ -431,7 +432,9 @@ fn policy_applied(
 ) -> Option<Duration> {
     let start = Instant::now();
     while start.elapsed() < limit {
-        if ids2_core::heartbeat::PolicyState::read(rules_dir).is_some_and(|p| done(&p)) {
+        if ids2_core::heartbeat::PolicyState::read(rules_dir)
+            .is_some_and(|p| p.reloaded() && done(&p))
+        {
             return Some(start.elapsed());
         }
         std::thread::sleep(Duration::from_millis(100));

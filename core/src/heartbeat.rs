@@ -67,6 +67,10 @@ const fn f(name: &'static str, ecs_type: &'static str) -> EcsField {
     EcsField { name, ecs_type }
 }
 
+/// Appended to a recorded version while the running Suricata has not reloaded it: the state
+/// is written before the reload, so a failed reload leaves a version the next update retries.
+pub const UNLOADED_SUFFIX: &str = "-unloaded";
+
 /// The active rule set, as recorded in `<rules_dir>/ids2-ruleset.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleSetState {
@@ -95,8 +99,8 @@ pub const POLICY_STATE_FILE: &str = "ids2-policy.json";
 /// The active fleet policy, as recorded in `<rules_dir>/ids2-policy.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyState {
-    /// [`crate::policy::Resolved::version`] of the applied policy (with `-unloaded` while
-    /// Suricata has not reloaded it).
+    /// [`crate::policy::Resolved::version`] of the applied policy (with [`UNLOADED_SUFFIX`]
+    /// while Suricata has not reloaded it).
     pub version: String,
     /// Entries applied.
     pub applied: u64,
@@ -111,6 +115,11 @@ impl PolicyState {
     pub fn read(rules_dir: &Path) -> Option<Self> {
         let text = fs::read(rules_dir.join(POLICY_STATE_FILE)).ok()?;
         serde_json::from_slice(&text).ok()
+    }
+
+    /// Whether the running Suricata (if any) has reloaded this policy.
+    pub fn reloaded(&self) -> bool {
+        !self.version.ends_with(UNLOADED_SUFFIX)
     }
 }
 

@@ -19,7 +19,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ids2_core::heartbeat::{PolicyState, POLICY_STATE_FILE};
+use ids2_core::heartbeat::{PolicyState, POLICY_STATE_FILE, UNLOADED_SUFFIX};
 use ids2_core::policy::{self, Parsed, PolicyError, Resolved};
 use time::OffsetDateTime;
 
@@ -341,7 +341,7 @@ impl PolicyUpdater {
         write_state(
             &rules_dir,
             &PolicyState {
-                version: format!("{}-unloaded", state.version),
+                version: format!("{}{UNLOADED_SUFFIX}", state.version),
                 ..state.clone()
             },
         )?;

@@ -34,6 +34,7 @@ use crate::suricata::{Suricata, SuricataError};
 use super::heartbeat::timestamp;
 use super::socket::{SocketError, SuricataSocket};
 pub use ids2_core::heartbeat::RuleSetState;
+use ids2_core::heartbeat::UNLOADED_SUFFIX;
 
 /// The rule set Suricata loads (`rule-files[0]`, relative to `default-rule-path`).
 pub const RULES_FILE: &str = "suricata.rules";
@@ -422,7 +423,7 @@ impl RuleUpdater {
         // Written before the reload: if the reload fails, the state names a version Suricata
         // may not run yet, and the next update's reload check sees a version to reload.
         let pending = RuleSetState {
-            version: format!("{version}-unloaded"),
+            version: format!("{version}{UNLOADED_SUFFIX}"),
             ..state.clone()
         };
         write_state(&rules_dir, &pending)?;
