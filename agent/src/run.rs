@@ -41,6 +41,10 @@ use crate::supervisor::{
 use crate::suricata::SuricataError;
 use crate::systemd::{Systemd, SystemdError};
 
+/// At shutdown, how long the evidence copies still waiting may take once Suricata has stopped
+/// (its ring files closed, so every copy is whole); part of the unit's 15 s stop timeout.
+const EVIDENCE_DRAIN_BUDGET: Duration = Duration::from_secs(2);
+
 /// Which pipeline backend to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
@@ -216,8 +220,8 @@ enum ReloadRequest {
 }
 
 /// Runs the daemon with the given parts until SIGTERM/SIGINT, then shuts down in order
-/// within 10 s: stop intake (tasks), stop Suricata, let the EVE reader read what it wrote
-/// last, let Vector drain and stop it, stop serving metrics.
+/// within 12 s: stop intake (tasks), stop Suricata, let the EVE reader read what it wrote
+/// last, copy the evidence still waiting, let Vector drain and stop it, stop serving metrics.
 pub async fn run_with(
     config_path: PathBuf,
     settings: Settings,
@@ -304,7 +308,7 @@ pub async fn run_with(
         reload_tx.clone(),
         reload_rx,
     )?;
-    let sink = crate::eve::fan_out(sinks.into_iter().chain(consumers));
+    let sink = crate::eve::fan_out(sinks.into_iter().chain(consumers.sinks));
     // The behavioural detector sees every line first-hand and hands its alerts to the same
     // sinks (archive, notifications, blocking); Vector reads them from behaviour.json.
     let sink = Some(crate::behaviour::daemon::sink(
@@ -366,7 +370,7 @@ pub async fn run_with(
     let started = tokio::time::Instant::now();
     supervisor::notify_stopping();
     tracing::info!("shutting down");
-    // The 10 s budget (1.5 + 3.5 + 1 + 3 + 0.5 at worst) favours Suricata: our tasks stop at
+    // The 12 s budget (1.5 + 3.5 + 1 + 2 + 3 + 0.5 at worst) favours Suricata: our tasks stop at
     // once, but Suricata flushes its flows and EVE records on exit, which on a loaded host can
     // outlast 2 s, and SIGKILL would lose those records and its exit totals.
     sup.shutdown(Duration::from_millis(1500)).await;
@@ -381,6 +385,22 @@ pub async fn run_with(
         if c == Component::Suricata {
             if let Some(eve) = eve_sup.take() {
                 eve.shutdown(Duration::from_secs(1)).await;
+            }
+            if let Some(evidence) = consumers.evidence.clone() {
+                let stopped = backend.pid(Component::Suricata).is_none();
+                let drained = tokio::task::spawn_blocking(move || {
+                    evidence.drain(EVIDENCE_DRAIN_BUDGET, stopped)
+                })
+                .await;
+                match drained {
+                    Ok(d) if d.left > 0 => tracing::warn!(
+                        kept = d.kept,
+                        left = d.left,
+                        "evidence: alerted flows left uncopied at shutdown"
+                    ),
+                    Ok(d) => tracing::info!(kept = d.kept, "evidence: pending flows copied"),
+                    Err(e) => tracing::error!("evidence: {e}"),
+                }
             }
         }
     }
@@ -547,8 +567,14 @@ impl Responders {
     }
 }
 
-/// Spawns the daemon's tasks; returns the EVE line consumers among them (responders, anomaly
-/// detection) for the reader.
+/// The EVE line consumers among the daemon's tasks (responders, anomaly detection, evidence)
+/// for the reader, and the evidence service, whose last copies follow Suricata's stop.
+struct Consumers {
+    sinks: Vec<LineSink>,
+    evidence: Option<Arc<crate::evidence::EvidenceService>>,
+}
+
+/// Spawns the daemon's tasks; returns their EVE line consumers.
 #[allow(clippy::too_many_arguments)]
 fn spawn_tasks(
     sup: &mut Supervisor,
@@ -562,7 +588,7 @@ fn spawn_tasks(
     responders: Responders,
     reload_tx: mpsc::Sender<ReloadRequest>,
     reload_rx: mpsc::Receiver<ReloadRequest>,
-) -> Result<Vec<LineSink>, RunError> {
+) -> Result<Consumers, RunError> {
     let anomaly = crate::anomaly::daemon::AnomalyService::from_settings(settings, metrics);
     let evidence = crate::evidence::EvidenceService::from_settings(settings, metrics);
     let consumers: Vec<LineSink> = responders
@@ -687,7 +713,10 @@ fn spawn_tasks(
             Box::new(move |shutdown| Box::pin(supervisor::Watchdog { interval }.run(shutdown))),
         );
     }
-    Ok(consumers)
+    Ok(Consumers {
+        sinks: consumers,
+        evidence,
+    })
 }
 
 struct AgentThrottle {

@@ -154,6 +154,9 @@ pub enum LabError {
     /// The agent's archive holds something that is not an ECS document.
     #[error("ECS archive: {0}")]
     Archive(String),
+    /// The sensor's evidence store could not be read after the run.
+    #[error("cannot read the sensor's evidence store after the run")]
+    Evidence(#[source] ids2_agent::evidence::store::StoreError),
     /// The host side of the agent's metrics endpoint could not listen.
     #[error("cannot serve the agent's metrics during the lab (pass --metrics-listen with a free address:port)")]
     MetricsListen(#[source] std::io::Error),
@@ -260,6 +263,19 @@ pub struct Row {
     pub sids: Vec<u32>,
     /// Kernel drops the agent's metrics reported when the row was made.
     pub kernel_drops: u64,
+    /// The ECS `event.id` of the alert that detected it.
+    pub detected_by: Option<String>,
+    /// The packets the sensor kept for that alert's flow (read once the agent had stopped).
+    pub evidence: Option<Evidence>,
+}
+
+/// A detected scenario's packet evidence, as the sensor's store keeps it.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    /// The flow's pcap.
+    pub pcap: PathBuf,
+    /// The store's entry: the flow, its first and last packet, packets, the alerts that pinned it.
+    pub entry: ids2_agent::evidence::store::Entry,
 }
 
 /// What a lab run observed.
@@ -275,6 +291,8 @@ pub struct Report {
     pub alerts: Vec<Alert>,
     /// The ECS archive (kept after the lab).
     pub archive: PathBuf,
+    /// The sensor's evidence store (kept after the lab, beside the archive).
+    pub evidence_dir: PathBuf,
     /// Documents in it once the agent had stopped.
     pub archived: u64,
     /// Documents in it when [`Report::metrics`] was scraped.
@@ -342,8 +360,9 @@ fn stopped() -> bool {
 }
 
 /// The sensor's config for the lab, as the agent reads it: capture on the sensor namespace's
-/// eth0, logs, rules, socket, rendered files and the evidence store in `work`, the ECS archive
-/// at `archive`, workers and cores fitted to this machine.
+/// eth0, logs (and the packet ring), rules, socket and rendered files in `work`, the ECS archive
+/// at `archive` and the evidence store beside it ([`evidence_dir`]), workers and cores fitted
+/// to this machine.
 pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
     let workers = cpus.clamp(1, 2);
     let cores: Vec<String> = (0..workers).map(|c| c.to_string()).collect();
@@ -377,8 +396,52 @@ pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
         history = p("history.git"),
         rendered = p("rendered"),
         vector = p("vector"),
-        evidence = p("evidence"),
+        evidence = evidence_dir(archive).display().to_string(),
     )
+}
+
+/// Where the lab's sensor keeps its evidence: beside the archive, named like it with the
+/// extension `evidence` (`ids2-lab-PID.ecs.jsonl` → `ids2-lab-PID.ecs.evidence`), so it
+/// outlives the run as the archive does.
+pub fn evidence_dir(archive: &Path) -> PathBuf {
+    archive.with_extension("evidence")
+}
+
+/// Empties the evidence store of an earlier run at `dir`, refusing a directory holding anything
+/// an evidence store does not (`*.pcap`, `*.json` and the store's `.partial-*` files).
+fn clear_evidence(dir: &Path) -> Result<(), LabError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error("read", dir)(e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io_error("read", dir))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let ours = path.is_file()
+            && (name.ends_with(".pcap")
+                || name.ends_with(".json")
+                || name.starts_with(".partial-"));
+        if !ours {
+            return Err(LabError::Io {
+                action: "clear the evidence store of an earlier run (it holds other files)",
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{} is not an evidence file; choose another --archive",
+                        path.display()
+                    ),
+                ),
+            });
+        }
+        files.push(path);
+    }
+    for f in files {
+        std::fs::remove_file(&f).map_err(io_error("remove", &f))?;
+    }
+    Ok(())
 }
 
 /// [`lab_config`], parsed and validated as the agent will.
@@ -450,11 +513,12 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
         Some(p) => p.clone(),
         None => std::env::temp_dir().join(format!("ids2-lab-{}.ecs.jsonl", std::process::id())),
     };
-    // The agent appends; this run's archive starts empty.
+    // The agent appends; this run's archive and evidence start empty.
     std::fs::File::create(&archive_path).map_err(io_error("create", &archive_path))?;
+    clear_evidence(&evidence_dir(&archive_path))?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let config_text = lab_config(work.path(), &archive_path, cpus);
-    config::from_str(&config_text, Path::new("<lab>"))?;
+    let settings = config::from_str(&config_text, Path::new("<lab>"))?;
     let config_path = work.path().join("config.yaml");
     std::fs::write(&config_path, &config_text).map_err(io_error("write", &config_path))?;
     for dir in ["logs", "rules", "vector"] {
@@ -551,11 +615,12 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
             w.alerts
                 .iter()
                 .find(|a| a.seen >= begin && scenario.expect.matches(a.sid, &a.signature))
-                .map(|a| a.seen - begin)
+                .cloned()
         };
         while detected(&watch).is_none() && begin.elapsed() < scenario.detect_within && !stopped() {
             watch.wait(POLL)?;
         }
+        let by = detected(&watch);
         let mut sids: Vec<u32> = watch
             .alerts
             .iter()
@@ -570,9 +635,11 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
             expect: scenario.expect.clone(),
             sent,
             window: scenario.detect_within,
-            latency: detected(&watch),
+            latency: by.as_ref().map(|a| a.seen - begin),
             sids,
             kernel_drops: agent::scrape(&metrics_url)?.capture_drops.unwrap_or(0),
+            detected_by: by.and_then(|a| a.ecs_id),
+            evidence: None,
         };
         if opts.print {
             print_row(&row);
@@ -596,6 +663,19 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
         );
     }
     watch.poll()?;
+    // The agent copied every alerted flow still waiting once Suricata had closed its ring.
+    let store = ids2_agent::evidence::store_of(&settings);
+    for row in &mut rows {
+        let Some(id) = &row.detected_by else { continue };
+        let lookup = ids2_agent::evidence::store::Lookup::Alert(id.clone());
+        row.evidence = store
+            .find(&lookup)
+            .map_err(LabError::Evidence)?
+            .map(|entry| Evidence {
+                pcap: store.pcap_path(&entry),
+                entry,
+            });
+    }
     let (kernel_packets, kernel_drops) = totals.unwrap_or((
         metrics.capture_packets.unwrap_or(0),
         metrics.capture_drops.unwrap_or(0),
@@ -606,6 +686,7 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
         baseline_alerts,
         baseline_answered,
         alerts: watch.alerts.clone(),
+        evidence_dir: evidence_dir(&archive_path),
         archive: archive_path,
         archived: watch.archive.documents(),
         archived_at_scrape,
@@ -634,6 +715,26 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
             report.metrics.alerts + report.metrics.behaviour_alerts,
             if report.interrupted { " (interrupted)" } else { "" }
         );
+        println!(
+            "packet evidence per detected scenario (in {}):",
+            report.evidence_dir.display()
+        );
+        for row in report.rows.iter().filter(|r| r.latency.is_some()) {
+            match &row.evidence {
+                Some(e) => println!(
+                    "  {:<10} {:<36} {:>5} packets  {}",
+                    row.technique_id,
+                    row.name.chars().take(36).collect::<String>(),
+                    e.entry.packets,
+                    e.pcap.display()
+                ),
+                None => println!(
+                    "  {:<10} {:<36}  none kept (see ids2_evidence_* in the agent's metrics)",
+                    row.technique_id,
+                    row.name.chars().take(36).collect::<String>()
+                ),
+            }
+        }
     }
     Ok(report)
 }

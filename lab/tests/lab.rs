@@ -217,6 +217,8 @@ fn lab_detects_every_scenario_and_nothing_benign() {
         report.kernel_packets
     );
 
+    check_evidence(&report, &docs);
+
     // Nothing outlives the lab.
     for ns in &report.namespaces {
         assert!(!lab::namespace_exists(ns), "namespace {ns} left behind");
@@ -233,6 +235,124 @@ fn lab_detects_every_scenario_and_nothing_benign() {
                 || std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
                     .map_or(true, |c| !c.contains(what)),
             "{what} (pid {pid}) still running"
+        );
+    }
+}
+
+/// An ECS time (`@timestamp`, `event.start`) in microseconds since the epoch.
+fn micros(v: &serde_json::Value) -> i64 {
+    let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{text}: {e}"));
+    (t.unix_timestamp_nanos() / 1000) as i64
+}
+
+/// Packet evidence: for every detected scenario the sensor kept the pcap of the alert's flow;
+/// it reads back with tcpdump (an independent reader) as many packets as the store says, holds
+/// that flow's 5-tuple only (in either direction), and begins at the flow's first packet (the
+/// alert's `event.start`), at or before the packet that raised the alert.
+fn check_evidence(report: &lab::Report, docs: &[serde_json::Value]) {
+    use ids2_agent::evidence::pcap;
+    for row in &report.rows {
+        let id = row
+            .detected_by
+            .as_deref()
+            .expect("the detecting alert's event.id");
+        let ev = row.evidence.as_ref().unwrap_or_else(|| {
+            panic!(
+                "{}: no evidence kept for its alert {id} in {}",
+                row.name,
+                report.evidence_dir.display()
+            )
+        });
+        assert!(
+            ev.pcap.starts_with(&report.evidence_dir),
+            "{}",
+            ev.pcap.display()
+        );
+        let doc = docs
+            .iter()
+            .find(|d| d["event"]["id"] == id)
+            .expect("the alert's document");
+        let e = &ev.entry;
+        let mut kept = [e.src_ip.to_string(), e.dest_ip.to_string()];
+        let mut alerted = [&doc["source"]["ip"], &doc["destination"]["ip"]]
+            .map(|v| v.as_str().expect("an address").to_string());
+        kept.sort();
+        alerted.sort();
+        assert_eq!(kept, alerted, "{}: the alert's hosts", row.name);
+        assert_eq!(
+            e.community_id.as_deref(),
+            doc["network"]["community_id"].as_str()
+        );
+        // An alert Suricata filed under no flow (an unreachable for a probe whose flow it did
+        // not keep) counts no flow packets; it has at least its own.
+        let counted = doc["network"]["packets"].as_u64().unwrap_or(1);
+        assert!(
+            e.packets >= counted,
+            "{}: {} packets kept, Suricata had counted {counted} when it alerted",
+            row.name,
+            e.packets
+        );
+        assert!(e.alerts.iter().any(|a| a.event_id == id), "{}", row.name);
+
+        let tcpdump = std::process::Command::new("tcpdump")
+            .args(["-nn", "-r"])
+            .arg(&ev.pcap)
+            .output()
+            .expect("tcpdump (.ci/install-deps installs it)");
+        assert!(tcpdump.status.success(), "{}: {tcpdump:?}", row.name);
+        let read_back = String::from_utf8_lossy(&tcpdump.stdout).lines().count() as u64;
+        assert_eq!(
+            read_back, e.packets,
+            "{}: tcpdump reads every packet",
+            row.name
+        );
+
+        let mut reader = pcap::Reader::new(std::fs::File::open(&ev.pcap).unwrap()).unwrap();
+        let linktype = reader.header.linktype;
+        // The flow as Suricata files packets: a TCP or UDP flow is its 5-tuple either way,
+        // with the ICMP unreachables quoting its packets; an ICMP flow is ICMP between its
+        // two hosts that quotes no TCP or UDP packet.
+        let ends = |s, sp, d, dp| {
+            (s, sp, d, dp) == (e.src_ip, e.src_port, e.dest_ip, e.dest_port)
+                || (s, sp, d, dp) == (e.dest_ip, e.dest_port, e.src_ip, e.src_port)
+        };
+        let (mut first, mut n) = (None, 0u64);
+        while let Some(rec) = reader.next_record() {
+            let t = pcap::tuple(linktype, &rec.data).expect("an IP packet");
+            let ours = match e.proto.as_str() {
+                "TCP" | "UDP" => {
+                    (t.proto == if e.proto == "TCP" { 6 } else { 17 }
+                        && ends(t.src, t.sport, t.dst, t.dport))
+                        || t.quoted
+                            .is_some_and(|q| ends(q.src, q.sport, q.dst, q.dport))
+                }
+                "ICMP" => t.proto == 1 && t.quoted.is_none() && ends(t.src, 0, t.dst, 0),
+                other => panic!("{}: a {other} flow in the lab", row.name),
+            };
+            assert!(
+                ours,
+                "{}: a packet of another flow in its evidence: {t:?}",
+                row.name
+            );
+            first.get_or_insert(rec.ts_us);
+            n += 1;
+        }
+        assert_eq!(n, e.packets, "{}", row.name);
+        let first = first.expect("at least one packet");
+        if !doc["event"]["start"].is_null() {
+            assert_eq!(
+                first,
+                micros(&doc["event"]["start"]),
+                "{}: the evidence begins at the flow's first packet",
+                row.name
+            );
+        }
+        assert!(
+            first <= micros(&doc["@timestamp"]),
+            "{}: the evidence begins at or before the alert",
+            row.name
         );
     }
 }

@@ -157,6 +157,24 @@ pub struct Tuple {
     pub sport: u16,
     /// Destination port.
     pub dport: u16,
+    /// For an ICMP destination unreachable (ICMPv6: type 1) quoting a TCP or UDP packet, that
+    /// packet's tuple: Suricata files such an error under the quoted packet's flow.
+    pub quoted: Option<Quoted>,
+}
+
+/// The TCP or UDP packet an ICMP error quotes (as it was sent, before the error came back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quoted {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// 6 (TCP) or 17 (UDP).
+    pub proto: u8,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
 }
 
 /// Decodes the flow tuple of a captured frame of link type `linktype`; `None` for what is not
@@ -189,13 +207,15 @@ pub fn tuple(linktype: u32, frame: &[u8]) -> Option<Tuple> {
         _ => return None,
     };
     match (ethertype, ip.first()? >> 4) {
-        (Some(0x0800) | None, 4) => ipv4(ip),
-        (Some(0x86dd) | None, 6) => ipv6(ip),
+        (Some(0x0800) | None, 4) => ipv4(ip, true),
+        (Some(0x86dd) | None, 6) => ipv6(ip, true),
         _ => None,
     }
 }
 
-fn ipv4(ip: &[u8]) -> Option<Tuple> {
+/// `outer`: the captured packet, whose ICMP errors are read for the packet they quote (not a
+/// quoted packet, so a hostile chain of errors quoting errors is read one level deep).
+fn ipv4(ip: &[u8], outer: bool) -> Option<Tuple> {
     let ihl = usize::from(ip.first()? & 0x0f) * 4;
     let proto = *ip.get(9)?;
     let src = IpAddr::from(<[u8; 4]>::try_from(ip.get(12..16)?).ok()?);
@@ -206,10 +226,10 @@ fn ipv4(ip: &[u8]) -> Option<Tuple> {
     } else {
         None
     };
-    Some(with_ports(src, dst, proto, l4))
+    Some(with_ports(src, dst, proto, l4, outer))
 }
 
-fn ipv6(ip: &[u8]) -> Option<Tuple> {
+fn ipv6(ip: &[u8], outer: bool) -> Option<Tuple> {
     let src = IpAddr::from(<[u8; 16]>::try_from(ip.get(8..24)?).ok()?);
     let dst = IpAddr::from(<[u8; 16]>::try_from(ip.get(24..40)?).ok()?);
     let (mut next, mut off) = (*ip.get(6)?, 40usize);
@@ -225,16 +245,16 @@ fn ipv6(ip: &[u8]) -> Option<Tuple> {
                 next = *ip.get(off)?;
                 off += 8;
                 if frag_offset != 0 {
-                    return Some(with_ports(src, dst, next, None));
+                    return Some(with_ports(src, dst, next, None, outer));
                 }
             }
             _ => break,
         }
     }
-    Some(with_ports(src, dst, next, ip.get(off..)))
+    Some(with_ports(src, dst, next, ip.get(off..), outer))
 }
 
-fn with_ports(src: IpAddr, dst: IpAddr, proto: u8, l4: Option<&[u8]>) -> Tuple {
+fn with_ports(src: IpAddr, dst: IpAddr, proto: u8, l4: Option<&[u8]>, outer: bool) -> Tuple {
     let ports = match (proto, l4) {
         (6 | 17 | 132 | 136, Some(l4)) if l4.len() >= 4 => (
             u16::from_be_bytes([l4[0], l4[1]]),
@@ -242,13 +262,37 @@ fn with_ports(src: IpAddr, dst: IpAddr, proto: u8, l4: Option<&[u8]>) -> Tuple {
         ),
         _ => (0, 0),
     };
+    // Destination unreachable: ICMP type 3, ICMPv6 type 1; the quoted packet follows the
+    // 8-byte ICMP header.
+    let quoted = match (proto, l4) {
+        (1, Some(l4)) if outer && l4.first() == Some(&3) => {
+            l4.get(8..).and_then(|q| ipv4(q, false)).and_then(quote)
+        }
+        (58, Some(l4)) if outer && l4.first() == Some(&1) => {
+            l4.get(8..).and_then(|q| ipv6(q, false)).and_then(quote)
+        }
+        _ => None,
+    };
     Tuple {
         src,
         dst,
         proto,
         sport: ports.0,
         dport: ports.1,
+        quoted,
     }
+}
+
+/// The quoted packet's tuple, if it is TCP or UDP with its ports (the 8 bytes an ICMP error
+/// must carry hold them).
+fn quote(t: Tuple) -> Option<Quoted> {
+    matches!(t.proto, 6 | 17).then_some(Quoted {
+        src: t.src,
+        dst: t.dst,
+        proto: t.proto,
+        sport: t.sport,
+        dport: t.dport,
+    })
 }
 
 #[cfg(test)]
@@ -333,5 +377,45 @@ mod tests {
             tuple(LINKTYPE_ETHERNET, &plain)
         );
         assert!(tuple(LINKTYPE_ETHERNET, &plain[..20]).is_none());
+    }
+
+    /// An IPv4 ICMP message of `icmp_type` from `src` to `dst` quoting `inner` (an IP packet).
+    fn icmp(src: [u8; 4], dst: [u8; 4], icmp_type: u8, inner: &[u8]) -> Vec<u8> {
+        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 1, 0, 0];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        ip.extend_from_slice(&[icmp_type, 3, 0, 0, 0, 0, 0, 0]);
+        ip.extend_from_slice(inner);
+        ip
+    }
+
+    #[test]
+    fn an_unreachable_names_the_packet_it_quotes_one_level_deep() {
+        let mut probe = eth_ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 40000, 53);
+        probe[14 + 9] = 17;
+        let back = icmp([10, 0, 0, 2], [10, 0, 0, 1], 3, &probe[14..42]);
+        let t = tuple(LINKTYPE_RAW, &back).unwrap();
+        assert_eq!((t.proto, t.sport, t.dport), (1, 0, 0));
+        let q = t.quoted.expect("the quoted UDP probe");
+        assert_eq!(
+            (
+                q.src.to_string(),
+                q.dst.to_string(),
+                q.proto,
+                q.sport,
+                q.dport
+            ),
+            ("10.0.0.1".into(), "10.0.0.2".into(), 17, 40000, 53)
+        );
+        // An echo request quotes nothing; an error quoting an error is read one level deep.
+        assert!(tuple(
+            LINKTYPE_RAW,
+            &icmp([10, 0, 0, 1], [10, 0, 0, 2], 8, &[0; 8])
+        )
+        .unwrap()
+        .quoted
+        .is_none());
+        let nested = icmp([10, 0, 0, 3], [10, 0, 0, 2], 3, &back);
+        assert!(tuple(LINKTYPE_RAW, &nested).unwrap().quoted.is_none());
     }
 }

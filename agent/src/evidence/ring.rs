@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::pcap::Reader;
+use super::pcap::{Reader, Record};
 
 /// Suricata's `pcap-log.filename` (`%n` the thread number, `%t` the time of the file's first
 /// packet, `secs.usecs` with `ts-format: usec`, so two files of one second never collide).
@@ -74,6 +74,82 @@ impl<R: Read> Read for TornTolerant<R> {
             Err(e) if e.kind() != io::ErrorKind::Interrupted => Ok(0),
             other => other,
         }
+    }
+}
+
+/// The ring's packets in time order, with the worker and link type of each: a worker's files
+/// are read one after another, and the workers, whose files overlap in time, are merged by
+/// packet time (a flow's packets can be split between workers: an ICMP error is hashed apart
+/// from the flow it belongs to).
+pub struct Packets {
+    streams: Vec<Stream>,
+    /// Files opened so far.
+    pub files_read: u64,
+}
+
+struct Stream {
+    thread: u32,
+    files: std::collections::VecDeque<RingFile>,
+    reader: Option<(u32, Reader<Box<dyn Read>>)>,
+    head: Option<(u32, Record)>,
+}
+
+impl Packets {
+    /// The packets of `files` (as [`list`] gives them).
+    pub fn new(files: &[RingFile]) -> Self {
+        let mut streams: Vec<Stream> = Vec::new();
+        for f in files {
+            match streams.iter_mut().find(|s| s.thread == f.thread) {
+                Some(s) => s.files.push_back(f.clone()),
+                None => streams.push(Stream {
+                    thread: f.thread,
+                    files: [f.clone()].into(),
+                    reader: None,
+                    head: None,
+                }),
+            }
+        }
+        Self {
+            streams,
+            files_read: 0,
+        }
+    }
+
+    /// Fills each stream's head; a file that vanished (Suricata wrapped the ring) or is not a
+    /// pcap yet (just opened, header still buffered) has nothing to give.
+    fn fill(&mut self) {
+        for s in &mut self.streams {
+            while s.head.is_none() {
+                if let Some((linktype, r)) = &mut s.reader {
+                    match r.next_record() {
+                        Some(rec) => s.head = Some((*linktype, rec)),
+                        None => s.reader = None,
+                    }
+                    continue;
+                }
+                let Some(f) = s.files.pop_front() else { break };
+                if let Ok(r) = f.open() {
+                    self.files_read += 1;
+                    s.reader = Some((r.header.linktype, r));
+                }
+            }
+        }
+    }
+}
+
+impl Iterator for Packets {
+    /// (worker, link type, packet).
+    type Item = (u32, u32, Record);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.fill();
+        let s = self
+            .streams
+            .iter_mut()
+            .filter(|s| s.head.is_some())
+            .min_by_key(|s| s.head.as_ref().map(|(_, r)| r.ts_us))?;
+        let (linktype, rec) = s.head.take()?;
+        Some((s.thread, linktype, rec))
     }
 }
 

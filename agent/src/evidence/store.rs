@@ -57,13 +57,25 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The file stem both files share: the community id made safe for a file name (base64's
-    /// `+` and `/` as in its URL-safe alphabet, no padding), or `flow-<id>` without one.
+    /// The file stem both files share ([`stem_for`] of its first alert).
     pub fn stem(&self) -> String {
-        match &self.community_id {
-            Some(c) => stem_of(c),
-            None => format!("flow-{}", self.flow_ids.first().copied().unwrap_or(0)),
-        }
+        stem_for(
+            self.community_id.as_deref(),
+            self.flow_ids.first().copied(),
+            self.alerts.first().map_or("", |a| a.event_id.as_str()),
+        )
+    }
+}
+
+/// The file stem of a flow's evidence: the community id made safe for a file name (base64's
+/// `+` and `/` as in its URL-safe alphabet, no padding); without one `flow-<Suricata flow id>`;
+/// for an alert Suricata filed under no flow (an ICMP unreachable for a flow it never saw),
+/// `alert-<its event id>`, each such alert its own.
+pub fn stem_for(community_id: Option<&str>, flow_id: Option<u64>, event_id: &str) -> String {
+    match (community_id, flow_id) {
+        (Some(c), _) => stem_of(c),
+        (None, Some(id)) => format!("flow-{id}"),
+        (None, None) => format!("alert-{}", event_id.get(..32).unwrap_or(event_id)),
     }
 }
 
@@ -275,5 +287,9 @@ mod tests {
             "1_yBIY-nE1S_8m-3Mlaqj2Ds78GvA"
         );
         assert_eq!(stem_of("../../etc/passwd"), "______etc_passwd");
+        assert_eq!(stem_for(Some("1:ab/c="), Some(7), "e"), "1_ab_c");
+        assert_eq!(stem_for(None, Some(7), "e"), "flow-7");
+        let id = "0123456789abcdef".repeat(4);
+        assert_eq!(stem_for(None, None, &id), format!("alert-{}", &id[..32]));
     }
 }
