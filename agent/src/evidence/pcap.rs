@@ -5,9 +5,10 @@
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 
-/// Link types this decoder understands (the values of pcap's `network` field).
+// Link types this decoder understands (the values of pcap's `network` field).
 const LINKTYPE_NULL: u32 = 0;
-const LINKTYPE_ETHERNET: u32 = 1;
+/// Ethernet, what a sensor captures.
+pub const LINKTYPE_ETHERNET: u32 = 1;
 const LINKTYPE_RAW: u32 = 101;
 const LINKTYPE_RAW_OLD: u32 = 12;
 const LINKTYPE_LINUX_SLL: u32 = 113;
