@@ -14,6 +14,9 @@ use std::time::{Duration, SystemTime};
 
 use ids2_lab::{self as lab, emulate, LabOptions, DETECTION_WINDOW, IDS2_SIDS};
 
+#[path = "../../agent/tests/support/sshd.rs"]
+mod sshd;
+
 /// The `ids2-agent` binary of this very build, never built here: cargo gives a test only its
 /// own package's binaries (`CARGO_BIN_EXE_ids2-lab`), and the test command
 /// (`cargo nextest run --workspace`) builds `ids2-agent` into the same directory with the same
@@ -218,6 +221,7 @@ fn lab_detects_every_scenario_and_nothing_benign() {
     );
 
     check_evidence(&report, &docs);
+    fetch_evidence_over_ssh(&report, out.path());
 
     // Nothing outlives the lab.
     for ns in &report.namespaces {
@@ -355,4 +359,59 @@ fn check_evidence(report: &lab::Report, docs: &[serde_json::Value]) {
             row.name
         );
     }
+}
+
+/// An analyst's laptop fetching a detected scenario's evidence from the lab's store: the
+/// alert's `event.id` to `ids2-provision pcap get --sensor root@127.0.0.1 --alert ID` through a
+/// real sshd on loopback (a throwaway key, a private mount namespace), which runs the sensor's
+/// `ids2-agent pcap get` on a config naming that store: the same bytes as on the sensor.
+fn fetch_evidence_over_ssh(report: &lab::Report, work: &Path) {
+    let agent = agent_of_this_build();
+    let provision = agent.with_file_name(format!("ids2-provision{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        provision.is_file(),
+        "{} is missing: run the tests with --workspace",
+        provision.display()
+    );
+    let sshd = match sshd::Sshd::start() {
+        Ok(s) => s,
+        Err(why) => {
+            panic!("sshd for the evidence fetch: {why} (.ci/install-deps installs openssh-server)")
+        }
+    };
+    let cfg = work.join("sensor-config.yaml");
+    std::fs::write(
+        &cfg,
+        lab::lab_config(&work.join("sensor"), &report.archive, 2),
+    )
+    .unwrap();
+    let row = report
+        .rows
+        .iter()
+        .find(|r| r.evidence.is_some())
+        .expect("a scenario with evidence");
+    let ev = row.evidence.as_ref().unwrap();
+    let id = row.detected_by.as_deref().unwrap();
+    let out = work.join("over-ssh.pcap");
+    let got = std::process::Command::new(&provision)
+        .args(["pcap", "get", "--sensor", "root@127.0.0.1", "--alert", id])
+        .args(["--ssh-port", &sshd.port.to_string(), "--identity"])
+        .arg(&sshd.client_key)
+        .args(["--ssh-option", "StrictHostKeyChecking=no", "--ssh-option"])
+        .arg(format!("UserKnownHostsFile={}", sshd.known_hosts.display()))
+        .arg("--agent")
+        .arg(&agent)
+        .arg("--agent-config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(got.status.success(), "{got:?}\nsshd's log:\n{}", sshd.log());
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&ev.pcap).unwrap(),
+        "{}: the same bytes over SSH",
+        row.name
+    );
 }
