@@ -71,8 +71,8 @@ let
     in if host == "0.0.0.0" then "127.0.0.1" else if host == "[::]" then "[::1]" else host;
 
   # Vector's internal metrics, rendered by the agent as a prometheus_exporter on this address
-  # (templates/vector.toml.tera).
-  vectorMetrics = "127.0.0.1:9598";
+  # (shipping.vector_metrics_listen, templates/vector.toml.tera).
+  vectorMetrics = s.shipping.vector_metrics_listen or "127.0.0.1:9598";
   # The node exporter's default port (9100) is the agent's metrics port, so it moves.
   nodeExporterPort = 9101;
 

@@ -22,24 +22,8 @@ pub const PROGRAM_ENV: &str = "IDS2_VECTOR";
 pub const INTERPOLATION_ENV: (&str, &str) =
     ("VECTOR_DANGEROUSLY_ALLOW_ENV_VAR_INTERPOLATION", "true");
 
-/// Overrides the address Vector's Prometheus exporter listens on (default `127.0.0.1:9598`, as
-/// the sensor serves it): the rendered `vector.toml` reads it as `${IDS2_VECTOR_METRICS:-…}`, so
-/// tests and the lab run several Vectors side by side without a second config.
-pub const METRICS_ADDR_ENV: &str = "IDS2_VECTOR_METRICS";
-
-/// Where the sensor's Vector serves its metrics unless [`METRICS_ADDR_ENV`] says otherwise.
-pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9598";
-
 /// The sink (and buffer id) that ships events, whose disk buffer is the shipping backlog.
 pub const EVENTS_SINK: &str = "opensearch";
-
-/// The address of Vector's metrics: [`METRICS_ADDR_ENV`], else [`DEFAULT_METRICS_ADDR`].
-pub fn metrics_addr() -> String {
-    std::env::var(METRICS_ADDR_ENV)
-        .ok()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| DEFAULT_METRICS_ADDR.to_string())
-}
 
 /// Bytes waiting in `buffer_id`'s buffer and the buffer's size, from the exporter's text.
 /// Vector 0.58 names them `vector_buffer_size_bytes` and `vector_buffer_max_size_bytes`; older

@@ -5,9 +5,9 @@
 //! The seam that points a sensor at the local server is the sensor's own config, nothing
 //! else: `opensearch.endpoint: http://127.0.0.1:PORT` (plain http is accepted for loopback
 //! only) with basic auth, which the emulator ignores ([`opensearch_yaml`]). The rendered file
-//! is used as rendered; the only difference from a sensor is the environment Vector gets
-//! ([`Vector::start`]): [`ids2_agent::vector::METRICS_ADDR_ENV`] moves its Prometheus
-//! exporter off the sensor's fixed port so several Vectors run side by side.
+//! is used as rendered; several Vectors run side by side because each config gives its
+//! exporter a port of its own (`shipping.vector_metrics_listen`, [`free_addr`]), which
+//! [`Vector::start`] reads back from the rendered file.
 //!
 //! Around it: a TCP [`Proxy`] a test switches off and on (the server "away"), the documents a
 //! set of EVE lines must become ([`expected_documents`]: index and deterministic id, computed
@@ -104,9 +104,9 @@ pub fn free_addr() -> SocketAddr {
         .expect("bind a loopback port")
 }
 
-/// The environment the agent (or its unit) gives Vector, plus the harness's metrics address;
-/// for a test that runs the agent, which starts Vector itself.
-pub fn vector_env(metrics: SocketAddr) -> Vec<(String, String)> {
+/// The environment the agent (or its unit) gives Vector; for a test that runs the agent, which
+/// starts Vector itself.
+pub fn vector_env() -> Vec<(String, String)> {
     let (var, on) = ids2_agent::vector::INTERPOLATION_ENV;
     vec![
         (var.to_string(), on.to_string()),
@@ -114,11 +114,30 @@ pub fn vector_env(metrics: SocketAddr) -> Vec<(String, String)> {
             "IDS2_OPENSEARCH_PASSWORD".to_string(),
             PLACEHOLDER_PASSWORD.to_string(),
         ),
-        (
-            ids2_agent::vector::METRICS_ADDR_ENV.to_string(),
-            metrics.to_string(),
-        ),
     ]
+}
+
+/// The address a rendered `vector.toml` gives Vector's Prometheus exporter
+/// (`shipping.vector_metrics_listen`).
+pub fn exporter_addr(config: &Path) -> Result<SocketAddr, ShipError> {
+    let text = std::fs::read_to_string(config).map_err(|source| ShipError::File {
+        path: config.to_path_buf(),
+        source,
+    })?;
+    let mut in_sink = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_sink = line == "[sinks.vector_prometheus]";
+        } else if let Some(value) = line.strip_prefix("address = ").filter(|_| in_sink) {
+            return value.trim_matches('"').parse().map_err(|_| {
+                ShipError::Config(format!("{}: exporter address {value}", config.display()))
+            });
+        }
+    }
+    Err(ShipError::Config(format!(
+        "{} has no [sinks.vector_prometheus] address",
+        config.display()
+    )))
 }
 
 /// The real Vector running one rendered config; killed on drop. Its output goes to a log file
@@ -139,7 +158,7 @@ impl Vector {
             bin: bin.to_path_buf(),
             config: config.to_path_buf(),
             log: log.to_path_buf(),
-            metrics: free_addr(),
+            metrics: exporter_addr(config)?,
             child: None,
         };
         v.spawn()?;
@@ -165,7 +184,7 @@ impl Vector {
         let child = Command::new(&self.bin)
             .arg("--config")
             .arg(&self.config)
-            .envs(vector_env(self.metrics))
+            .envs(vector_env())
             .env_remove("VECTOR_LOG")
             .stdin(Stdio::null())
             .stdout(out)

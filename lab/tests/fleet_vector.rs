@@ -108,9 +108,11 @@ fn heartbeats_through_vector_make_the_sensor_online_then_late_then_offline() {
          suricata: {{rules_dir: {r}/rules}}\n\
          paths: {{rendered_dir: {r}/rendered, vector_data_dir: {r}/vector}}\n\
          history: {{repo: {r}/history.git}}\n\
-         fleet: {{heartbeat_secs: {INTERVAL_SECS}, offline_after_secs: {OFFLINE_SECS}}}\n{}\n",
+         fleet: {{heartbeat_secs: {INTERVAL_SECS}, offline_after_secs: {OFFLINE_SECS}}}\n\
+         shipping: {{vector_metrics_listen: '{m}'}}\n{}\n",
         ship::opensearch_yaml(os.url(), "ids2", root).unwrap(),
-        r = root.display()
+        r = root.display(),
+        m = ship::free_addr(),
     );
     let password = root.join("opensearch-password");
 
@@ -139,12 +141,7 @@ fn heartbeats_through_vector_make_the_sensor_online_then_late_then_offline() {
     let mut v = Vector::start(&vector, &config, &root.join("vector.log")).unwrap();
 
     // The agent's heartbeat task, as the daemon runs it, reading the shipping backlog from
-    // this Vector's exporter (the variable is the seam; nextest runs each test in its own
-    // process).
-    std::env::set_var(
-        ids2_agent::vector::METRICS_ADDR_ENV,
-        v.metrics_addr().to_string(),
-    );
+    // this Vector's exporter (at the config's shipping.vector_metrics_listen).
     let settings = Arc::new(
         ids2_agent::config::from_str(&yaml, Path::new("config.yaml")).expect("a valid config"),
     );

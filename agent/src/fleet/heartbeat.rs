@@ -185,7 +185,7 @@ impl Heartbeat {
     /// not mounted yet) is logged and retried at the next beat rather than restarting the task.
     pub async fn run(&mut self, mut shutdown: Shutdown) -> Result<(), TaskError> {
         let period = Duration::from_secs(self.settings.config.fleet.heartbeat_secs.into());
-        let vector = crate::vector::metrics_addr();
+        let vector = self.settings.config.shipping.vector_metrics_listen.clone();
         loop {
             self.shipping_buffer =
                 match crate::vector::buffer_use(&vector, crate::vector::EVENTS_SINK).await {

@@ -579,7 +579,7 @@ fn vector_context(
         "version": env!("CARGO_PKG_VERSION"),
         "sensor_id": c.sensor.id,
         "vector_data_dir": c.paths.vector_data_dir,
-        "vector_metrics_addr": crate::vector::DEFAULT_METRICS_ADDR,
+        "vector_metrics_addr": c.shipping.vector_metrics_listen,
         "eve_path": Path::new(&c.logs.path).join("eve.json").display().to_string(),
         "eve_rotated_path": crate::eve::Rotation::rotated_path(&Path::new(&c.logs.path).join("eve.json")).display().to_string(),
         "heartbeat_path": Path::new(&c.logs.path).join(HEARTBEAT_FILE).display().to_string(),

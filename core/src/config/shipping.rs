@@ -32,6 +32,11 @@ pub struct Shipping {
     /// EVE reader maps events with the program `vector.toml` embeds.
     #[serde(default)]
     pub archive: Archive,
+    /// `address:port` Vector's Prometheus exporter listens on: Vector's own metrics, among them
+    /// its disk buffer's fill, which the agent reads into each heartbeat. It has no
+    /// authentication; keep it on loopback.
+    #[serde(default = "default_vector_metrics_listen")]
+    pub vector_metrics_listen: String,
 }
 
 /// When the agent's own EVE reader maps events to ECS into a local file.
@@ -82,11 +87,17 @@ super::schema::default_from_fns! {
         batch_max_events: default_batch_max_events, batch_max_mb: default_batch_max_mb,
         batch_timeout_secs: default_batch_timeout_secs, buffer_max_mb: default_buffer_max_mb,
         redis: none, archive: Archive::default,
+        vector_metrics_listen: default_vector_metrics_listen,
     }
     Archive {
         mode: default_archive_mode, path: default_archive_path,
         event_types: default_archive_event_types,
     }
+}
+
+/// Default address of Vector's metrics: loopback, where the sensor's Prometheus scrapes it.
+pub fn default_vector_metrics_listen() -> String {
+    "127.0.0.1:9598".into()
 }
 
 /// Default bulk size cap in events; the byte cap is what normally closes a batch.
@@ -169,6 +180,16 @@ impl Shipping {
                 "expected 256 to 65536 MiB (Vector's disk buffer minimum is 256 MiB)",
             ));
         }
+        if s.vector_metrics_listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            p.push(Problem::new(
+                "shipping.vector_metrics_listen",
+                &s.vector_metrics_listen,
+                "expected address:port, e.g. 127.0.0.1:9598",
+            ));
+        }
         if let Some(r) = &s.redis {
             if !r.url.starts_with("redis://") && !r.url.starts_with("rediss://") {
                 p.push(Problem::new(
@@ -225,6 +246,11 @@ mod tests {
         assert_eq!(
             problems_after(|c| c.shipping.archive.event_types.clear()),
             ["shipping.archive.event_types"]
+        );
+        assert_eq!(c.shipping.vector_metrics_listen, "127.0.0.1:9598");
+        assert_eq!(
+            problems_after(|c| c.shipping.vector_metrics_listen = "localhost".into()),
+            ["shipping.vector_metrics_listen"]
         );
         let text = "sensor: {id: lab-1}\nopensearch: {domain: ids2, region: eu-west-1}\n\
                     shipping: {archive: {mode: sometimes}}\n";

@@ -351,10 +351,21 @@ impl Sensor {
         )
         .unwrap();
         std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Vector's exporter on a port of its own, so sensors run side by side.
+        let vector_metrics = ship::free_addr();
+        let body = shipping
+            .trim()
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+            .trim();
+        let shipping = format!(
+            "{{{body}{}vector_metrics_listen: '{vector_metrics}'}}",
+            if body.is_empty() { "" } else { ", " }
+        );
         let config = root.join("config.yaml");
         std::fs::write(
             &config,
-            config_yaml(&root, endpoint, &logs, logs_extra, shipping),
+            config_yaml(&root, endpoint, &logs, logs_extra, &shipping),
         )
         .unwrap();
         std::fs::write(logs.join("eve.json"), "").unwrap();
@@ -364,7 +375,7 @@ impl Sensor {
             root,
             _dir: dir,
             agent: None,
-            vector_metrics: ship::free_addr(),
+            vector_metrics,
             tools_agent: t.agent.clone(),
             tools_vector: t.vector.clone(),
             config,
@@ -392,7 +403,7 @@ impl Sensor {
             .env("PATH", path)
             .env("IDS2_SURICATA", real_suricata)
             .env(ids2_agent::vector::PROGRAM_ENV, &self.tools_vector)
-            .envs(ship::vector_env(self.vector_metrics))
+            .envs(ship::vector_env())
             .env("RUST_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
             .stdin(Stdio::null())
