@@ -304,18 +304,19 @@ pub fn webhook_channel(prefix: &str, url: &str) -> Value {
     })
 }
 
-/// The bucket-level monitor that raises "sensor offline", run every minute: each sensor with a
-/// heartbeat in the last day but none in the last `offline_after_secs` is one alert.
-pub fn offline_monitor(prefix: &str, offline_after_secs: u32, channel: Option<&str>) -> Value {
-    let actions: Vec<Value> = channel
+/// A bucket-level monitor's actions: none without a channel, else one that notifies it of each
+/// new alert, its message `lead` followed by the sensors (bucket keys), the monitor and the
+/// time.
+pub fn webhook_actions(channel: Option<&str>, subject: &str, lead: &str) -> Vec<Value> {
+    channel
         .map(|id| {
             json!({
                 "name": "notify the webhook",
                 "destination_id": id,
-                "subject_template": {"source": "ids2 sensor offline", "lang": "mustache"},
+                "subject_template": {"source": subject, "lang": "mustache"},
                 "message_template": {
                     "source": format!(
-                        "No heartbeat for {offline_after_secs} s from: {{{{#ctx.newAlerts}}}}{{{{bucket_keys}}}} {{{{/ctx.newAlerts}}}}(monitor {{{{ctx.monitor.name}}}}, {{{{ctx.periodEnd}}}})"
+                        "{lead}: {{{{#ctx.newAlerts}}}}{{{{bucket_keys}}}} {{{{/ctx.newAlerts}}}}(monitor {{{{ctx.monitor.name}}}}, {{{{ctx.periodEnd}}}})"
                     ),
                     "lang": "mustache"
                 },
@@ -326,7 +327,17 @@ pub fn offline_monitor(prefix: &str, offline_after_secs: u32, channel: Option<&s
             })
         })
         .into_iter()
-        .collect();
+        .collect()
+}
+
+/// The bucket-level monitor that raises "sensor offline", run every minute: each sensor with a
+/// heartbeat in the last day but none in the last `offline_after_secs` is one alert.
+pub fn offline_monitor(prefix: &str, offline_after_secs: u32, channel: Option<&str>) -> Value {
+    let actions = webhook_actions(
+        channel,
+        "ids2 sensor offline",
+        &format!("No heartbeat for {offline_after_secs} s from"),
+    );
     json!({
         "type": "monitor",
         "monitor_type": "bucket_level_monitor",

@@ -241,27 +241,11 @@ impl Check {
 
     /// The bucket-level monitor, run every minute, notifying `channel` when given.
     pub fn monitor(self, prefix: &str, t: &Thresholds, channel: Option<&str>) -> Value {
-        let actions: Vec<Value> = channel
-            .map(|id| {
-                json!({
-                    "name": "notify the webhook",
-                    "destination_id": id,
-                    "subject_template": {"source": format!("ids2 {}", self.title()), "lang": "mustache"},
-                    "message_template": {
-                        "source": format!(
-                            "{}: {{{{#ctx.newAlerts}}}}{{{{bucket_keys}}}} {{{{/ctx.newAlerts}}}}(monitor {{{{ctx.monitor.name}}}}, {{{{ctx.periodEnd}}}})",
-                            self.threshold(t)
-                        ),
-                        "lang": "mustache"
-                    },
-                    "throttle_enabled": false,
-                    "action_execution_policy": {"action_execution_scope": {"per_alert": {
-                        "actionable_alerts": ["NEW"]
-                    }}}
-                })
-            })
-            .into_iter()
-            .collect();
+        let actions = crate::fleet::webhook_actions(
+            channel,
+            &format!("ids2 {}", self.title()),
+            &self.threshold(t),
+        );
         json!({
             "type": "monitor",
             "monitor_type": "bucket_level_monitor",
@@ -443,7 +427,17 @@ mod tests {
             assert!(!text.contains("||-") || text.contains("{{period_end}}||-"));
             let trig = &m["triggers"][0]["bucket_level_trigger"];
             assert_eq!(trig["condition"]["buckets_path"]["breach"], "breach._count");
-            assert_eq!(trig["actions"][0]["destination_id"], "ids2-sensor-offline");
+            let action = &trig["actions"][0];
+            assert_eq!(action["destination_id"], "ids2-sensor-offline");
+            assert_eq!(
+                action["subject_template"]["source"],
+                format!("ids2 {}", check.title())
+            );
+            let message = action["message_template"]["source"].as_str().unwrap();
+            assert!(
+                message.starts_with(&format!("{}: {{{{#ctx.newAlerts}}}}", check.threshold(&t))),
+                "{message}"
+            );
         }
         let throttle = Check::Throttle.monitor("ids2", &t, None);
         assert_eq!(
