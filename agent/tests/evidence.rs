@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ids2_agent::apply::{self, Validator};
@@ -344,6 +345,35 @@ fn parse_ts(s: &str) -> i64 {
         / 1000) as i64
 }
 
+/// Runs the daemon's evidence task, feeds `lines` to its EVE sink, waits until `done` (10 s at
+/// most), and stops it.
+fn drive<'a>(
+    service: &Arc<EvidenceService>,
+    lines: impl IntoIterator<Item = &'a str>,
+    done: impl Fn() -> bool,
+) {
+    let sink = service.sink();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    rt.block_on(async {
+        let task = tokio::spawn(service.clone().run(Shutdown::new(rx)));
+        for line in lines {
+            sink(line.as_bytes());
+        }
+        for _ in 0..200 {
+            if done() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap().unwrap();
+    });
+}
+
 /// Writes `recs` as a plain ring file of worker 1 in `dir`, named by its first packet as
 /// Suricata names them, replacing what is there.
 fn write_ring(dir: &Path, linktype: u32, recs: &[pcap::Record]) {
@@ -425,29 +455,11 @@ fn a_copy_waits_until_the_ring_on_disk_reaches_the_alert() {
     s.config.logs.path = live.display().to_string();
     let metrics = Metrics::new("test");
     let service = EvidenceService::from_settings(&s, &metrics).unwrap();
-    let sink = service.sink();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (stop, rx) = tokio::sync::watch::channel(false);
-    rt.block_on(async {
-        let task = tokio::spawn(service.clone().run(Shutdown::new(rx)));
-        for (line, _) in &lines {
-            if AlertRef::from_line(&s.config.sensor.id, line.as_bytes())
-                .is_some_and(|x| x.stem() == a.stem())
-            {
-                sink(line.as_bytes());
-            }
-        }
-        for _ in 0..100 {
-            if metrics.render().contains("ids2_evidence_retries_total 1\n") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        stop.send(true).unwrap();
-        task.await.unwrap().unwrap();
+    let own = lines.iter().map(|(l, _)| l.as_str()).filter(|l| {
+        AlertRef::from_line(&s.config.sensor.id, l.as_bytes()).is_some_and(|x| x.stem() == a.stem())
+    });
+    drive(&service, own, || {
+        metrics.render().contains("ids2_evidence_retries_total 1\n")
     });
     let text = metrics.render();
     assert!(text.contains("ids2_evidence_retries_total 1\n"), "{text}");
@@ -566,31 +578,13 @@ fn the_daemon_keeps_flows_from_eve_lines_and_the_cli_serves_them() {
 
     let metrics = Metrics::new("test");
     let service = EvidenceService::from_settings(&s, &metrics).unwrap();
-    let sink = service.sink();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (stop, rx) = tokio::sync::watch::channel(false);
     let store = Store {
         dir: PathBuf::from(&s.config.evidence.store_dir),
         max_bytes: u64::MAX,
         retention_secs: u64::MAX,
     };
-    rt.block_on(async {
-        let task = tokio::spawn(service.clone().run(Shutdown::new(rx)));
-        for (line, _) in &lines {
-            sink(line.as_bytes());
-        }
-        // Bounded wait for the copies.
-        for _ in 0..200 {
-            if store.list().unwrap().len() == flows.len() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        stop.send(true).unwrap();
-        task.await.unwrap().unwrap();
+    drive(&service, lines.iter().map(|(l, _)| l.as_str()), || {
+        store.list().unwrap().len() == flows.len()
     });
     let kept = store.list().unwrap();
     assert_eq!(kept.len(), flows.len());

@@ -950,13 +950,16 @@ impl EvidenceService {
             let me = self.clone();
             tokio::task::spawn_blocking(move || {
                 let now = now_unix();
-                if !batch.is_empty() {
+                // A batch that stored a flow has had the store's limits applied; an idle wake
+                // applies retention.
+                if batch.is_empty() {
+                    if let Err(e) = me.keeper.enforce(now) {
+                        tracing::warn!("evidence: {e}");
+                    }
+                    me.keeper.refresh_ring(now);
+                } else {
                     me.try_copies(batch, now);
                 }
-                if let Err(e) = me.keeper.enforce(now) {
-                    tracing::warn!("evidence: {e}");
-                }
-                me.keeper.refresh_ring(now);
             })
             .await?;
         }
