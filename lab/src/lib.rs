@@ -44,7 +44,48 @@ use ids2_agent::suricata::{Suricata, SuricataError};
 use crate::emulate::{packets, EmulateError, Scenario, Sent, TargetPolicy};
 
 pub use agent::{Scraped, AGENT_METRICS};
-pub use netns::{exists as namespace_exists, ATTACKER_IP, VICTIM_IP};
+pub use netns::{exists as namespace_exists, ATTACKER_IP, C2_IP, VICTIM_IP};
+
+/// The C2 domain on the lab's domain feed ([`intel_feeds`]).
+pub const C2_DOMAIN: &str = "update.c2-feed.lab";
+
+/// One of the lab's threat-intel feeds: its name, `intel.feeds[].kind` and indicators.
+pub struct LabFeed {
+    /// `intel.feeds[].name`, as alerts carry it in `threat.feed.name`.
+    pub name: &'static str,
+    /// `intel.feeds[].kind`.
+    pub kind: &'static str,
+    /// The feed's lines.
+    pub indicators: Vec<String>,
+}
+
+/// The lab's feeds: the C2 address the victim also answers at ([`C2_IP`]), the C2 domain
+/// ([`C2_DOMAIN`]) and the JA3 of the emulator's TLS hello (T1573.002), with and without an
+/// SNI. The benign baseline reaches none of them; the default scenarios reach each.
+pub fn intel_feeds() -> Vec<LabFeed> {
+    vec![
+        LabFeed {
+            name: "lab-c2-ip",
+            kind: "ip",
+            indicators: vec![C2_IP.to_string()],
+        },
+        LabFeed {
+            name: "lab-c2-domain",
+            kind: "domain",
+            indicators: vec![C2_DOMAIN.to_string()],
+        },
+        LabFeed {
+            name: "lab-ja3",
+            kind: "ja3",
+            indicators: vec![emulate::tls::ja3_hash(true), emulate::tls::ja3_hash(false)],
+        },
+    ]
+}
+
+/// Where [`lab_config`] points each lab feed's `file://` source.
+fn feed_path(work: &Path, feed: &LabFeed) -> PathBuf {
+    work.join("feeds").join(format!("{}.txt", feed.name))
+}
 
 /// Environment variable naming the `ids2-agent` binary the lab runs (`--agent`).
 pub const AGENT_ENV: &str = "IDS2_AGENT";
@@ -362,7 +403,7 @@ fn stopped() -> bool {
 /// The sensor's config for the lab, as the agent reads it: capture on the sensor namespace's
 /// eth0, logs (and the packet ring), rules, socket and rendered files in `work`, the ECS archive
 /// at `archive` and the evidence store beside it ([`evidence_dir`]), workers and cores fitted
-/// to this machine.
+/// to this machine, and the lab's intel feeds ([`intel_feeds`]) read from `work/feeds`.
 pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
     let workers = cpus.clamp(1, 2);
     let cores: Vec<String> = (0..workers).map(|c| c.to_string()).collect();
@@ -371,7 +412,19 @@ pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
     // high priority, they would starve the attacker and the victim); and the throttle, which
     // judges the whole host, samples too rarely to act during a run: it would otherwise shed
     // the sensor's EVE because of the attacker's SYN flood. Rule updates would fetch from the
-    // internet and restart Suricata mid-run.
+    // internet and restart Suricata mid-run. The lab loads its feeds once, before the agent
+    // starts, so the daemon's schedule is off.
+    let feeds: Vec<String> = intel_feeds()
+        .iter()
+        .map(|f| {
+            format!(
+                "{{name: {}, source: 'file://{}', format: plain, kind: {}, severity: high}}",
+                f.name,
+                feed_path(work, f).display(),
+                f.kind
+            )
+        })
+        .collect();
     format!(
         "sensor: {{id: lab-{pid}, name: ids2 lab sensor}}\n\
          capture: {{interface: eth0, home_net: [{subnet}], workers: {workers}, cpu_cores: [{cores}], pin_workers: false}}\n\
@@ -384,7 +437,8 @@ pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
          history: {{repo: {history:?}}}\n\
          paths: {{rendered_dir: {rendered:?}, vector_data_dir: {vector:?}}}\n\
          fleet: {{rules: {{scheduled: false}}}}\n\
-         evidence: {{store_dir: {evidence:?}}}\n",
+         evidence: {{store_dir: {evidence:?}}}\n\
+         intel: {{scheduled: false, dir: {intel:?}, feeds: [{feeds}]}}\n",
         pid = std::process::id(),
         subnet = emulate::LAB_SUBNET,
         cores = cores.join(", "),
@@ -397,6 +451,8 @@ pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
         rendered = p("rendered"),
         vector = p("vector"),
         evidence = evidence_dir(archive).display().to_string(),
+        intel = p("intel"),
+        feeds = feeds.join(", "),
     )
 }
 
@@ -521,9 +577,18 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     let settings = config::from_str(&config_text, Path::new("<lab>"))?;
     let config_path = work.path().join("config.yaml");
     std::fs::write(&config_path, &config_text).map_err(io_error("write", &config_path))?;
-    for dir in ["logs", "rules", "vector"] {
+    for dir in ["logs", "rules", "vector", "feeds"] {
         let d = work.path().join(dir);
         std::fs::create_dir_all(&d).map_err(io_error("create", &d))?;
+    }
+    for feed in intel_feeds() {
+        let path = feed_path(work.path(), &feed);
+        let text = format!(
+            "# ids2 lab feed ({})\n{}\n",
+            feed.kind,
+            feed.indicators.join("\n")
+        );
+        std::fs::write(&path, text).map_err(io_error("write", &path))?;
     }
 
     // Before any namespace exists, so a taken --metrics-listen address changes nothing.
@@ -567,6 +632,11 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     if opts.print {
         println!("agent metrics: {metrics_url}");
     }
+    // The feeds go into the running Suricata (a rule reload), as on a sensor's first update.
+    let intel = agent::intel_update(&opts.agent, &config_path)?;
+    if opts.print {
+        println!("intel feeds: {}", intel.trim_end().replace('\n', "; "));
+    }
     let mut watch = Watch {
         archive: archive::ArchiveFollower::new(&archive_path),
         metrics_url: &metrics_url,
@@ -595,7 +665,7 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
             baseline_alerts.len()
         );
         println!(
-            "{:<10} {:<36} {:<12} {:<8} {:>9} {:>16} {:>6}",
+            "{:<10} {:<36} {:<30} {:<8} {:>9} {:>16} {:>6}",
             "technique", "scenario", "rule", "detected", "latency", "sent", "drops"
         );
     }
@@ -741,10 +811,11 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
 
 fn print_row(row: &Row) {
     println!(
-        "{:<10} {:<36} {:<12} {:<8} {:>9} {:>16} {:>6}",
+        "{:<10} {:<36} {:<30} {:<8} {:>9} {:>16} {:>6}",
         row.technique_id,
         row.name.chars().take(36).collect::<String>(),
-        row.expect.to_string(),
+        // An intel rule's message is long.
+        emulate::truncate(&row.expect.to_string(), 30),
         if row.latency.is_some() { "yes" } else { "NO" },
         row.latency
             .map_or("-".into(), |l| format!("{}ms", l.as_millis())),
@@ -989,15 +1060,33 @@ mod tests {
         assert!(yaml.contains(&dir.path().join("logs").display().to_string()));
         assert!(yaml.contains("set-cpu-affinity: no"), "{yaml}");
         let rules = String::from_utf8(set.get(render::LOCAL_RULES).unwrap().to_vec()).unwrap();
+        // The rules `intel update` generates from the lab's feeds, one indicator each.
+        let feeds: Vec<_> = many
+            .config
+            .intel
+            .feeds
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (i, f, 1))
+            .collect();
+        assert_eq!(feeds.len(), intel_feeds().len());
+        let intel = ids2_agent::intel::feeds::compile::rules(&feeds, dir.path());
         for s in emulate::parse(DEFAULT_SCENARIOS, "default").unwrap() {
-            let sid = s.expect.sid.expect("default scenarios expect sids");
-            assert!(IDS2_SIDS.contains(&sid));
-            // A rule, or the agent's behavioural detector, raises it.
-            assert!(
-                rules.contains(&format!("sid:{sid};"))
-                    || ids2_agent::behaviour::SIDS.contains(&sid),
-                "no rule {sid}"
-            );
+            match (s.expect.sid, &s.expect.signature) {
+                (Some(sid), _) => {
+                    assert!(IDS2_SIDS.contains(&sid));
+                    // A rule, or the agent's behavioural detector, raises it.
+                    assert!(
+                        rules.contains(&format!("sid:{sid};"))
+                            || ids2_agent::behaviour::SIDS.contains(&sid),
+                        "no rule {sid}"
+                    );
+                }
+                (None, Some(msg)) => {
+                    assert!(intel.contains(&format!("msg:\"{msg}\";")), "no rule {msg}")
+                }
+                (None, None) => unreachable!("parse refuses an entry without an expectation"),
+            }
         }
     }
 }

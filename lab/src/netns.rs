@@ -19,6 +19,9 @@ use super::LabError;
 pub const ATTACKER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 10);
 /// The victim's address on the lab LAN.
 pub const VICTIM_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 20);
+/// A second address of the victim's: the botnet C2 server the lab's intel feed lists
+/// ([`crate::intel_feeds`]).
+pub const C2_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 66);
 /// The LAN's prefix length (the subnet is `emulate::LAB_SUBNET`).
 const PREFIX_LEN: u8 = 24;
 /// The interface name inside the attacker, victim and sensor namespaces.
@@ -107,7 +110,11 @@ impl Lan {
                 ],
             )?;
         }
-        for (ns, addr) in [(&self.attacker, ATTACKER_IP), (&self.victim, VICTIM_IP)] {
+        for (ns, addr) in [
+            (&self.attacker, ATTACKER_IP),
+            (&self.victim, VICTIM_IP),
+            (&self.victim, C2_IP),
+        ] {
             ip(&[
                 "-n",
                 ns,

@@ -266,7 +266,10 @@ async fn bind_all(banner_on_22: bool) -> Result<Listeners, LabError> {
             .map_err(|e| LabError::Service("bind a victim TCP port", e))
     };
     Ok(Listeners {
-        http: tcp(80).await?,
+        // Every address of the victim's, so it also answers as the C2 server (`netns::C2_IP`).
+        http: TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, 80))
+            .await
+            .map_err(|e| LabError::Service("bind a victim TCP port", e))?,
         https: tcp(443).await?,
         ftp: tcp(21).await?,
         ssh: if banner_on_22 {

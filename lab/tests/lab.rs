@@ -5,7 +5,8 @@
 //! force goes against Debian's real sshd), the benign baseline must raise no ids2
 //! alert, the kernel must drop nothing, every alert must be an ECS document in the agent's
 //! archive, the agent's own `/metrics` (scraped over HTTP) must count exactly the alerts it had
-//! archived, and no namespace or process may outlive the run. Needs root and suricata; skips
+//! archived, the scenarios reaching the lab's intel feeds must carry the matched indicator in
+//! `threat.*`, and no namespace or process may outlive the run. Needs root and suricata; skips
 //! otherwise.
 
 use std::collections::HashSet;
@@ -44,10 +45,14 @@ fn agent_of_this_build() -> PathBuf {
         .map(|d| root.join(d))
         .collect();
     let mut newest_input = SystemTime::UNIX_EPOCH;
+    // The scenario files are the lab's, not the agent's (it must not embed them).
+    let scenarios = root.join("templates/scenarios");
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = entry.path();
-            if path.is_dir() {
+            if path == scenarios {
+                continue;
+            } else if path.is_dir() {
                 dirs.push(path);
             } else if let Some(t) = built(&path) {
                 newest_input = newest_input.max(t);
@@ -221,6 +226,7 @@ fn lab_detects_every_scenario_and_nothing_benign() {
     );
 
     check_evidence(&report, &docs);
+    check_intel(&report, &docs);
     fetch_evidence_over_ssh(&report, out.path());
 
     // Nothing outlives the lab.
@@ -241,6 +247,52 @@ fn lab_detects_every_scenario_and_nothing_benign() {
             "{what} (pid {pid}) still running"
         );
     }
+}
+
+/// Threat intel: the scenarios reaching the lab's feeds (the C2 address, the C2 domain in an
+/// SNI, the emulator's JA3) were each detected by their feed's rule, and the alert's document
+/// carries `threat.feed.name`, `threat.indicator.type` and the matched indicator — the JA3
+/// Suricata computed equal to the one the emulator's hello was built to have.
+fn check_intel(report: &lab::Report, docs: &[serde_json::Value]) {
+    let feeds = lab::intel_feeds();
+    let mut seen = Vec::new();
+    for row in &report.rows {
+        let Some(msg) = row.expect.signature.as_deref() else {
+            continue;
+        };
+        let feed = feeds
+            .iter()
+            .find(|f| msg.starts_with(&format!("IDS2 INTEL {} ", f.name)))
+            .unwrap_or_else(|| panic!("{}: {msg} is no lab feed's rule", row.name));
+        let id = row.detected_by.as_deref().expect("detected");
+        let doc = docs
+            .iter()
+            .find(|d| d["event"]["id"] == id)
+            .expect("the alert's document");
+        let threat = &doc["threat"];
+        assert_eq!(threat["feed"]["name"], feed.name, "{}: {doc}", row.name);
+        let matched = threat["indicator"]["name"].as_str().unwrap_or_else(|| {
+            panic!("{}: no threat.indicator.name in {doc}", row.name);
+        });
+        assert!(
+            feed.indicators.iter().any(|i| i == matched),
+            "{}: matched {matched}, not on {} {:?}",
+            row.name,
+            feed.name,
+            feed.indicators
+        );
+        let (kind, field) = match feed.kind {
+            "ip" => ("ipv4-addr", &threat["indicator"]["ip"]),
+            "domain" => ("domain-name", &threat["indicator"]["url"]["domain"]),
+            "ja3" => ("software", &threat["indicator"]["name"]),
+            other => panic!("a lab feed of kind {other}"),
+        };
+        assert_eq!(threat["indicator"]["type"], kind, "{}: {doc}", row.name);
+        assert_eq!(field, matched, "{}: {doc}", row.name);
+        seen.push(feed.kind);
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, ["domain", "ip", "ja3"], "one scenario per lab feed");
 }
 
 /// An ECS time (`@timestamp`, `event.start`) in microseconds since the epoch.

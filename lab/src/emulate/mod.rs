@@ -9,6 +9,7 @@
 
 pub mod packets;
 mod techniques;
+pub mod tls;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -115,6 +116,8 @@ pub enum Technique {
     SynFlood(SynFlood),
     /// T1595: vulnerability-scanner probes.
     ActiveScan(ActiveScan),
+    /// T1573.002: TLS handshakes from an implant's own TLS stack (a fixed JA3, an optional SNI).
+    TlsHello(TlsHello),
 }
 
 /// Scan protocol.
@@ -376,6 +379,28 @@ pub struct ActiveScan {
     pub timeout_ms: u64,
 }
 
+/// T1573.002 parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsHello {
+    /// Target port.
+    #[serde(default = "default_tls_port")]
+    pub port: u16,
+    /// The server name the hello asks for (none: no `server_name` extension, which changes the
+    /// JA3; see [`tls::ja3_hash`]).
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// Handshakes, one connection each.
+    #[serde(default = "default_one")]
+    pub count: u32,
+    /// Handshakes per second.
+    #[serde(default = "default_login_rate")]
+    pub rate_per_sec: u32,
+    /// Connect/read timeout.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
 fn default_scan_protocol() -> ScanProtocol {
     ScanProtocol::Tcp
 }
@@ -399,6 +424,9 @@ fn default_login_rate() -> u32 {
 }
 fn default_http_port() -> u16 {
     80
+}
+fn default_tls_port() -> u16 {
+    443
 }
 fn default_beacon_path() -> String {
     "/api/v1/check-in".into()
@@ -608,10 +636,11 @@ fn parse_entry(entry: Value) -> Result<Scenario, String> {
         "T1048" => Technique::IcmpExfil(from_value(params)?),
         "T1498" => Technique::SynFlood(from_value(params)?),
         "T1595" => Technique::ActiveScan(from_value(params)?),
+        "T1573.002" => Technique::TlsHello(from_value(params)?),
         other => {
             return Err(format!(
                 "unknown technique_id `{other}`; supported: T1046, T1110, T1071.001, T1071.004, \
-                 T1190, T1048, T1498, T1595"
+                 T1190, T1048, T1498, T1595, T1573.002"
             ))
         }
     };
@@ -713,18 +742,12 @@ fn check_bounds(t: &Technique) -> Result<(), String> {
                 return Err("label_len is under 4: one base64 group needs 4 characters".into());
             }
             rate(d.rate_per_sec)?;
-            let ok = !d.domain.is_empty()
-                && d.domain.len() + d.label_len < 250
-                && d.domain.split('.').all(|l| {
-                    (1..=63).contains(&l.len())
-                        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
-            if ok {
-                Ok(())
+            if d.domain.len() + d.label_len < 250 {
+                dns_name("domain", &d.domain)
             } else {
                 Err(format!(
-                    "domain `{}` is not a DNS name of letters, digits and hyphens (labels of 1–63, \
-                     under 250 characters with the random label)",
+                    "domain `{}` is too long: with the random label it must stay under 250 \
+                     characters",
                     d.domain
                 ))
             }
@@ -754,6 +777,30 @@ fn check_bounds(t: &Technique) -> Result<(), String> {
             within("rate_per_sec", a.rate_per_sec.into(), 1, 100)?;
             timeout(a.timeout_ms)
         }
+        Technique::TlsHello(t) => {
+            within("count", t.count.into(), 1, 100)?;
+            within("rate_per_sec", t.rate_per_sec.into(), 1, 100)?;
+            if let Some(sni) = &t.sni {
+                dns_name("sni", sni)?;
+            }
+            timeout(t.timeout_ms)
+        }
+    }
+}
+
+/// A DNS name of letters, digits and hyphens in labels of 1–63, at most 253 characters.
+fn dns_name(key: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{key} `{name}` is not a DNS name of letters, digits and hyphens (labels of 1–63)"
+        ))
     }
 }
 
@@ -959,7 +1006,7 @@ pub fn run_file(
     Ok(report)
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub(crate) fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
     } else {
@@ -1079,6 +1126,7 @@ mod tests {
             "T1048",
             "T1498",
             "T1595",
+            "T1573.002",
         ] {
             assert!(ids.contains(&want), "{want} missing from {ids:?}");
         }

@@ -11,8 +11,8 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::packets::{self, Rng};
 use super::{
-    expand_ports, ActiveScan, BruteForce, DnsTunnel, Exploit, ExploitKind, HttpBeacon, IcmpExfil,
-    LabelEncoding, LoginService, PortScan, ScanProtocol, SynFlood, Technique,
+    expand_ports, tls, ActiveScan, BruteForce, DnsTunnel, Exploit, ExploitKind, HttpBeacon,
+    IcmpExfil, LabelEncoding, LoginService, PortScan, ScanProtocol, SynFlood, Technique, TlsHello,
 };
 
 /// `(sent, failures, unit)` or `(what failed, why)`.
@@ -83,6 +83,7 @@ pub fn send(t: &Technique, target: IpAddr, deadline: Instant) -> SendResult {
         Technique::IcmpExfil(x) => icmp_exfil(x, target, deadline),
         Technique::SynFlood(f) => syn_flood(f, target, deadline),
         Technique::ActiveScan(a) => active_scan(a, target, deadline),
+        Technique::TlsHello(t) => tls_hello(t, target, deadline),
     }
 }
 
@@ -567,4 +568,46 @@ fn active_scan(a: &ActiveScan, target: IpAddr, deadline: Instant) -> SendResult 
         Pacer::new(a.rate_per_sec, deadline),
         reqs,
     )
+}
+
+/// Each handshake: the hello, then whatever the server answers until it stops or the timeout
+/// (Suricata fingerprints the hello; the server's reply makes it a session, not a lone packet).
+fn tls_hello(t: &TlsHello, target: IpAddr, deadline: Instant) -> SendResult {
+    let timeout = Duration::from_millis(t.timeout_ms);
+    let mut pacer = Pacer::new(t.rate_per_sec, deadline);
+    let mut rng = Rng::from_clock();
+    let (mut sent, mut failures) = (0, 0);
+    for _ in 0..t.count {
+        if !pacer.next() {
+            break;
+        }
+        let mut random = [0u8; 32];
+        for chunk in random.chunks_mut(8) {
+            chunk.copy_from_slice(&rng.next_u64().to_be_bytes());
+        }
+        let hello = tls::client_hello(t.sni.as_deref(), random);
+        let handshake = || -> io::Result<()> {
+            let mut stream = TcpStream::connect_timeout(&SocketAddr::new(target, t.port), timeout)?;
+            stream.set_read_timeout(Some(timeout))?;
+            stream.set_write_timeout(Some(timeout))?;
+            stream.write_all(&hello)?;
+            let mut reply = [0u8; 16 * 1024];
+            let _ = stream.read(&mut reply)?;
+            Ok(())
+        };
+        match handshake() {
+            Ok(()) => sent += 1,
+            Err(_) => failures += 1,
+        }
+    }
+    if sent == 0 && failures > 0 {
+        return Err((
+            format!(
+                "complete a TLS hello with {}",
+                SocketAddr::new(target, t.port)
+            ),
+            io::ErrorKind::ConnectionRefused.into(),
+        ));
+    }
+    Ok((sent, failures, "TLS hellos"))
 }
