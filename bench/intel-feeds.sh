@@ -3,7 +3,8 @@
 # domains, the time `ids2-agent intel update` takes (parse, compile, `suricata -T`, swap,
 # record) and Suricata's load time and peak memory reading the compiled sets (`suricata -r` over
 # one small capture: start-up dominates); then packets per second over the whole corpus
-# (`suricata -r`) with the 1M-address set loaded versus no intel rules.
+# (`suricata -r`) with the 1M-address set loaded versus no intel rules, whole runs and with each
+# config's start-up (timed on the small capture) taken out.
 #
 # Usage: bench/intel-feeds.sh [AGENT]   (AGENT defaults to target/release/ids2-agent, then
 # target/debug/ids2-agent). Needs suricata, GNU time (/usr/bin/time) and ../shared/corpus.
@@ -120,7 +121,15 @@ cp -a "$d/rendered" "$base/rendered"
 sed -i "\|$d/intel/current/intel.rules|d" "$base/rendered/current/suricata.yaml"
 read -r t_none _ < <(run_r "$base" "$work/r-none" "$work/corpus")
 read -r t_1m _ < <(run_r "$d" "$work/r-1m" "$work/corpus")
+# Start-up alone (rules, and the 1M set, loaded; one small capture), to take out of the corpus
+# runs: what is left is the per-packet cost with and without the lookups.
+read -r s_none _ < <(run_r "$base" "$work/s-none" "$one_pcap")
+read -r s_1m _ < <(run_r "$d" "$work/s-1m" "$one_pcap")
 echo
 echo "corpus: $packets packets (classic pcap files; pcapng not counted) in $(ls "$work/corpus" | wc -l) files"
-printf 'no intel rules:        %6.2f s  %10.0f packets/s\n' "$t_none" "$(echo "$packets / $t_none" | bc -l)"
-printf '1M addresses loaded:   %6.2f s  %10.0f packets/s\n' "$t_1m" "$(echo "$packets / $t_1m" | bc -l)"
+printf '%-22s %8s %10s %12s %18s\n' config run_s startup_s packets/s "packets/s_after_start"
+for row in "no intel rules:$t_none:$s_none" "1M addresses loaded:$t_1m:$s_1m"; do
+  IFS=: read -r name t s <<<"$row"
+  printf '%-22s %8.2f %10.2f %12.0f %18.0f\n' "$name" "$t" "$s" "$(echo "$packets / $t" | bc -l)" \
+    "$(echo "$packets / ($t - $s)" | bc -l)"
+done
