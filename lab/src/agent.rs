@@ -5,7 +5,8 @@
 //! and serves `/metrics` on the namespace's loopback.
 //!
 //! A relay thread forwards the `--metrics-listen` address on the host to that endpoint, so the
-//! host (an operator's browser, the lab's own scrapes) reads what a Prometheus would. Dropping
+//! host (an operator's browser, the lab's own scrapes) reads what a Prometheus would; another
+//! ([`Relay::out_of`]) carries the sensor's shipping from its loopback to a server on the host's. Dropping
 //! [`AgentProcess`] sends the agent SIGTERM — its ordered shutdown stops Suricata — and
 //! SIGKILLs it if it has not exited in time; Suricata carries a parent-death signal, so it
 //! never outlives the agent.
@@ -92,12 +93,14 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// Starts `agent run --backend process --config config` in namespace `ns`, its output in
     /// `log`, and waits until Suricata's engine runs and the metrics answer at `metrics_url`.
+    /// `env` is added to the agent's environment, which its children (Suricata, Vector) inherit.
     pub fn start(
         agent: &Path,
         ns: &str,
         config: &Path,
         log: &Path,
         metrics_url: &str,
+        env: &[(&str, &std::ffi::OsStr)],
     ) -> Result<Self, LabError> {
         let out = File::create(log).map_err(|source| LabError::Io {
             action: "create",
@@ -122,6 +125,7 @@ impl AgentProcess {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
+        cmd.envs(env.iter().copied());
         // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
         unsafe {
             cmd.pre_exec(|| {
@@ -250,7 +254,9 @@ fn exit_totals(line: &str) -> Option<(u64, u64)> {
     Some((packets.trim().parse().ok()?, drops.parse().ok()?))
 }
 
-/// Forwards connections to a host address into the sensor namespace's agent endpoint.
+/// Forwards connections between the host and the sensor namespace: a host address to the
+/// agent's endpoint inside ([`Relay::start`]), or an address inside to a host server
+/// ([`Relay::out_of`]).
 pub struct Relay {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -269,34 +275,63 @@ impl Relay {
         let addr = listener
             .local_addr()
             .map_err(|e| LabError::Service("read the relay's address", e))?;
+        let upstream = AGENT_METRICS.parse().expect("a valid socket address");
+        let mut relay = Self::spawn(listener, upstream, Some(ns.to_string()))?;
+        relay.url = format!("http://{addr}/metrics");
+        Ok(relay)
+    }
+
+    /// Listens on `inside` in namespace `ns` and connects each client to `upstream` on the
+    /// host: a socket belongs to the namespace it was made in, so a thread that entered `ns`
+    /// makes the listener and this one, still on the host, serves it.
+    pub fn out_of(ns: &str, inside: SocketAddr, upstream: SocketAddr) -> Result<Self, LabError> {
+        let ns_owned = ns.to_string();
+        let listener = std::thread::spawn(move || -> Result<TcpListener, LabError> {
+            Lan::enter(&ns_owned)?;
+            TcpListener::bind(inside)
+                .map_err(|e| LabError::Service("listen inside the sensor namespace", e))
+        })
+        .join()
+        .map_err(|_| LabError::Metrics("the relay's listener thread panicked".into()))??;
+        Self::spawn(listener, upstream, None)
+    }
+
+    /// Serves `listener` on a thread that first enters `enter`, if given, so that its
+    /// connections to `upstream` are made there.
+    fn spawn(
+        listener: TcpListener,
+        upstream: SocketAddr,
+        enter: Option<String>,
+    ) -> Result<Self, LabError> {
         listener
             .set_nonblocking(true)
-            .map_err(|e| LabError::Service("set up the metrics relay", e))?;
+            .map_err(|e| LabError::Service("set up a relay", e))?;
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (ns, flag) = (ns.to_string(), stop.clone());
+        let flag = stop.clone();
         let thread = std::thread::Builder::new()
-            .name("lab-metrics-relay".into())
+            .name("lab-relay".into())
             .spawn(move || {
-                let entered = Lan::enter(&ns);
+                let entered = enter.as_deref().map_or(Ok(()), Lan::enter);
                 let ok = entered.is_ok();
                 let _ = ready_tx.send(entered);
                 if ok {
-                    relay(&listener, &flag);
+                    relay(&listener, upstream, &flag);
                 }
             })
-            .map_err(|e| LabError::Service("start the metrics relay", e))?;
+            .map_err(|e| LabError::Service("start a relay", e))?;
         ready_rx
             .recv()
-            .map_err(|_| LabError::Metrics("the metrics relay stopped".into()))??;
+            .map_err(|_| LabError::Metrics("a relay stopped".into()))??;
         Ok(Self {
             stop,
             thread: Some(thread),
-            url: format!("http://{addr}/metrics"),
+            url: format!("http://{upstream}"),
         })
     }
 
-    /// The host URL of the agent's metrics.
+    /// The host URL of the agent's metrics ([`Relay::start`]), or the upstream's
+    /// ([`Relay::out_of`]).
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -311,8 +346,7 @@ impl Drop for Relay {
     }
 }
 
-fn relay(listener: &TcpListener, stop: &AtomicBool) {
-    let upstream: SocketAddr = AGENT_METRICS.parse().expect("a valid socket address");
+fn relay(listener: &TcpListener, upstream: SocketAddr, stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         let client = match listener.accept() {
             Ok((client, _)) => client,
@@ -322,7 +356,7 @@ fn relay(listener: &TcpListener, stop: &AtomicBool) {
             }
             Err(_) => continue,
         };
-        // This thread is in the sensor namespace, so the connection is made there.
+        // Made in the namespace this thread is in.
         let Ok(server) = TcpStream::connect_timeout(&upstream, SCRAPE_TIMEOUT) else {
             continue;
         };

@@ -12,8 +12,9 @@
 //! mirror of the LAN. The sensor is the product's daemon: the lab writes a `config.yaml`
 //! (capture on `eth0`, cores fitted to this machine, the ECS archive on) and runs
 //! `ids2-agent run --backend process` in the sensor namespace ([`agent`]), which renders,
-//! checks with `suricata -T`, starts Suricata, ships through Vector when it is installed, and
-//! archives each alert as an ECS document from its one EVE reader. The lab sends a benign
+//! checks with `suricata -T`, starts Suricata, archives each alert as an ECS document from its
+//! one EVE reader and, when the real Vector and the OpenSearch-API emulator are both here,
+//! ships every EVE event through Vector to the emulator ([`shipping`]). The lab sends a benign
 //! baseline (HTTP, DNS, TLS) and then each scenario, and builds a row per scenario (expected
 //! rule, detected, latency, what was sent, kernel drops) from the agent's archive and
 //! `/metrics`. Everything is torn down (Drop guards: the agent gets SIGTERM and stops in
@@ -26,6 +27,7 @@ pub mod eval;
 mod netns;
 pub mod osmem;
 pub mod ship;
+pub mod shipping;
 mod victim;
 
 use std::io::{Read, Write};
@@ -357,6 +359,9 @@ pub struct Report {
     /// What that endpoint reported at the end of the run, scraped over HTTP once the traffic
     /// had stopped and the agent's counts agreed with its archive.
     pub metrics: agent::Scraped,
+    /// What the sensor's Vector delivered to the OpenSearch-API emulator, or why the lab kept
+    /// the archive only ([`shipping`]).
+    pub shipped: Result<shipping::Shipped, String>,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -405,6 +410,11 @@ fn stopped() -> bool {
 /// at `archive` and the evidence store beside it ([`evidence_dir`]), workers and cores fitted
 /// to this machine, and the lab's intel feeds ([`intel_feeds`]) read from `work/feeds`.
 pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
+    config_text(work, archive, cpus, None)
+}
+
+/// [`lab_config`] with `opensearch`, when given, as its `opensearch:` line.
+fn config_text(work: &Path, archive: &Path, cpus: usize, opensearch: Option<&str>) -> String {
     let workers = cpus.clamp(1, 2);
     let cores: Vec<String> = (0..workers).map(|c| c.to_string()).collect();
     let p = |sub: &str| work.join(sub).display().to_string();
@@ -431,7 +441,7 @@ pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
          logs: {{path: {logs:?}}}\n\
          suricata: {{memory_mb: 256, rules_dir: {rules:?}, socket_path: {socket:?}}}\n\
          resources: {{sample_secs: 300}}\n\
-         opensearch: {{domain: ids2-lab, region: eu-west-1, endpoint: 'https://opensearch.lab.invalid'}}\n\
+         {opensearch}\n\
          shipping: {{archive: {{mode: always, path: {archive:?}}}}}\n\
          metrics: {{listen: '{metrics}'}}\n\
          history: {{repo: {history:?}}}\n\
@@ -453,6 +463,10 @@ pub fn lab_config(work: &Path, archive: &Path, cpus: usize) -> String {
         evidence = evidence_dir(archive).display().to_string(),
         intel = p("intel"),
         feeds = feeds.join(", "),
+        opensearch = opensearch.unwrap_or(
+            "opensearch: {domain: ids2-lab, region: eu-west-1, endpoint: \
+             'https://opensearch.lab.invalid'}"
+        ),
     )
 }
 
@@ -573,7 +587,13 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     std::fs::File::create(&archive_path).map_err(io_error("create", &archive_path))?;
     clear_evidence(&evidence_dir(&archive_path))?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let config_text = lab_config(work.path(), &archive_path, cpus);
+    let mut shipping = shipping::Shipping::prepare(&opts.agent, work.path());
+    let config_text = config_text(
+        work.path(),
+        &archive_path,
+        cpus,
+        shipping.as_ref().ok().map(|s| s.opensearch_yaml.as_str()),
+    );
     let settings = config::from_str(&config_text, Path::new("<lab>"))?;
     let config_path = work.path().join("config.yaml");
     std::fs::write(&config_path, &config_text).map_err(io_error("write", &config_path))?;
@@ -603,6 +623,9 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     ];
     let relay = agent::Relay::start(listener, &lan.sensor)?;
     let metrics_url = relay.url().to_string();
+    if let Ok(s) = &mut shipping {
+        s.connect(&lan.sensor)?;
+    }
     let identity = victim::Identity::generate()?;
     let victim = victim::Victim::start(&lan.victim, &identity)?;
     let victim_ssh = victim.ssh_server();
@@ -620,12 +643,25 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
             lan.sensor
         );
     }
+    if opts.print {
+        match &shipping {
+            Ok(s) => println!(
+                "shipping: the agent's Vector to the osmem-server OpenSearch-API emulator at {} \
+                 (relayed to {} in the sensor namespace); {}",
+                s.url(),
+                shipping::SENSOR_ENDPOINT,
+                s.templates
+            ),
+            Err(why) => println!("shipping: the ECS archive only ({why})"),
+        }
+    }
     let sensor = agent::AgentProcess::start(
         &opts.agent,
         &lan.sensor,
         &config_path,
         &work.path().join("agent.log"),
         &metrics_url,
+        &shipping.as_ref().map(|s| s.agent_env()).unwrap_or_default(),
     )?;
     let agent_pid = sensor.pid();
     let suricata_pid = sensor.suricata_pid();
@@ -723,6 +759,16 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
     }
     drop(attacker);
     let (metrics, archived_at_scrape) = watch.snapshot()?;
+    // While Vector still runs: every alert archived so far, indexed too?
+    let archived_ids: std::collections::BTreeSet<String> = watch
+        .alerts
+        .iter()
+        .filter_map(|a| a.ecs_id.clone())
+        .collect();
+    let shipped = match &shipping {
+        Ok(s) => Ok(s.delivered(&archived_ids)?),
+        Err(why) => Err(why.clone()),
+    };
     // The agent's ordered shutdown: its reader drains what Suricata writes while stopping into
     // the archive; Suricata's exit summary has the exact capture totals.
     let totals = sensor.stop();
@@ -769,6 +815,7 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
         suricata_pid,
         metrics_url,
         metrics,
+        shipped,
     };
     drop(victim);
     drop(lan);
@@ -785,6 +832,25 @@ pub fn run(opts: &LabOptions) -> Result<Report, LabError> {
             report.metrics.alerts + report.metrics.behaviour_alerts,
             if report.interrupted { " (interrupted)" } else { "" }
         );
+        match &report.shipped {
+            Ok(s) => {
+                let total: u64 = s.indices.values().sum();
+                let per: Vec<String> = s
+                    .indices
+                    .iter()
+                    .map(|(index, n)| format!("{index} {n}"))
+                    .collect();
+                println!(
+                    "shipped through Vector to the osmem-server emulator at {}: {total} documents \
+                     ({}); {} of {} archived alerts indexed",
+                    s.url,
+                    per.join(", "),
+                    s.alerts_indexed,
+                    s.alerts_archived
+                );
+            }
+            Err(why) => println!("shipped: nothing, the ECS archive only ({why})"),
+        }
         println!(
             "packet evidence per detected scenario (in {}):",
             report.evidence_dir.display()

@@ -227,6 +227,7 @@ fn lab_detects_every_scenario_and_nothing_benign() {
 
     check_evidence(&report, &docs);
     check_intel(&report, &docs);
+    check_shipped(&report);
     fetch_evidence_over_ssh(&report, out.path());
 
     // Nothing outlives the lab.
@@ -246,6 +247,38 @@ fn lab_detects_every_scenario_and_nothing_benign() {
                     .map_or(true, |c| !c.contains(what)),
             "{what} (pid {pid}) still running"
         );
+    }
+}
+
+/// Shipping: with the real Vector and the osmem-server emulator both found (CI has them), the
+/// lab's sensor shipped through Vector, and every alert the lab had read from the archive by
+/// the end of the run is a document of the emulator's alert index, under the same `event.id`;
+/// flows and Suricata's stats went too. Without them the lab says why it kept the archive only.
+fn check_shipped(report: &lab::Report) {
+    let both = ids2_agent::vector::locate().and_then(|_| lab::osmem::locate());
+    match (&report.shipped, both) {
+        (Ok(s), Ok(_)) => {
+            assert!(s.alerts_archived > 0);
+            assert_eq!(
+                s.alerts_indexed, s.alerts_archived,
+                "archived alerts indexed by the emulator at {}: {:?}",
+                s.url, s.indices
+            );
+            for kind in ["alert", "flow", "stats"] {
+                assert!(
+                    s.indices
+                        .keys()
+                        .any(|i| i.starts_with(&format!("ids2-suricata.{kind}-"))),
+                    "no {kind} index: {:?}",
+                    s.indices
+                );
+            }
+        }
+        (Err(why), Ok(_)) => panic!("Vector and the emulator are here, yet: {why}"),
+        (Err(why), Err(missing)) => {
+            eprintln!("shipping not checked (the lab kept the archive only: {why}); {missing}")
+        }
+        (Ok(_), Err(missing)) => panic!("shipped although {missing}"),
     }
 }
 
