@@ -20,11 +20,11 @@
 //! `/metrics`. Everything is torn down (Drop guards: the agent gets SIGTERM and stops in
 //! order) after `--duration` or on Ctrl-C/SIGTERM.
 
-mod agent;
+pub mod agent;
 mod archive;
 pub mod emulate;
 pub mod eval;
-mod netns;
+pub mod netns;
 pub mod osmem;
 pub mod ship;
 pub mod shipping;
