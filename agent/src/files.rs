@@ -50,7 +50,8 @@ impl CappedLines {
 
     /// Appends whole lines (each ending in a newline) from the front of `lines`, removing each
     /// once written; rotates first when a line would pass the cap (a line longer than the cap
-    /// gets a file of its own). On error the unwritten lines stay in `lines`.
+    /// gets a file of its own). On error the unwritten lines stay in `lines`, and the file ends
+    /// after the last whole line.
     pub fn append(&self, lines: &mut VecDeque<Vec<u8>>) -> io::Result<()> {
         while !lines.is_empty() {
             let mut size = match fs::metadata(&self.path) {
@@ -71,7 +72,13 @@ impl CappedLines {
                 if size > 0 && size + line.len() as u64 > self.max_bytes {
                     break;
                 }
-                file.write_all(line)?;
+                if let Err(e) = file.write_all(line) {
+                    // A short write (the tmpfs full) leaves part of the line. Cut it off: the
+                    // line is written whole later, and a fragment glued to it would make Vector
+                    // refuse both.
+                    let _ = file.set_len(size);
+                    return Err(e);
+                }
                 size += line.len() as u64;
                 lines.pop_front();
             }
@@ -101,6 +108,55 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Set for the child of [`a_failed_write_leaves_no_fragment`]: the file it appends to.
+    const SHORT_WRITE_CHILD: &str = "IDS2_TEST_SHORT_WRITE_FILE";
+
+    /// A write that fails part-way (here the file size limit, as a full tmpfs would) leaves the
+    /// file ending in its last whole line and the line queued. The limit is per process, so the
+    /// test runs the append in a child: this test binary again, for this test alone.
+    #[test]
+    fn a_failed_write_leaves_no_fragment() {
+        if let Some(path) = std::env::var_os(SHORT_WRITE_CHILD) {
+            let path = PathBuf::from(path);
+            // SAFETY: setrlimit and signal take plain values; nothing else runs here.
+            unsafe {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let limit = libc::rlimit {
+                    rlim_cur: 100,
+                    rlim_max: libc::RLIM_INFINITY,
+                };
+                assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+            }
+            let w = CappedLines::new(path.clone(), path.with_extension("1"), 1 << 20);
+            let mut lines: VecDeque<Vec<u8>> = [b"a".repeat(59), b"b".repeat(59)]
+                .map(|mut l| {
+                    l.push(b'\n');
+                    l
+                })
+                .into();
+            assert!(
+                w.append(&mut lines).is_err(),
+                "the second line passes the limit"
+            );
+            assert_eq!(lines.len(), 1, "the failed line stays queued");
+            std::process::exit(0);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("heartbeat.json");
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "files::tests::a_failed_write_leaves_no_fragment"])
+            .env(SHORT_WRITE_CHILD, &path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "the child failed: {status}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            format!("{}\n", "a".repeat(59)),
+            "no fragment of the second line"
+        );
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp_file() {

@@ -3,8 +3,15 @@
 //! event is lost, and what the operator sees when that limit is passed. A benchmark, not a test:
 //! run it with `bench/ship-cutoff.sh`, which mounts the log tmpfs in a private mount namespace.
 //!
-//! The real agent runs the real Vector against the osmem-server emulator behind a proxy (as in
-//! `tests/shipping.rs`); this program stands in for Suricata's EVE writer: corpus EVE lines,
+//! The real agent runs the real Vector (as in `tests/shipping.rs`) against a **stand-in** for
+//! OpenSearch's `_bulk` behind a proxy: [`BulkStandIn`] accepts every document and records its
+//! index and id, nothing more. The osmem-server emulator cannot take this run: it holds ~90 KB
+//! of memory per ECS document (2.8 GB after some 30,000 here) and indexes them more slowly than
+//! 1,000 a second on this machine, while a cut-off at that rate leaves hundreds of thousands.
+//! What is measured — Vector's disk buffer, the log tmpfs, the agent's rotation — is all on the
+//! sensor's side; the server only has to say which lines arrived, and the shipping tests show
+//! against the emulator that what arrives is right. This program stands in for Suricata's EVE
+//! writer: corpus EVE lines,
 //! each given its own timestamp (one millisecond apart, so every line is distinct), appended
 //! at `--rate` lines per second to `eve.json` in the tmpfs, reopened at every write as
 //! Suricata does after the agent's rotation. After `--warmup-secs` the proxy cuts the server
@@ -13,12 +20,13 @@
 //! up on the server: the first line lost (not written, or written and never indexed) gives
 //! the cut-off time. Bounded: the outage by `--max-secs`, the drain by `--drain-secs`.
 
-use std::collections::BTreeSet;
-use std::io::Write;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ids2_lab::osmem::Osmem;
 use ids2_lab::ship::{self, Proxy};
 
 #[path = "../tests/support/shipping.rs"]
@@ -84,6 +92,139 @@ fn with_time(line: &str, ts: &str) -> String {
     format!("{}{ts}{}", &line[..start], &line[end..])
 }
 
+/// A STAND-IN for OpenSearch, for this benchmark only (see the module doc): it answers
+/// `GET /_cluster/health` (Vector's health check) and `POST /_bulk`, accepting every action
+/// and recording each document's `_index` and `_id`; anything else gets 404.
+struct BulkStandIn {
+    addr: SocketAddr,
+    /// Index → ids received.
+    docs: Arc<Mutex<BTreeMap<String, HashSet<String>>>>,
+}
+
+impl BulkStandIn {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let addr = listener.local_addr().unwrap();
+        let docs = Arc::new(Mutex::new(BTreeMap::new()));
+        let shared = docs.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let docs = shared.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(conn, &docs);
+                });
+            }
+        });
+        Self { addr, docs }
+    }
+
+    /// Distinct ids received in the indices whose name starts with `prefix`.
+    fn count(&self, prefix: &str) -> usize {
+        let docs = self.docs.lock().unwrap();
+        docs.iter()
+            .filter(|(i, _)| i.starts_with(prefix))
+            .map(|(_, ids)| ids.len())
+            .sum()
+    }
+
+    fn ids(&self, prefix: &str) -> HashSet<String> {
+        let docs = self.docs.lock().unwrap();
+        docs.iter()
+            .filter(|(i, _)| i.starts_with(prefix))
+            .flat_map(|(_, ids)| ids.iter().cloned())
+            .collect()
+    }
+}
+
+/// One keep-alive connection: requests with a `Content-Length` or chunked body.
+fn serve(conn: TcpStream, docs: &Mutex<BTreeMap<String, HashSet<String>>>) -> std::io::Result<()> {
+    let mut out = conn.try_clone()?;
+    let mut r = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
+        let (mut length, mut chunked) = (0usize, false);
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h)? == 0 {
+                return Ok(());
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap_or((h, ""));
+            match k.to_ascii_lowercase().as_str() {
+                "content-length" => length = v.trim().parse().unwrap_or(0),
+                "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
+                _ => {}
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let mut size = String::new();
+                r.read_line(&mut size)?;
+                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                    .unwrap_or(0);
+                let mut chunk = vec![0; n + 2];
+                r.read_exact(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            body.resize(length, 0);
+            r.read_exact(&mut body)?;
+        }
+        let (status, answer) = if method == "POST" && path.split('?').next() == Some("/_bulk") {
+            ("200 OK", bulk(&body, docs))
+        } else if method == "GET" && path.starts_with("/_cluster/health") {
+            ("200 OK", r#"{"status":"green"}"#.to_string())
+        } else {
+            (
+                "404 Not Found",
+                r#"{"error":"not in the stand-in"}"#.to_string(),
+            )
+        };
+        write!(
+            out,
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+            answer.len()
+        )?;
+    }
+}
+
+/// Records a bulk body's actions; the answer, every item accepted.
+fn bulk(body: &[u8], docs: &Mutex<BTreeMap<String, HashSet<String>>>) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let mut items = Vec::new();
+    let mut docs = docs.lock().unwrap();
+    while let Some(action) = lines.next() {
+        let v: serde_json::Value = serde_json::from_str(action).unwrap_or_default();
+        let Some((op, meta)) = v.as_object().and_then(|o| o.iter().next()) else {
+            continue;
+        };
+        if op != "delete" {
+            lines.next();
+        }
+        let index = meta["_index"].as_str().unwrap_or("").to_string();
+        let id = meta["_id"].as_str().unwrap_or("").to_string();
+        items.push(serde_json::json!({op: {"_index": index, "_id": id, "status": 201}}));
+        docs.entry(index).or_default().insert(id);
+    }
+    serde_json::json!({"took": 1, "errors": false, "items": items}).to_string()
+}
+
 fn used_mib(dir: &Path) -> f64 {
     nix::sys::statvfs::statvfs(dir)
         .map(|s| (s.blocks() - s.blocks_free()) as f64 * s.fragment_size() as f64 / 1048576.0)
@@ -98,16 +239,20 @@ fn main() {
         std::process::exit(2)
     };
     let corpus = sensor::corpus_eve(&t, &debug.parent().unwrap().join("tmp"));
-    let os = Osmem::start(&t.osmem).unwrap();
-    let proxy = Proxy::start(os.addr()).unwrap();
+    let server = BulkStandIn::start();
+    let proxy = Proxy::start(server.addr).unwrap();
     // The default shipping settings: batch sizes, timeout and the 256 MiB disk buffer.
     let mut s = Sensor::with(&t, &proxy.url(), Some(&a.logs), "", "{}");
-    sensor::provision(&t, &os, &s.root);
     s.start_agent();
     let metrics = s.vector_metrics;
-    let vector = |name: &str, labels: &[(&str, &str)]| {
+    let vector = |names: &[&str], labels: &[(&str, &str)]| {
         ship::scrape(metrics)
-            .map(|text| ship::metric_sum(&text, name, labels))
+            .map(|text| {
+                names
+                    .iter()
+                    .map(|n| ship::metric_sum(&text, n, labels))
+                    .sum()
+            })
             .unwrap_or(f64::NAN)
     };
 
@@ -179,11 +324,18 @@ fn main() {
                 (now - started).as_secs_f64(),
                 written.len(),
                 failed,
-                vector("vector_buffer_byte_size", &[("component_id", "opensearch")]) / 1048576.0,
-                vector("vector_buffer_events", &[("component_id", "opensearch")]),
+                // Vector 0.58's names, then the older ones: either is there.
+                vector(
+                    &["vector_buffer_size_bytes", "vector_buffer_byte_size"],
+                    &[("buffer_id", "opensearch")]
+                ) / 1048576.0,
+                vector(
+                    &["vector_buffer_size_events", "vector_buffer_events"],
+                    &[("buffer_id", "opensearch")]
+                ),
                 used_mib(&a.logs),
                 vector(
-                    "vector_component_sent_events_total",
+                    &["vector_component_sent_events_total"],
                     &[("component_id", "opensearch")]
                 ),
             );
@@ -201,17 +353,14 @@ fn main() {
     let want =
         ship::expected_documents(SENSOR, PREFIX, written.iter().map(String::as_str)).unwrap();
     let total: usize = want.values().map(BTreeSet::len).sum();
+    let suricata = format!("{PREFIX}-suricata.");
     let (_, got) = ship::wait_for(a.drain, || {
-        let n: u64 = os
-            .indices(&format!("{PREFIX}-suricata.*"))
-            .map(|m| m.values().sum())
-            .unwrap_or(0);
-        (n as usize >= total, n)
+        let n = server.count(&suricata);
+        (n >= total, n)
     });
     // A last look once the count stops moving.
     std::thread::sleep(Duration::from_secs(10));
-    let indexed = ship::indexed_ids(&os, &format!("{PREFIX}-suricata.*")).unwrap();
-    let have: BTreeSet<&String> = indexed.values().flatten().collect();
+    let have = server.ids(&suricata);
     let first_missing = written
         .iter()
         .position(|l| !have.contains(&ship::document_id(SENSOR, l)));

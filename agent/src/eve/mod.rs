@@ -254,6 +254,59 @@ fn used_ratio(dir: &std::path::Path) -> Option<f64> {
     (blocks > 0.0).then(|| (blocks - s.blocks_free() as f64) / blocks)
 }
 
+/// How full the log file system is, as the operator is told: it fills only while Vector does
+/// not read (OpenSearch away and Vector's disk buffer full, or Vector down), and once it is
+/// full Suricata's EVE writes fail and events are lost. Changes are logged once each, with a
+/// gap between the levels so a file system hovering at one does not flood the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// Under [`Fill::FILLING`], or back under [`Fill::EASED`].
+    Room,
+    /// At or over [`Fill::FILLING`].
+    Filling,
+    /// At or over [`Fill::FULL`]: EVE is being lost.
+    Full,
+}
+
+impl Fill {
+    const FILLING: f64 = 0.9;
+    const FULL: f64 = 0.99;
+    const EASED: f64 = 0.8;
+
+    /// The level after a reading of `used` (0–1): it rises at each threshold and falls back
+    /// to [`Fill::Room`] only under [`Fill::EASED`].
+    fn next(self, used: f64) -> Self {
+        if used >= Self::FULL {
+            Fill::Full
+        } else if used < Self::EASED {
+            Fill::Room
+        } else if used >= Self::FILLING && self == Fill::Room {
+            Fill::Filling
+        } else {
+            self
+        }
+    }
+
+    fn report(self, used: f64, eve: &std::path::Path) {
+        let percent = (used * 100.0).round();
+        match self {
+            Fill::Full => tracing::error!(
+                percent,
+                file = %eve.display(),
+                "the log file system is full: Suricata cannot write EVE and events are lost \
+                 until Vector reads again (is OpenSearch reachable? Vector's disk buffer full?)"
+            ),
+            Fill::Filling => tracing::warn!(
+                percent,
+                file = %eve.display(),
+                "the log file system is filling: Vector is not reading EVE (is OpenSearch \
+                 reachable? Vector's disk buffer full?); events are lost once it is full"
+            ),
+            Fill::Room => tracing::info!(percent, "the log file system has room again"),
+        }
+    }
+}
+
 /// Where a rotation stands between polls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
@@ -324,6 +377,7 @@ impl EveReader {
         let mut counter = EveCounter::default();
         let mut stopping = false;
         let mut rotation_pending = Pending::No;
+        let mut fill = Fill::Room;
         loop {
             // Bounded batches keep one poll from holding the runtime for long after a backlog.
             loop {
@@ -359,6 +413,11 @@ impl EveReader {
             }
             if let Some(used) = self.path.parent().and_then(used_ratio) {
                 metrics.logs_used.set(&[], used);
+                let next = fill.next(used);
+                if next != fill {
+                    next.report(used, &self.path);
+                    fill = next;
+                }
             }
             stopping = !shutdown.sleep(self.poll).await;
         }
@@ -540,6 +599,26 @@ mod tests {
         assert!(new.ends_with("{\"event_type\":\"e202\"}\n"), "{new}");
         let written: Vec<String> = format!("{old}{new}").lines().map(String::from).collect();
         assert_eq!(*seen.lock().unwrap(), written, "every line once, in order");
+    }
+
+    #[test]
+    fn fill_levels_change_with_a_gap_between_them() {
+        let mut f = Fill::Room;
+        for (used, want) in [
+            (0.5, Fill::Room),
+            (0.85, Fill::Room),
+            (0.9, Fill::Filling),
+            (0.85, Fill::Filling),
+            (0.995, Fill::Full),
+            (0.95, Fill::Full),
+            (0.85, Fill::Full),
+            (0.79, Fill::Room),
+            (1.0, Fill::Full),
+            (0.5, Fill::Room),
+        ] {
+            f = f.next(used);
+            assert_eq!(f, want, "at {used}");
+        }
     }
 
     #[test]

@@ -22,7 +22,9 @@ pub struct Shipping {
     #[serde(default = "default_batch_timeout_secs")]
     pub batch_timeout_secs: u32,
     /// Size of Vector's disk buffer in MiB (256–65536); events wait here while OpenSearch is
-    /// unreachable. Vector's minimum is 32 bytes over 256 MiB, so 256 renders as that minimum.
+    /// unreachable. Vector keeps 128 MiB of it for the data file it writes next, so it holds
+    /// this less 128 MiB of events (at 1,000 events/s, 256 lasts about 100 s). Vector's minimum
+    /// is 32 bytes over 256 MiB, so 256 renders as that minimum.
     #[serde(default = "default_buffer_max_mb")]
     pub buffer_max_mb: u32,
     /// An optional second copy of every event, pushed to a local Redis list when this is present.
