@@ -216,6 +216,35 @@ mod tests {
     }
 
     #[test]
+    fn certificate_dns_split_into_x509_parts() {
+        // Suricata joins a DN's parts with ", " and does not escape a comma in a value.
+        let tls = r#"{"timestamp":"2018-09-23T18:44:31.177659+0000","flow_id":2,"event_type":"tls","src_ip":"10.0.0.253","src_port":49584,"dest_ip":"140.82.121.4","dest_port":443,"proto":"TCP","tls":{"subject":"C=US, ST=California, L=San Francisco, O=GitHub, Inc., CN=github.com","issuerdn":"C=US, O=DigiCert Inc, OU=www.digicert.com, OU=Servers, CN=DigiCert SHA2 High Assurance Server CA","version":"TLS 1.2"}}"#;
+        let doc = mapper().map_line(tls).unwrap();
+        let x509 = &doc["tls"]["server"]["x509"];
+        assert_eq!(
+            x509["subject"],
+            serde_json::json!({
+                "country": ["US"], "state_or_province": ["California"],
+                "locality": ["San Francisco"], "organization": ["GitHub, Inc."],
+                "common_name": ["github.com"],
+            })
+        );
+        assert_eq!(
+            x509["issuer"],
+            serde_json::json!({
+                "country": ["US"], "organization": ["DigiCert Inc"],
+                "organizational_unit": ["www.digicert.com", "Servers"],
+                "common_name": ["DigiCert SHA2 High Assurance Server CA"],
+            })
+        );
+        // The whole DNs stay searchable as Suricata wrote them.
+        assert_eq!(
+            doc["tls"]["server"]["subject"],
+            "C=US, ST=California, L=San Francisco, O=GitHub, Inc., CN=github.com"
+        );
+    }
+
+    #[test]
     fn lines_that_are_not_eve_are_typed_errors() {
         let mut m = mapper();
         for bad in [
