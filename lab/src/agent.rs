@@ -62,26 +62,12 @@ pub struct Scraped {
 /// Runs `agent intel update --config config`: reads, checks (`suricata -T`) and installs the
 /// config's feeds and loads them into the running Suricata; its report.
 pub fn intel_update(agent: &Path, config: &Path) -> Result<String, LabError> {
-    let mut cmd = Command::new(agent);
-    cmd.args(["intel", "update", "--config"])
-        .arg(config)
-        .stdin(Stdio::null());
-    let out = cmd.output().map_err(|source| LabError::Spawn {
-        program: agent.display().to_string(),
-        source,
-    })?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(LabError::Command {
-            command: format!("{cmd:?}"),
-            stderr: format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        })
-    }
+    super::command_output(
+        Command::new(agent)
+            .args(["intel", "update", "--config"])
+            .arg(config)
+            .stdin(Stdio::null()),
+    )
 }
 
 /// The agent running in the sensor namespace; dropping it stops it.

@@ -534,6 +534,23 @@ enum Done {
     Scenario(Result<Sent, EmulateError>),
 }
 
+/// Runs `cmd` to its end: its standard output, or an error naming the command with its
+/// standard error.
+fn command_output(cmd: &mut std::process::Command) -> Result<String, LabError> {
+    let out = cmd.output().map_err(|source| LabError::Spawn {
+        program: format!("{:?}", cmd.get_program()),
+        source,
+    })?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(LabError::Command {
+            command: format!("{cmd:?}"),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> LabError {
     let path = path.to_path_buf();
     move |source| LabError::Io {

@@ -166,21 +166,7 @@ fn tc(ns: &str, args: &[&str]) -> Result<(), LabError> {
 }
 
 fn run(program: &str, args: &[&str]) -> Result<(), LabError> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|source| LabError::Spawn {
-            program: program.to_string(),
-            source,
-        })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(LabError::Command {
-            command: format!("{program} {}", args.join(" ")),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
+    super::command_output(Command::new(program).args(args)).map(drop)
 }
 
 /// True when a namespace of this name exists.

@@ -153,9 +153,11 @@ impl Sshd {
             .tempdir()
             .map_err(|e| LabError::Service("create sshd's directory", e))?;
         let key = dir.path().join("ssh_host_ed25519_key");
-        run(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&key))?;
+        crate::command_output(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&key),
+        )?;
         let config = dir.path().join("sshd_config");
         std::fs::write(
             &config,
@@ -233,21 +235,6 @@ fn listening_on_22(pid: u32) -> bool {
             f.len() > 3 && f[1].ends_with(":0016") && f[3] == "0A"
         })
     })
-}
-
-fn run(cmd: &mut Command) -> Result<(), LabError> {
-    let out = cmd.output().map_err(|source| LabError::Spawn {
-        program: format!("{:?}", cmd.get_program()),
-        source,
-    })?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(LabError::Command {
-            command: format!("{cmd:?}"),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
-    }
 }
 
 struct Listeners {
