@@ -6,18 +6,17 @@
 //! plain rings. Prints the flows, alerts, ring bytes and the bytes the store holds per flow and
 //! per alert. Skips (saying why) without suricata or the corpus.
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use ids2_agent::apply::{self, Validator};
 use ids2_agent::config::{self, Settings};
 use ids2_agent::evidence::{pcap, ring, AlertRef, Keeper};
-use ids2_agent::render::RenderOptions;
 use ids2_agent::suricata::Suricata;
+
+#[path = "../tests/support/offline.rs"]
+mod offline;
 
 const RULES: &str = "\
 alert dns any any -> any any (msg:\"bench dns\"; sid:9170101;)
@@ -76,55 +75,14 @@ fn settings(work: &Path, compression: &str) -> Settings {
 
 /// Replays `input` with the rendered config; the alerted flows, grouped, in the ring it wrote.
 fn replay(suricata: &Suricata, s: &Settings, input: &Path) -> Vec<Vec<AlertRef>> {
+    offline::render_checked(suricata, s, Some(RULES));
     let logs = Path::new(&s.config.logs.path);
-    fs::create_dir_all(logs).unwrap();
-    fs::create_dir_all(&s.config.suricata.rules_dir).unwrap();
-    fs::write(
-        Path::new(&s.config.suricata.rules_dir).join("suricata.rules"),
-        RULES,
-    )
-    .unwrap();
-    let rendered = Path::new(&s.config.paths.rendered_dir);
-    apply::render_to(
-        s,
-        &RenderOptions::default(),
-        rendered,
-        &Validator::Suricata(suricata.clone()),
-    )
-    .unwrap();
-    let out = Command::new(suricata.binary())
-        .arg("-c")
-        .arg(rendered.join("current/suricata.yaml"))
-        .arg("-r")
-        .arg(input)
-        .arg("-l")
-        .arg(logs)
-        .args(["-k", "none", "--runmode", "single"])
-        .args(["--set", "unix-command.enabled=no"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    offline::suricata_r(suricata, &offline::rendered_yaml(s), input, logs, &[]);
     let eve = fs::read_to_string(logs.join("eve.json")).unwrap();
-    let mut order = Vec::new();
-    let mut groups: HashMap<String, Vec<AlertRef>> = HashMap::new();
-    for a in eve
-        .lines()
-        .filter_map(|l| AlertRef::from_line(&s.config.sensor.id, l.as_bytes()))
-    {
-        let stem = a.stem();
-        if !groups.contains_key(&stem) {
-            order.push(stem.clone());
-        }
-        groups.entry(stem).or_default().push(a);
-    }
-    order
-        .into_iter()
-        .map(|s| groups.remove(&s).unwrap())
-        .collect()
+    offline::by_flow(
+        eve.lines()
+            .filter_map(|l| AlertRef::from_line(&s.config.sensor.id, l.as_bytes())),
+    )
 }
 
 fn bench(c: &mut Criterion) {

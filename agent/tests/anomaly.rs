@@ -28,6 +28,9 @@ use ids2_agent::render::{self, RenderOptions};
 use ids2_agent::suricata::Suricata;
 use serde_json::Value;
 
+#[path = "support/offline.rs"]
+mod offline;
+
 const ATTACKER: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 1);
 const VICTIM: Ipv4Addr = Ipv4Addr::new(10, 203, 0, 2);
 
@@ -116,23 +119,13 @@ fn suricata_flows(suricata: &Suricata, input: &Path) -> Vec<Value> {
     .unwrap();
     let logs = work.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
-    let out = Command::new(suricata.binary())
-        .arg("-c")
-        .arg(work.path().join("suricata.yaml"))
-        .arg("-S")
-        .arg(work.path().join("ids2.rules"))
-        .arg("-r")
-        .arg(input)
-        .arg("-l")
-        .arg(&logs)
-        .args(["-k", "none", "--runmode", "single"])
-        .args(["--set", "unix-command.enabled=no"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "suricata -r failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let rules = work.path().join("ids2.rules");
+    offline::suricata_r(
+        suricata,
+        &work.path().join("suricata.yaml"),
+        input,
+        &logs,
+        &["-S".as_ref(), rules.as_os_str()],
     );
     let eve = std::fs::read_to_string(logs.join("eve.json")).unwrap();
     let mut flows: Vec<Value> = eve

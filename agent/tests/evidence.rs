@@ -7,24 +7,24 @@
 //! retention the expired ones; `ids2-agent pcap list/get` serve the store (unknown id: exit 2).
 //! Skips with a message without suricata or the corpus.
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ids2_agent::apply::{self, Validator};
 use ids2_agent::config::{self, Settings};
 use ids2_agent::ecs::Mapper;
 use ids2_agent::evidence::store::{Lookup, Store};
 use ids2_agent::evidence::{pcap, ring, AlertRef, EvidenceService, Keeper, Kept};
 use ids2_agent::metrics::Metrics;
-use ids2_agent::render::{RenderOptions, EVIDENCE_TAG};
+use ids2_agent::render::EVIDENCE_TAG;
 use ids2_agent::supervisor::Shutdown;
 use ids2_agent::suricata::Suricata;
 use serde_json::Value;
 
+#[path = "support/offline.rs"]
+mod offline;
 #[path = "support/sshd.rs"]
 mod sshd;
 
@@ -99,20 +99,7 @@ fn settings(work: &Path, evidence: &str) -> Settings {
 /// Renders and `suricata -T`-checks the config, then replays the corpus captures; returns the
 /// directory Suricata logged to (EVE and the ring).
 fn replay(suricata: &Suricata, s: &Settings, corpus: &Path, work: &Path) -> PathBuf {
-    fs::create_dir_all(&s.config.logs.path).unwrap();
-    fs::create_dir_all(&s.config.suricata.rules_dir).unwrap();
-    fs::write(
-        Path::new(&s.config.suricata.rules_dir).join("suricata.rules"),
-        RULES,
-    )
-    .unwrap();
-    apply::render_to(
-        s,
-        &RenderOptions::default(),
-        Path::new(&s.config.paths.rendered_dir),
-        &Validator::Suricata(suricata.clone()),
-    )
-    .unwrap();
+    offline::render_checked(suricata, s, Some(RULES));
     let input = work.join("in");
     fs::create_dir_all(&input).unwrap();
     for p in PCAPS {
@@ -120,26 +107,26 @@ fn replay(suricata: &Suricata, s: &Settings, corpus: &Path, work: &Path) -> Path
     }
     let out = work.join("out");
     fs::create_dir_all(&out).unwrap();
-    let output = Command::new(suricata.binary())
-        .arg("-c")
-        .arg(Path::new(&s.config.paths.rendered_dir).join("current/suricata.yaml"))
-        .arg("-r")
-        .arg(&input)
-        .arg("-l")
-        .arg(&out)
-        .args(["-k", "none", "--runmode", "single"])
-        .args(["--set", "unix-command.enabled=no"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    offline::suricata_r(suricata, &offline::rendered_yaml(s), &input, &out, &[]);
     out
 }
 
-fn eve(out: &Path) -> Vec<(String, Value)> {
+/// The corpus captures replayed with the default evidence config: the work directory (kept
+/// while the test runs), the settings, Suricata's log directory (EVE and the ring) and its EVE
+/// lines. `None`, saying why, without Suricata or the corpus.
+fn replayed() -> Option<(tempfile::TempDir, Settings, PathBuf, EveLines)> {
+    let (suricata, corpus) = (suricata()?, corpus()?);
+    let work = tempfile::tempdir().unwrap();
+    let s = settings(work.path(), "");
+    let out = replay(&suricata, &s, &corpus, work.path());
+    let lines = eve(&out);
+    Some((work, s, out, lines))
+}
+
+/// EVE lines, each with its parsed value.
+type EveLines = Vec<(String, Value)>;
+
+fn eve(out: &Path) -> EveLines {
     fs::read_to_string(out.join("eve.json"))
         .unwrap()
         .lines()
@@ -151,23 +138,6 @@ fn alerts(sensor: &str, lines: &[(String, Value)]) -> Vec<AlertRef> {
     lines
         .iter()
         .filter_map(|(l, _)| AlertRef::from_line(sensor, l.as_bytes()))
-        .collect()
-}
-
-/// Alerts grouped by flow, in the order their flows first alerted.
-fn by_flow(alerts: Vec<AlertRef>) -> Vec<Vec<AlertRef>> {
-    let mut order: Vec<String> = Vec::new();
-    let mut groups: HashMap<String, Vec<AlertRef>> = HashMap::new();
-    for a in alerts {
-        let stem = a.stem();
-        if !groups.contains_key(&stem) {
-            order.push(stem.clone());
-        }
-        groups.entry(stem).or_default().push(a);
-    }
-    order
-        .into_iter()
-        .map(|s| groups.remove(&s).unwrap())
         .collect()
 }
 
@@ -220,19 +190,15 @@ const NOW: u64 = 1_900_000_000;
 
 #[test]
 fn every_alerted_flow_is_kept_from_its_first_packet_and_nothing_else() {
-    let (Some(suricata), Some(corpus)) = (suricata(), corpus()) else {
+    let Some((_work, s, out, lines)) = replayed() else {
         return;
     };
-    let work = tempfile::tempdir().unwrap();
-    let s = settings(work.path(), "");
-    let out = replay(&suricata, &s, &corpus, work.path());
     let files = ring::list(&out).unwrap();
     assert!(
         !files.is_empty() && files.iter().all(|f| f.lz4),
         "{files:?}"
     );
-    let lines = eve(&out);
-    let flows = by_flow(alerts(&s.config.sensor.id, &lines));
+    let flows = offline::by_flow(alerts(&s.config.sensor.id, &lines));
     assert!(flows.len() >= 4, "alerted flows: {}", flows.len());
 
     let k = keeper(&s, &out);
@@ -309,13 +275,9 @@ fn every_alerted_flow_is_kept_from_its_first_packet_and_nothing_else() {
 
 #[test]
 fn alert_documents_say_the_sensor_keeps_their_packets() {
-    let (Some(suricata), Some(corpus)) = (suricata(), corpus()) else {
+    let Some((work, s, _out, lines)) = replayed() else {
         return;
     };
-    let work = tempfile::tempdir().unwrap();
-    let s = settings(work.path(), "");
-    let out = replay(&suricata, &s, &corpus, work.path());
-    let lines = eve(&out);
     let off = settings(work.path(), ", mode: off");
     let (mut on, mut off) = (Mapper::new(&s).unwrap(), Mapper::new(&off).unwrap());
     let (mut alerts, mut others) = (0, 0);
@@ -398,13 +360,9 @@ fn write_ring(dir: &Path, linktype: u32, recs: &[pcap::Record]) {
 /// its files when it stops), replacing the incomplete copy.
 #[test]
 fn a_copy_waits_until_the_ring_on_disk_reaches_the_alert() {
-    let (Some(suricata), Some(corpus)) = (suricata(), corpus()) else {
+    let Some((work, s, out, lines)) = replayed() else {
         return;
     };
-    let work = tempfile::tempdir().unwrap();
-    let s = settings(work.path(), "");
-    let out = replay(&suricata, &s, &corpus, work.path());
-    let lines = eve(&out);
     let (mut linktype, mut all) = (0, Vec::new());
     for f in ring::list(&out).unwrap() {
         let mut r = f.open().unwrap();
@@ -414,7 +372,7 @@ fn a_copy_waits_until_the_ring_on_disk_reaches_the_alert() {
         }
     }
     // A TCP flow whose handshake came before its alert.
-    let flows = by_flow(alerts(&s.config.sensor.id, &lines));
+    let flows = offline::by_flow(alerts(&s.config.sensor.id, &lines));
     let (group, alert_us) = flows
         .iter()
         .map(|g| {
@@ -491,13 +449,10 @@ fn a_copy_waits_until_the_ring_on_disk_reaches_the_alert() {
 
 #[test]
 fn the_cap_evicts_the_oldest_flows_and_retention_the_expired() {
-    let (Some(suricata), Some(corpus)) = (suricata(), corpus()) else {
+    let Some((_work, s, out, lines)) = replayed() else {
         return;
     };
-    let work = tempfile::tempdir().unwrap();
-    let s = settings(work.path(), "");
-    let out = replay(&suricata, &s, &corpus, work.path());
-    let flows = by_flow(alerts(&s.config.sensor.id, &eve(&out)));
+    let flows = offline::by_flow(alerts(&s.config.sensor.id, &lines));
     let mut k = keeper(&s, &out);
     // Sizes as kept with no cap.
     let mut sizes = Vec::new();
@@ -564,17 +519,12 @@ fn the_cap_evicts_the_oldest_flows_and_retention_the_expired() {
 
 #[test]
 fn the_daemon_keeps_flows_from_eve_lines_and_the_cli_serves_them() {
-    let (Some(suricata), Some(corpus)) = (suricata(), corpus()) else {
+    let Some((work, mut s, out, lines)) = replayed() else {
         return;
     };
-    let work = tempfile::tempdir().unwrap();
-    let s = settings(work.path(), "");
-    let out = replay(&suricata, &s, &corpus, work.path());
     // The daemon reads the ring where Suricata wrote it: here, the replay's log directory.
-    let mut s = s;
     s.config.logs.path = out.display().to_string();
-    let lines = eve(&out);
-    let flows = by_flow(alerts(&s.config.sensor.id, &lines));
+    let flows = offline::by_flow(alerts(&s.config.sensor.id, &lines));
 
     let metrics = Metrics::new("test");
     let service = EvidenceService::from_settings(&s, &metrics).unwrap();

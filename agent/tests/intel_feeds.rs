@@ -16,14 +16,14 @@ use std::time::{Duration, Instant};
 
 #[path = "support/netns.rs"]
 mod netns;
+#[path = "support/offline.rs"]
+mod offline;
 #[path = "support/rendered.rs"]
 mod rendered;
 
-use ids2_agent::apply::{self, Validator};
 use ids2_agent::config::{self, Settings};
 use ids2_agent::ecs::{fields::emitted_fields, Mapper};
 use ids2_agent::intel::feeds::{FeedUpdater, IntelFeedsError, IntelLoad, IntelReport};
-use ids2_agent::render::RenderOptions;
 use ids2_agent::suricata::Suricata;
 use netns::{End, Pair};
 use serde_json::Value;
@@ -103,15 +103,7 @@ fn settings(work: &Path, interface: &str, home_net: &str, intel: &str) -> Settin
 }
 
 fn prepare(s: &Settings, suricata: &Suricata) -> FeedUpdater {
-    fs::create_dir_all(&s.config.logs.path).unwrap();
-    fs::create_dir_all(&s.config.suricata.rules_dir).unwrap();
-    apply::render_to(
-        s,
-        &RenderOptions::default(),
-        Path::new(&s.config.paths.rendered_dir),
-        &Validator::Suricata(suricata.clone()),
-    )
-    .unwrap();
+    offline::render_checked(suricata, s, None);
     FeedUpdater::for_settings(s).unwrap()
 }
 
@@ -123,22 +115,7 @@ fn replay(suricata: &Suricata, s: &Settings, pcaps: &[PathBuf], out: &Path) -> V
     for p in pcaps {
         fs::copy(p, input.join(p.file_name().unwrap())).unwrap();
     }
-    let output = Command::new(suricata.binary())
-        .arg("-c")
-        .arg(Path::new(&s.config.paths.rendered_dir).join("current/suricata.yaml"))
-        .arg("-r")
-        .arg(&input)
-        .arg("-l")
-        .arg(out)
-        .args(["-k", "none", "--runmode", "single"])
-        .args(["--set", "unix-command.enabled=no"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    offline::suricata_r(suricata, &offline::rendered_yaml(s), &input, out, &[]);
     let text = fs::read_to_string(out.join("eve.json")).unwrap_or_default();
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
