@@ -22,11 +22,18 @@ json codec (decoding at the source) needs the stdin source (the file source has 
 `decoding`): it is measured that way, against a stdin pass-through, on the mix only.
 Compare within one run, as ratios: this is a shared machine and a Vector build without LTO.
 
+--breakdown adds, on the mix, where the pipeline's cost lies: the transform alone (stdin ->
+remap -> blackhole, what the program itself costs, parse_json against ECS) and the full
+pipeline with a memory buffer instead of the disk buffer (what the disk buffer's encoding of
+each event adds, in each variant).
+
 Usage: bench/vector-ecs.py [--mix N] [--per-type N] [--types alert,dns] [--program FILE]
-                          [--preload LIB]
+                          [--preload LIB] [--breakdown]
   --program FILE   measure a candidate ECS program (rendered VRL) instead of the shipped one
   --preload LIB    run Vector with LD_PRELOAD=LIB, e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2:
                    the shared build uses glibc's allocator, Vector's own release builds jemalloc
+                   (and so does the sensor's: nixos/pi5.nix builds it for 64 KiB pages)
+  --breakdown      also measure the mix as the transform alone and without the disk buffer
 Needs: Vector (IDS2_VECTOR, else `vector` on PATH, else ../shared/vector/vector), osmem-server
 (IDS2_OSMEM_SERVER, else /opt/ids2-venv), suricata, ids2-agent (IDS2_AGENT, else target/release
 or target/debug, else built). Says what is missing and exits 0 when something is.
@@ -54,6 +61,8 @@ RUN_TIMEOUT_S = 600
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Vector reads `${VAR}` in its config only with this set (0.57+); the agent sets it too.
 VECTOR_ENV = {"VECTOR_DANGEROUSLY_ALLOW_ENV_VAR_INTERPOLATION": "true"}
+# The floor: parsing the EVE line and nothing else.
+PARSE_JSON = ". = parse_json!(string!(.message))"
 
 
 def skip(why):
@@ -197,6 +206,8 @@ class Bench:
         self.preload = preload
         self.toml = toml
         self.program = program
+        # False: the sink gets Vector's default memory buffer (--breakdown).
+        self.disk_buffer = True
         self.prefix = toml["sinks"]["opensearch"]["bulk"]["index"].split("-")[0]
         self.runs = 0
 
@@ -207,11 +218,19 @@ class Bench:
         sink["inputs"] = inputs
         sink["endpoints"] = [self.osmem.url]
         sink["batch"]["timeout_secs"] = 1
+        if not self.disk_buffer:
+            sink.pop("buffer", None)
         if index:
             # The floors carry no event.dataset nor event.id: a fixed index, ids made by the server.
             sink["bulk"]["index"] = index
             sink.pop("id_key", None)
         return sink
+
+    def ecs_transform(self):
+        ecs = dict(self.toml["transforms"]["ecs"])
+        if self.program:
+            ecs["source"] = self.program
+        return ecs
 
     def config(self, variant, data_dir, input_path):
         eve = dict(self.toml["sources"]["eve"])
@@ -223,6 +242,13 @@ class Bench:
             if variant == "stdin_json_codec":
                 src["decoding"] = {"codec": "json"}
             cfg["sources"]["eve"] = src
+            if variant.startswith("stdin_alone_"):
+                # The transform alone: nothing downstream but a sink that drops every event.
+                ecs = self.ecs_transform() if variant == "stdin_alone_ecs" else {"source": PARSE_JSON}
+                cfg["transforms"]["ecs"] = dict(ecs, type="remap", inputs=["eve"])
+                cfg["sinks"]["out"] = {"type": "blackhole", "inputs": ["ecs"],
+                                       "print_interval_secs": 0}
+                return cfg
             cfg["sinks"]["opensearch"] = self.sink(["eve"], f"bench-{variant}")
             # Vector exits at the end of stdin and keeps what its disk buffer holds for the
             # next start: a memory buffer is drained before it exits, so every event is counted.
@@ -233,12 +259,10 @@ class Bench:
             cfg["sinks"]["opensearch"] = self.sink(["eve"], "bench-pass")
         elif variant == "parse_json":
             cfg["transforms"]["ecs"] = {"type": "remap", "inputs": ["eve"],
-                                        "source": ". = parse_json!(string!(.message))"}
+                                        "source": PARSE_JSON}
             cfg["sinks"]["opensearch"] = self.sink(["ecs"], "bench-parse_json")
         else:
-            ecs = dict(self.toml["transforms"]["ecs"])
-            if self.program:
-                ecs["source"] = self.program
+            ecs = self.ecs_transform()
             unmapped = dict(self.toml["transforms"]["ecs_unmapped"])
             unmapped["inputs"] = ["ecs.dropped"]
             cfg["transforms"] = {"ecs": ecs, "ecs_unmapped": unmapped}
@@ -301,7 +325,7 @@ class Bench:
                         raise RuntimeError(f"{variant}: not done in {RUN_TIMEOUT_S} s ({run_dir})")
                     time.sleep(0.5)
                 cpu, hwm = proc_cpu_s(proc.pid), proc_hwm_mb(proc.pid)
-            got = self.osmem.count(pattern) if n else 0
+            got = self.osmem.count(pattern) if n and "_alone_" not in variant else n
             if n and got != n:
                 raise RuntimeError(f"{variant}: {got} documents for {n} events ({run_dir})")
             if variant == "ecs" and n:
@@ -319,6 +343,34 @@ class Bench:
         return start, cpu, hwm
 
 
+def breakdown(bench, mix, n, disk_row):
+    """Where the mix's cost lies: the transform alone, then the pipeline without and with the
+    disk buffer (the last from the main table's mix row, measured in the same run)."""
+    def us(variant):
+        started, cpu, hwm = bench.run(variant, mix, n)
+        return (cpu - started) / n * 1e6, hwm
+
+    def line(stage, cells):
+        pj, ecs = cells["parse_json"], cells["ecs"]
+        pas = f"{cells['pass'][0]:.0f}" if "pass" in cells else "—"
+        print(f"| {stage} | {pas} | {pj[0]:.0f} | {ecs[0]:.0f} | {pj[0] / ecs[0]:.2f} | "
+              f"{pj[1]:.0f} | {ecs[1]:.0f} |", flush=True)
+
+    print("\nwhere the mix's cost lies: µs of Vector CPU per event, net of start-up\n")
+    print("| stage | pass-through | parse_json | ECS | ECS / parse_json | parse_json peak RSS MB "
+          "| ECS peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    line("transform alone (stdin → remap → blackhole)",
+         {"parse_json": us("stdin_alone_parse_json"), "ecs": us("stdin_alone_ecs")})
+    bench.disk_buffer = False
+    try:
+        line("pipeline, memory buffer", {v: us(v) for v in ("pass", "parse_json", "ecs")})
+    finally:
+        bench.disk_buffer = True
+    line("pipeline, disk buffer (the sensor's)",
+         {v: (1e6 / rate, hwm) for v, (rate, _, hwm) in disk_row.items()})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mix", type=int, default=60000, help="events in the mix runs")
@@ -326,6 +378,8 @@ def main():
     ap.add_argument("--types", help="only these EVE types (comma-separated); `none` for the mix only")
     ap.add_argument("--program", help="a rendered candidate ECS program to measure instead")
     ap.add_argument("--preload", help="a library Vector runs with (LD_PRELOAD), e.g. jemalloc")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also measure the mix as the transform alone and without the disk buffer")
     args = ap.parse_args()
     if not (1000 <= args.mix <= 1_000_000 and 1000 <= args.per_type <= 1_000_000):
         sys.exit("--mix and --per-type must be 1000..1000000")
@@ -378,16 +432,17 @@ def main():
             ratio = row["ecs"][0] / row["parse_json"][0]
             print(f"| {label} | {n} | {row['pass'][0]:.0f} | {row['parse_json'][0]:.0f} | "
                   f"{row['ecs'][0]:.0f} | {1e6 / row['ecs'][0]:.0f} | {ratio:.2f} | "
-                  f"{row['ecs'][1]:.0f} | {row['ecs'][2]:.0f} |", flush=True)
+                  f"{row['ecs'][1]:.0f} | {row['parse_json'][2]:.0f} | {row['ecs'][2]:.0f} |",
+                  flush=True)
             return row
 
         print("\nevents per CPU-second of Vector, net of its start-up (ECS incl. = with start-up)\n")
         print("| input | events | pass-through | parse_json | ECS remap | ECS µs/event "
-              "| ECS / parse_json | ECS incl. start | ECS peak RSS MB |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              "| ECS / parse_json | ECS incl. start | parse_json peak RSS MB | ECS peak RSS MB |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         mix = work / "mix.json"
         write_input(mix, lines, args.mix)
-        measure("mix", mix, args.mix)
+        mix_row = measure("mix", mix, args.mix)
         wanted = None if not args.types else [t for t in args.types.split(",") if t != "none"]
         for etype, tlines in sorted(by_type.items(), key=lambda kv: -len(kv[1])):
             if wanted is not None and etype not in wanted:
@@ -403,6 +458,8 @@ def main():
             rates[v] = args.mix / max(cpu - started, 1e-9)
         print(f"\nstdin source, mix: pass-through {rates['stdin_pass']:.0f}, json codec "
               f"{rates['stdin_json_codec']:.0f} events per CPU-second (net of start-up)")
+        if args.breakdown:
+            breakdown(bench, mix, args.mix, mix_row)
     finally:
         osmem.stop()
         shutil.rmtree(work, ignore_errors=True)
