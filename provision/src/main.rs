@@ -5,7 +5,7 @@
 //! results to output and exit codes (0 ok, 2 bad input, 1 any other failure).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -521,6 +521,46 @@ enum SensorCommand {
 }
 
 /// An error that carries the exit code it should produce.
+impl Connection {
+    /// The REST client these flags describe, for the domain at `base`.
+    async fn rest(&self, base: &str) -> anyhow::Result<Rest> {
+        rest_client(
+            base,
+            self.auth,
+            self.region.as_deref(),
+            self.profile.as_deref(),
+            self.username.as_deref(),
+            self.password_file.as_deref(),
+            self.timeout_secs,
+        )
+        .await
+    }
+}
+
+/// The REST client for the domain at `base`: SigV4 (the region read from an AWS endpoint host
+/// when not given) or basic auth (the password from IDS2_OPENSEARCH_PASSWORD, else the file).
+/// `opensearch setup` and `fleet status` spell these flags themselves; the rest share
+/// [`Connection`].
+async fn rest_client(
+    base: &str,
+    auth: AuthMethod,
+    region: Option<&str>,
+    profile: Option<&str>,
+    username: Option<&str>,
+    password_file: Option<&Path>,
+    timeout_secs: u64,
+) -> anyhow::Result<Rest> {
+    let auth = match auth {
+        AuthMethod::Sigv4 => setup::sigv4_auth(base, region, profile).await?,
+        AuthMethod::Basic => setup::basic_auth(
+            username,
+            std::env::var("IDS2_OPENSEARCH_PASSWORD").ok(),
+            password_file,
+        )?,
+    };
+    Ok(Rest::new(auth, Duration::from_secs(timeout_secs))?)
+}
+
 struct Failure {
     code: u8,
     error: anyhow::Error,
@@ -718,18 +758,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 templates_only,
             };
             setup::check_options(&options)?;
-            let auth = match auth {
-                AuthMethod::Sigv4 => {
-                    setup::sigv4_auth(&options.endpoint, region.as_deref(), profile.as_deref())
-                        .await?
-                }
-                AuthMethod::Basic => setup::basic_auth(
-                    username.as_deref(),
-                    std::env::var("IDS2_OPENSEARCH_PASSWORD").ok(),
-                    password_file.as_deref(),
-                )?,
-            };
-            let rest = Rest::new(auth, Duration::from_secs(timeout_secs))?;
+            let rest = rest_client(
+                &options.endpoint,
+                auth,
+                region.as_deref(),
+                profile.as_deref(),
+                username.as_deref(),
+                password_file.as_deref(),
+                timeout_secs,
+            )
+            .await?;
             let report = setup::setup(&rest, &options).await?;
             println!("{report}");
             Ok(())
@@ -737,18 +775,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Tune { action, conn } => {
             let endpoint = conn.endpoint.as_deref().ok_or(TuneError::NoEndpoint)?;
             let base = setup::check_endpoint(endpoint)?.base;
-            let auth = match conn.auth {
-                AuthMethod::Sigv4 => {
-                    setup::sigv4_auth(&base, conn.region.as_deref(), conn.profile.as_deref())
-                        .await?
-                }
-                AuthMethod::Basic => setup::basic_auth(
-                    conn.username.as_deref(),
-                    std::env::var("IDS2_OPENSEARCH_PASSWORD").ok(),
-                    conn.password_file.as_deref(),
-                )?,
-            };
-            let rest = Rest::new(auth, Duration::from_secs(conn.timeout_secs))?;
+            let rest = conn.rest(&base).await?;
             let prefix = &conn.index_prefix;
             let now = time::OffsetDateTime::now_utc();
             let new = match action {
@@ -853,18 +880,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 error: anyhow::anyhow!("fleet health needs --endpoint URL (the domain endpoint)"),
             })?;
             let base = setup::check_endpoint(endpoint)?.base;
-            let auth = match conn.auth {
-                AuthMethod::Sigv4 => {
-                    setup::sigv4_auth(&base, conn.region.as_deref(), conn.profile.as_deref())
-                        .await?
-                }
-                AuthMethod::Basic => setup::basic_auth(
-                    conn.username.as_deref(),
-                    std::env::var("IDS2_OPENSEARCH_PASSWORD").ok(),
-                    conn.password_file.as_deref(),
-                )?,
-            };
-            let rest = Rest::new(auth, Duration::from_secs(conn.timeout_secs))?;
+            let rest = conn.rest(&base).await?;
             let now = time::OffsetDateTime::now_utc();
             let now_millis = (now.unix_timestamp_nanos() / 1_000_000) as i64;
             let findings =
@@ -900,17 +916,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             timeout_secs,
         }) => {
             let base = setup::check_endpoint(&endpoint)?.base;
-            let auth = match auth {
-                AuthMethod::Sigv4 => {
-                    setup::sigv4_auth(&base, region.as_deref(), profile.as_deref()).await?
-                }
-                AuthMethod::Basic => setup::basic_auth(
-                    username.as_deref(),
-                    std::env::var("IDS2_OPENSEARCH_PASSWORD").ok(),
-                    password_file.as_deref(),
-                )?,
-            };
-            let rest = Rest::new(auth, Duration::from_secs(timeout_secs))?;
+            let rest = rest_client(
+                &base,
+                auth,
+                region.as_deref(),
+                profile.as_deref(),
+                username.as_deref(),
+                password_file.as_deref(),
+                timeout_secs,
+            )
+            .await?;
             let sensors = ids2_provision::fleet::status(
                 &rest,
                 &base,

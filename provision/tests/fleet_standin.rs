@@ -73,43 +73,17 @@ fn snapshot(sensor: &str, age: Duration, drops: u64, throttle: u8) -> Snapshot {
     }
 }
 
-fn index_of(doc: &Value) -> String {
-    let ts = doc["@timestamp"].as_str().unwrap();
-    format!("ids2-heartbeat-{}", ts[..10].replace('-', "."))
-}
-
-/// Indexes heartbeats as Vector would, into indices the heartbeat template `setup` installs
-/// governs (without it the emulator maps `observer.hostname` as text and, as OpenSearch does,
-/// refuses to aggregate on it).
-fn seed(s: &StandIn, docs: Vec<Value>) {
-    if s.template("ids2-heartbeat").is_none() {
-        let template = ids2_provision::mappings::heartbeat_template("ids2", heartbeat::FIELDS, 1)
-            .expect("the heartbeat template");
-        let (status, r) = s.emulator(
-            "PUT",
-            "/_index_template/ids2-heartbeat",
-            Some(template.to_string()),
-        );
-        assert_eq!(status, 200, "{r}");
-    }
-    let docs: Vec<(String, Value)> = docs.into_iter().map(|d| (index_of(&d), d)).collect();
-    s.index(&docs);
-}
-
 #[test]
 fn status_tells_online_late_and_offline_sensors_apart() {
     let Some(s) = StandIn::start_or_skip(Expect::SigV4) else {
         return;
     };
-    seed(
-        &s,
-        vec![
-            beat("pi-a", Duration::from_secs(200), 1, 0),
-            beat_with_intel("pi-a", Duration::from_secs(3), 7, 1, &["own"]),
-            beat_with_intel("pi-b", Duration::from_secs(45), 0, 0, &[]),
-            beat("pi-c", Duration::from_secs(300), 5, 3),
-        ],
-    );
+    s.seed_heartbeats(vec![
+        beat("pi-a", Duration::from_secs(200), 1, 0),
+        beat_with_intel("pi-a", Duration::from_secs(3), 7, 1, &["own"]),
+        beat_with_intel("pi-b", Duration::from_secs(45), 0, 0, &[]),
+        beat("pi-c", Duration::from_secs(300), 5, 3),
+    ]);
     // Another prefix's heartbeats are not this fleet's.
     s.index(&[(
         "other-heartbeat-2026.11.21".into(),
@@ -173,7 +147,7 @@ fn basic_auth_is_sent_and_a_denial_is_reported() {
     let Some(s) = StandIn::start_or_skip(Expect::Basic("admin".into(), "pw".into())) else {
         return;
     };
-    seed(&s, vec![beat("pi-a", Duration::from_secs(1), 0, 0)]);
+    s.seed_heartbeats(vec![beat("pi-a", Duration::from_secs(1), 0, 0)]);
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "pw\n").unwrap();
@@ -364,7 +338,7 @@ fn time_to_offline_follows_the_threshold() {
         let at = Instant::now();
         let mut doc = beat("pi-m", Duration::ZERO, 0, 0);
         doc["ids2"]["heartbeat"]["interval_secs"] = interval_secs.into();
-        seed(&s, vec![doc]);
+        s.seed_heartbeats(vec![doc]);
         stopped = at;
     }
     let threshold = offline_secs.to_string();

@@ -137,26 +137,7 @@ fn expected() -> BTreeMap<&'static str, Vec<&'static str>> {
 }
 
 fn seed(s: &StandIn, now: OffsetDateTime) {
-    let template = ids2_provision::mappings::heartbeat_template("ids2", heartbeat::FIELDS, 1)
-        .expect("the heartbeat template");
-    let (status, r) = s.emulator(
-        "PUT",
-        "/_index_template/ids2-heartbeat",
-        Some(template.to_string()),
-    );
-    assert_eq!(status, 200, "{r}");
-    let docs: Vec<(String, Value)> = fleet(now)
-        .iter()
-        .map(|snap| {
-            let doc = heartbeat::document(snap);
-            let ts = doc["@timestamp"].as_str().unwrap().to_string();
-            (
-                format!("ids2-heartbeat-{}", ts[..10].replace('-', ".")),
-                doc,
-            )
-        })
-        .collect();
-    s.index(&docs);
+    s.seed_heartbeats(fleet(now).iter().map(heartbeat::document).collect());
 }
 
 fn health(s: &StandIn, extra: &[&str]) -> assert_cmd::assert::Assert {

@@ -200,6 +200,40 @@ impl StandIn {
             "bulk into the emulator: {status} {r}"
         );
     }
+
+    /// Indexes heartbeat documents as Vector would (`ids2-heartbeat-YYYY.MM.DD` from each one's
+    /// `@timestamp`), under the heartbeat template `setup` installs, put first if absent:
+    /// without it the emulator maps `observer.hostname` as text and, as OpenSearch does,
+    /// refuses to aggregate on it.
+    pub fn seed_heartbeats(&self, docs: Vec<Value>) {
+        if self.template("ids2-heartbeat").is_none() {
+            let template = ids2_provision::mappings::heartbeat_template(
+                "ids2",
+                ids2_core::heartbeat::FIELDS,
+                1,
+            )
+            .expect("the heartbeat template");
+            let (status, r) = self.emulator(
+                "PUT",
+                "/_index_template/ids2-heartbeat",
+                Some(template.to_string()),
+            );
+            assert_eq!(status, 200, "{r}");
+        }
+        let docs: Vec<(String, Value)> = docs
+            .into_iter()
+            .map(|doc| {
+                let ts = doc["@timestamp"]
+                    .as_str()
+                    .expect("a heartbeat's @timestamp");
+                (
+                    format!("ids2-heartbeat-{}", ts[..10].replace('-', ".")),
+                    doc,
+                )
+            })
+            .collect();
+        self.index(&docs);
+    }
 }
 
 impl Drop for StandIn {
