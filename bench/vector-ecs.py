@@ -35,8 +35,8 @@ Usage: bench/vector-ecs.py [--mix N] [--per-type N] [--types alert,dns] [--progr
                    (and so does the sensor's: nixos/pi5.nix builds it for 64 KiB pages)
   --breakdown      also measure the mix as the transform alone and without the disk buffer
 Needs: Vector (IDS2_VECTOR, else `vector` on PATH, else ../shared/vector/vector), osmem-server
-(IDS2_OSMEM_SERVER, else /opt/ids2-venv), suricata, ids2-agent (IDS2_AGENT, else target/release
-or target/debug, else built). Says what is missing and exits 0 when something is.
+(IDS2_OSMEM_SERVER, else /opt/ids2-venv), suricata, ids2-agent (IDS2_AGENT, else built: cargo
+build -p ids2-agent). Says what is missing and exits 0 when something is.
 """
 import argparse
 import collections
@@ -61,6 +61,8 @@ RUN_TIMEOUT_S = 600
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Vector reads `${VAR}` in its config only with this set (0.57+); the agent sets it too.
 VECTOR_ENV = {"VECTOR_DANGEROUSLY_ALLOW_ENV_VAR_INTERPOLATION": "true"}
+# Where a rendered program's second remap (ecs_protocols) begins: ids2_agent::render::PROTOCOLS_MARKER.
+PROTOCOLS_MARKER = "# ---- ids2: the protocol sections, a second remap (ecs_protocols) ----"
 # The floor: parsing the EVE line and nothing else.
 PARSE_JSON = ". = parse_json!(string!(.message))"
 
@@ -102,9 +104,7 @@ def locate_agent():
     env = os.environ.get("IDS2_AGENT")
     if env:
         return env
-    for p in ("target/release/ids2-agent", "target/debug/ids2-agent"):
-        if (ROOT / p).is_file():
-            return str(ROOT / p)
+    # Built (a no-op when fresh) rather than found: a stale binary renders another program.
     subprocess.run(["cargo", "build", "-q", "-p", "ids2-agent"], cwd=ROOT, check=True)
     return str(ROOT / "target/debug/ids2-agent")
 
@@ -226,11 +226,18 @@ class Bench:
             sink.pop("id_key", None)
         return sink
 
-    def ecs_transform(self):
-        ecs = dict(self.toml["transforms"]["ecs"])
+    def ecs_transforms(self, inputs):
+        """The ECS program's remap transforms as `vector.toml` has them (or the candidate
+        program's, split the same way), fed by `inputs`; the last is the one to ship."""
+        ecs = dict(self.toml["transforms"]["ecs"], inputs=inputs)
+        protocols = dict(self.toml["transforms"]["ecs_protocols"])
         if self.program:
-            ecs["source"] = self.program
-        return ecs
+            core, marker, rest = self.program.partition(PROTOCOLS_MARKER)
+            ecs["source"] = core
+            protocols["source"] = marker + rest
+        if not protocols["source"].strip():
+            return {"ecs": ecs}, "ecs"
+        return {"ecs": ecs, "ecs_protocols": protocols}, "ecs_protocols"
 
     def config(self, variant, data_dir, input_path):
         eve = dict(self.toml["sources"]["eve"])
@@ -244,9 +251,13 @@ class Bench:
             cfg["sources"]["eve"] = src
             if variant.startswith("stdin_alone_"):
                 # The transform alone: nothing downstream but a sink that drops every event.
-                ecs = self.ecs_transform() if variant == "stdin_alone_ecs" else {"source": PARSE_JSON}
-                cfg["transforms"]["ecs"] = dict(ecs, type="remap", inputs=["eve"])
-                cfg["sinks"]["out"] = {"type": "blackhole", "inputs": ["ecs"],
+                if variant == "stdin_alone_ecs":
+                    cfg["transforms"], last = self.ecs_transforms(["eve"])
+                else:
+                    cfg["transforms"]["ecs"] = {"type": "remap", "inputs": ["eve"],
+                                                "source": PARSE_JSON}
+                    last = "ecs"
+                cfg["sinks"]["out"] = {"type": "blackhole", "inputs": [last],
                                        "print_interval_secs": 0}
                 return cfg
             cfg["sinks"]["opensearch"] = self.sink(["eve"], f"bench-{variant}")
@@ -262,11 +273,11 @@ class Bench:
                                         "source": PARSE_JSON}
             cfg["sinks"]["opensearch"] = self.sink(["ecs"], "bench-parse_json")
         else:
-            ecs = self.ecs_transform()
+            cfg["transforms"], last = self.ecs_transforms(["eve"])
             unmapped = dict(self.toml["transforms"]["ecs_unmapped"])
             unmapped["inputs"] = ["ecs.dropped"]
-            cfg["transforms"] = {"ecs": ecs, "ecs_unmapped": unmapped}
-            cfg["sinks"]["opensearch"] = self.sink(["ecs", "ecs_unmapped"])
+            cfg["transforms"]["ecs_unmapped"] = unmapped
+            cfg["sinks"]["opensearch"] = self.sink([last, "ecs_unmapped"])
         return cfg
 
     def run(self, variant, input_path, n):

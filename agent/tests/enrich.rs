@@ -233,7 +233,9 @@ fn vector_toml_declares_the_geoip_tables_only_when_present() {
         Some(dbs.path("GeoLite2-ASN.mmdb").as_str())
     );
     assert!(!tables.contains_key("ids2_reputation"));
-    let source = doc["transforms"]["ecs"]["source"].as_str().unwrap();
+    let source = doc["transforms"]["ecs_protocols"]["source"]
+        .as_str()
+        .unwrap();
     assert!(source.contains(r#"get_enrichment_table_record("geoip_city""#));
     assert!(source.contains(r#"get_enrichment_table_record("geoip_asn""#));
     // Only the enrichment parts: the rest of vector.toml and of the program has its own

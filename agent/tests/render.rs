@@ -104,6 +104,11 @@ fn vector_toml_wiring() {
     assert_eq!(ecs["type"].as_str(), Some("remap"));
     assert_eq!(strings(&ecs["inputs"]), ["eve"]);
     assert_eq!(ecs["reroute_dropped"].as_bool(), Some(true));
+    // The protocol sections follow as a remap that cannot fail, so nothing reroutes from it.
+    let protocols = table(transforms, "ecs_protocols");
+    assert_eq!(protocols["type"].as_str(), Some("remap"));
+    assert_eq!(strings(&protocols["inputs"]), ["ecs"]);
+    assert!(!protocols.contains_key("reroute_dropped") && !protocols.contains_key("drop_on_error"));
     assert_eq!(
         strings(&table(transforms, "ecs_unmapped")["inputs"]),
         ["ecs.dropped", "anomaly_ecs.dropped"]
@@ -119,11 +124,13 @@ fn vector_toml_wiring() {
             assert!(known.contains(&base), "{name} reads unknown input {input}");
         }
     }
-    // Nothing the file source reads bypasses the mapping.
+    // Nothing the file source reads bypasses the mapping, nor its second part.
     for (name, sink) in sinks {
+        let inputs = strings(&sink["inputs"]);
+        assert!(!inputs.contains(&"eve"), "sink {name} reads raw EVE");
         assert!(
-            !strings(&sink["inputs"]).contains(&"eve"),
-            "sink {name} reads raw EVE"
+            !inputs.contains(&"ecs"),
+            "sink {name} reads half-mapped events"
         );
     }
 
@@ -131,7 +138,7 @@ fn vector_toml_wiring() {
     assert_eq!(os["type"].as_str(), Some("elasticsearch"));
     assert_eq!(
         strings(&os["inputs"]),
-        ["ecs", "ecs_unmapped", "anomaly_ecs"]
+        ["ecs_protocols", "ecs_unmapped", "anomaly_ecs"]
     );
     assert_eq!(
         strings(&os["endpoints"]),
@@ -229,7 +236,7 @@ fn basic_auth_and_redis_reference_secrets_by_env_only() {
     assert_eq!(redis["data_type"].as_str(), Some("list"));
     assert_eq!(
         strings(&redis["inputs"]),
-        ["ecs", "ecs_unmapped", "anomaly_ecs"]
+        ["ecs_protocols", "ecs_unmapped", "anomaly_ecs"]
     );
 }
 
@@ -369,13 +376,23 @@ fn embedded_program_matches_ecs_program() {
     let doc: Table = text(&render_default(&s), render::VECTOR_TOML)
         .parse()
         .unwrap();
-    let embedded = table(table(&doc, "transforms"), "ecs")["source"]
-        .as_str()
-        .unwrap();
+    let embedded = |name: &str| {
+        table(table(&doc, "transforms"), name)["source"]
+            .as_str()
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let program = render::ecs_program(&s).unwrap();
+    let (core, protocols) = render::split_program(&program);
+    assert!(
+        !protocols.is_empty(),
+        "the shipped program has its second part"
+    );
     assert_eq!(
-        embedded.trim(),
-        render::ecs_program(&s).unwrap().trim(),
-        "vector.toml must embed exactly the program the ecs module runs"
+        (embedded("ecs"), embedded("ecs_protocols")),
+        (core.trim().to_string(), protocols.trim().to_string()),
+        "vector.toml must embed exactly the two programs the ecs module runs"
     );
 }
 

@@ -1,6 +1,7 @@
-//! Runs the ECS program on EVE lines with the `vrl` crate, the way Vector's remap transform
-//! runs it: the program is compiled once, each line arrives as the file source's `message`,
-//! and the runtime state is cleared between events.
+//! Runs the ECS program on EVE lines with the `vrl` crate, the way Vector's two remap
+//! transforms run it: each part is compiled once on its own (so the second cannot use what
+//! the first left in variables), each line arrives as the file source's `message`, the second
+//! part maps what the first made, and the runtime state is cleared between events.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use vrl::compiler::{Context, Program, TargetValue, TimeZone};
 use vrl::diagnostic::Formatter;
 use vrl::value::{Secrets, Value};
 
-use super::program::{ecs_program, ecs_program_for, ProgramVars};
+use super::program::{ecs_program, ecs_program_for, split_program, ProgramVars};
 use super::EcsError;
 use crate::config::Settings;
 use crate::enrich::{GetEnrichmentTableRecord, Tables};
@@ -19,6 +20,8 @@ use crate::enrich::{GetEnrichmentTableRecord, Tables};
 /// A compiled ECS program, ready to map one EVE line after another.
 pub struct Mapper {
     program: Program,
+    /// The protocol sections (`ecs_protocols` in `vector.toml`), when the program has them.
+    protocols: Option<Program>,
     state: RuntimeState,
     timezone: TimeZone,
 }
@@ -42,17 +45,38 @@ impl Mapper {
     }
 
     /// Compiles VRL source with the standard library and `get_enrichment_table_record` over
-    /// these tables (our implementation of Vector's function).
+    /// these tables (our implementation of Vector's function). A source with the protocol
+    /// sections' marker line compiles as the two programs `vector.toml` runs; the second must
+    /// not be able to fail, or Vector would copy every whole ECS document for it.
     pub fn with_tables(source: &str, tables: Tables) -> Result<Self, EcsError> {
         let mut functions = vrl::stdlib::all();
         functions.push(Box::new(GetEnrichmentTableRecord::new(Arc::new(tables))));
-        let compiled = vrl::compiler::compile(source, &functions).map_err(|diagnostics| {
-            EcsError::Compile {
-                diagnostics: Formatter::new(source, diagnostics).to_string(),
+        let compile = |part: &str| {
+            vrl::compiler::compile(part, &functions)
+                .map(|compiled| compiled.program)
+                .map_err(|diagnostics| EcsError::Compile {
+                    diagnostics: Formatter::new(part, diagnostics).to_string(),
+                })
+        };
+        let (core, protocols) = split_program(source);
+        let protocols = if protocols.is_empty() {
+            None
+        } else {
+            let program = compile(protocols)?;
+            let info = program.info();
+            if info.fallible || info.abortable {
+                return Err(EcsError::Compile {
+                    diagnostics: "the protocol sections (the second remap, ecs_protocols) can \
+                                  fail or abort: handle each error where it arises instead of \
+                                  with `!` or abort"
+                        .into(),
+                });
             }
-        })?;
+            Some(program)
+        };
         Ok(Self {
-            program: compiled.program,
+            program: compile(core)?,
+            protocols,
             state: RuntimeState::default(),
             timezone: TimeZone::default(),
         })
@@ -78,6 +102,12 @@ impl Mapper {
         result.map_err(|e| EcsError::InvalidEvent {
             reason: e.to_string(),
         })?;
+        if let Some(protocols) = &self.protocols {
+            let mut ctx = Context::new(&mut target, &mut self.state, &self.timezone);
+            // Compiled infallible (checked in with_tables): it cannot return an error.
+            let _ = protocols.resolve(&mut ctx);
+            self.state.clear();
+        }
         Ok(target.value)
     }
 
@@ -261,6 +291,45 @@ mod tests {
             m.map_line(ALERT).is_ok(),
             "a failed line leaves the mapper usable"
         );
+    }
+
+    /// A program in two parts the way the shipped one is split.
+    fn two_parts(first: &str, second: &str) -> String {
+        format!("{first}\n{}\n{second}\n", crate::render::PROTOCOLS_MARKER)
+    }
+
+    #[test]
+    fn the_second_part_maps_what_the_first_made_and_sees_none_of_its_variables() {
+        let mut m = Mapper::from_source(&two_parts(
+            ".first = string!(.message)",
+            ".second = upcase(string(.first) ?? \"\")",
+        ))
+        .expect("two parts compile");
+        let doc = m.map_line("abc").unwrap();
+        assert_eq!(doc["first"], "abc");
+        assert_eq!(doc["second"], "ABC");
+        // As in Vector, where each part is its own remap transform.
+        match Mapper::from_source(&two_parts("v = 1", ".x = v")) {
+            Err(EcsError::Compile { diagnostics }) => {
+                assert!(diagnostics.contains("undefined variable"), "{diagnostics}")
+            }
+            Err(e) => panic!("expected Compile, got {e:?}"),
+            Ok(_) => panic!("the second part used the first part's variable"),
+        }
+    }
+
+    #[test]
+    fn a_second_part_that_can_fail_is_refused() {
+        // Vector would copy every whole document to forward it if the second remap failed.
+        for second in [".x = string!(.y)", "abort"] {
+            match Mapper::from_source(&two_parts(".a = 1", second)) {
+                Err(EcsError::Compile { diagnostics }) => {
+                    assert!(diagnostics.contains("ecs_protocols"), "{diagnostics}")
+                }
+                Err(e) => panic!("{second}: expected Compile, got {e:?}"),
+                Ok(_) => panic!("{second}: a fallible second part was accepted"),
+            }
+        }
     }
 
     #[test]

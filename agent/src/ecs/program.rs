@@ -1,7 +1,7 @@
 //! Where the ECS program comes from: `render` renders `templates/ecs.vrl.tera` once for both
 //! `vector.toml` and the [`super::Mapper`], so the two cannot run different programs.
 
-pub use crate::render::{ecs_program, ecs_program_for, ProgramVars};
+pub use crate::render::{ecs_program, ecs_program_for, split_program, ProgramVars};
 
 /// The event field that carries the deterministic document id. Vector's elasticsearch sink
 /// must read it with `id_key = "event.id"` (it removes the field from the body it sends).
