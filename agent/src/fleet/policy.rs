@@ -15,7 +15,6 @@
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -368,41 +367,15 @@ impl PolicyUpdater {
             .suricata
             .as_ref()
             .ok_or(PolicyUpdateError::NoSuricata)?;
-        let logs = tempfile::Builder::new()
-            .prefix("ids2-policy-check-")
-            .tempdir()
-            .map_err(io("create a temporary directory in", &std::env::temp_dir()))?;
         let mut set = OsString::from("threshold-file=");
         set.push(staged.as_os_str());
-        let output = Command::new(suricata.binary())
-            .arg("-T")
-            .arg("-c")
-            .arg(config)
-            .arg("-l")
-            .arg(logs.path())
-            .arg("--set")
-            .arg(set)
-            .output()
+        let run = suricata
+            .test(config, &["--set".into(), set])
             .map_err(io("run", suricata.binary()))?;
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        // A bad line makes Suricata exit 1 with `E: threshold-config: …`.
-        let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("E: ")).collect();
-        if output.status.success() && errors.is_empty() {
-            return Ok(());
+        match run.refused_or_errored() {
+            None => Ok(()),
+            Some(reason) => Err(PolicyUpdateError::Rejected(reason)),
         }
-        Err(PolicyUpdateError::Rejected(if errors.is_empty() {
-            text.lines()
-                .rev()
-                .take(15)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n")
-        } else {
-            errors.join("\n")
-        }))
     }
 
     /// Commits the threshold file and the list of applied and skipped entries.

@@ -515,39 +515,21 @@ impl RuleUpdater {
     /// `suricata -T` on the active rendered config with the staged set in place of the
     /// active one (the local rules stay those of the current generation).
     fn check(&self, current: &Path, staged: &Path) -> Result<(), RulesError> {
-        let logs = tempfile::Builder::new()
-            .prefix("ids2-rules-check-")
-            .tempdir()
-            .map_err(io("create a temporary directory in", &std::env::temp_dir()))?;
         let mut set_rules = OsString::from(format!("rule-files.{RULE_SET_INDEX}="));
         set_rules.push(staged.as_os_str());
         let mut set_local = OsString::from(format!("rule-files.{LOCAL_RULES_INDEX}="));
         set_local.push(current.join(LOCAL_RULES).as_os_str());
-        let output = Command::new(self.suricata.binary())
-            .arg("-T")
-            .arg("-c")
-            .arg(current.join(SURICATA_YAML))
-            .arg("-l")
-            .arg(logs.path())
-            .arg("--set")
-            .arg(set_rules)
-            .arg("--set")
-            .arg(set_local)
-            .output()
+        let run = self
+            .suricata
+            .test(
+                &current.join(SURICATA_YAML),
+                &["--set".into(), set_rules, "--set".into(), set_local],
+            )
             .map_err(io("run", self.suricata.binary()))?;
-        if output.status.success() {
-            return Ok(());
+        match run.refused() {
+            None => Ok(()),
+            Some(reason) => Err(RulesError::Rejected { reason }),
         }
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("E: ")).collect();
-        Err(RulesError::Rejected {
-            reason: if errors.is_empty() {
-                tail(&text)
-            } else {
-                tail(&errors.join("\n"))
-            },
-        })
     }
 
     /// Commits the manifest and the rule configuration on the rules branch.

@@ -6,7 +6,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 
 use crate::render::LOCAL_RULES_INDEX;
 
@@ -93,6 +93,29 @@ impl Suricata {
         &self.binary
     }
 
+    /// Runs `suricata -T -c config` with `args` after it (`--set key=value`, `-S file`), its logs
+    /// in a throw-away directory: how every candidate (a generation, a rule set, a threshold
+    /// file, intel rules) is checked before it replaces what runs.
+    pub fn test(&self, config: &Path, args: &[OsString]) -> std::io::Result<TestRun> {
+        let logs = tempfile::Builder::new()
+            .prefix("ids2-suricata-check-")
+            .tempdir()?;
+        let out = Command::new(&self.binary)
+            .arg("-T")
+            .arg("-c")
+            .arg(config)
+            .arg("-l")
+            .arg(logs.path())
+            .args(args)
+            .output()?;
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        Ok(TestRun {
+            status: out.status,
+            text,
+        })
+    }
+
     /// Runs `suricata -T` on `config`, loading `local_rules` in place of the file the config
     /// names at `rule-files[LOCAL_RULES_INDEX]`, so a candidate is checked with its own rules
     /// before it becomes current. When `rule_set` (the downloaded rules) is absent, only the
@@ -103,38 +126,50 @@ impl Suricata {
         local_rules: &Path,
         rule_set: &Path,
     ) -> Result<CheckReport, SuricataError> {
-        let logs = tempfile::Builder::new()
-            .prefix("ids2-suricata-check-")
-            .tempdir()
-            .map_err(SuricataError::TempDir)?;
         let rule_set_checked = rule_set.is_file();
-        let mut cmd = Command::new(&self.binary);
-        cmd.arg("-T")
-            .arg("-c")
-            .arg(config)
-            .arg("-l")
-            .arg(logs.path());
-        if rule_set_checked {
+        let args = if rule_set_checked {
             let mut set = OsString::from(format!("rule-files.{LOCAL_RULES_INDEX}="));
             set.push(local_rules);
-            cmd.arg("--set").arg(set);
+            ["--set".into(), set]
         } else {
-            cmd.arg("-S").arg(local_rules);
+            ["-S".into(), local_rules.into()]
+        };
+        let run = self
+            .test(config, &args)
+            .map_err(|source| SuricataError::Spawn {
+                binary: self.binary.clone(),
+                source,
+            })?;
+        match run.refused() {
+            None => Ok(CheckReport { rule_set_checked }),
+            Some(reason) => Err(SuricataError::Rejected {
+                config: config.to_path_buf(),
+                status: run.status.to_string(),
+                reason,
+            }),
         }
-        let out = cmd.output().map_err(|source| SuricataError::Spawn {
-            binary: self.binary.clone(),
-            source,
-        })?;
-        if out.status.success() {
-            return Ok(CheckReport { rule_set_checked });
-        }
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        Err(SuricataError::Rejected {
-            config: config.to_path_buf(),
-            status: out.status.to_string(),
-            reason: reason(&text),
-        })
+    }
+}
+
+/// What `suricata -T` said of a candidate.
+pub struct TestRun {
+    status: ExitStatus,
+    /// Its stdout and stderr.
+    text: String,
+}
+
+impl TestRun {
+    /// Why Suricata refused the candidate, or `None` when it exited 0.
+    pub fn refused(&self) -> Option<String> {
+        (!self.status.success()).then(|| reason(&self.text))
+    }
+
+    /// Like [`TestRun::refused`], and also refused when Suricata printed an `E: ` line: a bad
+    /// threshold line or intel rule leaves only that behind and Suricata still exits 0. Not
+    /// for whole rule sets, where a rule Suricata skips is no reason to keep the old set.
+    pub fn refused_or_errored(&self) -> Option<String> {
+        let error_line = self.text.lines().any(|l| l.starts_with("E: "));
+        (!self.status.success() || error_line).then(|| reason(&self.text))
     }
 }
 

@@ -21,7 +21,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use ids2_core::config::{IntelFeed, Settings};
@@ -45,8 +44,6 @@ const GENERATIONS_DIR: &str = "generations";
 const LIVE_CHANGE_MAX: usize = 20_000;
 /// Longest wait for a rule reload.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(600);
-/// Lines of Suricata's output an error carries.
-const TAIL_LINES: usize = 15;
 
 /// Why an update failed as a whole. The previous sets stay active in every case; a single
 /// feed's failure is not one of these (it is reported in [`IntelReport::feeds`]).
@@ -433,34 +430,18 @@ impl FeedUpdater {
     fn check(&self, rules: &str, gen: &Path) -> Result<(), IntelFeedsError> {
         let check_rules = gen.join("check.rules");
         fs::write(&check_rules, rules).map_err(io("write", &check_rules))?;
-        let logs = tempfile::Builder::new()
-            .prefix("ids2-intel-check-")
-            .tempdir()
-            .map_err(io("create a temporary directory in", &std::env::temp_dir()))?;
-        let output = Command::new(self.suricata.binary())
-            .arg("-T")
-            .arg("-c")
-            .arg(self.rendered_dir.join(CURRENT).join(SURICATA_YAML))
-            .arg("-l")
-            .arg(logs.path())
-            .arg("-S")
-            .arg(&check_rules)
-            .output()
-            .map_err(io("run", self.suricata.binary()))?;
+        let run = self
+            .suricata
+            .test(
+                &self.rendered_dir.join(CURRENT).join(SURICATA_YAML),
+                &["-S".into(), check_rules.clone().into()],
+            )
+            .map_err(io("run", self.suricata.binary()));
         let _ = fs::remove_file(&check_rules);
-        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&output.stderr));
-        let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("E: ")).collect();
-        if output.status.success() && errors.is_empty() {
-            return Ok(());
+        match run?.refused_or_errored() {
+            None => Ok(()),
+            Some(reason) => Err(IntelFeedsError::Rejected { reason }),
         }
-        Err(IntelFeedsError::Rejected {
-            reason: tail(&if errors.is_empty() {
-                text.clone()
-            } else {
-                errors.join("\n")
-            }),
-        })
     }
 
     /// Commits one line per feed on the intel branch; the subject says what changed.
@@ -651,12 +632,6 @@ fn timestamp(t: OffsetDateTime) -> String {
 
 fn parse_time(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let start = lines.len().saturating_sub(TAIL_LINES);
-    lines[start..].join("\n")
 }
 
 /// Seconds until the next feed is due, from the recorded states (soon for a feed never tried).
