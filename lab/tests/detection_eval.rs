@@ -13,16 +13,13 @@
 use std::path::Path;
 use std::process::Command;
 
-use ids2_agent::suricata::Suricata;
 use ids2_lab::{self as lab, eval};
 
-fn suricata(test: &str) -> Option<Suricata> {
-    let found = Suricata::locate().ok().flatten();
-    if found.is_none() {
-        eprintln!("SKIP {test}: needs suricata (.ci/install-deps)");
-    }
-    found
+mod support {
+    pub mod needs;
 }
+
+use support::needs;
 
 fn lab_settings(work: &Path) -> ids2_agent::config::Settings {
     lab::lab_settings(work, &work.join("archive.jsonl"), 2).unwrap()
@@ -60,7 +57,7 @@ fn echoes_pcap(path: &Path, n: u16) {
 
 #[test]
 fn captures_are_judged_apart() {
-    let Some(suricata) = suricata("captures_are_judged_apart") else {
+    let Some(suricata) = needs::suricata("captures_are_judged_apart") else {
         return;
     };
     let set = tempfile::tempdir().unwrap();
@@ -104,7 +101,7 @@ fn captures_are_judged_apart() {
 
 #[test]
 fn corpus_pcaps_raise_no_ids2_alert() {
-    let Some(suricata) = suricata("corpus_pcaps_raise_no_ids2_alert") else {
+    let Some(suricata) = needs::suricata("corpus_pcaps_raise_no_ids2_alert") else {
         return;
     };
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcaps");
@@ -153,11 +150,10 @@ fn corpus_pcaps_raise_no_ids2_alert() {
 #[test]
 fn real_tools_are_detected_and_benign_traffic_is_not() {
     let test = "real_tools_are_detected_and_benign_traffic_is_not";
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP {test}: needs root (network namespaces for bench/realtools.sh)");
+    if !needs::root(test, "network namespaces for bench/realtools.sh") {
         return;
     }
-    let Some(suricata) = suricata(test) else {
+    let Some(suricata) = needs::suricata(test) else {
         return;
     };
     let missing: Vec<&str> = [

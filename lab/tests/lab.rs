@@ -18,25 +18,17 @@ use ids2_lab::{self as lab, emulate, LabOptions, DETECTION_WINDOW, IDS2_SIDS};
 #[path = "../../agent/tests/support/sshd.rs"]
 mod sshd;
 mod support {
+    pub mod needs;
     pub mod this_build;
 }
 
+use support::needs;
 use support::this_build::agent_of_this_build;
 
 #[test]
 fn lab_detects_every_scenario_and_nothing_benign() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP lab_detects_every_scenario_and_nothing_benign: needs root (network namespaces, raw sockets)");
-        return;
-    }
-    if ids2_agent::suricata::Suricata::locate()
-        .ok()
-        .flatten()
-        .is_none()
-    {
-        eprintln!(
-            "SKIP lab_detects_every_scenario_and_nothing_benign: needs suricata (.ci/install-deps)"
-        );
+    const NAME: &str = "lab_detects_every_scenario_and_nothing_benign";
+    if !needs::root(NAME, "network namespaces, raw sockets") || needs::suricata(NAME).is_none() {
         return;
     }
     if !Path::new("/usr/sbin/sshd").is_file() {

@@ -31,8 +31,11 @@ use serde_json::Value;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 mod support {
+    pub mod needs;
     pub mod this_build;
 }
+
+use support::needs;
 
 /// The rule the flood trips: `itype:8; dsize:>500; threshold: type both, track by_src, count
 /// 3, seconds 10`, one alert per source; policy-violation is Suricata severity 1, which the
@@ -625,16 +628,9 @@ impl Run {
 #[test]
 fn spoofed_flood_through_suricata_never_blocks_the_protected() {
     const NAME: &str = "spoofed_flood_through_suricata_never_blocks_the_protected";
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP {NAME}: needs root (network namespaces, raw sockets, nftables)");
-        return;
-    }
-    if ids2_agent::suricata::Suricata::locate()
-        .ok()
-        .flatten()
-        .is_none()
+    if !needs::root(NAME, "network namespaces, raw sockets, nftables")
+        || needs::suricata(NAME).is_none()
     {
-        eprintln!("SKIP {NAME}: needs suricata (.ci/install-deps)");
         return;
     }
     if ids2_agent::files::find_program("nft").is_none() {

@@ -202,19 +202,7 @@ fn entries_are_written_refused_listed_and_expired() {
         }),
         ..Default::default()
     });
-    let template = ids2_provision::mappings::heartbeat_template("ids2", heartbeat::FIELDS, 1)
-        .expect("the heartbeat template");
-    let (status, body) = s.emulator(
-        "PUT",
-        "/_index_template/ids2-heartbeat",
-        Some(template.to_string()),
-    );
-    assert_eq!(status, 200, "{body}");
-    let index = format!(
-        "ids2-heartbeat-{}",
-        beat["@timestamp"].as_str().unwrap()[..10].replace('-', ".")
-    );
-    s.index(&[(index, beat)]);
+    s.seed_heartbeats(vec![beat]);
     tune(&s, &["list"])
         .success()
         .stdout(predicate::str::contains(&suppress_id))
