@@ -132,7 +132,11 @@ fn settings(replicas: u32) -> Value {
         "number_of_shards": 1,
         "number_of_replicas": replicas,
         "refresh_interval": "5s",
-        "mapping": {"total_fields": {"limit": 2000}}
+        // A value a field's type cannot take (an EVE u64 past 2^63, which reaches Vector's
+        // JSON parser as a float; a malformed date or address) is left unindexed, named in
+        // `_ignored`, and kept in `_source`: otherwise the server refuses the whole document
+        // and the event is lost.
+        "mapping": {"total_fields": {"limit": 2000}, "ignore_malformed": true}
     }})
 }
 
