@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The cost of the ECS mapping where it really runs: the real Vector, file source -> remap ->
-elasticsearch sink (bulk `create`) to a local osmem-server (an OpenSearch-API emulator), per EVE
-type and on the corpus mix, with the pass-through and parse_json floors in the same run.
+elasticsearch sink (bulk `index`) to a local osmem-server (an OpenSearch-API emulator) holding
+the index templates `ids2-provision opensearch setup` installs, per EVE type and on the corpus
+mix, with the pass-through and parse_json floors in the same run.
 
 What it runs:
 - the program, the file source, the remap options and the sink options come from the
@@ -10,7 +11,8 @@ What it runs:
   time only, so runs end sooner) differ;
 - the EVE: Suricata 7 over every corpus pcap (../shared/corpus/pcaps) with the rendered
   suricata.yaml, Suricata's own event rules and the ids2 rules; distinct lines only, repeated
-  with a `bench_copy` counter prepended so every line (and so every document id) is distinct;
+  with a `bench_copy` counter prepended so every line (and so every document id) is distinct,
+  and dated today as a sensor's events are (so one daily index per dataset, see write_input);
 - one Vector process per input and variant, fresh data_dir (checkpoints, disk buffer), ended
   once the emulator counts every document.
 
@@ -22,26 +24,34 @@ json codec (decoding at the source) needs the stdin source (the file source has 
 `decoding`): it is measured that way, against a stdin pass-through, on the mix only.
 Compare within one run, as ratios: this is a shared machine and a Vector build without LTO.
 
+--steady RATE feeds the mix at RATE events per second for --seconds instead of all at once,
+the sink batching as the rendered config says (its 5 s timeout, not the 1 s of the other runs):
+what a sensor at that rate spends (share of one core) and holds (peak RSS), where the burst
+runs' peak RSS is mostly the sink's batches of a backlog.
+
 --breakdown adds, on the mix, where the pipeline's cost lies: the transform alone (stdin ->
 remap -> blackhole, what the program itself costs, parse_json against ECS) and the full
 pipeline with a memory buffer instead of the disk buffer (what the disk buffer's encoding of
 each event adds, in each variant).
 
 Usage: bench/vector-ecs.py [--mix N] [--per-type N] [--types alert,dns] [--program FILE]
-                          [--preload LIB] [--breakdown]
+                          [--preload LIB] [--breakdown] [--steady RATE --seconds S]
   --program FILE   measure a candidate ECS program (rendered VRL) instead of the shipped one
   --preload LIB    run Vector with LD_PRELOAD=LIB, e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2:
                    the shared build uses glibc's allocator, Vector's own release builds jemalloc
                    (and so does the sensor's: nixos/pi5.nix builds it for 64 KiB pages)
   --breakdown      also measure the mix as the transform alone and without the disk buffer
+  --steady RATE    only the mix, fed at RATE events/s for --seconds (default 60): core share and RSS
 Needs: Vector (IDS2_VECTOR, else `vector` on PATH, else ../shared/vector/vector), osmem-server
-(IDS2_OSMEM_SERVER, else /opt/ids2-venv), suricata, ids2-agent (IDS2_AGENT, else built: cargo
-build -p ids2-agent). Says what is missing and exits 0 when something is.
+(IDS2_OSMEM_SERVER, else /opt/ids2-venv), suricata, ids2-agent and ids2-provision (IDS2_AGENT,
+IDS2_PROVISION, else built: cargo build -p ids2-agent -p ids2-provision). Says what is missing
+and exits 0 when something is.
 """
 import argparse
 import collections
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -63,6 +73,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 VECTOR_ENV = {"VECTOR_DANGEROUSLY_ALLOW_ENV_VAR_INTERPOLATION": "true"}
 # Where a rendered program's second remap (ecs_protocols) begins: ids2_agent::render::PROTOCOLS_MARKER.
 PROTOCOLS_MARKER = "# ---- ids2: the protocol sections, a second remap (ecs_protocols) ----"
+# The event's own date: EVE opens with "timestamp"; nested ones (flow.start) come later.
+TIMESTAMP_DATE = re.compile(r'^("timestamp":")\d{4}-\d{2}-\d{2}')
 # The floor: parsing the EVE line and nothing else.
 PARSE_JSON = ". = parse_json!(string!(.message))"
 
@@ -100,13 +112,27 @@ def locate_osmem():
     return out
 
 
-def locate_agent():
-    env = os.environ.get("IDS2_AGENT")
-    if env:
-        return env
-    # Built (a no-op when fresh) rather than found: a stale binary renders another program.
-    subprocess.run(["cargo", "build", "-q", "-p", "ids2-agent"], cwd=ROOT, check=True)
-    return str(ROOT / "target/debug/ids2-agent")
+def locate_ids2():
+    """ids2-agent and ids2-provision: IDS2_AGENT / IDS2_PROVISION, else built (a no-op when
+    fresh) rather than found, as a stale binary renders another program."""
+    agent, provision = os.environ.get("IDS2_AGENT"), os.environ.get("IDS2_PROVISION")
+    if not (agent and provision):
+        subprocess.run(["cargo", "build", "-q", "-p", "ids2-agent", "-p", "ids2-provision"],
+                       cwd=ROOT, check=True)
+    return (agent or str(ROOT / "target/debug/ids2-agent"),
+            provision or str(ROOT / "target/debug/ids2-provision"))
+
+
+def install_templates(provision, osmem, prefix, work):
+    """The index templates a sensor's domain holds (`ids2-provision opensearch setup`; the
+    emulator has no ISM, Alerting or Dashboards API for the rest). Without them the emulator
+    maps each field from the first value it sees and refuses the events that disagree."""
+    password = work / "opensearch-password"
+    password.write_text("bench\n")
+    subprocess.run([provision, "opensearch", "setup", "--endpoint", osmem.url,
+                    "--templates-only", "--auth", "basic", "--username", "bench",
+                    "--password-file", str(password), "--index-prefix", prefix,
+                    "--timeout-secs", "30"], check=True, capture_output=True, timeout=120)
 
 
 class Osmem:
@@ -188,14 +214,23 @@ def corpus_eve(current, work):
 
 
 def write_input(path, lines, n):
-    """`n` lines cycling through `lines`, each made distinct by a copy counter."""
+    """`n` lines cycling through `lines`, each made distinct by a copy counter and dated today.
+
+    A sensor's events are of the last seconds, so its sink writes to one daily index per
+    dataset. The corpus spans 250 days from 1970 to 2026: left as they are, the ECS runs wrote
+    to ~600 indices (a batch and a request per index) against the floors' one, and values
+    that conflict across events never met in one index's mapping (dated today, 61 of 20,000
+    mix documents were refused until the templates set ignore_malformed). Only the event's own
+    timestamp moves (its time of day kept); flow start and end stay as Suricata wrote them."""
+    today = time.strftime("%Y-%m-%d", time.gmtime())
     with path.open("w") as out:
         written, copy = 0, 0
         while written < n:
             for line in lines:
                 if written == n:
                     break
-                out.write('{"bench_copy":%d,%s\n' % (copy, line[1:]))
+                out.write('{"bench_copy":%d,%s\n' % (copy, TIMESTAMP_DATE.sub(
+                    lambda m: m.group(1) + today, line[1:], count=1)))
                 written += 1
             copy += 1
 
@@ -208,6 +243,10 @@ class Bench:
         self.program = program
         # False: the sink gets Vector's default memory buffer (--breakdown).
         self.disk_buffer = True
+        # (events/s, seconds): the input fed at a steady rate, the sink batching as rendered.
+        self.steady = None
+        # Seconds from the end of a steady feed until every document was counted.
+        self.drain_s = None
         self.prefix = toml["sinks"]["opensearch"]["bulk"]["index"].split("-")[0]
         self.runs = 0
 
@@ -217,7 +256,8 @@ class Bench:
         sink = json.loads(json.dumps(sink))
         sink["inputs"] = inputs
         sink["endpoints"] = [self.osmem.url]
-        sink["batch"]["timeout_secs"] = 1
+        if not self.steady:
+            sink["batch"]["timeout_secs"] = 1
         if not self.disk_buffer:
             sink.pop("buffer", None)
         if index:
@@ -327,15 +367,25 @@ class Bench:
                     raise RuntimeError(f"{variant}: Vector exited {proc.returncode} ({log_path})")
                 cpu, hwm = usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
             else:
-                os.link(input_path, run_dir / "staged.json")
-                os.rename(run_dir / "staged.json", watched)
+                if self.steady:
+                    feed_steadily(input_path, watched, *self.steady, proc)
+                    fed = time.monotonic()
+                else:
+                    os.link(input_path, run_dir / "staged.json")
+                    os.rename(run_dir / "staged.json", watched)
                 while self.osmem.count(pattern) < n:
                     if proc.poll() is not None:
                         raise RuntimeError(f"{variant}: Vector exited, see {log_path}")
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"{variant}: not done in {RUN_TIMEOUT_S} s ({run_dir})")
+                        errors = [line for line in log_path.read_text().splitlines()
+                                  if " ERROR " in line or " WARN " in line]
+                        raise RuntimeError(f"{variant}: {self.osmem.count(pattern)} of {n} "
+                                           f"documents in {RUN_TIMEOUT_S} s; Vector's last "
+                                           "errors:\n" + "\n".join(e[:600] for e in errors[-5:]))
                     time.sleep(0.5)
                 cpu, hwm = proc_cpu_s(proc.pid), proc_hwm_mb(proc.pid)
+                if self.steady:
+                    self.drain_s = time.monotonic() - fed
             got = self.osmem.count(pattern) if n and "_alone_" not in variant else n
             if n and got != n:
                 raise RuntimeError(f"{variant}: {got} documents for {n} events ({run_dir})")
@@ -352,6 +402,46 @@ class Bench:
             self.osmem.clear()
         shutil.rmtree(run_dir, ignore_errors=True)
         return start, cpu, hwm
+
+
+def feed_steadily(input_path, watched, rate, seconds, proc):
+    """Appends `input_path` to the watched file `rate / 10` lines every 100 ms, on a fixed
+    clock (a late tick catches up rather than stretching the run)."""
+    per_tick = max(rate // 10, 1)
+    with input_path.open("rb") as src, watched.open("ab") as out:
+        t0 = time.monotonic()
+        for tick in range(seconds * 10):
+            chunk = b"".join(src.readline() for _ in range(per_tick))
+            out.write(chunk)
+            out.flush()
+            if proc.poll() is not None:
+                raise RuntimeError("Vector exited while being fed")
+            delay = t0 + (tick + 1) / 10 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+
+def steady(bench, lines, work, rate, seconds):
+    """The mix at a sensor's steady rate: each variant's CPU per second of input and peak RSS."""
+    n = (rate // 10) * 10 * seconds
+    path = work / "steady.json"
+    write_input(path, lines, n)
+    bench.steady = (rate, seconds)
+    print(f"\nthe mix fed at {rate} events/s for {seconds} s ({n} events), the sink batching "
+          "as rendered\n")
+    print("| variant | Vector's share of one core | µs per event | peak RSS MB "
+          "| all indexed after the feed | the emulator's share of one core |")
+    print("|---|---|---|---|---|---|")
+    try:
+        for v in ("pass", "parse_json", "ecs"):
+            server_cpu = proc_cpu_s(bench.osmem.proc.pid)
+            started, cpu, hwm = bench.run(v, path, n)
+            server_cpu = proc_cpu_s(bench.osmem.proc.pid) - server_cpu
+            print(f"| {v} | {(cpu - started) / seconds:.1%} | {(cpu - started) / n * 1e6:.0f} | "
+                  f"{hwm:.0f} | {bench.drain_s:.1f} s | {server_cpu / seconds:.1%} |", flush=True)
+    finally:
+        bench.steady = None
+        path.unlink()
 
 
 def breakdown(bench, mix, n, disk_row):
@@ -391,14 +481,19 @@ def main():
     ap.add_argument("--preload", help="a library Vector runs with (LD_PRELOAD), e.g. jemalloc")
     ap.add_argument("--breakdown", action="store_true",
                     help="also measure the mix as the transform alone and without the disk buffer")
+    ap.add_argument("--steady", type=int, metavar="RATE",
+                    help="only the mix, fed at RATE events/s: a sensor's core share and RSS")
+    ap.add_argument("--seconds", type=int, default=60, help="how long --steady feeds (s)")
     args = ap.parse_args()
+    if args.steady is not None and not (10 <= args.steady <= 20000 and 5 <= args.seconds <= 600):
+        sys.exit("--steady must be 10..20000 events/s and --seconds 5..600")
     if not (1000 <= args.mix <= 1_000_000 and 1000 <= args.per_type <= 1_000_000):
         sys.exit("--mix and --per-type must be 1000..1000000")
     if not (CORPUS / "pcaps").is_dir():
         skip(f"{CORPUS}/pcaps is absent (the shared corpus)")
     if not shutil.which("suricata"):
         skip("suricata is not installed (.ci/install-deps installs it)")
-    vector, osmem_bin, agent = locate_vector(), locate_osmem(), locate_agent()
+    vector, osmem_bin, (agent, provision) = locate_vector(), locate_osmem(), locate_ids2()
     program = Path(args.program).read_text() if args.program else None
     if args.preload and not Path(args.preload).is_file():
         sys.exit(f"--preload {args.preload}: no such file")
@@ -427,6 +522,7 @@ def main():
         if args.preload:
             print(f"Vector runs with LD_PRELOAD={args.preload}")
         bench = Bench(vector, osmem, toml, work, program, args.preload)
+        install_templates(provision, osmem, bench.prefix, work)
 
         empty = work / "empty.json"
         start = {v: bench.run(v, empty, 0) for v in ("pass", "parse_json", "ecs")}
@@ -446,6 +542,10 @@ def main():
                   f"{row['ecs'][1]:.0f} | {row['parse_json'][2]:.0f} | {row['ecs'][2]:.0f} |",
                   flush=True)
             return row
+
+        if args.steady:
+            steady(bench, lines, work, args.steady, args.seconds)
+            return
 
         print("\nevents per CPU-second of Vector, net of its start-up (ECS incl. = with start-up)\n")
         print("| input | events | pass-through | parse_json | ECS remap | ECS µs/event "
