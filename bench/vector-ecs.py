@@ -229,8 +229,8 @@ def write_input(path, lines, n):
             for line in lines:
                 if written == n:
                     break
-                out.write('{"bench_copy":%d,%s\n' % (copy, TIMESTAMP_DATE.sub(
-                    lambda m: m.group(1) + today, line[1:], count=1)))
+                dated = TIMESTAMP_DATE.sub(r"\g<1>" + today, line[1:], count=1)
+                out.write('{"bench_copy":%d,%s\n' % (copy, dated))
                 written += 1
             copy += 1
 

@@ -298,6 +298,16 @@ mod tests {
         format!("{first}\n{}\n{second}\n", crate::render::PROTOCOLS_MARKER)
     }
 
+    /// The diagnostics `source` is refused with; panics naming `source` if it is not refused
+    /// as a compile error.
+    fn compile_error(source: &str) -> String {
+        match Mapper::from_source(source) {
+            Err(EcsError::Compile { diagnostics }) => diagnostics,
+            Err(e) => panic!("{source}: expected Compile, got {e:?}"),
+            Ok(_) => panic!("{source}: expected Compile, got a mapper"),
+        }
+    }
+
     #[test]
     fn the_second_part_maps_what_the_first_made_and_sees_none_of_its_variables() {
         let mut m = Mapper::from_source(&two_parts(
@@ -309,35 +319,21 @@ mod tests {
         assert_eq!(doc["first"], "abc");
         assert_eq!(doc["second"], "ABC");
         // As in Vector, where each part is its own remap transform.
-        match Mapper::from_source(&two_parts("v = 1", ".x = v")) {
-            Err(EcsError::Compile { diagnostics }) => {
-                assert!(diagnostics.contains("undefined variable"), "{diagnostics}")
-            }
-            Err(e) => panic!("expected Compile, got {e:?}"),
-            Ok(_) => panic!("the second part used the first part's variable"),
-        }
+        let diagnostics = compile_error(&two_parts("v = 1", ".x = v"));
+        assert!(diagnostics.contains("undefined variable"), "{diagnostics}");
     }
 
     #[test]
     fn a_second_part_that_can_fail_is_refused() {
         // Vector would copy every whole document to forward it if the second remap failed.
         for second in [".x = string!(.y)", "abort"] {
-            match Mapper::from_source(&two_parts(".a = 1", second)) {
-                Err(EcsError::Compile { diagnostics }) => {
-                    assert!(diagnostics.contains("ecs_protocols"), "{diagnostics}")
-                }
-                Err(e) => panic!("{second}: expected Compile, got {e:?}"),
-                Ok(_) => panic!("{second}: a fallible second part was accepted"),
-            }
+            let diagnostics = compile_error(&two_parts(".a = 1", second));
+            assert!(diagnostics.contains("ecs_protocols"), "{diagnostics}");
         }
     }
 
     #[test]
     fn a_program_that_does_not_compile_is_a_compile_error() {
-        match Mapper::from_source(".a = nope(") {
-            Err(EcsError::Compile { diagnostics }) => assert!(diagnostics.contains("error")),
-            Err(e) => panic!("expected Compile, got {e:?}"),
-            Ok(_) => panic!("expected Compile, got a mapper"),
-        }
+        assert!(compile_error(".a = nope(").contains("error"));
     }
 }
