@@ -220,7 +220,8 @@ fn tailer_case(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_eq!(g, w, "event {i} of {}, max_line {max}", want.len());
     }
-    // Every event is counted (an oversized or unparseable line as `unparsed`), none lost.
+    // Every event is counted (an unparseable line as `unparsed`, a long one as `oversized`),
+    // none lost.
     let counted: u64 = counter.counts().values().sum();
     assert_eq!(counted, got.len() as u64);
     // A restart resumes right after the last complete line of the current file.

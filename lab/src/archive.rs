@@ -8,8 +8,9 @@ use std::time::Instant;
 use super::{Alert, LabError};
 use ids2_agent::eve::{TailEvent, Tailer};
 
-/// Longest archive line accepted, in bytes (an ECS alert document is a few KiB).
-const MAX_LINE: usize = 1 << 20;
+/// Longest archive line accepted, in bytes: a document of the longest EVE line the agent reads,
+/// with room for the ECS fields the mapping adds (a usual alert document is a few KiB).
+const MAX_LINE: usize = 2 * ids2_agent::eve::MAX_LINE_BYTES;
 
 /// Follows the archive file from its start.
 pub struct ArchiveFollower {

@@ -16,6 +16,7 @@
 //!   design; counted per index) under the id computed here independently of the VRL program,
 //!   the mapping the server holds after ingest must not contradict the template, and the
 //!   agent's heartbeats must land in their index.
+//! - EVE lines of megabytes are shipped whole; one over the cap is counted, not shipped.
 //! - Faults, each ending with every EVE line indexed exactly once: the server away for 30 s
 //!   behind a proxy the test owns, alone, with Vector SIGKILLed meanwhile (the agent restarts
 //!   it), and with the agent rotating `eve.json` meanwhile; and the agent restarted
@@ -180,6 +181,101 @@ fn corpus_eve_through_the_agent_and_real_vector_is_indexed_once_with_template_ty
     assert!(
         ok,
         "heartbeats {want:?} not all indexed: {got:?}\n{}",
+        s.logs()
+    );
+    s.stop_agent();
+}
+
+/// Suricata bounds no EVE line: the corpus's longest is a 2.4 MB DNP3 alert, most of it the
+/// request's app-layer metadata. Lines up to the cap (`eve::MAX_LINE_BYTES`, 8 MiB) go through
+/// the real Vector's file source, disk buffer and bulk request whole; a longer one is skipped by
+/// Vector (which only logs it) and by the agent's reader alike, and the agent counts it, so it
+/// is never lost unseen.
+#[test]
+fn megabyte_eve_lines_are_shipped_whole_and_one_over_the_cap_is_counted() {
+    let Some(t) = tools() else { return };
+    let corpus = corpus(&t);
+    let long: Vec<String> = corpus
+        .iter()
+        .filter(|l| l.len() > 1 << 20)
+        .cloned()
+        .collect();
+    assert!(
+        !long.is_empty(),
+        "no EVE line over 1 MiB in the corpus (its DNP3 pcaps with dnp3-events.rules make one)"
+    );
+    let normal = sample(corpus, 5);
+    let mut over: Value = serde_json::from_str(
+        normal
+            .iter()
+            .find(|l| l.contains(r#""event_type":"alert""#))
+            .unwrap(),
+    )
+    .unwrap();
+    over["ids2_test_pad"] = "".into();
+    let base = over.to_string().len();
+    over["ids2_test_pad"] = "x"
+        .repeat(ids2_agent::eve::MAX_LINE_BYTES + 1 - base)
+        .into();
+    let over = over.to_string();
+    assert_eq!(over.len(), ids2_agent::eve::MAX_LINE_BYTES + 1);
+
+    let os = Osmem::start(&t.osmem).unwrap();
+    let mut s = Sensor::new(&t, os.url(), "");
+    provision(&t, &os, &s.root);
+    s.start_agent();
+    let (before, after) = normal.split_at(normal.len() / 2);
+    s.append(before);
+    s.append(&long);
+    s.write_eve(std::slice::from_ref(&over));
+    s.append(after);
+    // Every line but the one over the cap, once; the one over it nowhere.
+    assert_eq!(s.settle(&os, "long lines"), 1.0);
+
+    // The long documents whole: their app-layer metadata is in them.
+    for line in &long {
+        let want = ship::expected_documents(SENSOR, PREFIX, [line.as_str()]).unwrap();
+        let (index, ids) = want.iter().next().unwrap();
+        let id = ids.iter().next().unwrap();
+        let doc = os.ok("GET", &format!("/{index}/_doc/{id}"), None).unwrap();
+        let eve: Value = serde_json::from_str(line).unwrap();
+        let size = |v: &Value| v.to_string().len();
+        let source = &doc["_source"];
+        assert!(
+            size(source) > line.len() * 9 / 10,
+            "{index}/{id}: a {} byte document for a {} byte line",
+            size(source),
+            line.len()
+        );
+        for proto in ["dnp3", "modbus"] {
+            if eve.get(proto).is_some() {
+                assert_eq!(source["suricata"]["eve"][proto], eve[proto], "{index}/{id}");
+            }
+        }
+    }
+
+    // The agent counted the line it and Vector skipped; Vector said so in its log.
+    let (counted, text) = ship::wait_for(Duration::from_secs(30), || {
+        let text = ship::scrape(s.agent_metrics).unwrap_or_default();
+        let n = ship::metric_sum(
+            &text,
+            "ids2_eve_events_total",
+            &[("event_type", "oversized")],
+        );
+        (n == 1.0, text)
+    });
+    assert!(
+        counted,
+        "ids2_eve_events_total{{event_type=\"oversized\"}} is not 1:\n{}",
+        text.lines()
+            .filter(|l| l.starts_with("ids2_eve_events_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let log = std::fs::read_to_string(s.root.join("agent.log")).unwrap();
+    assert!(
+        log.contains("exceeds max_line_bytes"),
+        "Vector did not log the line it discarded:\n{}",
         s.logs()
     );
     s.stop_agent();

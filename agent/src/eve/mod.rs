@@ -20,6 +20,17 @@ pub use tail::{Position, TailEvent, Tailer};
 /// The label counted for a line that is not an EVE object with an `event_type`.
 pub const UNPARSED: &str = "unparsed";
 
+/// The label counted for a line longer than [`MAX_LINE_BYTES`]: skipped here, and discarded by
+/// Vector's file source too, which has the same cap but only logs it.
+pub const OVERSIZED: &str = "oversized";
+
+/// The longest EVE line read here and by Vector's file source (`max_line_bytes` in the rendered
+/// `vector.toml`). Suricata bounds no line: an alert carrying app-layer metadata can be megabytes
+/// (the corpus has a 2.4 MB DNP3 alert). A document is its line plus a few hundred bytes of ECS
+/// fields, and Vector sends one larger than a batch in a bulk request of its own, so 8 MiB
+/// keeps that request under the 10 MiB body the smallest AWS OpenSearch instance types accept.
+pub const MAX_LINE_BYTES: usize = 8 << 20;
+
 /// Suricata's capture and memcap counters from the latest `stats` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CaptureStats {
@@ -89,7 +100,7 @@ impl EveCounter {
 
     /// Accounts for a line that was too long to read; it is skipped, not silently lost.
     pub fn oversized(&mut self) {
-        self.bump(UNPARSED);
+        self.bump(OVERSIZED);
     }
 
     fn bump(&mut self, event_type: &str) {
@@ -335,12 +346,13 @@ pub struct EveReader {
 }
 
 impl EveReader {
-    /// The reader for `<logs_dir>/eve.json` with the agent's defaults (1 s poll, 1 MiB lines).
+    /// The reader for `<logs_dir>/eve.json` with the agent's defaults (1 s poll, lines up to
+    /// [`MAX_LINE_BYTES`], as Vector reads them).
     pub fn new(logs_dir: &str) -> Self {
         Self {
             path: PathBuf::from(logs_dir).join("eve.json"),
             poll: Duration::from_secs(1),
-            max_line_bytes: 1 << 20,
+            max_line_bytes: MAX_LINE_BYTES,
             sink: None,
             checkpoint: None,
             rotation: None,
@@ -388,7 +400,17 @@ impl EveReader {
                             sink(l);
                         }
                     }
-                    TailEvent::Oversized => counter.oversized(),
+                    TailEvent::Oversized => {
+                        counter.oversized();
+                        // Each is megabytes of EVE, so they cannot come fast enough to flood
+                        // the journal; Vector says the same once per 30 s at most.
+                        tracing::warn!(
+                            path = %self.path.display(),
+                            max_line_bytes = self.max_line_bytes,
+                            "an EVE line longer than max_line_bytes was skipped here and by \
+                             Vector (not shipped); counted in ids2_eve_events_total{{event_type=\"oversized\"}}"
+                        );
+                    }
                 })?;
                 counter.flush(&metrics);
                 if let Some(cp) = &self.checkpoint {
@@ -521,6 +543,45 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), ["{\"event_type\":\"alert\"}"]);
         assert_eq!(metrics.eve_events.get(&["alert"]), Some(1.0));
         assert_eq!(metrics.eve_events.get(&["old"]), None);
+    }
+
+    /// A line at the cap is read whole; one past it is skipped (as Vector's file source skips
+    /// it), counted as `oversized` and never handed to the sink, and the lines around it are.
+    #[tokio::test]
+    async fn a_line_over_the_cap_is_counted_as_oversized_and_the_next_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let eve = dir.path().join("eve.json");
+        std::fs::write(&eve, "").unwrap();
+        let (reader, seen) = recording_reader(dir.path(), Duration::from_millis(20));
+        let metrics = Arc::new(Metrics::new("t"));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(reader.run(metrics.clone(), Shutdown::new(stopped)));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let line = |len: usize| {
+            let head = "{\"event_type\":\"alert\",\"pad\":\"";
+            format!("{head}{}\"}}", "x".repeat(len - head.len() - 2))
+        };
+        let (at_cap, over) = (line(MAX_LINE_BYTES), line(MAX_LINE_BYTES + 1));
+        let text =
+            format!("{{\"event_type\":\"dns\"}}\n{over}\n{at_cap}\n{{\"event_type\":\"flow\"}}\n");
+        std::fs::write(&eve, text).unwrap();
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the reader stops")
+            .unwrap()
+            .unwrap();
+        let got = seen.lock().unwrap().clone();
+        assert_eq!(
+            got.len(),
+            3,
+            "{:?}",
+            got.iter().map(String::len).collect::<Vec<_>>()
+        );
+        assert_eq!(got[1].len(), MAX_LINE_BYTES);
+        assert_eq!(metrics.eve_events.get(&[OVERSIZED]), Some(1.0));
+        assert_eq!(metrics.eve_events.get(&["alert"]), Some(1.0));
+        assert_eq!(metrics.eve_events.get(&[UNPARSED]), None);
     }
 
     /// Rotation against a stand-in for Suricata (a writer holding an append descriptor, which

@@ -612,6 +612,7 @@ fn vector_context(
         "region": c.opensearch.region,
         "index_prefix": c.opensearch.index_prefix,
         "id_field": DOC_ID_FIELD,
+        "eve_max_line_bytes": crate::eve::MAX_LINE_BYTES,
         "batch_max_bytes": mib(c.shipping.batch_max_mb),
         "batch_max_events": c.shipping.batch_max_events,
         "batch_timeout_secs": c.shipping.batch_timeout_secs,

@@ -82,13 +82,15 @@ pub fn tools(bin_dir: &Path) -> Option<Tools> {
 }
 
 /// The sensor's config: every path under `root` (logs in `logs`, with `logs_extra` keys),
-/// shipping to `endpoint`, heartbeats every 5 s, `shipping` as given (a YAML flow mapping).
+/// shipping to `endpoint`, heartbeats every 5 s, `shipping` as given (a YAML flow mapping), the
+/// agent's metrics on `metrics`.
 pub fn config_yaml(
     root: &Path,
     endpoint: &str,
     logs: &Path,
     logs_extra: &str,
     shipping: &str,
+    metrics: &str,
 ) -> String {
     format!(
         "sensor: {{id: {SENSOR}}}\n\
@@ -97,7 +99,7 @@ pub fn config_yaml(
          suricata: {{rules_dir: {r}/rules, socket_path: {r}/suricata.socket}}\n\
          paths: {{rendered_dir: {r}/rendered, vector_data_dir: {r}/vector}}\n\
          history: {{repo: {r}/history.git}}\n\
-         metrics: {{listen: '127.0.0.1:0'}}\n\
+         metrics: {{listen: '{metrics}'}}\n\
          resources: {{sample_secs: 1}}\n\
          connectivity: {{dns_names: [ids2-test.invalid], interval_secs: 5, timeout_secs: 1}}\n\
          fleet: {{heartbeat_secs: 5, rules: {{scheduled: false}}}}\n\
@@ -111,8 +113,10 @@ pub fn config_yaml(
 }
 
 /// Suricata's own event rules shipped with the package, as suricata-update installs them.
+/// `dnp3-events` makes the corpus's longest EVE line, a 2.4 MB DNP3 alert.
 const STOCK_RULES: &[&str] = &[
     "app-layer-events",
+    "dnp3-events",
     "decoder-events",
     "stream-events",
     "http-events",
@@ -140,7 +144,14 @@ pub fn corpus_eve(t: &Tools, tmp: &Path) -> &'static [String] {
         let work = tempfile::tempdir().unwrap();
         let root = work.path();
         let settings = ids2_agent::config::from_str(
-            &config_yaml(root, "http://127.0.0.1:9", &root.join("logs"), "", "{}"),
+            &config_yaml(
+                root,
+                "http://127.0.0.1:9",
+                &root.join("logs"),
+                "",
+                "{}",
+                "127.0.0.1:0",
+            ),
             Path::new("config.yaml"),
         )
         .unwrap();
@@ -309,6 +320,8 @@ pub struct Sensor {
     agent: Option<Child>,
     agent_log: PathBuf,
     pub vector_metrics: std::net::SocketAddr,
+    /// The agent's own metrics (`metrics.listen`).
+    pub agent_metrics: std::net::SocketAddr,
     tools_agent: PathBuf,
     tools_vector: PathBuf,
     config: PathBuf,
@@ -353,6 +366,7 @@ impl Sensor {
         std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
         // Vector's exporter on a port of its own, so sensors run side by side.
         let vector_metrics = ship::free_addr();
+        let agent_metrics = ship::free_addr();
         let body = shipping
             .trim()
             .trim_start_matches('{')
@@ -365,7 +379,14 @@ impl Sensor {
         let config = root.join("config.yaml");
         std::fs::write(
             &config,
-            config_yaml(&root, endpoint, &logs, logs_extra, &shipping),
+            config_yaml(
+                &root,
+                endpoint,
+                &logs,
+                logs_extra,
+                &shipping,
+                &agent_metrics.to_string(),
+            ),
         )
         .unwrap();
         std::fs::write(logs.join("eve.json"), "").unwrap();
@@ -376,6 +397,7 @@ impl Sensor {
             _dir: dir,
             agent: None,
             vector_metrics,
+            agent_metrics,
             tools_agent: t.agent.clone(),
             tools_vector: t.vector.clone(),
             config,
@@ -474,6 +496,12 @@ impl Sensor {
     /// Appends `lines` to `eve.json` as Suricata would (one write per line, O_APPEND; a
     /// rotated-away file is replaced by a new one, as after Suricata's reopen).
     pub fn append(&mut self, lines: &[String]) {
+        self.write_eve(lines);
+        self.appended.extend_from_slice(lines);
+    }
+
+    /// Appends `lines` without expecting documents of them (lines the sensor must not ship).
+    pub fn write_eve(&self, lines: &[String]) {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -489,7 +517,6 @@ impl Sensor {
             }
         }
         f.write_all(buf.as_bytes()).unwrap();
-        self.appended.extend_from_slice(lines);
     }
 
     /// Appends `lines` in `parts` parts, `pause` apart.
