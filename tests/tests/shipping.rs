@@ -12,6 +12,8 @@
 //!   that only idles: live capture is not what is tested here.
 //! - The sensor is pointed at the server by its config alone (`opensearch.endpoint:
 //!   http://127.0.0.1:PORT`, accepted for loopback), see `ids2_lab::ship`.
+//! - The corpus test dates its lines today, as a sensor's events are: each dataset goes to one
+//!   daily index, so values of different events must agree with one mapping there.
 //! - Every distinct EVE line must become one document (byte-identical lines share their id by
 //!   design; counted per index) under the id computed here independently of the VRL program,
 //!   the mapping the server holds after ingest must not contradict the template, and the
@@ -36,7 +38,9 @@ use serde_json::Value;
 #[path = "support/shipping.rs"]
 mod sensor;
 
-use sensor::{corpus_eve, provision, read_lines, sample, Sensor, Tools, PREFIX, SENSOR};
+use sensor::{
+    corpus_eve, dated_today, provision, read_lines, sample, Sensor, Tools, PREFIX, SENSOR,
+};
 
 /// How long the server is away in the outage faults.
 const OUTAGE: Duration = Duration::from_secs(30);
@@ -75,13 +79,23 @@ fn leaf_types(props: &Value, prefix: &str, out: &mut BTreeMap<String, String>) {
 #[test]
 fn corpus_eve_through_the_agent_and_real_vector_is_indexed_once_with_template_types() {
     let Some(t) = tools() else { return };
-    let lines = &sample(corpus(&t), 300);
+    let lines = &dated_today(&sample(corpus(&t), 300));
     let types: BTreeSet<&str> = lines
         .iter()
         .filter_map(|l| l.split("\"event_type\":\"").nth(1)?.split('"').next())
         .collect();
     // The corpus's types, each in the test: alerts, flows, protocols, anomalies, stats.
     assert!(types.len() >= 8, "{types:?}");
+    let indices: BTreeSet<String> =
+        ship::expected_documents(SENSOR, PREFIX, lines.iter().map(String::as_str))
+            .unwrap()
+            .into_keys()
+            .collect();
+    assert_eq!(
+        indices.len(),
+        types.len(),
+        "one index per dataset: {indices:?}"
+    );
     let os = Osmem::start(&t.osmem).unwrap();
     let mut s = Sensor::new(&t, os.url(), "");
     provision(&t, &os, &s.root);
