@@ -5,6 +5,16 @@
 /// `network.community_id` it is what `ids2-agent pcap get --community-id` needs.
 pub const EVIDENCE_TAG: &str = "ids2-pcap-evidence";
 
+/// The longest EVE line that becomes a document: Vector's file source (`max_line_bytes` in the
+/// rendered `vector.toml`) and the agent's EVE reader both skip a longer one, which the agent
+/// counts (`ids2_eve_events_total{event_type="oversized"}`, the heartbeat's
+/// `ids2.eve.oversized_lines`). Suricata bounds no line: an alert carrying app-layer metadata
+/// can be megabytes (the corpus has a 2.4 MB DNP3 alert). A document is its line plus a few
+/// hundred bytes of ECS fields, and Vector sends one larger than a batch in a bulk request of
+/// its own, so 8 MiB keeps that request under the 10 MiB body the smallest AWS OpenSearch
+/// instance types accept.
+pub const EVE_MAX_LINE_BYTES: usize = 8 << 20;
+
 /// The list as shipped: `templates/ecs_fields.tsv`.
 pub const FIELDS_TSV: &str = include_str!("../../templates/ecs_fields.tsv");
 

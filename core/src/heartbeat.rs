@@ -47,6 +47,7 @@ pub const FIELDS: &[EcsField] = &[
     f("ids2.shipping.buffer_ratio", "scaled_float"),
     f("ids2.evidence.ring_age_secs", "float"),
     f("ids2.eve.events_per_second", "float"),
+    f("ids2.eve.oversized_lines", "long"),
     f("ids2.alert.last_seen", "date"),
     f("ids2.connectivity.state", "keyword"),
     f("ids2.connectivity.checks_up", "long"),
@@ -236,6 +237,9 @@ pub struct Snapshot {
     pub evidence_ring_age_secs: Option<f64>,
     /// EVE events per second since the previous heartbeat.
     pub eve_per_second: Option<f64>,
+    /// EVE lines longer than [`crate::ecs::EVE_MAX_LINE_BYTES`] since the previous heartbeat:
+    /// skipped by Vector and the agent alike, so not in OpenSearch.
+    pub eve_oversized: Option<u64>,
     /// When an alert was last seen (to within one heartbeat period).
     pub last_alert: Option<OffsetDateTime>,
     /// Connectivity checks passing, and run.
@@ -325,6 +329,7 @@ pub fn document(s: &Snapshot) -> Value {
         &["eve", "events_per_second"],
         json!(s.eve_per_second.map(round3)),
     );
+    put(&["eve", "oversized_lines"], json!(s.eve_oversized));
     put(&["alert", "last_seen"], json!(s.last_alert.map(timestamp)));
     let (up, total) = s.connectivity.unwrap_or((0, 0));
     put(
@@ -404,6 +409,7 @@ mod tests {
             shipping_buffer: Some((64 << 20, 256 << 20)),
             evidence_ring_age_secs: Some(512.25),
             eve_per_second: Some(12.5),
+            eve_oversized: Some(1),
             last_alert: Some(time::macros::datetime!(2026-11-21 09:59:50 UTC)),
             connectivity: Some((2, 3)),
             rules: Some(RuleSetState {
@@ -456,6 +462,10 @@ mod tests {
         assert_eq!(doc["host"]["cpu"]["usage"], 0.412);
         assert_eq!(doc["ids2"]["connectivity"]["state"], "degraded");
         assert_eq!(doc["ids2"]["capture"]["drop_ratio"], 0.003123);
+        assert_eq!(
+            doc["ids2"]["eve"],
+            json!({"events_per_second": 12.5, "oversized_lines": 1})
+        );
         assert_eq!(
             doc["ids2"]["shipping"],
             json!({"buffer_bytes": 64 << 20, "buffer_ratio": 0.25})

@@ -137,17 +137,20 @@ pub enum Check {
     Backlog,
     /// The fleet policy not fetched for minutes.
     Policy,
+    /// EVE lines too long to ship, skipped by the sensor.
+    Unshipped,
 }
 
 impl Check {
     /// Every check, in the order they are installed and printed.
-    pub const ALL: [Check; 6] = [
+    pub const ALL: [Check; 7] = [
         Check::Drops,
         Check::Stale,
         Check::Tmpfs,
         Check::Throttle,
         Check::Backlog,
         Check::Policy,
+        Check::Unshipped,
     ];
 
     /// What the alert says, also the monitor's name (with the prefix).
@@ -159,6 +162,7 @@ impl Check {
             Check::Throttle => "throttled",
             Check::Backlog => "shipping backlog",
             Check::Policy => "policy not applied",
+            Check::Unshipped => "EVE lines not shipped",
         }
     }
 
@@ -193,6 +197,10 @@ impl Check {
             Check::Throttle => format!("throttle level ≥ 2 for {} minutes", t.throttle_minutes),
             Check::Backlog => format!("Vector's disk buffer ≥ {} % full", t.backlog_percent),
             Check::Policy => format!("no policy fetch for {} minutes", t.policy_minutes),
+            Check::Unshipped => format!(
+                "an EVE line over {} MiB skipped, in the last 5 minutes",
+                ids2_core::ecs::EVE_MAX_LINE_BYTES >> 20
+            ),
         }
     }
 
@@ -217,6 +225,7 @@ impl Check {
                 f64::from(t.backlog_percent) / 100.0,
             ),
             Check::Policy => older("ids2.policy.updated", format!("{}m", t.policy_minutes)),
+            Check::Unshipped => at_least("ids2.eve.oversized_lines", 1.0),
         }
     }
 

@@ -280,6 +280,10 @@ fn fleet_objects(prefix: &str, heartbeat: &str) -> Vec<SavedObject> {
             latest("8", "ids2.policy.version", "Policy version"),
             latest("9", "ids2.logs.used_ratio", "Log tmpfs used"),
             latest("10", "ids2.shipping.buffer_ratio", "Vector buffer used"),
+            // Summed over the time picked: each heartbeat counts the lines since the last.
+            {"id": "12", "enabled": true, "type": "sum", "schema": "metric", "params": {
+                "field": "ids2.eve.oversized_lines", "customLabel": "EVE lines not shipped"
+            }},
             {"id": "11", "enabled": true, "type": "terms", "schema": "bucket", "params": {
                 "field": "observer.hostname", "size": 500, "order": "asc", "orderBy": "_key",
                 "otherBucket": false, "missingBucket": false, "customLabel": "Sensor"

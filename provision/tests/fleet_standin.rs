@@ -256,7 +256,10 @@ fn setup_installs_the_offline_monitor_and_its_webhook_idempotently() {
         let st = s.state();
         assert_eq!(st.channels["ids2-sensor-offline"]["webhook"]["url"], hook);
         // The offline monitor and the health monitors (provision/tests/health_standin.rs).
-        assert_eq!(st.monitors.len(), 7);
+        assert_eq!(
+            st.monitors.len(),
+            1 + ids2_provision::health::Check::ALL.len()
+        );
         let (m, _) = offline(&st);
         let t = &m["triggers"][0]["bucket_level_trigger"];
         assert_eq!(t["actions"][0]["destination_id"], "ids2-sensor-offline");
@@ -287,7 +290,11 @@ fn setup_installs_the_offline_monitor_and_its_webhook_idempotently() {
     .stdout(predicate::str::contains("1 change applied"));
     s.assert_clean();
     let st = s.state();
-    assert_eq!(st.monitors.len(), 7, "found by name, never duplicated");
+    assert_eq!(
+        st.monitors.len(),
+        1 + ids2_provision::health::Check::ALL.len(),
+        "found by name, never duplicated"
+    );
     let (m, seq) = offline(&st);
     assert_eq!(*seq, 1);
     assert_eq!(

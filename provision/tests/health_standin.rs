@@ -115,6 +115,13 @@ fn fleet(now: OffsetDateTime) -> Vec<Snapshot> {
             p.updated = heartbeat::timestamp(now - Duration::minutes(20));
         }
     }));
+    out.extend(ten_minutes("pi-long-line", now, |m, s| {
+        s.eve_oversized = Some(u64::from(m == 3));
+    }));
+    // Skipped a line, but 20 minutes ago: outside the window.
+    let mut old = healthy("pi-long-line-before", now, Duration::minutes(20));
+    old.eve_oversized = Some(4);
+    out.push(old);
     // A sensor without a policy or intel feeds at all is not "stale" for lacking them.
     out.extend(ten_minutes("pi-bare", now, |_, s| {
         s.policy = None;
@@ -133,6 +140,7 @@ fn expected() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("throttle", vec!["pi-throttled"]),
         ("backlog", vec!["pi-backlog"]),
         ("policy", vec!["pi-policy"]),
+        ("unshipped", vec!["pi-long-line"]),
     ])
 }
 
@@ -187,7 +195,7 @@ fn fleet_health_names_exactly_the_sensors_in_breach() {
     let out = health(&s, &[]).code(3).get_output().clone();
     s.assert_clean();
     assert_eq!(findings(&out.stdout), as_strings(expected()));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("6 health check(s) alerting"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("7 health check(s) alerting"));
 
     // Thresholds move the line: at 90 % the tmpfs sensor is inside, at 0.5 % drops the
     // sensor just inside 1 % is out.

@@ -71,7 +71,11 @@ fn first_setup_writes_everything_second_writes_nothing() {
         .iter()
         .filter(|w| *w == "POST /_plugins/_alerting/monitors")
         .count();
-    assert_eq!(monitors, 7, "the offline monitor and six health monitors");
+    assert_eq!(
+        monitors,
+        1 + ids2_provision::health::Check::ALL.len(),
+        "the offline monitor and the health monitors"
+    );
     assert_eq!(
         st.requests - requests_before,
         writes.len() + monitors,

@@ -203,8 +203,8 @@ fn corpus_eve_through_the_agent_and_real_vector_is_indexed_once_with_template_ty
 /// Suricata bounds no EVE line: the corpus's longest is a 2.4 MB DNP3 alert, most of it the
 /// request's app-layer metadata. Lines up to the cap (`eve::MAX_LINE_BYTES`, 8 MiB) go through
 /// the real Vector's file source, disk buffer and bulk request whole; a longer one is skipped by
-/// Vector (which only logs it) and by the agent's reader alike, and the agent counts it, so it
-/// is never lost unseen.
+/// Vector (which only logs it) and by the agent's reader alike, and the agent counts it, in its
+/// metrics and its heartbeats, on which `ids2-provision fleet health` pages: never lost unseen.
 #[test]
 fn megabyte_eve_lines_are_shipped_whole_and_one_over_the_cap_is_counted() {
     let Some(t) = tools() else { return };
@@ -291,6 +291,33 @@ fn megabyte_eve_lines_are_shipped_whole_and_one_over_the_cap_is_counted() {
         log.contains("exceeds max_line_bytes"),
         "Vector did not log the line it discarded:\n{}",
         s.logs()
+    );
+
+    // The heartbeat carries the count to the fleet, and `fleet health` pages on it.
+    let (paged, answer) = ship::wait_for(Duration::from_secs(60), || {
+        let out = std::process::Command::new(&t.provision)
+            .args(["fleet", "health", "--json", "--endpoint", os.url()])
+            .args(["--auth", "basic", "--username", "ids2", "--password-file"])
+            .arg(s.root.join("opensearch-password"))
+            .args(["--index-prefix", PREFIX, "--timeout-secs", "10"])
+            .output()
+            .unwrap();
+        let findings: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let paged = findings.as_array().into_iter().flatten().any(|f| {
+            f["check"] == "unshipped"
+                && f["sensors"]
+                    .as_array()
+                    .is_some_and(|s| s.contains(&SENSOR.into()))
+        });
+        (
+            paged,
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    });
+    assert!(
+        paged,
+        "fleet health did not name {SENSOR} under unshipped:\n{answer}"
     );
     s.stop_agent();
 }

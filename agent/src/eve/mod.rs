@@ -24,12 +24,8 @@ pub const UNPARSED: &str = "unparsed";
 /// Vector's file source too, which has the same cap but only logs it.
 pub const OVERSIZED: &str = "oversized";
 
-/// The longest EVE line read here and by Vector's file source (`max_line_bytes` in the rendered
-/// `vector.toml`). Suricata bounds no line: an alert carrying app-layer metadata can be megabytes
-/// (the corpus has a 2.4 MB DNP3 alert). A document is its line plus a few hundred bytes of ECS
-/// fields, and Vector sends one larger than a batch in a bulk request of its own, so 8 MiB
-/// keeps that request under the 10 MiB body the smallest AWS OpenSearch instance types accept.
-pub const MAX_LINE_BYTES: usize = 8 << 20;
+/// The longest EVE line read here, as by Vector's file source: [`ids2_core::ecs::EVE_MAX_LINE_BYTES`].
+pub const MAX_LINE_BYTES: usize = ids2_core::ecs::EVE_MAX_LINE_BYTES;
 
 /// Suricata's capture and memcap counters from the latest `stats` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

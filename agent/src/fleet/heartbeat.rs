@@ -83,6 +83,8 @@ pub struct Heartbeat {
     /// Vector's events buffer (bytes, size) as last read; `None` while Vector is not reachable.
     shipping_buffer: Option<(u64, u64)>,
     alerts_seen: f64,
+    /// `ids2_eve_events_total{event_type="oversized"}` at the previous heartbeat.
+    oversized_seen: f64,
     last_alert: Option<OffsetDateTime>,
 }
 
@@ -99,6 +101,7 @@ impl Heartbeat {
             previous_capture: None,
             shipping_buffer: None,
             alerts_seen: 0.0,
+            oversized_seen: 0.0,
             last_alert: None,
         }
     }
@@ -120,6 +123,9 @@ impl Heartbeat {
         let elapsed = now.duration_since(since).as_secs_f64();
         let eve_per_second = (elapsed > 0.0).then(|| (events - before).max(0.0) / elapsed);
         self.previous = Some((now, events));
+        let oversized = m.eve_events.get(&[crate::eve::OVERSIZED]).unwrap_or(0.0);
+        let eve_oversized = Some((oversized - self.oversized_seen).max(0.0) as u64);
+        self.oversized_seen = oversized;
         let packets = m.capture_packets.get(&[]).map(|v| v as u64);
         let kernel_drops = m.capture_drops.get(&[]).map(|v| v as u64);
         let drop_ratio = packets.zip(kernel_drops).and_then(|(p, d)| {
@@ -159,6 +165,7 @@ impl Heartbeat {
             shipping_buffer: self.shipping_buffer,
             evidence_ring_age_secs: evidence_ring_age_secs.flatten(),
             eve_per_second,
+            eve_oversized,
             last_alert: self.last_alert,
             connectivity: (!checks.is_empty()).then_some((up, checks.len() as u32)),
             rules: RuleSetState::read(Path::new(&c.suricata.rules_dir)),
@@ -281,11 +288,16 @@ mod tests {
         assert_eq!(second["ids2"]["capture"]["kernel_drops"], 9);
         assert_eq!(second["ids2"]["connectivity"]["state"], "degraded");
         assert_eq!(second["ids2"]["alert"]["last_seen"], second["@timestamp"]);
+        assert_eq!(second["ids2"]["eve"]["oversized_lines"], 0);
+        // Lines skipped as too long are counted per heartbeat, like the drops.
+        metrics.eve_events.inc_by(&[crate::eve::OVERSIZED], 2.0);
+        assert_eq!(hb.beat().unwrap()["ids2"]["eve"]["oversized_lines"], 2);
+        assert_eq!(hb.beat().unwrap()["ids2"]["eve"]["oversized_lines"], 0);
         // No repository yet: none is created just to read its head.
         assert!(second["ids2"].get("config").is_none());
         assert!(!dir.path().join("h.git").exists());
         let lines = fs::read_to_string(dir.path().join(HEARTBEAT_FILE)).unwrap();
-        assert_eq!(lines.lines().count(), 2);
+        assert_eq!(lines.lines().count(), 4);
 
         // The drop ratio is over the packets since the previous heartbeat, from zero after a
         // Suricata restart; without Vector's exporter the backlog is left out, not made up.
