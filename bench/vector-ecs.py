@@ -66,7 +66,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
-# Longest EVE line the bench sends (the sensor ships up to 8 MiB; see where it is used).
+# Longest EVE line the bench sends (the sensor ships up to 4 MiB; see where it is used).
 LONG_LINE_BYTES = 1 << 20
 # Every run is bounded: this long for the emulator to count every document.
 RUN_TIMEOUT_S = 600

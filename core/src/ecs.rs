@@ -9,11 +9,14 @@ pub const EVIDENCE_TAG: &str = "ids2-pcap-evidence";
 /// rendered `vector.toml`) and the agent's EVE reader both skip a longer one, which the agent
 /// counts (`ids2_eve_events_total{event_type="oversized"}`, the heartbeat's
 /// `ids2.eve.oversized_lines`). Suricata bounds no line: an alert carrying app-layer metadata
-/// can be megabytes (the corpus has a 2.4 MB DNP3 alert). A document is its line plus a few
-/// hundred bytes of ECS fields, and Vector sends one larger than a batch in a bulk request of
-/// its own, so 8 MiB keeps that request under the 10 MiB body the smallest AWS OpenSearch
-/// instance types accept.
-pub const EVE_MAX_LINE_BYTES: usize = 8 << 20;
+/// can be megabytes (the corpus has a 2.4 MB DNP3 alert, 65,537 objects), and traffic decides
+/// how long. Vector holds such a line as a tree of values, ~80 bytes of RAM per byte of dense
+/// JSON while it is in flight (measured: its peak RSS went from 53 MB to 240 MB for the DNP3
+/// alert and to 371 MB for a 4 MiB line like it), so the cap bounds what one crafted line can
+/// cost a 2–8 GB Pi; 4 MiB ships that alert with room to spare. A document is its line plus a
+/// few hundred bytes of ECS fields, well under the 10 MiB request body the smallest AWS
+/// OpenSearch instance types accept (Vector sends one larger than a batch on its own).
+pub const EVE_MAX_LINE_BYTES: usize = 4 << 20;
 
 /// The list as shipped: `templates/ecs_fields.tsv`.
 pub const FIELDS_TSV: &str = include_str!("../../templates/ecs_fields.tsv");

@@ -201,7 +201,7 @@ fn corpus_eve_through_the_agent_and_real_vector_is_indexed_once_with_template_ty
 }
 
 /// Suricata bounds no EVE line: the corpus's longest is a 2.4 MB DNP3 alert, most of it the
-/// request's app-layer metadata. Lines up to the cap (`eve::MAX_LINE_BYTES`, 8 MiB) go through
+/// request's app-layer metadata. Lines up to the cap (`eve::MAX_LINE_BYTES`, 4 MiB) go through
 /// the real Vector's file source, disk buffer and bulk request whole; a longer one is skipped by
 /// Vector (which only logs it) and by the agent's reader alike, and the agent counts it, in its
 /// metrics and its heartbeats, on which `ids2-provision fleet health` pages: never lost unseen.
