@@ -29,6 +29,12 @@ the sink batching as the rendered config says (its 5 s timeout, not the 1 s of t
 what a sensor at that rate spends (share of one core) and holds (peak RSS), where the burst
 runs' peak RSS is mostly the sink's batches of a backlog.
 
+--long-lines measures what one long EVE line costs Vector in memory: its peak RSS over the
+transform alone (stdin -> parse_json or the ECS remaps -> blackhole) for an ordinary alert, the
+corpus's longest line (a 2.4 MB DNP3 alert) and that line grown to the sensor's cap
+(`max_line_bytes`, by repeating the elements of its longest array): the figures behind the cap
+(ids2_core::ecs::EVE_MAX_LINE_BYTES).
+
 --breakdown adds, on the mix, where the pipeline's cost lies: the transform alone (stdin ->
 remap -> blackhole, what the program itself costs, parse_json against ECS) and the full
 pipeline with a memory buffer instead of the disk buffer (what the disk buffer's encoding of
@@ -36,12 +42,14 @@ each event adds, in each variant).
 
 Usage: bench/vector-ecs.py [--mix N] [--per-type N] [--types alert,dns] [--program FILE]
                           [--preload LIB] [--breakdown] [--steady RATE --seconds S]
+                          [--long-lines]
   --program FILE   measure a candidate ECS program (rendered VRL) instead of the shipped one
   --preload LIB    run Vector with LD_PRELOAD=LIB, e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2:
                    the shared build uses glibc's allocator, Vector's own release builds jemalloc
                    (and so does the sensor's: nixos/pi5.nix builds it for 64 KiB pages)
   --breakdown      also measure the mix as the transform alone and without the disk buffer
   --steady RATE    only the mix, fed at RATE events/s for --seconds (default 60): core share and RSS
+  --long-lines     only Vector's peak RSS for one ordinary, one 2.4 MB and one cap-sized line
 Needs: Vector (IDS2_VECTOR, else `vector` on PATH, else ../shared/vector/vector), osmem-server
 (IDS2_OSMEM_SERVER, else /opt/ids2-venv), suricata, ids2-agent and ids2-provision (IDS2_AGENT,
 IDS2_PROVISION, else built: cargo build -p ids2-agent -p ids2-provision). Says what is missing
@@ -406,6 +414,56 @@ class Bench:
         return start, cpu, hwm
 
 
+def grown(line, size):
+    """`line` with the elements of its longest array repeated until it is about `size` bytes."""
+    doc = json.loads(line)
+    arrays = []
+
+    def walk(v):
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            arrays.append(v)
+            for x in v:
+                walk(x)
+    walk(doc)
+    longest = max(arrays, key=len)
+    compact = dict(separators=(",", ":"))
+    each = len(json.dumps(longest, **compact)) / len(longest)
+    seed = list(longest)
+    while True:
+        room = size - 64 - len(json.dumps(doc, **compact))
+        if room < 2 * each:
+            return json.dumps(doc, **compact)
+        # Two thirds of the room at a time: the estimate per element is an average.
+        longest.extend(seed[i % len(seed)] for i in range(int(room * 2 / 3 / each)))
+
+
+def long_lines(bench, lines, too_long, cap, work):
+    """Vector's peak RSS for one line each: an ordinary alert, the corpus's longest line and that
+    line grown to the cap, through parse_json and through the ECS remaps (transform alone)."""
+    if not too_long:
+        skip("the corpus has no EVE line over 1 MiB (the DNP3 alert needs dnp3-events.rules)")
+    longest = max(too_long, key=len)
+    inputs = {
+        "ordinary alert": next(line for line in lines if '"event_type":"alert"' in line),
+        "corpus's longest": longest,
+        "grown to the cap": grown(longest, cap),
+    }
+    print(f"cap (max_line_bytes): {cap} bytes; Vector's peak RSS (MB), one line each, "
+          "stdin -> transform -> blackhole\n")
+    print("| line | bytes | objects | parse_json | ECS remaps |")
+    print("|---|---|---|---|---|")
+    for label, line in inputs.items():
+        path = work / "one.json"
+        path.write_text(line + "\n")
+        objects = line.count("{")
+        hwm = {v: bench.run(v, path, 1)[2] for v in ("stdin_alone_pj", "stdin_alone_ecs")}
+        print(f"| {label} | {len(line)} | ~{objects} | {hwm['stdin_alone_pj']:.0f} | "
+              f"{hwm['stdin_alone_ecs']:.0f} |", flush=True)
+
+
 def feed_steadily(input_path, watched, rate, seconds, proc):
     """Appends `input_path` to the watched file `rate / 10` lines every 100 ms, on a fixed
     clock (a late tick catches up rather than stretching the run)."""
@@ -486,6 +544,8 @@ def main():
     ap.add_argument("--steady", type=int, metavar="RATE",
                     help="only the mix, fed at RATE events/s: a sensor's core share and RSS")
     ap.add_argument("--seconds", type=int, default=60, help="how long --steady feeds (s)")
+    ap.add_argument("--long-lines", action="store_true",
+                    help="only Vector's peak RSS for one long EVE line (the cap's figures)")
     args = ap.parse_args()
     if args.steady is not None and not (10 <= args.steady <= 20000 and 5 <= args.seconds <= 600):
         sys.exit("--steady must be 10..20000 events/s and --seconds 5..600")
@@ -511,6 +571,10 @@ def main():
         # out and says so.
         too_long = [line for line in lines if len(line.encode()) > LONG_LINE_BYTES]
         lines = [line for line in lines if len(line.encode()) <= LONG_LINE_BYTES]
+        if args.long_lines:
+            bench = Bench(vector, osmem, toml, work, program, args.preload)
+            long_lines(bench, lines, too_long, toml["sources"]["eve"]["max_line_bytes"], work)
+            return
         if too_long:
             print(f"left out: {len(too_long)} EVE lines over {LONG_LINE_BYTES} bytes "
                   f"({', '.join(str(len(line)) for line in too_long)}), which the emulator "

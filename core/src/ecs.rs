@@ -10,10 +10,11 @@ pub const EVIDENCE_TAG: &str = "ids2-pcap-evidence";
 /// counts (`ids2_eve_events_total{event_type="oversized"}`, the heartbeat's
 /// `ids2.eve.oversized_lines`). Suricata bounds no line: an alert carrying app-layer metadata
 /// can be megabytes (the corpus has a 2.4 MB DNP3 alert, 65,537 objects), and traffic decides
-/// how long. Vector holds such a line as a tree of values, ~80 bytes of RAM per byte of dense
-/// JSON while it is in flight (measured: its peak RSS went from 53 MB to 240 MB for the DNP3
-/// alert and to 371 MB for a 4 MiB line like it), so the cap bounds what one crafted line can
-/// cost a 2–8 GB Pi; 4 MiB ships that alert with room to spare. A document is its line plus a
+/// how long. Vector holds such a line as a tree of values, 40–80 bytes of RAM per byte of
+/// dense JSON while it is in flight (`bench/vector-ecs.py --long-lines`: peak RSS 71 MB with an
+/// ordinary alert, 156 MB with the DNP3 alert, 240 MB with a 4 MiB line like it, through the
+/// ECS remaps alone; 240 and 371 MB for the last two through the whole pipeline), so the cap
+/// bounds what one crafted line can cost a 2–8 GB Pi; 4 MiB ships that alert with room. A document is its line plus a
 /// few hundred bytes of ECS fields, well under the 10 MiB request body the smallest AWS
 /// OpenSearch instance types accept (Vector sends one larger than a batch on its own).
 pub const EVE_MAX_LINE_BYTES: usize = 4 << 20;
