@@ -14,9 +14,10 @@ pub const EVIDENCE_TAG: &str = "ids2-pcap-evidence";
 /// dense JSON while it is in flight (`bench/vector-ecs.py --long-lines`: peak RSS 71 MB with an
 /// ordinary alert, 156 MB with the DNP3 alert, 240 MB with a 4 MiB line like it, through the
 /// ECS remaps alone; 240 and 371 MB for the last two through the whole pipeline), so the cap
-/// bounds what one crafted line can cost a 2–8 GB Pi; 4 MiB ships that alert with room. A document is its line plus a
-/// few hundred bytes of ECS fields, well under the 10 MiB request body the smallest AWS
-/// OpenSearch instance types accept (Vector sends one larger than a batch on its own).
+/// bounds what one crafted line can cost a 2–8 GB Pi; 4 MiB ships that alert with room. A
+/// document is its line plus a few hundred bytes of ECS fields, well under the 10 MiB request
+/// body the smallest AWS OpenSearch instance types accept (Vector sends one larger than a batch
+/// on its own).
 pub const EVE_MAX_LINE_BYTES: usize = 4 << 20;
 
 /// The list as shipped: `templates/ecs_fields.tsv`.
