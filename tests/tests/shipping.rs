@@ -39,7 +39,8 @@ use serde_json::Value;
 mod sensor;
 
 use sensor::{
-    corpus_eve, dated_today, provision, read_lines, sample, Sensor, Tools, PREFIX, SENSOR,
+    corpus_eve, dated_today, provision, read_lines, run_provision, sample, Sensor, Tools, PREFIX,
+    SENSOR,
 };
 
 /// How long the server is away in the outage faults.
@@ -295,13 +296,7 @@ fn megabyte_eve_lines_are_shipped_whole_and_one_over_the_cap_is_counted() {
 
     // The heartbeat carries the count to the fleet, and `fleet health` pages on it.
     let (paged, answer) = ship::wait_for(Duration::from_secs(60), || {
-        let out = std::process::Command::new(&t.provision)
-            .args(["fleet", "health", "--json", "--endpoint", os.url()])
-            .args(["--auth", "basic", "--username", "ids2", "--password-file"])
-            .arg(s.root.join("opensearch-password"))
-            .args(["--index-prefix", PREFIX, "--timeout-secs", "10"])
-            .output()
-            .unwrap();
+        let out = run_provision(&t, &os, &s.root, &["fleet", "health", "--json"]);
         let findings: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let paged = findings.as_array().into_iter().flatten().any(|f| {
             f["check"] == "unshipped"

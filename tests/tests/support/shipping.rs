@@ -300,32 +300,28 @@ fn fnv(bytes: &[u8]) -> u64 {
     })
 }
 
-/// `ids2-provision opensearch setup --templates-only` against the server: the index templates
-/// go in first (the emulator has no ISM, Alerting or Dashboards API for the rest).
-pub fn provision(t: &Tools, os: &Osmem, root: &Path) {
-    let out = Command::new(&t.provision)
-        .args([
-            "opensearch",
-            "setup",
-            "--endpoint",
-            os.url(),
-            "--templates-only",
-            "--auth",
-            "basic",
-        ])
+/// Runs `ids2-provision <command>` against the server as the sensor in `root` reaches it (basic
+/// auth with its password file, the test's index prefix).
+pub fn run_provision(t: &Tools, os: &Osmem, root: &Path, command: &[&str]) -> std::process::Output {
+    Command::new(&t.provision)
+        .args(command)
+        .args(["--endpoint", os.url(), "--auth", "basic"])
         .args(["--username", "ids2", "--password-file"])
         .arg(root.join("opensearch-password"))
         .args(["--index-prefix", PREFIX, "--timeout-secs", "10"])
         .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap()
+}
+
+/// `ids2-provision opensearch setup --templates-only` against the server: the index templates
+/// go in first (the emulator has no ISM, Alerting or Dashboards API for the rest).
+pub fn provision(t: &Tools, os: &Osmem, root: &Path) {
+    let out = run_provision(t, os, root, &["opensearch", "setup", "--templates-only"]);
     assert!(
         out.status.success(),
-        "ids2-provision opensearch setup:\n{text}"
+        "ids2-provision opensearch setup:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
