@@ -39,8 +39,8 @@ use serde_json::Value;
 mod sensor;
 
 use sensor::{
-    corpus_eve, dated_today, provision, read_lines, run_provision, sample, Sensor, Tools, PREFIX,
-    SENSOR,
+    corpus_eve, dated_today, past_i64, provision, read_lines, run_provision, sample, Sensor, Tools,
+    PREFIX, SENSOR,
 };
 
 /// How long the server is away in the outage faults.
@@ -169,6 +169,44 @@ fn corpus_eve_through_the_agent_and_real_vector_is_indexed_once_with_template_ty
     }
     assert!(checked > 100, "only {checked} fields compared");
     assert!(conflicts.is_empty(), "{}", conflicts.join("\n"));
+
+    // A value its index refuses costs that field, not the event: the documents whose EVE held
+    // an integer past i64::MAX are indexed, each naming the refused field in `_ignored`, and
+    // they are the only ones that do.
+    let want: BTreeMap<String, Vec<String>> = lines
+        .iter()
+        .filter(|l| past_i64(&serde_json::from_str(l).unwrap()))
+        .map(|l| {
+            (
+                ship::document_id(SENSOR, l),
+                vec!["suricata.eve.smb.session_id".into()],
+            )
+        })
+        .collect();
+    assert!(
+        !want.is_empty(),
+        "the sample holds no integer past i64::MAX"
+    );
+    let r = os
+        .ok(
+            "POST",
+            &format!("/{PREFIX}-*/_search"),
+            Some(
+                br#"{"size": 1000, "_source": false, "query": {"exists": {"field": "_ignored"}}}"#,
+            ),
+        )
+        .unwrap();
+    let got: BTreeMap<String, Vec<String>> = r["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            let ignored = h["_ignored"].as_array().unwrap();
+            let fields = ignored.iter().map(|f| f.as_str().unwrap().to_string());
+            (h["_id"].as_str().unwrap().to_string(), fields.collect())
+        })
+        .collect();
+    assert_eq!(got, want, "documents with refused fields");
 
     // Heartbeats: in their index, under their deterministic ids.
     let beats = read_lines(&s.logs.join("heartbeat.json"));
