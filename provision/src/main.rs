@@ -520,7 +520,6 @@ enum SensorCommand {
     },
 }
 
-/// An error that carries the exit code it should produce.
 impl Connection {
     /// The REST client these flags describe, for the domain at `base`.
     async fn rest(&self, base: &str) -> anyhow::Result<Rest> {
@@ -561,6 +560,7 @@ async fn rest_client(
     Ok(Rest::new(auth, Duration::from_secs(timeout_secs))?)
 }
 
+/// An error that carries the exit code it should produce.
 struct Failure {
     code: u8,
     error: anyhow::Error,
