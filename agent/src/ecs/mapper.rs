@@ -275,6 +275,23 @@ mod tests {
     }
 
     #[test]
+    fn smb_session_ids_are_exact_strings_even_past_2_pow_63() {
+        let mut m = mapper();
+        for id in [
+            "39582485708869",
+            "11200975000855117829",
+            "18446744073709551615",
+        ] {
+            let line = format!(
+                r#"{{"timestamp":"2022-02-25T16:33:46.356103+0000","flow_id":5,"event_type":"fileinfo","src_ip":"10.0.0.1","src_port":445,"dest_ip":"10.0.0.2","dest_port":49674,"proto":"TCP","smb":{{"id":2,"dialect":"3.11","command":"SMB2_COMMAND_READ","status":"STATUS_SUCCESS","session_id":{id},"tree_id":5}},"fileinfo":{{"filename":"a.txt","size":3}}}}"#
+            );
+            let doc = m.map_line(&line).unwrap();
+            assert_eq!(doc["suricata"]["eve"]["smb"]["session_id"], id, "{doc}");
+            assert_eq!(doc["suricata"]["eve"]["smb"]["tree_id"], 5);
+        }
+    }
+
+    #[test]
     fn lines_that_are_not_eve_are_typed_errors() {
         let mut m = mapper();
         for bad in [

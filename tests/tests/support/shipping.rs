@@ -239,9 +239,9 @@ pub fn corpus_eve(t: &Tools, tmp: &Path) -> &'static [String] {
 /// per test; `IDS2_SHIP_FULL_CORPUS=1` sends it all.
 ///
 /// Every line holding an integer past `i64::MAX` is kept too (the corpus's SMB session ids, deep
-/// in its fileinfo events): Vector's JSON parser reads it as a float, which the field the index
-/// mapped as `long` from an earlier, smaller id cannot take, so these lines are the ones that
-/// prove a document survives a value its index refuses.
+/// in its fileinfo events): Vector's JSON parser reads it as a rounded float, which the field
+/// the index mapped as `long` from an earlier, smaller id would refuse, so these lines are the
+/// ones that prove such an id arrives exact and its event whole.
 pub fn sample(lines: &[String], per_type: usize) -> Vec<String> {
     if std::env::var_os("IDS2_SHIP_FULL_CORPUS").is_some_and(|v| v == "1") {
         return lines.to_vec();
