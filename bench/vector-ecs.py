@@ -246,11 +246,13 @@ def write_input(path, lines, n):
 
 
 class Bench:
-    def __init__(self, vector, osmem, toml, work, program, preload):
+    def __init__(self, vector, osmem, toml, work, program, preload, sink_set=()):
         self.vector, self.osmem, self.work = vector, osmem, work
         self.preload = preload
         self.toml = toml
         self.program = program
+        # (dotted path, value): sink options changed for every variant (--sink-set).
+        self.sink_set = sink_set
         # False: the sink gets Vector's default memory buffer (--breakdown).
         self.disk_buffer = True
         # (events/s, seconds): the input fed at a steady rate, the sink batching as rendered.
@@ -274,6 +276,12 @@ class Bench:
             # The floors carry no event.dataset nor event.id: a fixed index, ids made by the server.
             sink["bulk"]["index"] = index
             sink.pop("id_key", None)
+        for path, value in self.sink_set:
+            *parents, leaf = path.split(".")
+            table = sink
+            for key in parents:
+                table = table.setdefault(key, {})
+            table[leaf] = value
         return sink
 
     def ecs_transforms(self, inputs):
@@ -541,6 +549,9 @@ def main():
                     help="measure the mix this many times, the three variants back to back each "
                     "round, and also report the median round (by ECS / parse_json)")
     ap.add_argument("--program", help="a rendered candidate ECS program to measure instead")
+    ap.add_argument("--sink-set", action="append", default=[], metavar="PATH=JSON",
+                    help="a candidate option of the opensearch sink, for every variant (repeat "
+                    "it), e.g. batch.max_bytes=2097152")
     ap.add_argument("--preload", help="a library Vector runs with (LD_PRELOAD), e.g. jemalloc")
     ap.add_argument("--breakdown", action="store_true",
                     help="also measure the mix as the transform alone and without the disk buffer")
@@ -564,6 +575,13 @@ def main():
     program = Path(args.program).read_text() if args.program else None
     if args.preload and not Path(args.preload).is_file():
         sys.exit(f"--preload {args.preload}: no such file")
+    sink_set = []
+    for item in args.sink_set:
+        path, _, value = item.partition("=")
+        try:
+            sink_set.append((path, json.loads(value)))
+        except json.JSONDecodeError as e:
+            sys.exit(f"--sink-set {item}: the value after '=' must be JSON ({e})")
 
     work = Path(tempfile.mkdtemp(prefix="ids2-vector-ecs."))
     osmem = Osmem(osmem_bin)
@@ -577,7 +595,7 @@ def main():
         too_long = [line for line in lines if len(line.encode()) > LONG_LINE_BYTES]
         lines = [line for line in lines if len(line.encode()) <= LONG_LINE_BYTES]
         if args.long_lines:
-            bench = Bench(vector, osmem, toml, work, program, args.preload)
+            bench = Bench(vector, osmem, toml, work, program, args.preload, sink_set)
             long_lines(bench, lines, too_long, toml["sources"]["eve"]["max_line_bytes"], work)
             return
         if too_long:
@@ -594,7 +612,9 @@ def main():
         print(f"program: {args.program or 'rendered from agent/config.example.yaml'}")
         if args.preload:
             print(f"Vector runs with LD_PRELOAD={args.preload}")
-        bench = Bench(vector, osmem, toml, work, program, args.preload)
+        if sink_set:
+            print("sink options changed: " + ", ".join(f"{p} = {json.dumps(v)}" for p, v in sink_set))
+        bench = Bench(vector, osmem, toml, work, program, args.preload, sink_set)
         install_templates(provision, osmem, bench.prefix, work)
 
         empty = work / "empty.json"
