@@ -156,7 +156,7 @@ fn vector_toml_wiring() {
         Some("ids2-{{ event.dataset }}-%Y.%m.%d")
     );
     let batch = table(os, "batch");
-    assert_eq!(batch["max_bytes"].as_integer(), Some(5 * 1024 * 1024));
+    assert_eq!(batch["max_bytes"].as_integer(), Some(1024 * 1024));
     assert_eq!(batch["max_events"].as_integer(), Some(10_000));
     assert_eq!(batch["timeout_secs"].as_integer(), Some(5));
     let buffer = table(os, "buffer");
