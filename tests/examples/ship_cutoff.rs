@@ -40,6 +40,8 @@ struct Args {
     warmup: Duration,
     max: Duration,
     drain: Duration,
+    /// `shipping.batch_max_mb`, when not the default: what a batch size costs in the drain.
+    batch_max_mb: Option<u32>,
 }
 
 fn args() -> Args {
@@ -49,6 +51,7 @@ fn args() -> Args {
         warmup: Duration::from_secs(20),
         max: Duration::from_secs(1800),
         drain: Duration::from_secs(1200),
+        batch_max_mb: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -60,9 +63,10 @@ fn args() -> Args {
             "--warmup-secs" => a.warmup = secs(&v),
             "--max-secs" => a.max = secs(&v),
             "--drain-secs" => a.drain = secs(&v),
+            "--batch-max-mb" => a.batch_max_mb = Some(v.parse().expect("MiB")),
             other => panic!(
                 "unknown argument {other}; expected --logs DIR, --rate N, --warmup-secs N, \
-                 --max-secs N, --drain-secs N"
+                 --max-secs N, --drain-secs N, --batch-max-mb N"
             ),
         }
     }
@@ -241,8 +245,13 @@ fn main() {
     let corpus = sensor::corpus_eve(&t, &debug.parent().unwrap().join("tmp"));
     let server = BulkStandIn::start();
     let proxy = Proxy::start(server.addr).unwrap();
-    // The default shipping settings: batch sizes, timeout and the 256 MiB disk buffer.
-    let mut s = Sensor::with(&t, &proxy.url(), Some(&a.logs), "", "{}");
+    // The default shipping settings (batch sizes unless --batch-max-mb, timeout and the 256 MiB
+    // disk buffer).
+    let shipping = match a.batch_max_mb {
+        Some(mb) => format!("{{batch_max_mb: {mb}}}"),
+        None => "{}".to_string(),
+    };
+    let mut s = Sensor::with(&t, &proxy.url(), Some(&a.logs), "", &shipping);
     s.start_agent();
     let metrics = s.vector_metrics;
     let vector = |names: &[&str], labels: &[(&str, &str)]| {
@@ -354,10 +363,25 @@ fn main() {
         ship::expected_documents(SENSOR, PREFIX, written.iter().map(String::as_str)).unwrap();
     let total: usize = want.values().map(BTreeSet::len).sum();
     let suricata = format!("{PREFIX}-suricata.");
-    let (_, got) = ship::wait_for(a.drain, || {
+    let before = server.count(&suricata);
+    let drain_started = Instant::now();
+    let (drained, got) = ship::wait_for(a.drain, || {
         let n = server.count(&suricata);
         (n >= total, n)
     });
+    // How fast the backlog leaves once the server is back: bounded by the bulk batch size and
+    // Vector's request concurrency as much as by the server.
+    let drain = drain_started.elapsed().as_secs_f64();
+    println!(
+        "-- drain: {} documents in {drain:.0} s ({:.0}/s){}",
+        got.saturating_sub(before),
+        got.saturating_sub(before) as f64 / drain.max(0.001),
+        if drained {
+            ""
+        } else {
+            ", not all before the drain's time limit"
+        }
+    );
     // A last look once the count stops moving.
     std::thread::sleep(Duration::from_secs(10));
     let have = server.ids(&suricata);
