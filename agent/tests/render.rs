@@ -149,6 +149,7 @@ fn vector_toml_wiring() {
     // Items refused for back-pressure are sent again; with `index` and deterministic ids a
     // second send writes the same document over itself.
     assert_eq!(os["request_retry_partial"].as_bool(), Some(true));
+    assert_eq!(os["compression"].as_str(), Some("none"));
     let bulk = table(os, "bulk");
     assert_eq!(bulk["action"].as_str(), Some("index"));
     assert_eq!(
@@ -198,7 +199,7 @@ fn basic_auth_and_redis_reference_secrets_by_env_only() {
         "sensor: {{id: lab-2}}\nopensearch: {{domain: ids2, region: eu-west-1, \
          endpoint: 'https://os.example', index_prefix: lab, auth: {{method: basic, \
          username: shipper, password_file: {}}}}}\n\
-         shipping: {{redis: {{key: 'ids2:copy'}}, buffer_max_mb: 512}}\n",
+         shipping: {{redis: {{key: 'ids2:copy'}}, buffer_max_mb: 512, compression: gzip}}\n",
         password_file.display()
     ));
     let set = render_default(&s);
@@ -221,6 +222,12 @@ fn basic_auth_and_redis_reference_secrets_by_env_only() {
         Some("${IDS2_OPENSEARCH_PASSWORD}")
     );
     assert!(!os.contains_key("aws"));
+    // shipping.compression reaches both OpenSearch sinks.
+    assert_eq!(os["compression"].as_str(), Some("gzip"));
+    assert_eq!(
+        table(sinks, "opensearch_heartbeat")["compression"].as_str(),
+        Some("gzip")
+    );
     assert_eq!(
         table(os, "bulk")["index"].as_str(),
         Some("lab-{{ event.dataset }}-%Y.%m.%d")

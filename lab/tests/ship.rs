@@ -2,8 +2,9 @@
 //! `vector.toml`, pointed at the osmem-server emulator by `opensearch.endpoint` alone, indexes
 //! each EVE line once under its deterministic id; the same lines again (a replay) change
 //! nothing and raise no error; an event the server refuses does raise one, in Vector's log and
-//! its metrics; a heartbeat lands in the heartbeat index. Skips (saying what it needs) without
-//! Vector or the emulator; CI has both.
+//! its metrics; a heartbeat lands in the heartbeat index. Vector sends gzip bodies here
+//! (`shipping.compression: gzip`), so that setting is proven against the emulator too. Skips
+//! (saying what it needs) without Vector or the emulator; CI has both.
 
 use std::time::Duration;
 
@@ -58,12 +59,18 @@ fn real_vector_ships_each_eve_line_once_to_the_emulator() {
          logs: {{path: {r}/logs}}\n\
          paths: {{rendered_dir: {r}/rendered, vector_data_dir: {r}/vector}}\n\
          history: {{repo: {r}/history.git}}\n\
-         shipping: {{batch_timeout_secs: 1, vector_metrics_listen: '{m}'}}\n{}\n",
+         shipping: {{batch_timeout_secs: 1, compression: gzip, vector_metrics_listen: '{m}'}}\n{}\n",
         ship::opensearch_yaml(os.url(), "ids2", root).unwrap(),
         r = root.display(),
         m = ship::free_addr(),
     );
     let config = ship::render_vector_toml(&yaml, root).unwrap();
+    let rendered = std::fs::read_to_string(&config).unwrap();
+    assert_eq!(
+        rendered.matches("compression = \"gzip\"").count(),
+        2,
+        "{rendered}"
+    );
     let lines = vec![
         eve(
             "2025-03-01T10:00:00.000001+0000",

@@ -616,6 +616,7 @@ fn vector_context(
         "batch_max_bytes": mib(c.shipping.batch_max_mb),
         "batch_max_events": c.shipping.batch_max_events,
         "batch_timeout_secs": c.shipping.batch_timeout_secs,
+        "compression": c.shipping.compression.name(),
         // Vector refuses a disk buffer under its minimum, which is 32 bytes over 256 MiB, so the
         // documented 256 MiB default is rounded up to it rather than failing at start.
         "buffer_max_bytes": mib(c.shipping.buffer_max_mb).max(VECTOR_MIN_DISK_BUFFER_BYTES),
