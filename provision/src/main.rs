@@ -5,7 +5,7 @@
 //! results to output and exit codes (0 ok, 2 bad input, 1 any other failure).
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -59,7 +59,8 @@ enum Command {
 /// Where the policy lives and how to reach it.
 #[derive(Args)]
 struct Connection {
-    /// The domain endpoint (plain http only for localhost).
+    /// The domain endpoint, e.g. https://search-ids2-abc.eu-west-1.es.amazonaws.com
+    /// (`domain ensure` prints it). Plain http is accepted only for localhost.
     #[arg(long, value_name = "URL", global = true)]
     endpoint: Option<String>,
     /// Index prefix; must equal opensearch.index_prefix in the sensors' config.
@@ -80,7 +81,7 @@ struct Connection {
     /// basic: file whose first line is the password.
     #[arg(long, value_name = "FILE", global = true)]
     password_file: Option<PathBuf>,
-    /// Seconds a request may take.
+    /// Seconds one HTTP request may take.
     #[arg(long, default_value_t = 30, global = true)]
     timeout_secs: u64,
 }
@@ -289,36 +290,14 @@ enum FleetCommand {
     /// Each sensor's last heartbeat: last seen, state (online; late after two heartbeat
     /// intervals; offline after --offline-after-secs), throttle level, kernel drops, rule-set age.
     Status {
-        /// The domain endpoint (plain http only for localhost).
-        #[arg(long, value_name = "URL")]
-        endpoint: String,
+        #[command(flatten)]
+        conn: Connection,
         /// Print JSON (one object per sensor) instead of a table.
         #[arg(long)]
         json: bool,
         /// Seconds without a heartbeat after which a sensor is offline.
         #[arg(long, default_value_t = 60)]
         offline_after_secs: u64,
-        /// Index prefix; must equal opensearch.index_prefix in the sensors' config.
-        #[arg(long, default_value = "ids2")]
-        index_prefix: String,
-        /// How to authenticate.
-        #[arg(long, value_enum, default_value = "sigv4")]
-        auth: AuthMethod,
-        /// sigv4: the domain's region (read from an AWS endpoint host when omitted).
-        #[arg(long)]
-        region: Option<String>,
-        /// sigv4: AWS profile.
-        #[arg(long)]
-        profile: Option<String>,
-        /// basic: user name.
-        #[arg(long)]
-        username: Option<String>,
-        /// basic: file whose first line is the password.
-        #[arg(long, value_name = "FILE")]
-        password_file: Option<PathBuf>,
-        /// Seconds the query may take.
-        #[arg(long, default_value_t = 30)]
-        timeout_secs: u64,
     },
 }
 
@@ -409,28 +388,8 @@ enum OpensearchCommand {
     /// Install or update the index templates, ISM policy and Dashboards objects; objects
     /// that already match are left alone, so a second run prints "no changes".
     Setup {
-        /// The domain endpoint, e.g. https://search-ids2-abc.eu-west-1.es.amazonaws.com
-        /// (`domain ensure` prints it). Plain http is accepted only for localhost.
-        #[arg(long, value_name = "URL")]
-        endpoint: String,
-        /// How to authenticate.
-        #[arg(long, value_enum, default_value = "sigv4")]
-        auth: AuthMethod,
-        /// sigv4: the domain's region (read from an AWS endpoint host when omitted).
-        #[arg(long)]
-        region: Option<String>,
-        /// sigv4: AWS profile.
-        #[arg(long)]
-        profile: Option<String>,
-        /// basic: user name.
-        #[arg(long)]
-        username: Option<String>,
-        /// basic: file whose first line is the password.
-        #[arg(long, value_name = "FILE")]
-        password_file: Option<PathBuf>,
-        /// Index prefix; must equal opensearch.index_prefix in the sensors' config.
-        #[arg(long, default_value = "ids2")]
-        index_prefix: String,
+        #[command(flatten)]
+        conn: Connection,
         /// Days an index is kept before the ISM policy deletes it.
         #[arg(long, default_value_t = 30)]
         retention_days: u32,
@@ -440,9 +399,6 @@ enum OpensearchCommand {
         /// OpenSearch Dashboards URL (default: <endpoint>/_dashboards, as AWS serves it).
         #[arg(long, value_name = "URL")]
         dashboards_url: Option<String>,
-        /// Seconds one HTTP request may take.
-        #[arg(long, default_value_t = 30)]
-        timeout_secs: u64,
         /// Seconds without a heartbeat after which the "sensor offline" monitor alerts
         /// (fleet.offline_after_secs on the sensors).
         #[arg(long, default_value_t = 60)]
@@ -521,43 +477,36 @@ enum SensorCommand {
 }
 
 impl Connection {
-    /// The REST client these flags describe, for the domain at `base`.
-    async fn rest(&self, base: &str) -> anyhow::Result<Rest> {
-        rest_client(
-            base,
-            self.auth,
-            self.region.as_deref(),
-            self.profile.as_deref(),
-            self.username.as_deref(),
-            self.password_file.as_deref(),
-            self.timeout_secs,
-        )
-        .await
+    /// The domain's base URL. `--endpoint` is checked here, not by clap, because a global
+    /// flag (which `tune`'s subcommands need) cannot be a required one.
+    fn base(&self) -> Result<String, Failure> {
+        let endpoint = self.endpoint.as_deref().ok_or_else(|| Failure {
+            code: 2,
+            error: anyhow::anyhow!(
+                "--endpoint is required: the domain endpoint, e.g. \
+                 https://search-ids2-abc.eu-west-1.es.amazonaws.com (`ids2-provision domain \
+                 ensure` prints it)"
+            ),
+        })?;
+        Ok(setup::check_endpoint(endpoint)?.base)
     }
-}
 
-/// The REST client for the domain at `base`: SigV4 (the region read from an AWS endpoint host
-/// when not given) or basic auth (the password from IDS2_OPENSEARCH_PASSWORD, else the file).
-/// `opensearch setup` and `fleet status` spell these flags themselves; the rest share
-/// [`Connection`].
-async fn rest_client(
-    base: &str,
-    auth: AuthMethod,
-    region: Option<&str>,
-    profile: Option<&str>,
-    username: Option<&str>,
-    password_file: Option<&Path>,
-    timeout_secs: u64,
-) -> anyhow::Result<Rest> {
-    let auth = match auth {
-        AuthMethod::Sigv4 => setup::sigv4_auth(base, region, profile).await?,
-        AuthMethod::Basic => setup::basic_auth(
-            username,
-            std::env::var("IDS2_OPENSEARCH_PASSWORD").ok(),
-            password_file,
-        )?,
-    };
-    Ok(Rest::new(auth, Duration::from_secs(timeout_secs))?)
+    /// The REST client for the domain at `base`: SigV4 (the region read from an AWS endpoint
+    /// host when not given) or basic auth (the password from IDS2_OPENSEARCH_PASSWORD, else
+    /// the file).
+    async fn rest(&self, base: &str) -> anyhow::Result<Rest> {
+        let auth = match self.auth {
+            AuthMethod::Sigv4 => {
+                setup::sigv4_auth(base, self.region.as_deref(), self.profile.as_deref()).await?
+            }
+            AuthMethod::Basic => setup::basic_auth(
+                self.username.as_deref(),
+                std::env::var("IDS2_OPENSEARCH_PASSWORD").ok(),
+                self.password_file.as_deref(),
+            )?,
+        };
+        Ok(Rest::new(auth, Duration::from_secs(self.timeout_secs))?)
+    }
 }
 
 /// An error that carries the exit code it should produce.
@@ -710,24 +659,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Opensearch(OpensearchCommand::Setup {
-            endpoint,
-            auth,
-            region,
-            profile,
-            username,
-            password_file,
-            index_prefix,
+            conn,
             retention_days,
             replicas,
             dashboards_url,
-            timeout_secs,
             offline_after_secs,
             alert_webhook_url,
             alert_webhook_url_file,
             health,
             templates_only,
         }) => {
-            let base = setup::check_endpoint(&endpoint)?.base;
+            let base = conn.base()?;
             let alert_webhook_url = match (alert_webhook_url, alert_webhook_url_file) {
                 (Some(url), _) => Some(url),
                 (None, Some(file)) => Some(
@@ -749,7 +691,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let options = SetupOptions {
                 dashboards_url: dashboards_url.unwrap_or_else(|| format!("{base}/_dashboards")),
                 endpoint: base,
-                index_prefix,
+                index_prefix: conn.index_prefix.clone(),
                 retention_days,
                 replicas,
                 offline_after_secs,
@@ -758,23 +700,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 templates_only,
             };
             setup::check_options(&options)?;
-            let rest = rest_client(
-                &options.endpoint,
-                auth,
-                region.as_deref(),
-                profile.as_deref(),
-                username.as_deref(),
-                password_file.as_deref(),
-                timeout_secs,
-            )
-            .await?;
+            let rest = conn.rest(&options.endpoint).await?;
             let report = setup::setup(&rest, &options).await?;
             println!("{report}");
             Ok(())
         }
         Command::Tune { action, conn } => {
-            let endpoint = conn.endpoint.as_deref().ok_or(TuneError::NoEndpoint)?;
-            let base = setup::check_endpoint(endpoint)?.base;
+            let base = conn.base()?;
             let rest = conn.rest(&base).await?;
             let prefix = &conn.index_prefix;
             let now = time::OffsetDateTime::now_utc();
@@ -875,11 +807,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     error: anyhow::anyhow!("{}", problems.join("; ")),
                 });
             }
-            let endpoint = conn.endpoint.as_deref().ok_or_else(|| Failure {
-                code: 2,
-                error: anyhow::anyhow!("fleet health needs --endpoint URL (the domain endpoint)"),
-            })?;
-            let base = setup::check_endpoint(endpoint)?.base;
+            let base = conn.base()?;
             let rest = conn.rest(&base).await?;
             let now = time::OffsetDateTime::now_utc();
             let now_millis = (now.unix_timestamp_nanos() / 1_000_000) as i64;
@@ -904,32 +832,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Fleet(FleetCommand::Status {
-            endpoint,
+            conn,
             json,
             offline_after_secs,
-            index_prefix,
-            auth,
-            region,
-            profile,
-            username,
-            password_file,
-            timeout_secs,
         }) => {
-            let base = setup::check_endpoint(&endpoint)?.base;
-            let rest = rest_client(
-                &base,
-                auth,
-                region.as_deref(),
-                profile.as_deref(),
-                username.as_deref(),
-                password_file.as_deref(),
-                timeout_secs,
-            )
-            .await?;
+            let base = conn.base()?;
+            let rest = conn.rest(&base).await?;
             let sensors = ids2_provision::fleet::status(
                 &rest,
                 &base,
-                &index_prefix,
+                &conn.index_prefix,
                 Duration::from_secs(offline_after_secs),
             )
             .await?;

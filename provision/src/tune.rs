@@ -22,9 +22,6 @@ use crate::rest::{Rest, RestError};
 /// Why a tune command failed; nothing was written unless it says so.
 #[derive(Debug, thiserror::Error)]
 pub enum TuneError {
-    /// No endpoint given.
-    #[error("--endpoint is required: the domain endpoint the sensors ship to (ids2-provision domain ensure prints it)")]
-    NoEndpoint,
     /// The entry would be skipped by every sensor.
     #[error("refusing the entry, nothing written: {0}")]
     Invalid(Skipped),
@@ -60,10 +57,7 @@ pub enum TuneError {
 impl TuneError {
     /// Whether the operator can fix it in what they passed (exit 2).
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            TuneError::NoEndpoint | TuneError::Invalid(_) | TuneError::UnknownId { .. }
-        )
+        matches!(self, TuneError::Invalid(_) | TuneError::UnknownId { .. })
     }
 }
 

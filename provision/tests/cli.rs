@@ -147,6 +147,42 @@ fn sensor_config_basic_auth_keeps_the_password_in_a_file() {
     }
 }
 
+/// Every command that talks to a domain takes the same connection flags, and refuses to run
+/// without `--endpoint` (exit 2) before it loads credentials or sends anything.
+#[test]
+fn domain_commands_share_the_connection_flags() {
+    let commands: [&[&str]; 5] = [
+        &["opensearch", "setup"],
+        &["fleet", "status"],
+        &["fleet", "health"],
+        &["tune", "list"],
+        &["tune", "expire", "--id", "x"],
+    ];
+    for cmd in commands {
+        let mut a = cli().args(cmd).arg("--help").assert().success();
+        for flag in [
+            "--endpoint",
+            "--index-prefix",
+            "--auth",
+            "--region",
+            "--profile",
+            "--username",
+            "--password-file",
+            "--timeout-secs",
+        ] {
+            a = a.stdout(predicate::str::contains(flag));
+        }
+        cli()
+            .args(cmd)
+            .args(["--auth", "basic", "--username", "admin"])
+            .env_remove("IDS2_OPENSEARCH_PASSWORD")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--endpoint is required"))
+            .stderr(predicate::str::contains("domain ensure` prints it"));
+    }
+}
+
 #[test]
 fn sensor_config_refusals_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
