@@ -168,6 +168,14 @@ fn vector_toml_wiring() {
         Some(256 * 1024 * 1024 + 32)
     );
     assert_eq!(buffer["when_full"].as_str(), Some("block"));
+    // The file sources checkpoint only what both disk buffers acknowledged.
+    for sink in ["opensearch", "opensearch_heartbeat"] {
+        assert_eq!(
+            table(table(sinks, sink), "acknowledgements")["enabled"].as_bool(),
+            Some(true),
+            "{sink}"
+        );
+    }
     let auth = table(os, "auth");
     assert_eq!(auth["strategy"].as_str(), Some("aws"));
     assert_eq!(auth["profile"].as_str(), Some("ids2-sensor"));

@@ -20,11 +20,9 @@
 //! up on the server: the first line lost (not written, or written and never indexed) gives
 //! the cut-off time. Bounded: the outage by `--max-secs`, the drain by `--drain-secs`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ids2_lab::ship::{self, Proxy};
@@ -32,7 +30,7 @@ use ids2_lab::ship::{self, Proxy};
 #[path = "../tests/support/shipping.rs"]
 mod sensor;
 
-use sensor::{Sensor, PREFIX, SENSOR};
+use sensor::{eve_time, with_time, BulkStandIn, Sensor, PREFIX, SENSOR};
 
 struct Args {
     logs: PathBuf,
@@ -75,158 +73,6 @@ fn args() -> Args {
         "--logs must name the log directory (bench/ship-cutoff.sh mounts a tmpfs there)"
     );
     a
-}
-
-/// An EVE timestamp `ms` milliseconds after `base` (unix seconds), in Suricata's format.
-fn eve_time(base: i64, ms: u64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(base).unwrap() + Duration::from_millis(ms);
-    let f = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+0000"
-    );
-    t.format(f).unwrap()
-}
-
-/// `line` with its first `"timestamp":"…"` value replaced by `ts`.
-fn with_time(line: &str, ts: &str) -> String {
-    const KEY: &str = "\"timestamp\":\"";
-    let Some(start) = line.find(KEY).map(|i| i + KEY.len()) else {
-        return line.to_string();
-    };
-    let end = start + line[start..].find('"').unwrap_or(0);
-    format!("{}{ts}{}", &line[..start], &line[end..])
-}
-
-/// A STAND-IN for OpenSearch, for this benchmark only (see the module doc): it answers
-/// `GET /_cluster/health` (Vector's health check) and `POST /_bulk`, accepting every action
-/// and recording each document's `_index` and `_id`; anything else gets 404.
-struct BulkStandIn {
-    addr: SocketAddr,
-    /// Index → ids received.
-    docs: Arc<Mutex<BTreeMap<String, HashSet<String>>>>,
-}
-
-impl BulkStandIn {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        let addr = listener.local_addr().unwrap();
-        let docs = Arc::new(Mutex::new(BTreeMap::new()));
-        let shared = docs.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let docs = shared.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(conn, &docs);
-                });
-            }
-        });
-        Self { addr, docs }
-    }
-
-    /// Distinct ids received in the indices whose name starts with `prefix`.
-    fn count(&self, prefix: &str) -> usize {
-        let docs = self.docs.lock().unwrap();
-        docs.iter()
-            .filter(|(i, _)| i.starts_with(prefix))
-            .map(|(_, ids)| ids.len())
-            .sum()
-    }
-
-    fn ids(&self, prefix: &str) -> HashSet<String> {
-        let docs = self.docs.lock().unwrap();
-        docs.iter()
-            .filter(|(i, _)| i.starts_with(prefix))
-            .flat_map(|(_, ids)| ids.iter().cloned())
-            .collect()
-    }
-}
-
-/// One keep-alive connection: requests with a `Content-Length` or chunked body.
-fn serve(conn: TcpStream, docs: &Mutex<BTreeMap<String, HashSet<String>>>) -> std::io::Result<()> {
-    let mut out = conn.try_clone()?;
-    let mut r = BufReader::new(conn);
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let (method, path) = (
-            parts.next().unwrap_or("").to_string(),
-            parts.next().unwrap_or("").to_string(),
-        );
-        let (mut length, mut chunked) = (0usize, false);
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h)? == 0 {
-                return Ok(());
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            let (k, v) = h.split_once(':').unwrap_or((h, ""));
-            match k.to_ascii_lowercase().as_str() {
-                "content-length" => length = v.trim().parse().unwrap_or(0),
-                "transfer-encoding" => chunked = v.to_ascii_lowercase().contains("chunked"),
-                _ => {}
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                let mut size = String::new();
-                r.read_line(&mut size)?;
-                let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
-                    .unwrap_or(0);
-                let mut chunk = vec![0; n + 2];
-                r.read_exact(&mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else {
-            body.resize(length, 0);
-            r.read_exact(&mut body)?;
-        }
-        let (status, answer) = if method == "POST" && path.split('?').next() == Some("/_bulk") {
-            ("200 OK", bulk(&body, docs))
-        } else if method == "GET" && path.starts_with("/_cluster/health") {
-            ("200 OK", r#"{"status":"green"}"#.to_string())
-        } else {
-            (
-                "404 Not Found",
-                r#"{"error":"not in the stand-in"}"#.to_string(),
-            )
-        };
-        write!(
-            out,
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
-            answer.len()
-        )?;
-    }
-}
-
-/// Records a bulk body's actions; the answer, every item accepted.
-fn bulk(body: &[u8], docs: &Mutex<BTreeMap<String, HashSet<String>>>) -> String {
-    let text = String::from_utf8_lossy(body);
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let mut items = Vec::new();
-    let mut docs = docs.lock().unwrap();
-    while let Some(action) = lines.next() {
-        let v: serde_json::Value = serde_json::from_str(action).unwrap_or_default();
-        let Some((op, meta)) = v.as_object().and_then(|o| o.iter().next()) else {
-            continue;
-        };
-        if op != "delete" {
-            lines.next();
-        }
-        let index = meta["_index"].as_str().unwrap_or("").to_string();
-        let id = meta["_id"].as_str().unwrap_or("").to_string();
-        items.push(serde_json::json!({op: {"_index": index, "_id": id, "status": 201}}));
-        docs.entry(index).or_default().insert(id);
-    }
-    serde_json::json!({"took": 1, "errors": false, "items": items}).to_string()
 }
 
 fn used_mib(dir: &Path) -> f64 {
