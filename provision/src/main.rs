@@ -56,7 +56,7 @@ enum Command {
     },
 }
 
-/// Where the policy lives and how to reach it.
+/// How to reach a domain: the flags every command that talks to OpenSearch takes.
 #[derive(Args)]
 struct Connection {
     /// The domain endpoint, e.g. https://search-ids2-abc.eu-west-1.es.amazonaws.com

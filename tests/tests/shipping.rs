@@ -413,17 +413,8 @@ fn outage(t: &Tools, lines: &[String], fault: Fault) -> f64 {
         Fault::Outage => {}
         Fault::VectorKilled => {
             std::thread::sleep(Duration::from_secs(5));
-            let pid = s.vector_pid().expect("the agent's Vector child");
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            )
-            .unwrap();
             // The agent's supervisor starts it again, while the server is still away.
-            let (again, _) = ship::wait_for(Duration::from_secs(20), || {
-                (s.vector_pid().is_some_and(|p| p != pid), ())
-            });
-            assert!(again, "the agent did not restart Vector:\n{}", s.logs());
+            s.kill_vector();
         }
         Fault::Rotation => {
             let (done, _) = ship::wait_for(Duration::from_secs(15), || {
@@ -488,9 +479,9 @@ fn agent_restarted_mid_stream_loses_and_duplicates_nothing() {
 /// so that events sit read but unbuffered between the file source and the sink: every line is
 /// indexed once the server is back. The file source's checkpoint moves only when the disk
 /// buffer acknowledges an event (`acknowledgements.enabled` on the sink); without it the
-/// checkpoint followed the reads and those events were lost (4,124 of 250,000 when measured,
-/// 2026-12-04). The server is the bulk stand-in: filling the 256 MiB buffer takes ~100,000
-/// documents, more than the emulator holds.
+/// checkpoint followed the reads and those events were lost (this test with it off, 2026-12-04:
+/// 3,170 of 112,000 missing). The server is the bulk stand-in: filling the 256 MiB buffer takes
+/// ~100,000 documents, more than the emulator holds.
 #[test]
 fn vector_killed_with_its_disk_buffer_full_loses_nothing() {
     let Some(t) = tools() else { return };
@@ -517,12 +508,7 @@ fn vector_killed_with_its_disk_buffer_full_loses_nothing() {
     let (shipped, _) = ship::wait_for(Duration::from_secs(60), || {
         (server.count(&events) >= 2_000, ())
     });
-    assert!(
-        shipped,
-        "the first lines were not shipped:
-{}",
-        s.logs()
-    );
+    assert!(shipped, "the first lines were not shipped:\n{}", s.logs());
 
     proxy.set_up(false);
     // Vector renamed some of its buffer metrics over the years: either name counts.
@@ -549,7 +535,7 @@ fn vector_killed_with_its_disk_buffer_full_loses_nothing() {
     let mut still = 0;
     while still < 3 {
         assert!(
-            started.elapsed() < Duration::from_secs(600) && s.appended.len() < 400_000,
+            started.elapsed() < Duration::from_secs(600),
             "the disk buffer did not fill: {} lines appended, {} MiB buffered\n{}",
             s.appended.len(),
             buffered_mib(),
@@ -579,18 +565,9 @@ fn vector_killed_with_its_disk_buffer_full_loses_nothing() {
         buffered > 100.0,
         "the buffer is not full: {buffered:.0} MiB"
     );
-    // Vector writes its checkpoints every second: let them follow whatever they follow.
+    // Vector writes its checkpoints periodically: give them time to follow whatever they follow.
     std::thread::sleep(Duration::from_secs(3));
-    let pid = s.vector_pid().expect("the agent's Vector child");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    let (again, _) = ship::wait_for(Duration::from_secs(20), || {
-        (s.vector_pid().is_some_and(|p| p != pid), ())
-    });
-    assert!(again, "the agent did not restart Vector:\n{}", s.logs());
+    s.kill_vector();
     proxy.set_up(true);
 
     let want =

@@ -522,6 +522,20 @@ impl Sensor {
             .find(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|exe| exe == vector))
     }
 
+    /// SIGKILLs the agent's Vector child and waits for the agent's supervisor to start it again.
+    pub fn kill_vector(&self) {
+        let pid = self.vector_pid().expect("the agent's Vector child");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let (again, _) = ship::wait_for(Duration::from_secs(20), || {
+            (self.vector_pid().is_some_and(|p| p != pid), ())
+        });
+        assert!(again, "the agent did not restart Vector:\n{}", self.logs());
+    }
+
     /// Appends `lines` to `eve.json` as Suricata would (one write per line, O_APPEND; a
     /// rotated-away file is replaced by a new one, as after Suricata's reopen).
     pub fn append(&mut self, lines: &[String]) {
