@@ -30,7 +30,7 @@ use ids2_lab::ship::{self, Proxy};
 #[path = "../tests/support/shipping.rs"]
 mod sensor;
 
-use sensor::{eve_time, with_time, BulkStandIn, Sensor, PREFIX, SENSOR};
+use sensor::{eve_time, with_time, BulkStandIn, Sensor, BUFFER_BYTES, PREFIX, SENSOR};
 
 struct Args {
     logs: PathBuf,
@@ -98,17 +98,6 @@ fn main() {
         .map_or("{}".to_string(), |mb| format!("{{batch_max_mb: {mb}}}"));
     let mut s = Sensor::with(&t, &proxy.url(), Some(&a.logs), "", &shipping);
     s.start_agent();
-    let metrics = s.vector_metrics;
-    let vector = |names: &[&str], labels: &[(&str, &str)]| {
-        ship::scrape(metrics)
-            .map(|text| {
-                names
-                    .iter()
-                    .map(|n| ship::metric_sum(&text, n, labels))
-                    .sum()
-            })
-            .unwrap_or(f64::NAN)
-    };
 
     let base = time::OffsetDateTime::now_utc().unix_timestamp();
     let eve = a.logs.join("eve.json");
@@ -179,16 +168,13 @@ fn main() {
                 written.len(),
                 failed,
                 // Vector 0.58's names, then the older ones: either is there.
-                vector(
-                    &["vector_buffer_size_bytes", "vector_buffer_byte_size"],
-                    &[("buffer_id", "opensearch")]
-                ) / 1048576.0,
-                vector(
+                s.vector_metric(BUFFER_BYTES, &[("buffer_id", "opensearch")]) / 1048576.0,
+                s.vector_metric(
                     &["vector_buffer_size_events", "vector_buffer_events"],
                     &[("buffer_id", "opensearch")]
                 ),
                 used_mib(&a.logs),
-                vector(
+                s.vector_metric(
                     &["vector_component_sent_events_total"],
                     &[("component_id", "opensearch")]
                 ),

@@ -43,7 +43,7 @@ mod sensor;
 
 use sensor::{
     corpus_eve, dated_today, eve_time, past_i64, provision, read_lines, run_provision, sample,
-    with_time, BulkStandIn, Sensor, Tools, PREFIX, SENSOR,
+    with_time, BulkStandIn, Sensor, Tools, BUFFER_BYTES, PREFIX, SENSOR,
 };
 
 /// How long the server is away in the outage faults.
@@ -511,24 +511,8 @@ fn vector_killed_with_its_disk_buffer_full_loses_nothing() {
     assert!(shipped, "the first lines were not shipped:\n{}", s.logs());
 
     proxy.set_up(false);
-    // Vector renamed some of its buffer metrics over the years: either name counts.
-    let metrics = s.vector_metrics;
-    let metric = |names: &[&str], component: &str| {
-        ship::scrape(metrics)
-            .map(|text| {
-                names
-                    .iter()
-                    .map(|n| ship::metric_sum(&text, n, &[("component_id", component)]))
-                    .sum()
-            })
-            .unwrap_or(f64::NAN)
-    };
-    let buffered_mib = || {
-        metric(
-            &["vector_buffer_size_bytes", "vector_buffer_byte_size"],
-            "opensearch",
-        ) / 1048576.0
-    };
+    let buffered_mib =
+        |s: &Sensor| s.vector_metric(BUFFER_BYTES, &[("component_id", "opensearch")]) / 1048576.0;
     // Appended in parts until Vector stops reading: its buffer full, events held before it.
     let started = Instant::now();
     let mut last_read = -1.0;
@@ -538,23 +522,27 @@ fn vector_killed_with_its_disk_buffer_full_loses_nothing() {
             started.elapsed() < Duration::from_secs(600),
             "the disk buffer did not fill: {} lines appended, {} MiB buffered\n{}",
             s.appended.len(),
-            buffered_mib(),
+            buffered_mib(&s),
             s.logs()
         );
-        let read = metric(&["vector_component_received_events_total"], "eve");
+        let read = s.vector_metric(
+            &["vector_component_received_events_total"],
+            &[("component_id", "eve")],
+        );
         if read == last_read && read > 0.0 {
             still += 1;
         } else {
             still = 0;
+            // The buffer takes ~84,000 mix lines and Vector holds a few thousand before it;
+            // 130,000 (~110 MB) stays under the 256 MiB rotation.
             if s.appended.len() < 130_000 {
-                let more = next(10_000);
-                s.append(&more);
+                s.append(&next(10_000));
             }
         }
         last_read = read;
         std::thread::sleep(Duration::from_secs(2));
     }
-    let buffered = buffered_mib();
+    let buffered = buffered_mib(&s);
     let read = last_read as usize;
     eprintln!(
         "buffer full: {buffered:.0} MiB, {read} events read of {} appended, after {:.0?}",

@@ -21,6 +21,8 @@ use ids2_lab::ship;
 
 pub const SENSOR: &str = "e2e-ship";
 pub const PREFIX: &str = "ids2";
+/// A disk buffer's bytes: Vector 0.58's metric name, then the older one.
+pub const BUFFER_BYTES: &[&str] = &["vector_buffer_size_bytes", "vector_buffer_byte_size"];
 /// Suricata gets this long for the whole corpus (it needs a few seconds).
 const SURICATA_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long shipping may take to settle after the last append (Vector retries with a backoff
@@ -520,6 +522,19 @@ impl Sensor {
             .split_whitespace()
             .filter_map(|p| p.parse::<i32>().ok())
             .find(|p| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|exe| exe == vector))
+    }
+
+    /// The sum of Vector's metrics `names` carrying `labels`, as its exporter shows them now
+    /// (several names: a metric Vector renamed, either is there); NaN when it does not answer.
+    pub fn vector_metric(&self, names: &[&str], labels: &[(&str, &str)]) -> f64 {
+        ship::scrape(self.vector_metrics)
+            .map(|text| {
+                names
+                    .iter()
+                    .map(|n| ship::metric_sum(&text, n, labels))
+                    .sum()
+            })
+            .unwrap_or(f64::NAN)
     }
 
     /// SIGKILLs the agent's Vector child and waits for the agent's supervisor to start it again.
