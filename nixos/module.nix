@@ -101,8 +101,13 @@ let
         || [ -n "''${IDS2_OPENSEARCH_PASSWORD:-}" ]
       export IDS2_OPENSEARCH_PASSWORD
     ''}
+    # The Redis copy's part (vector-redis.toml) only while Redis answers: Vector's redis sink
+    # connects while Vector builds its pipeline and would hold up the OpenSearch path with it.
+    # The agent restarts this unit once Redis is back.
+    mapfile -t optional < <(${lib.getExe' cfg.package "ids2-agent"} vector-args --rendered-dir ${renderedDir})
     exec ${lib.getExe cfg.vector.package} \
       --config ${renderedDir}/current/vector.toml \
+      "''${optional[@]}" \
       ${lib.concatMapStringsSep " " (f: "--config ${f}") cfg.vector.extraConfigFiles}
   '';
 

@@ -188,22 +188,23 @@ pub struct Applier {
 }
 
 /// The files of a generation that decide what must reload: `suricata.yaml`, the local rules,
-/// `vector.toml` (`None` for a file that is absent).
-type Watched = [Option<Vec<u8>>; 3];
+/// `vector.toml`, the Redis copy's `vector-redis.toml` (`None` for a file that is absent).
+type Watched = [Option<Vec<u8>>; 4];
 
 fn watched(dir: &Path) -> Watched {
     [
         render::SURICATA_YAML,
         render::LOCAL_RULES,
         render::VECTOR_TOML,
+        render::VECTOR_REDIS_TOML,
     ]
     .map(|rel| fs::read(dir.join(rel)).ok())
 }
 
 /// How Suricata and Vector pick up the step from `old` to `new`.
 fn pickups(old: &Watched, new: &Watched) -> (Pickup, Pickup) {
-    let [old_yaml, old_rules, old_vector] = old;
-    let [new_yaml, new_rules, new_vector] = new;
+    let [old_yaml, old_rules, old_vector, old_redis] = old;
+    let [new_yaml, new_rules, new_vector, new_redis] = new;
     let suricata = if old_yaml != new_yaml {
         Pickup::Restart
     } else if old_rules != new_rules {
@@ -211,7 +212,11 @@ fn pickups(old: &Watched, new: &Watched) -> (Pickup, Pickup) {
     } else {
         Pickup::Nothing
     };
-    let vector = if old_vector != new_vector {
+    // A reload re-reads the files Vector started with: a Redis copy switched on or off changes
+    // which files those are.
+    let vector = if old_redis.is_some() != new_redis.is_some() {
+        Pickup::Restart
+    } else if old_vector != new_vector || old_redis != new_redis {
         Pickup::Reload
     } else {
         Pickup::Nothing
@@ -491,7 +496,13 @@ mod tests {
     }
 
     fn set(yaml: &str, rules: &str, vector: &str) -> Watched {
-        [yaml, rules, vector].map(|t| Some(t.as_bytes().to_vec()))
+        let [y, r, v] = [yaml, rules, vector].map(|t| Some(t.as_bytes().to_vec()));
+        [y, r, v, None]
+    }
+
+    fn with_redis(mut w: Watched, redis: &str) -> Watched {
+        w[3] = Some(redis.as_bytes().to_vec());
+        w
     }
 
     #[test]
@@ -512,8 +523,16 @@ mod tests {
         );
         // The first generation: everything is new.
         assert_eq!(
-            pickups(&[None, None, None], &base),
+            pickups(&[None, None, None, None], &base),
             (Pickup::Restart, Pickup::Reload)
+        );
+        // The Redis copy switched on or off changes Vector's files: only a restart reads them.
+        let redis = with_redis(base.clone(), "k");
+        assert_eq!(pickups(&base, &redis), (Pickup::Nothing, Pickup::Restart));
+        assert_eq!(pickups(&redis, &base), (Pickup::Nothing, Pickup::Restart));
+        assert_eq!(
+            pickups(&redis, &with_redis(base.clone(), "k2")),
+            (Pickup::Nothing, Pickup::Reload)
         );
     }
 

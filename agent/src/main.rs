@@ -46,6 +46,15 @@ enum Command {
         #[arg(long, value_name = "DIR", env = "IDS2_SURICATA_ETC", default_value = render::DEFAULT_SURICATA_ETC)]
         suricata_etc: PathBuf,
     },
+    /// Print the `--config` arguments Vector starts with beyond `vector.toml`, one per line:
+    /// the Redis copy's `vector-redis.toml` when the current generation has one and Redis
+    /// answers PING, else nothing (the reason on stderr). vector.service's start script runs
+    /// this; the agent restarts Vector with the copy once Redis answers.
+    VectorArgs {
+        /// The directory of generations (paths.rendered_dir).
+        #[arg(long, default_value_os_t = PathBuf::from(config::default_rendered_dir()))]
+        rendered_dir: PathBuf,
+    },
     /// Host links: keep only lo and the capture interface up (rtnetlink, this namespace).
     #[command(subcommand)]
     Net(NetCommand),
@@ -474,6 +483,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
             suricata_etc,
         } => Ok(ids2_agent::run::run(&config, backend, suricata_etc)?),
         Command::Ecs { config } => ecs_stdio(&config),
+        Command::VectorArgs { rendered_dir } => {
+            let copy = ids2_agent::vector::RedisCopy::new(&rendered_dir);
+            if copy.configured() {
+                match block_on(async { Ok::<_, anyhow::Error>(copy.ready().await) })? {
+                    Ok(()) => println!("--config\n{}", copy.config.display()),
+                    Err(why) => eprintln!(
+                        "ids2-agent: Vector starts without the Redis copy ({why}); the agent \
+                         restarts it with the copy once Redis answers"
+                    ),
+                }
+            }
+            Ok(())
+        }
         Command::Rules {
             action: RulesAction::Update { config },
         } => rules_update(&config),

@@ -567,6 +567,9 @@ impl Responders {
     }
 }
 
+/// How often the agent looks whether Vector runs the Redis copy it should.
+const REDIS_COPY_CHECK: Duration = Duration::from_secs(10);
+
 /// The EVE line consumers among the daemon's tasks (responders, anomaly detection, evidence)
 /// for the reader, and the evidence service, whose last copies follow Suricata's stop.
 struct Consumers {
@@ -649,6 +652,22 @@ fn spawn_tasks(
         Box::new(move |shutdown| {
             let checks = checks.clone();
             Box::pin(async move { checks.run(shutdown).await })
+        }),
+    );
+
+    // Cheap while shipping.redis is unset: a file test every period.
+    let redis_copy = Arc::new(crate::vector::RedisCopyWatch {
+        copy: crate::vector::RedisCopy::new(Path::new(&settings.config.paths.rendered_dir)),
+        exporter: settings.config.shipping.vector_metrics_listen.clone(),
+        backend: backend.clone(),
+        metrics: metrics.clone(),
+        period: REDIS_COPY_CHECK,
+    });
+    sup.spawn(
+        "redis-copy",
+        Box::new(move |shutdown| {
+            let watch = redis_copy.clone();
+            Box::pin(async move { watch.run(shutdown).await })
         }),
     );
 

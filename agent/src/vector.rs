@@ -6,10 +6,20 @@
 //! (`<workspace>/../shared/vector/vector`): one lookup, one order, everywhere.
 //!
 //! The agent also reads Vector's Prometheus exporter ([`buffer_use`]) for the heartbeat's
-//! shipping backlog: how much of the events sink's disk buffer waits for OpenSearch.
+//! shipping backlog: how much of the events sink's disk buffer waits for OpenSearch, and
+//! whether the optional Redis copy runs ([`RedisCopy`]).
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::metrics::Metrics;
+use crate::pipeline::{Backend, Component};
+use crate::supervisor::{Shutdown, TaskError};
 
 /// Names the Vector program to run instead of `vector` on `PATH`.
 pub const PROGRAM_ENV: &str = "IDS2_VECTOR";
@@ -66,12 +76,19 @@ pub fn parse_buffer_use(text: &str, buffer_id: &str) -> Option<(u64, u64)> {
 
 /// Reads [`parse_buffer_use`] for `buffer_id` from Vector's exporter at `addr`.
 pub async fn buffer_use(addr: &str, buffer_id: &str) -> Result<(u64, u64), String> {
+    let text = scrape(addr).await?;
+    parse_buffer_use(&text, buffer_id)
+        .ok_or_else(|| format!("http://{addr}/metrics: no buffer size for buffer_id {buffer_id:?}"))
+}
+
+/// The exporter's text at `addr` (`shipping.vector_metrics_listen`).
+pub async fn scrape(addr: &str) -> Result<String, String> {
     let url = format!("http://{addr}/metrics");
     let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(2))
+        .timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| format!("{url}: {e}"))?;
-    let text = client
+    client
         .get(&url)
         .send()
         .await
@@ -79,9 +96,176 @@ pub async fn buffer_use(addr: &str, buffer_id: &str) -> Result<(u64, u64), Strin
         .map_err(|e| format!("{url}: {e}"))?
         .text()
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    parse_buffer_use(&text, buffer_id)
-        .ok_or_else(|| format!("{url}: no buffer size for buffer_id {buffer_id:?}"))
+        .map_err(|e| format!("{url}: {e}"))
+}
+
+/// Whether the exporter's text lists component `id`: Vector registers a sink's metrics when it
+/// builds the sink, before any event passes.
+pub fn runs_component(text: &str, id: &str) -> bool {
+    let label = format!("component_id=\"{id}\"");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| l.contains(&label))
+}
+
+/// The optional Redis copy (`shipping.redis`): its part of Vector's config and the Redis it
+/// needs. Vector's redis sink connects while Vector builds its pipeline, and with nothing
+/// answering, Vector 0.58 waited 8 minutes before it gave up, shipping nothing to OpenSearch
+/// meanwhile (docs/sensor.md, "The Redis copy"). So Vector gets the part only while Redis answers: the agent asks
+/// [`RedisCopy::ready`] before each start, and restarts Vector once Redis is back. The rendered
+/// part is the one source of truth: present in the current generation only with
+/// `shipping.redis`, and naming the endpoint, so a reloaded config needs no other state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisCopy {
+    /// `vector-redis.toml` of the current generation.
+    pub config: PathBuf,
+}
+
+/// How long a Redis gets to accept the connection and answer PING.
+const REDIS_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The component id of the Redis sink in `vector-redis.toml`.
+pub const REDIS_SINK: &str = "redis";
+
+impl RedisCopy {
+    /// The copy's part in `rendered_dir`'s current generation.
+    pub fn new(rendered_dir: &Path) -> Self {
+        Self {
+            config: rendered_dir
+                .join("current")
+                .join(crate::render::VECTOR_REDIS_TOML),
+        }
+    }
+
+    /// Whether the current generation has a Redis copy (`shipping.redis` was set).
+    pub fn configured(&self) -> bool {
+        self.config.is_file()
+    }
+
+    /// `Ok` once Redis accepts a connection and answers PING with PONG (a `rediss://` endpoint:
+    /// accepts the connection); the error says what it did instead.
+    pub async fn ready(&self) -> Result<(), String> {
+        let text = tokio::fs::read_to_string(&self.config)
+            .await
+            .map_err(|e| format!("{}: {e}", self.config.display()))?;
+        let url = endpoint(&text)
+            .ok_or_else(|| format!("{}: no endpoint line", self.config.display()))?;
+        let (tls, rest) = match url.strip_prefix("rediss://") {
+            Some(rest) => (true, rest),
+            None => (false, url.strip_prefix("redis://").unwrap_or(&url)),
+        };
+        probe(&host_port(rest), tls).await
+    }
+}
+
+/// Brings the Redis copy back: Vector started without it while Redis did not answer, and only a
+/// restart adds a `--config` (a reload re-reads the files Vector started with). Sets
+/// `ids2_redis_copy_up`.
+pub struct RedisCopyWatch {
+    /// The copy to watch.
+    pub copy: RedisCopy,
+    /// Vector's exporter (`shipping.vector_metrics_listen`), which lists the sinks it runs.
+    pub exporter: String,
+    /// Restarts Vector.
+    pub backend: Arc<dyn Backend>,
+    /// Where `ids2_redis_copy_up` goes.
+    pub metrics: Arc<Metrics>,
+    /// How often to look.
+    pub period: Duration,
+}
+
+impl RedisCopyWatch {
+    /// Looks every `period` until shutdown.
+    pub async fn run(&self, mut shutdown: Shutdown) -> Result<(), TaskError> {
+        while shutdown.sleep(self.period).await {
+            self.check().await;
+        }
+        Ok(())
+    }
+
+    async fn check(&self) {
+        if !self.copy.configured() {
+            self.metrics.redis_copy_up.remove(&[]);
+            return;
+        }
+        // No exporter: Vector is starting, stopped or down, which its backend sees to.
+        let Ok(text) = scrape(&self.exporter).await else {
+            return;
+        };
+        if runs_component(&text, REDIS_SINK) {
+            self.metrics.redis_copy_up.set(&[], 1.0);
+            return;
+        }
+        self.metrics.redis_copy_up.set(&[], 0.0);
+        match self.copy.ready().await {
+            Ok(()) => {
+                tracing::info!("Redis answers: restarting Vector with the Redis copy");
+                if let Err(e) = self.backend.restart(Component::Vector).await {
+                    tracing::error!("restarting Vector with the Redis copy: {e}");
+                }
+            }
+            Err(why) => tracing::debug!("the Redis copy waits: {why}"),
+        }
+    }
+}
+
+/// The sink's `endpoint` in the rendered part: a TOML basic string written by the `vstr`
+/// filter, whose escapes are JSON's.
+fn endpoint(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("endpoint = "))
+        .and_then(|v| serde_json::from_str(v.trim()).ok())
+}
+
+async fn probe(addr: &str, tls: bool) -> Result<(), String> {
+    let ping = async {
+        let mut conn = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("Redis at {addr}: {e}"))?;
+        if tls {
+            return Ok(());
+        }
+        conn.write_all(b"PING\r\n")
+            .await
+            .map_err(|e| format!("Redis at {addr}: {e}"))?;
+        let mut reply = [0u8; 64];
+        let n = conn
+            .read(&mut reply)
+            .await
+            .map_err(|e| format!("Redis at {addr}: {e}"))?;
+        let reply = String::from_utf8_lossy(&reply[..n]);
+        if reply.starts_with("+PONG") {
+            Ok(())
+        } else {
+            Err(format!(
+                "Redis at {addr} answered PING with {:?}",
+                reply.trim_end()
+            ))
+        }
+    };
+    tokio::time::timeout(REDIS_PROBE_TIMEOUT, ping)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "Redis at {addr}: no answer within {} s",
+                REDIS_PROBE_TIMEOUT.as_secs()
+            ))
+        })
+}
+
+/// `host:port` of a Redis URL's authority (after the scheme): no user info, 6379 by default.
+fn host_port(rest: &str) -> String {
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let has_port = match host.rsplit_once(':') {
+        Some((h, port)) => !port.is_empty() && (!h.contains(':') || h.ends_with(']')),
+        None => false,
+    };
+    if has_port {
+        host.to_string()
+    } else {
+        format!("{host}:6379")
+    }
 }
 
 /// The shared Vector build beside a checkout of this workspace.
@@ -142,6 +326,66 @@ vector_buffer_size_bytes{buffer_id=\"opensearch\",buffer_type=\"disk\",component
         assert_eq!(parse_buffer_use(text, "redis"), None);
         let idle = "vector_buffer_max_size_bytes{buffer_id=\"opensearch\"} 268435488\n";
         assert_eq!(parse_buffer_use(idle, "opensearch"), Some((0, 268_435_488)));
+    }
+
+    #[test]
+    fn redis_urls_give_the_address_to_probe() {
+        assert_eq!(host_port("127.0.0.1:6380/0"), "127.0.0.1:6380");
+        assert_eq!(host_port("localhost/2"), "localhost:6379");
+        assert_eq!(host_port(":pw@redis.lan:7000/0?x=1"), "redis.lan:7000");
+        assert_eq!(host_port("[::1]:6390/0"), "[::1]:6390");
+        assert_eq!(host_port("[::1]/0"), "[::1]:6379");
+    }
+
+    #[test]
+    fn a_component_runs_when_the_exporter_lists_it() {
+        let text = "# HELP x\n\
+            vector_buffer_max_size_events{buffer_id=\"redis\",component_id=\"redis\",component_kind=\"sink\"} 10000\n";
+        assert!(runs_component(text, "redis"));
+        assert!(!runs_component(text, "red"));
+        assert!(!runs_component("# component_id=\"redis\"\n", "redis"));
+    }
+
+    #[test]
+    fn the_endpoint_is_read_from_the_rendered_part() {
+        let part = "[sinks.redis]\ntype = \"redis\"\nendpoint = \"redis://127.0.0.1:6380/0\"\n";
+        assert_eq!(endpoint(part).as_deref(), Some("redis://127.0.0.1:6380/0"));
+        assert_eq!(endpoint("[sinks.redis]\n"), None);
+    }
+
+    /// A real listener on loopback stands for each answer: PONG, an error reply, silence, and
+    /// a refused port.
+    #[tokio::test]
+    async fn redis_answers_only_with_pong() {
+        async fn serve(reply: &'static [u8]) -> String {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap().to_string();
+            tokio::spawn(async move {
+                let (mut c, _) = l.accept().await.unwrap();
+                let mut buf = [0u8; 16];
+                let _ = c.read(&mut buf).await;
+                if !reply.is_empty() {
+                    c.write_all(reply).await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            });
+            addr
+        }
+        assert_eq!(probe(&serve(b"+PONG\r\n").await, false).await, Ok(()));
+        let loading = probe(&serve(b"-LOADING Redis is loading\r\n").await, false)
+            .await
+            .unwrap_err();
+        assert!(loading.contains("LOADING"), "{loading}");
+        let silent = probe(&serve(b"").await, false).await.unwrap_err();
+        assert!(silent.contains("no answer within 2 s"), "{silent}");
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap().to_string();
+        drop(free);
+        let refused = probe(&addr, false).await.unwrap_err();
+        assert!(
+            refused.starts_with(&format!("Redis at {addr}:")),
+            "{refused}"
+        );
     }
 
     /// The fallback assumes this crate sits one level below the workspace root.

@@ -21,6 +21,7 @@ fn spec(component: Component, program: &str, args: &[&str]) -> ChildSpec {
         env: Vec::new(),
         env_files: Vec::new(),
         reload_signal: Signal::SIGHUP,
+        redis: None,
     }
 }
 

@@ -196,6 +196,12 @@ fn vector_toml_wiring() {
         Some("internal_metrics")
     );
     assert!(!sinks.contains_key("redis"), "redis is off by default");
+    assert!(
+        render_default(&example())
+            .get(render::VECTOR_REDIS_TOML)
+            .is_none(),
+        "no Redis part without shipping.redis"
+    );
 }
 
 #[test]
@@ -218,9 +224,17 @@ fn basic_auth_and_redis_reference_secrets_by_env_only() {
         );
     }
     let rendered = text(&set, render::VECTOR_TOML);
-    real_vector::validate("basic auth + Redis", &rendered);
+    let redis_part = text(&set, render::VECTOR_REDIS_TOML);
+    // Vector runs the first alone while Redis is down and both merged while it answers.
+    real_vector::validate("basic auth (Redis down)", &rendered);
+    real_vector::validate_merged("basic auth + Redis", &[&rendered, &redis_part]);
     let doc: Table = rendered.parse().unwrap();
     let sinks = table(&doc, "sinks");
+    assert!(
+        !sinks.contains_key("redis"),
+        "the Redis sink lives in {} only",
+        render::VECTOR_REDIS_TOML
+    );
     let os = table(sinks, "opensearch");
     let auth = table(os, "auth");
     assert_eq!(auth["strategy"].as_str(), Some("basic"));
@@ -244,7 +258,15 @@ fn basic_auth_and_redis_reference_secrets_by_env_only() {
         table(os, "buffer")["max_size"].as_integer(),
         Some(512 * 1024 * 1024)
     );
-    let redis = table(sinks, "redis");
+    let redis_doc: Table = redis_part.parse().unwrap();
+    assert_eq!(
+        redis_doc.keys().collect::<Vec<_>>(),
+        ["sinks"],
+        "{redis_part}"
+    );
+    let redis_sinks = table(&redis_doc, "sinks");
+    assert_eq!(redis_sinks.keys().collect::<Vec<_>>(), ["redis"]);
+    let redis = table(redis_sinks, "redis");
     assert_eq!(redis["type"].as_str(), Some("redis"));
     assert_eq!(redis["endpoint"].as_str(), Some("redis://127.0.0.1:6379/0"));
     assert_eq!(redis["key"].as_str(), Some("ids2:copy"));

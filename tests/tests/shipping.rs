@@ -588,3 +588,132 @@ fn vector_killed_with_its_disk_buffer_full_loses_nothing() {
     );
     s.stop_agent();
 }
+
+/// A loopback `redis-server` the test owns (no persistence), stopped when dropped.
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let r = Self { child, port };
+        let (up, _) = ship::wait_for(Duration::from_secs(10), || (r.cli(&["PING"]) == "PONG", ()));
+        assert!(up, "redis-server did not answer on port {port}");
+        r
+    }
+
+    /// `redis-cli` against it; its output, trimmed.
+    fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `shipping.redis` set while nothing answers at its endpoint: Vector starts at once without
+/// the Redis copy and every event reaches OpenSearch (Vector 0.58 with the copy's sink in its
+/// config spent minutes retrying before it shipped anything); the agent says so
+/// (`ids2_redis_copy_up 0`), and once Redis answers it restarts Vector with the copy, whose
+/// events then land in the Redis list as ECS documents.
+#[test]
+fn redis_down_at_start_holds_back_nothing_and_the_copy_follows_once_it_answers() {
+    let Some(t) = tools() else { return };
+    if sensor::which("redis-server").is_none() || sensor::which("redis-cli").is_none() {
+        eprintln!("SKIP: needs redis-server and redis-cli; .ci/install-deps installs them");
+        return;
+    }
+    let lines = dated_today(&sample(corpus(&t), 40));
+    let half = lines.len() / 2;
+    let os = Osmem::start(&t.osmem).unwrap();
+    let port = ship::free_addr().port();
+    let mut s = Sensor::with(
+        &t,
+        os.url(),
+        None,
+        "",
+        &format!(
+            "{{batch_timeout_secs: 1, redis: {{url: 'redis://127.0.0.1:{port}/0', key: 'ids2:copy'}}}}"
+        ),
+    );
+    provision(&t, &os, &s.root);
+    let started = Instant::now();
+    s.start_agent();
+    eprintln!(
+        "Vector up {:.1?} after the agent's start, Redis down",
+        started.elapsed()
+    );
+    s.append(&lines[..half]);
+    s.settle(&os, "Redis down");
+    // The agent's gauge, as its exporter shows it now.
+    let copy_up = || {
+        let text = ship::scrape(s.agent_metrics).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("ids2_redis_copy_up "))
+            .map(str::to_owned)
+    };
+    let (reported, seen) = ship::wait_for(Duration::from_secs(30), || {
+        let v = copy_up();
+        (v.as_deref() == Some("0"), v)
+    });
+    assert!(
+        reported,
+        "ids2_redis_copy_up is {seen:?} with Redis down, not 0"
+    );
+    assert!(
+        !ship::scrape(s.vector_metrics)
+            .unwrap()
+            .contains("component_id=\"redis\""),
+        "Vector runs the Redis sink with Redis down"
+    );
+
+    let redis = Redis::start(port);
+    let (copying, _) = ship::wait_for(Duration::from_secs(60), || {
+        (copy_up().as_deref() == Some("1"), ())
+    });
+    assert!(
+        copying,
+        "the agent did not bring the Redis copy back:\n{}",
+        s.logs()
+    );
+    s.append(&lines[half..]);
+    let want = lines.len() - half;
+    let (copied, got) = ship::wait_for(Duration::from_secs(60), || {
+        let n: usize = redis.cli(&["LLEN", "ids2:copy"]).parse().unwrap_or(0);
+        (n >= want, n)
+    });
+    assert!(
+        copied,
+        "{got} of {want} events in the Redis list:\n{}",
+        s.logs()
+    );
+    assert_eq!(
+        got, want,
+        "the Redis list holds events from before Redis was up"
+    );
+    let first: Value = serde_json::from_str(&redis.cli(&["LINDEX", "ids2:copy", "0"])).unwrap();
+    assert!(
+        first["event"]["dataset"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("suricata.")),
+        "not an ECS document: {first}"
+    );
+    assert_eq!(s.settle(&os, "Redis back"), 1.0);
+    s.stop_agent();
+}

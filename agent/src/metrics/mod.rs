@@ -172,6 +172,8 @@ pub struct Metrics {
     pub process_rss: Family,
     /// `ids2_pipeline_process_up{process}`.
     pub process_up: Family,
+    /// `ids2_redis_copy_up`.
+    pub redis_copy_up: Family,
     /// `ids2_connectivity_up{check,target}`.
     pub connectivity_up: Family,
     /// `ids2_connectivity_latency_seconds{check,target}`.
@@ -297,6 +299,13 @@ impl Metrics {
                 "1 when the pipeline process is running, 0 when it is down or cannot be started.",
                 Gauge,
                 &["process"],
+            ),
+            redis_copy_up: Family::new(
+                "ids2_redis_copy_up",
+                "With shipping.redis: 1 while Vector runs the Redis copy, 0 while it runs without \
+                 it because Redis did not answer (events meanwhile get no Redis copy).",
+                Gauge,
+                &[],
             ),
             connectivity_up: Family::new(
                 "ids2_connectivity_up",
@@ -429,7 +438,7 @@ impl Metrics {
         m
     }
 
-    fn families(&self) -> [&Family; 30] {
+    fn families(&self) -> [&Family; 31] {
         [
             &self.build_info,
             &self.throttle_level,
@@ -441,6 +450,7 @@ impl Metrics {
             &self.process_cpu,
             &self.process_rss,
             &self.process_up,
+            &self.redis_copy_up,
             &self.connectivity_up,
             &self.connectivity_latency,
             &self.tls_expiry,

@@ -25,6 +25,7 @@ use crate::config::{AuthSettings, Settings};
 use crate::metrics::Metrics;
 use crate::resources::{LimitError, Limiter};
 use crate::supervisor::Backoff;
+use crate::vector::RedisCopy;
 
 /// How to run one component as a child process.
 #[derive(Debug, Clone)]
@@ -42,6 +43,10 @@ pub struct ChildSpec {
     pub env_files: Vec<(String, PathBuf)>,
     /// The signal that makes the program reload its configuration.
     pub reload_signal: Signal,
+    /// Vector's optional Redis copy: its config is added (`--config`) at a spawn only when the
+    /// current generation has one and Redis answers then, so a Redis that is down cannot hold
+    /// back Vector's start.
+    pub redis: Option<RedisCopy>,
 }
 
 impl ChildSpec {
@@ -64,6 +69,7 @@ impl ChildSpec {
             env_files: Vec::new(),
             // SIGUSR2 is Suricata's live rule reload; a changed suricata.yaml needs a restart.
             reload_signal: Signal::SIGUSR2,
+            redis: None,
         }
     }
 
@@ -91,6 +97,9 @@ impl ChildSpec {
             )],
             env_files,
             reload_signal: Signal::SIGHUP,
+            redis: Some(RedisCopy::new(Path::new(
+                &settings.config.paths.rendered_dir,
+            ))),
         }
     }
 }
@@ -353,7 +362,8 @@ impl Monitor {
         let mut attempt = 0u32;
         let mut reported_missing = false;
         loop {
-            let child = match spawn(&self.spec) {
+            let extra = self.optional_args().await;
+            let child = match spawn(&self.spec, &extra) {
                 Ok(child) => child,
                 Err(e) => {
                     self.metrics.process_up.set(&[self.name()], 0.0);
@@ -429,6 +439,24 @@ impl Monitor {
         }
     }
 
+    /// The Redis copy's `--config`, when the spec has one and Redis answers now.
+    async fn optional_args(&self) -> Vec<OsString> {
+        let Some(redis) = self.spec.redis.as_ref().filter(|r| r.configured()) else {
+            return Vec::new();
+        };
+        match redis.ready().await {
+            Ok(()) => vec!["--config".into(), redis.config.clone().into()],
+            Err(why) => {
+                tracing::warn!(
+                    component = self.name(),
+                    "starting without the Redis copy ({why}); the agent restarts it with the \
+                     copy once Redis answers"
+                );
+                Vec::new()
+            }
+        }
+    }
+
     fn stopped(&self) {
         self.pid.store(0, Ordering::SeqCst);
         self.metrics.process_up.set(&[self.name()], 0.0);
@@ -454,10 +482,11 @@ impl Monitor {
     }
 }
 
-fn spawn(spec: &ChildSpec) -> Result<Child, BackendError> {
+fn spawn(spec: &ChildSpec, extra: &[OsString]) -> Result<Child, BackendError> {
     let name = spec.component.name();
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
+        .args(extra)
         .stdin(Stdio::null())
         // systemd's notify socket is the agent's, not the children's.
         .env_remove("NOTIFY_SOCKET")

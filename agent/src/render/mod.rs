@@ -18,6 +18,10 @@ use crate::config::{self, AuthSettings, Settings};
 pub const SURICATA_YAML: &str = "suricata.yaml";
 /// `vector.toml` inside a generation.
 pub const VECTOR_TOML: &str = "vector.toml";
+/// The Redis copy's sink inside a generation (only with `shipping.redis`): Vector gets it as a
+/// second `--config` only while Redis answers, so a Redis that is down cannot hold back the
+/// OpenSearch path at Vector's start ([`crate::vector::RedisCopy`]).
+pub const VECTOR_REDIS_TOML: &str = "vector-redis.toml";
 /// The sensor's own Suricata rules inside a generation.
 pub const LOCAL_RULES: &str = "rules/ids2.rules";
 /// The normalised config (defaults filled in) inside a generation.
@@ -50,6 +54,7 @@ pub const DEFAULT_SURICATA_ETC: &str = "/etc/suricata";
 
 const SURICATA_TEMPLATE: &str = "suricata.yaml.tera";
 const VECTOR_TEMPLATE: &str = "vector.toml.tera";
+const VECTOR_REDIS_TEMPLATE: &str = "vector-redis.toml.tera";
 const ECS_TEMPLATE: &str = "ecs.vrl.tera";
 /// Included at the end of the ECS program; renders only the joins of the tables configured.
 const ENRICH_TEMPLATE: &str = "enrich.vrl.tera";
@@ -63,6 +68,10 @@ const EMBEDDED: &[(&str, &str)] = &[
     (
         VECTOR_TEMPLATE,
         include_str!("../../../templates/vector.toml.tera"),
+    ),
+    (
+        VECTOR_REDIS_TEMPLATE,
+        include_str!("../../../templates/vector-redis.toml.tera"),
     ),
     (
         ECS_TEMPLATE,
@@ -131,7 +140,8 @@ pub struct RenderOptions {
     /// EVE output profile.
     pub profile: Profile,
     /// A directory whose files replace the embedded templates of the same name
-    /// (`suricata.yaml.tera`, `vector.toml.tera`, `ecs.vrl.tera`, `rules/ids2.rules`).
+    /// (`suricata.yaml.tera`, `vector.toml.tera`, `vector-redis.toml.tera`, `ecs.vrl.tera`,
+    /// `rules/ids2.rules`).
     pub templates_dir: Option<PathBuf>,
     /// Suricata's config directory holding classification.config, reference.config and
     /// threshold.config (`/etc/suricata` on Debian, the package's store path on NixOS).
@@ -256,25 +266,26 @@ pub fn render(settings: &Settings, opts: &RenderOptions) -> Result<RenderedSet, 
     if program.contains("'''") {
         return Err(RenderError::EcsProgramQuote);
     }
-    let vector = templates.render(
-        VECTOR_TEMPLATE,
-        &vector_context(settings, &endpoint, &program, &enrich),
-    )?;
+    let context = vector_context(settings, &endpoint, &program, &enrich);
+    let vector = templates.render(VECTOR_TEMPLATE, &context)?;
 
-    Ok(RenderedSet {
-        files: vec![
-            (SURICATA_YAML.into(), suricata.into_bytes()),
-            (VECTOR_TOML.into(), vector.into_bytes()),
-            (
-                LOCAL_RULES.into(),
-                templates.raw(RULES_FILE).as_bytes().to_vec(),
-            ),
-            (
-                CONFIG_YAML.into(),
-                config::to_yaml(&settings.config).into_bytes(),
-            ),
-        ],
-    })
+    let mut files = vec![
+        (SURICATA_YAML.into(), suricata.into_bytes()),
+        (VECTOR_TOML.into(), vector.into_bytes()),
+    ];
+    if settings.config.shipping.redis.is_some() {
+        let redis = templates.render(VECTOR_REDIS_TEMPLATE, &context)?;
+        files.push((VECTOR_REDIS_TOML.into(), redis.into_bytes()));
+    }
+    files.push((
+        LOCAL_RULES.into(),
+        templates.raw(RULES_FILE).as_bytes().to_vec(),
+    ));
+    files.push((
+        CONFIG_YAML.into(),
+        config::to_yaml(&settings.config).into_bytes(),
+    ));
+    Ok(RenderedSet { files })
 }
 
 /// The line of `templates/ecs.vrl.tera` where its second part begins: the protocol sections,

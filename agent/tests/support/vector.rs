@@ -23,14 +23,27 @@ pub fn located() -> Option<PathBuf> {
 /// (data directory, files, health checks) are left out: the paths are the sensor's. Returns
 /// Vector's verdict and output; `None` when Vector is not available.
 pub fn check(text: &str) -> Option<(bool, String)> {
+    check_merged(&[text])
+}
+
+/// [`check`] on several files that Vector merges into one config, as it merges its
+/// `--config` files (`vector.toml` and the Redis copy's `vector-redis.toml`).
+pub fn check_merged(texts: &[&str]) -> Option<(bool, String)> {
     let vector = located()?;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("vector.toml");
-    std::fs::write(&path, text).unwrap();
+    let paths: Vec<PathBuf> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let path = dir.path().join(format!("part{i}.toml"));
+            std::fs::write(&path, text).unwrap();
+            path
+        })
+        .collect();
     let (var, on) = ids2_agent::vector::INTERPOLATION_ENV;
     let out = Command::new(vector)
         .args(["validate", "--no-environment"])
-        .arg(&path)
+        .args(&paths)
         .env(var, on)
         // Referenced by basic auth; the value is never in the file.
         .env("IDS2_OPENSEARCH_PASSWORD", "placeholder")
@@ -47,7 +60,12 @@ pub fn check(text: &str) -> Option<(bool, String)> {
 /// Fails the test, with Vector's output, when the real Vector refuses `text` (`label` names the
 /// variant); prints a skip message when Vector is not available.
 pub fn validate(label: &str, text: &str) {
-    if let Some((ok, output)) = check(text) {
-        assert!(ok, "Vector refuses the {label} vector.toml:\n{output}");
+    validate_merged(label, &[text]);
+}
+
+/// [`validate`] on files Vector merges into one config.
+pub fn validate_merged(label: &str, texts: &[&str]) {
+    if let Some((ok, output)) = check_merged(texts) {
+        assert!(ok, "Vector refuses the {label} config:\n{output}");
     }
 }

@@ -35,7 +35,9 @@ pub struct Shipping {
     /// is 32 bytes over 256 MiB, so 256 renders as that minimum.
     #[serde(default = "default_buffer_max_mb")]
     pub buffer_max_mb: u32,
-    /// An optional second copy of every event, pushed to a local Redis list when this is present.
+    /// An optional second copy of every event, pushed to a local Redis list when this is present
+    /// (only while Redis answers: Vector starts without the copy otherwise, and the agent
+    /// restarts it with the copy once Redis is back).
     #[serde(default)]
     pub redis: Option<Redis>,
     /// The local archive of ECS documents the agent writes itself (the embedded default sink): its

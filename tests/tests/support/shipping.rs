@@ -398,10 +398,12 @@ impl Sensor {
         // Vector's exporter on a port of its own, so sensors run side by side.
         let vector_metrics = ship::free_addr();
         let agent_metrics = ship::free_addr();
+        // One brace each side: the mapping may nest others (shipping.redis).
+        let shipping = shipping.trim();
         let body = shipping
-            .trim()
-            .trim_start_matches('{')
-            .trim_end_matches('}')
+            .strip_prefix('{')
+            .and_then(|b| b.strip_suffix('}'))
+            .unwrap_or(shipping)
             .trim();
         let shipping = format!(
             "{{{body}{}vector_metrics_listen: '{vector_metrics}'}}",
