@@ -567,9 +567,6 @@ impl Responders {
     }
 }
 
-/// How often the agent looks whether Vector runs the Redis copy it should.
-const REDIS_COPY_CHECK: Duration = Duration::from_secs(10);
-
 /// The EVE line consumers among the daemon's tasks (responders, anomaly detection, evidence)
 /// for the reader, and the evidence service, whose last copies follow Suricata's stop.
 struct Consumers {
@@ -656,13 +653,12 @@ fn spawn_tasks(
     );
 
     // Cheap while shipping.redis is unset: a file test every period.
-    let redis_copy = Arc::new(crate::vector::RedisCopyWatch {
-        copy: crate::vector::RedisCopy::new(Path::new(&settings.config.paths.rendered_dir)),
-        exporter: settings.config.shipping.vector_metrics_listen.clone(),
-        backend: backend.clone(),
-        metrics: metrics.clone(),
-        period: REDIS_COPY_CHECK,
-    });
+    let redis_copy = Arc::new(crate::vector::RedisCopyWatch::new(
+        crate::vector::RedisCopy::new(Path::new(&settings.config.paths.rendered_dir)),
+        settings.config.shipping.vector_metrics_listen.clone(),
+        backend.clone(),
+        metrics.clone(),
+    ));
     sup.spawn(
         "redis-copy",
         Box::new(move |shutdown| {

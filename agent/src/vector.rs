@@ -11,8 +11,8 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -158,23 +158,47 @@ impl RedisCopy {
     }
 }
 
+/// How often the agent looks whether Vector runs the Redis copy it should.
+const REDIS_COPY_CHECK: Duration = Duration::from_secs(10);
+
+/// The least time between two restarts for the copy: should a Vector never list the sink
+/// (a version that registers its metrics later, a sink that fails to build), the watch must
+/// not restart it every check.
+const REDIS_COPY_RESTART_SPACING: Duration = Duration::from_secs(300);
+
 /// Brings the Redis copy back: Vector started without it while Redis did not answer, and only a
 /// restart adds a `--config` (a reload re-reads the files Vector started with). Sets
 /// `ids2_redis_copy_up`.
 pub struct RedisCopyWatch {
-    /// The copy to watch.
-    pub copy: RedisCopy,
+    copy: RedisCopy,
     /// Vector's exporter (`shipping.vector_metrics_listen`), which lists the sinks it runs.
-    pub exporter: String,
-    /// Restarts Vector.
-    pub backend: Arc<dyn Backend>,
-    /// Where `ids2_redis_copy_up` goes.
-    pub metrics: Arc<Metrics>,
-    /// How often to look.
-    pub period: Duration,
+    exporter: String,
+    backend: Arc<dyn Backend>,
+    metrics: Arc<Metrics>,
+    period: Duration,
+    spacing: Duration,
+    last_restart: Mutex<Option<Instant>>,
 }
 
 impl RedisCopyWatch {
+    /// Watches `copy` for the Vector that `backend` runs and whose exporter is at `exporter`.
+    pub fn new(
+        copy: RedisCopy,
+        exporter: String,
+        backend: Arc<dyn Backend>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            copy,
+            exporter,
+            backend,
+            metrics,
+            period: REDIS_COPY_CHECK,
+            spacing: REDIS_COPY_RESTART_SPACING,
+            last_restart: Mutex::new(None),
+        }
+    }
+
     /// Looks every `period` until shutdown.
     pub async fn run(&self, mut shutdown: Shutdown) -> Result<(), TaskError> {
         while shutdown.sleep(self.period).await {
@@ -197,9 +221,14 @@ impl RedisCopyWatch {
             return;
         }
         self.metrics.redis_copy_up.set(&[], 0.0);
+        let last = *self.last_restart.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < self.spacing) {
+            return;
+        }
         match self.copy.ready().await {
             Ok(()) => {
                 tracing::info!("Redis answers: restarting Vector with the Redis copy");
+                *self.last_restart.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
                 if let Err(e) = self.backend.restart(Component::Vector).await {
                     tracing::error!("restarting Vector with the Redis copy: {e}");
                 }
@@ -386,6 +415,114 @@ vector_buffer_size_bytes{buffer_id=\"opensearch\",buffer_type=\"disk\",component
             refused.starts_with(&format!("Redis at {addr}:")),
             "{refused}"
         );
+    }
+
+    /// Counts Vector restarts instead of running anything.
+    #[derive(Default)]
+    struct Restarts(std::sync::atomic::AtomicU32);
+
+    impl Backend for Restarts {
+        fn start(
+            &self,
+            _: Component,
+        ) -> crate::pipeline::BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn stop(
+            &self,
+            _: Component,
+            _: Duration,
+        ) -> crate::pipeline::BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn restart(
+            &self,
+            c: Component,
+        ) -> crate::pipeline::BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
+            assert_eq!(c, Component::Vector);
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async { Ok(()) })
+        }
+        fn reload(
+            &self,
+            _: Component,
+        ) -> crate::pipeline::BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn pid(&self, _: Component) -> Option<u32> {
+            None
+        }
+    }
+
+    /// Answers every connection with `reply` after reading a request; the address.
+    async fn answering(reply: String) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = l.accept().await {
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = c.read(&mut buf).await;
+                    let _ = c.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn exporter_reply(body: &str) -> String {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// Vector without the sink and Redis answering: one restart, then none within the spacing;
+    /// Vector listing the sink: the gauge says so and nothing restarts; no part: no gauge.
+    #[tokio::test]
+    async fn the_watch_restarts_vector_for_the_copy_once_per_spacing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("current")).unwrap();
+        let redis = answering("+PONG\r\n".into()).await;
+        let part = dir.path().join("current/vector-redis.toml");
+        std::fs::write(&part, format!("endpoint = \"redis://{redis}/0\"\n")).unwrap();
+        let without = answering(exporter_reply(
+            "vector_buffer_max_size_bytes{buffer_id=\"opensearch\",component_id=\"opensearch\"} 1\n",
+        ))
+        .await;
+        let restarts = Arc::new(Restarts::default());
+        let metrics = Arc::new(Metrics::new("test"));
+        let watch = RedisCopyWatch::new(
+            RedisCopy::new(dir.path()),
+            without,
+            restarts.clone(),
+            metrics.clone(),
+        );
+        let count = || restarts.0.load(std::sync::atomic::Ordering::SeqCst);
+        watch.check().await;
+        assert_eq!(count(), 1);
+        assert_eq!(metrics.redis_copy_up.get(&[]), Some(0.0));
+        watch.check().await;
+        assert_eq!(count(), 1, "restarted again within the spacing");
+
+        let with = answering(exporter_reply(
+            "vector_buffer_max_size_events{buffer_id=\"redis\",component_id=\"redis\"} 10000\n",
+        ))
+        .await;
+        let watch = RedisCopyWatch::new(
+            RedisCopy::new(dir.path()),
+            with,
+            restarts.clone(),
+            metrics.clone(),
+        );
+        watch.check().await;
+        assert_eq!(count(), 1);
+        assert_eq!(metrics.redis_copy_up.get(&[]), Some(1.0));
+
+        std::fs::remove_file(&part).unwrap();
+        watch.check().await;
+        assert_eq!(metrics.redis_copy_up.get(&[]), None);
     }
 
     /// The fallback assumes this crate sits one level below the workspace root.
