@@ -491,6 +491,13 @@ impl Connection {
         Ok(setup::check_endpoint(endpoint)?.base)
     }
 
+    /// The domain's base URL and the REST client for it.
+    async fn connect(&self) -> Result<(String, Rest), Failure> {
+        let base = self.base()?;
+        let rest = self.rest(&base).await?;
+        Ok((base, rest))
+    }
+
     /// The REST client for the domain at `base`: SigV4 (the region read from an AWS endpoint
     /// host when not given) or basic auth (the password from IDS2_OPENSEARCH_PASSWORD, else
     /// the file).
@@ -706,8 +713,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Tune { action, conn } => {
-            let base = conn.base()?;
-            let rest = conn.rest(&base).await?;
+            let (base, rest) = conn.connect().await?;
             let prefix = &conn.index_prefix;
             let now = time::OffsetDateTime::now_utc();
             let new = match action {
@@ -807,8 +813,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     error: anyhow::anyhow!("{}", problems.join("; ")),
                 });
             }
-            let base = conn.base()?;
-            let rest = conn.rest(&base).await?;
+            let (base, rest) = conn.connect().await?;
             let now = time::OffsetDateTime::now_utc();
             let now_millis = (now.unix_timestamp_nanos() / 1_000_000) as i64;
             let findings =
@@ -836,8 +841,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             json,
             offline_after_secs,
         }) => {
-            let base = conn.base()?;
-            let rest = conn.rest(&base).await?;
+            let (base, rest) = conn.connect().await?;
             let sensors = ids2_provision::fleet::status(
                 &rest,
                 &base,
