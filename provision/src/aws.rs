@@ -7,6 +7,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
+use aws_sdk_opensearch::config::SharedHttpClient;
+use aws_smithy_http_client::tls;
 
 /// Where AWS calls go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +73,22 @@ pub fn check_region(region: &str) -> Result<(), AwsError> {
     }
 }
 
+/// The HTTPS client of every AWS call (the control plane and the credential providers): rustls
+/// on ring with the system's roots, chosen here because the SDK's default would be aws-lc.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// Loads the SDK config for `target` and resolves credentials once.
 pub async fn load(target: &AwsTarget) -> Result<(SdkConfig, Credentials), AwsError> {
     check_region(&target.region)?;
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).region(Region::new(target.region.clone()));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(target.region.clone()))
+        .http_client(https_client());
     if let Some(p) = &target.profile {
         loader = loader.profile_name(p);
     }

@@ -43,6 +43,7 @@ fn sdk(m: &moto::Moto) -> aws_sdk_opensearch::Client {
         .region(Region::new("eu-west-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .endpoint_url(&m.url)
+        .http_client(ids2_provision::aws::https_client())
         .build();
     aws_sdk_opensearch::Client::from_conf(config)
 }
