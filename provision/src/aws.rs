@@ -44,6 +44,18 @@ pub enum AwsError {
         #[source]
         source: CredentialsError,
     },
+    /// Nothing to check AWS's TLS certificates against.
+    #[error(
+        "no trusted root certificate in {store}{errors}: install the system's CA certificates \
+         (the ca-certificates package) or point SSL_CERT_FILE at a PEM bundle",
+        errors = if .errors.is_empty() { String::new() } else { format!(" ({})", .errors.join("; ")) }
+    )]
+    NoRootCertificates {
+        /// Where they were looked for: SSL_CERT_FILE / SSL_CERT_DIR, or the system's store.
+        store: String,
+        /// What loading them reported.
+        errors: Vec<String>,
+    },
 }
 
 impl AwsError {
@@ -83,9 +95,39 @@ pub fn https_client() -> SharedHttpClient {
         .build_https()
 }
 
+/// Fails, saying where it looked, when the roots `https_client` trusts (SSL_CERT_FILE or
+/// SSL_CERT_DIR when set, else the system's store) hold no certificate: the SDK would only find
+/// out at its first HTTPS call, as an unknown issuer (and a panic in debug builds).
+pub fn check_root_certificates() -> Result<(), AwsError> {
+    let found = rustls_native_certs::load_native_certs();
+    if !found.certs.is_empty() {
+        return Ok(());
+    }
+    let set: Vec<String> = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+        .into_iter()
+        .filter_map(|var| std::env::var(var).ok().map(|v| format!("{var}={v}")))
+        .collect();
+    Err(AwsError::NoRootCertificates {
+        store: if set.is_empty() {
+            "the system's certificate store".to_string()
+        } else {
+            set.join(", ")
+        },
+        errors: found.errors.iter().map(ToString::to_string).collect(),
+    })
+}
+
 /// Loads the SDK config for `target` and resolves credentials once.
 pub async fn load(target: &AwsTarget) -> Result<(SdkConfig, Credentials), AwsError> {
     check_region(&target.region)?;
+    // Only moto and the like answer plain HTTP; AWS itself, and its credential services, TLS.
+    if !target
+        .endpoint_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("http://"))
+    {
+        check_root_certificates()?;
+    }
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(target.region.clone()))
         .http_client(https_client());

@@ -1,5 +1,7 @@
 //! `domain ensure/status/delete` against a real AWS emulator (moto_server), through the CLI.
 //! Each test starts its own moto on a free loopback port; tests skip when moto is absent.
+//! The AWS API is HTTPS only, and moto speaks plain HTTP: one test puts a TLS front (rustls, a
+//! test CA) before moto, so the SDK's HTTPS client and its certificate checks run too.
 
 #[path = "support/moto.rs"]
 mod moto;
@@ -335,4 +337,126 @@ fn multi_node_domain_spreads_nodes_over_zones() {
         d.ebs_options().unwrap().volume_type().map(|v| v.as_str()),
         Some("gp3")
     );
+}
+
+fn test_ca() -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "ids2 test CA");
+    rcgen::CertifiedIssuer::self_signed(ca, rcgen::KeyPair::generate().unwrap()).unwrap()
+}
+
+/// A TLS front on 127.0.0.1:0 presenting a leaf for 127.0.0.1 signed by a new CA, passing each
+/// connection on to moto; the CA's PEM and the front's `https://` URL.
+fn tls_front(rt: &tokio::runtime::Runtime, m: &moto::Moto) -> (String, String) {
+    use std::sync::Arc;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio_rustls::rustls::{crypto::ring, ServerConfig};
+
+    let ca = test_ca();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let backend = m.url.trim_start_matches("http://").to_string();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    rt.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, backend) = (acceptor.clone(), backend.clone());
+            tokio::spawn(async move {
+                // A refused handshake is the untrusted case working: nothing to pass on.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut moto = tokio::net::TcpStream::connect(&backend).await.unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut moto).await;
+            });
+        }
+    });
+    (ca.pem(), url)
+}
+
+#[test]
+fn the_api_is_reached_over_tls_only_with_a_trusted_certificate() {
+    let Some(m) = moto::Moto::start(false) else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (ca, url) = tls_front(&rt, &m);
+    let home = tempfile::tempdir().unwrap();
+    let ca_file = home.path().join("ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    let args = [
+        "domain",
+        "status",
+        "--name",
+        "ids2",
+        "--region",
+        "eu-west-1",
+        "--endpoint-url",
+        &url,
+    ];
+    let describes = || {
+        m.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.starts_with("/2021-01-01/opensearch/domain/"))
+            .count()
+    };
+
+    // The CA in the trust store (the system roots' loader reads SSL_CERT_FILE): moto's answer
+    // comes back through TLS.
+    cli(home.path())
+        .env("SSL_CERT_FILE", &ca_file)
+        .args(args)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "no OpenSearch domain `ids2` in region eu-west-1",
+        ));
+    assert_eq!(describes(), 1, "{:?}", m.requests());
+
+    // Another CA trusted instead: the same front's certificate is refused, so the connection
+    // fails and nothing reaches moto. (The SDK's error ends at "client error (Connect)" here,
+    // without rustls' reason.)
+    let other = home.path().join("other-ca.pem");
+    std::fs::write(&other, test_ca().pem()).unwrap();
+    cli(home.path())
+        .env("SSL_CERT_FILE", &other)
+        .args(args)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "cannot reach the OpenSearch Service API at {url}"
+        )))
+        .stderr(predicate::str::contains("client error (Connect)"));
+    assert_eq!(describes(), 1, "{:?}", m.requests());
+
+    // No root at all: said before any call, with where it looked and the fix.
+    let missing = home.path().join("no-such-file.pem");
+    cli(home.path())
+        .env("SSL_CERT_FILE", &missing)
+        .args(args)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "no trusted root certificate in SSL_CERT_FILE={}",
+            missing.display()
+        )))
+        .stderr(predicate::str::contains("ca-certificates"));
+    assert_eq!(describes(), 1, "{:?}", m.requests());
 }
