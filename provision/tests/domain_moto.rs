@@ -431,8 +431,9 @@ fn the_api_is_reached_over_tls_only_with_a_trusted_certificate() {
     assert_eq!(describes(), 1, "{:?}", m.requests());
 
     // Another CA trusted instead: the same front's certificate is refused, so the connection
-    // fails and nothing reaches moto. (The SDK's error ends at "client error (Connect)" here,
-    // without rustls' reason.)
+    // fails and nothing reaches moto. (Against this front the SDK's error ends at "client error
+    // (Connect)"; against `openssl s_server` it goes on to "invalid peer certificate:
+    // UnknownIssuer", checked by hand.)
     let other = home.path().join("other-ca.pem");
     std::fs::write(&other, test_ca().pem()).unwrap();
     cli(home.path())
