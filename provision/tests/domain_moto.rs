@@ -26,6 +26,11 @@ fn cli(home: &std::path::Path) -> Command {
 }
 
 fn domain_args<'a>(cmd: &'a str, m: &'a moto::Moto) -> Vec<&'a str> {
+    domain_args_at(cmd, &m.url)
+}
+
+/// `domain CMD` for domain `ids2` in eu-west-1, its API at `url`.
+fn domain_args_at<'a>(cmd: &'a str, url: &'a str) -> Vec<&'a str> {
     vec![
         "domain",
         cmd,
@@ -34,7 +39,7 @@ fn domain_args<'a>(cmd: &'a str, m: &'a moto::Moto) -> Vec<&'a str> {
         "--region",
         "eu-west-1",
         "--endpoint-url",
-        &m.url,
+        url,
     ]
 }
 
@@ -253,15 +258,7 @@ fn unreachable_api_and_bad_region_are_explained() {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     cli(home.path())
-        .args([
-            "domain",
-            "status",
-            "--name",
-            "ids2",
-            "--region",
-            "eu-west-1",
-        ])
-        .args(["--endpoint-url", &url])
+        .args(domain_args_at("status", &url))
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
@@ -401,16 +398,7 @@ fn the_api_is_reached_over_tls_only_with_a_trusted_certificate() {
     let home = tempfile::tempdir().unwrap();
     let ca_file = home.path().join("ca.pem");
     std::fs::write(&ca_file, ca).unwrap();
-    let args = [
-        "domain",
-        "status",
-        "--name",
-        "ids2",
-        "--region",
-        "eu-west-1",
-        "--endpoint-url",
-        &url,
-    ];
+    let args = domain_args_at("status", &url);
     let describes = || {
         m.requests()
             .iter()
@@ -422,7 +410,7 @@ fn the_api_is_reached_over_tls_only_with_a_trusted_certificate() {
     // comes back through TLS.
     cli(home.path())
         .env("SSL_CERT_FILE", &ca_file)
-        .args(args)
+        .args(&args)
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
@@ -438,7 +426,7 @@ fn the_api_is_reached_over_tls_only_with_a_trusted_certificate() {
     std::fs::write(&other, test_ca().pem()).unwrap();
     cli(home.path())
         .env("SSL_CERT_FILE", &other)
-        .args(args)
+        .args(&args)
         .assert()
         .code(1)
         .stderr(predicate::str::contains(format!(
@@ -451,7 +439,7 @@ fn the_api_is_reached_over_tls_only_with_a_trusted_certificate() {
     let missing = home.path().join("no-such-file.pem");
     cli(home.path())
         .env("SSL_CERT_FILE", &missing)
-        .args(args)
+        .args(&args)
         .assert()
         .code(1)
         .stderr(predicate::str::contains(format!(
