@@ -98,7 +98,7 @@ pub fn https_client() -> SharedHttpClient {
 /// Fails, saying where it looked, when the roots `https_client` trusts (SSL_CERT_FILE or
 /// SSL_CERT_DIR when set, else the system's store) hold no certificate: the SDK would only find
 /// out at its first HTTPS call, as an unknown issuer (and a panic in debug builds).
-pub fn check_root_certificates() -> Result<(), AwsError> {
+fn check_root_certificates() -> Result<(), AwsError> {
     let found = rustls_native_certs::load_native_certs();
     if !found.certs.is_empty() {
         return Ok(());
