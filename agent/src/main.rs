@@ -485,15 +485,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Ecs { config } => ecs_stdio(&config),
         Command::VectorArgs { rendered_dir } => {
             let copy = ids2_agent::vector::RedisCopy::new(&rendered_dir);
-            if copy.configured() {
-                // Not ready is an answer, printed, not a failure: Vector starts either way.
-                match block_on(async { anyhow::Ok(copy.ready().await) })? {
-                    Ok(()) => println!("--config\n{}", copy.config.display()),
-                    Err(why) => eprintln!(
-                        "ids2-agent: Vector starts without the Redis copy ({why}); the agent \
-                         restarts it with the copy once Redis answers"
-                    ),
-                }
+            // Not ready is an answer, printed, not a failure: Vector starts either way.
+            match block_on(async { anyhow::Ok(copy.start_args().await) })? {
+                Ok(args) => args
+                    .iter()
+                    .for_each(|a| println!("{}", a.to_string_lossy())),
+                Err(why) => eprintln!("ids2-agent: {why}"),
             }
             Ok(())
         }

@@ -904,50 +904,8 @@ fn unix_now() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::recorder::Recorder;
     use crate::resources::{LimitError, Sample};
-    use std::sync::Mutex as StdMutex;
-
-    /// Records what the daemon asks of the pipeline, instead of running it.
-    #[derive(Default)]
-    struct Recorder(StdMutex<Vec<String>>);
-
-    impl Recorder {
-        fn push(&self, what: String) {
-            self.0.lock().unwrap().push(what);
-        }
-        fn calls(&self) -> Vec<String> {
-            self.0.lock().unwrap().clone()
-        }
-    }
-
-    impl Backend for Recorder {
-        fn start(&self, c: Component) -> BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
-            self.push(format!("start {}", c.name()));
-            Box::pin(async { Ok(()) })
-        }
-        fn stop(
-            &self,
-            c: Component,
-            _: Duration,
-        ) -> BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
-            self.push(format!("stop {}", c.name()));
-            Box::pin(async { Ok(()) })
-        }
-        fn restart(
-            &self,
-            c: Component,
-        ) -> BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
-            self.push(format!("restart {}", c.name()));
-            Box::pin(async { Ok(()) })
-        }
-        fn reload(&self, c: Component) -> BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
-            self.push(format!("reload {}", c.name()));
-            Box::pin(async { Ok(()) })
-        }
-        fn pid(&self, _: Component) -> Option<u32> {
-            None
-        }
-    }
 
     impl Limiter for Recorder {
         fn limit(&self) -> BoxFuture<'_, Result<(), LimitError>> {

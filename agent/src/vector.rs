@@ -142,6 +142,21 @@ impl RedisCopy {
         self.config.is_file()
     }
 
+    /// The `--config` arguments Vector starts with beyond `vector.toml`: the part while Redis
+    /// answers, none without a part; the error says why Vector starts without the copy.
+    pub async fn start_args(&self) -> Result<Vec<OsString>, String> {
+        if !self.configured() {
+            return Ok(Vec::new());
+        }
+        match self.ready().await {
+            Ok(()) => Ok(vec!["--config".into(), self.config.clone().into()]),
+            Err(why) => Err(format!(
+                "Vector starts without the Redis copy ({why}); the agent restarts it with the \
+                 copy once Redis answers"
+            )),
+        }
+    }
+
     /// `Ok` once Redis accepts a connection and answers PING with PONG (a `rediss://` endpoint:
     /// accepts the connection); the error says what it did instead.
     pub async fn ready(&self) -> Result<(), String> {
@@ -334,6 +349,7 @@ pub fn locate() -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::recorder::Recorder;
 
     /// Lines as Vector 0.58's exporter writes them (read off the shared build), and the older
     /// names.
@@ -382,79 +398,8 @@ vector_buffer_size_bytes{buffer_id=\"opensearch\",buffer_type=\"disk\",component
         assert_eq!(endpoint("[sinks.redis]\n"), None);
     }
 
-    /// A real listener on loopback stands for each answer: PONG, an error reply, silence, and
-    /// a refused port.
-    #[tokio::test]
-    async fn redis_answers_only_with_pong() {
-        async fn serve(reply: &'static [u8]) -> String {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = l.local_addr().unwrap().to_string();
-            tokio::spawn(async move {
-                let (mut c, _) = l.accept().await.unwrap();
-                let mut buf = [0u8; 16];
-                let _ = c.read(&mut buf).await;
-                if !reply.is_empty() {
-                    c.write_all(reply).await.unwrap();
-                }
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            });
-            addr
-        }
-        assert_eq!(probe(&serve(b"+PONG\r\n").await, false).await, Ok(()));
-        let loading = probe(&serve(b"-LOADING Redis is loading\r\n").await, false)
-            .await
-            .unwrap_err();
-        assert!(loading.contains("LOADING"), "{loading}");
-        let silent = probe(&serve(b"").await, false).await.unwrap_err();
-        assert!(silent.contains("no answer within 2 s"), "{silent}");
-        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = free.local_addr().unwrap().to_string();
-        drop(free);
-        let refused = probe(&addr, false).await.unwrap_err();
-        assert!(
-            refused.starts_with(&format!("Redis at {addr}:")),
-            "{refused}"
-        );
-    }
-
-    /// Counts Vector restarts instead of running anything.
-    #[derive(Default)]
-    struct Restarts(std::sync::atomic::AtomicU32);
-
-    impl Backend for Restarts {
-        fn start(
-            &self,
-            _: Component,
-        ) -> crate::pipeline::BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
-            Box::pin(async { Ok(()) })
-        }
-        fn stop(
-            &self,
-            _: Component,
-            _: Duration,
-        ) -> crate::pipeline::BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
-            Box::pin(async { Ok(()) })
-        }
-        fn restart(
-            &self,
-            c: Component,
-        ) -> crate::pipeline::BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
-            assert_eq!(c, Component::Vector);
-            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Box::pin(async { Ok(()) })
-        }
-        fn reload(
-            &self,
-            _: Component,
-        ) -> crate::pipeline::BoxFuture<'_, Result<(), crate::pipeline::BackendError>> {
-            Box::pin(async { Ok(()) })
-        }
-        fn pid(&self, _: Component) -> Option<u32> {
-            None
-        }
-    }
-
-    /// Answers every connection with `reply` after reading a request; the address.
+    /// Answers every connection with `reply` (none when empty) after reading a request, then
+    /// holds it open a while, as a silent server would; the address.
     async fn answering(reply: String) -> String {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
@@ -464,11 +409,43 @@ vector_buffer_size_bytes{buffer_id=\"opensearch\",buffer_type=\"disk\",component
                 tokio::spawn(async move {
                     let mut buf = [0u8; 1024];
                     let _ = c.read(&mut buf).await;
-                    let _ = c.write_all(reply.as_bytes()).await;
+                    if !reply.is_empty() {
+                        let _ = c.write_all(reply.as_bytes()).await;
+                    }
+                    tokio::time::sleep(Duration::from_secs(5)).await;
                 });
             }
         });
         addr
+    }
+
+    /// A real listener on loopback stands for each answer: PONG, an error reply, silence, and
+    /// a refused port.
+    #[tokio::test]
+    async fn redis_answers_only_with_pong() {
+        assert_eq!(
+            probe(&answering("+PONG\r\n".into()).await, false).await,
+            Ok(())
+        );
+        let loading = probe(
+            &answering("-LOADING Redis is loading\r\n".into()).await,
+            false,
+        )
+        .await
+        .unwrap_err();
+        assert!(loading.contains("LOADING"), "{loading}");
+        let silent = probe(&answering(String::new()).await, false)
+            .await
+            .unwrap_err();
+        assert!(silent.contains("no answer within 2 s"), "{silent}");
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap().to_string();
+        drop(free);
+        let refused = probe(&addr, false).await.unwrap_err();
+        assert!(
+            refused.starts_with(&format!("Redis at {addr}:")),
+            "{refused}"
+        );
     }
 
     fn exporter_reply(body: &str) -> String {
@@ -491,7 +468,7 @@ vector_buffer_size_bytes{buffer_id=\"opensearch\",buffer_type=\"disk\",component
             "vector_buffer_max_size_bytes{buffer_id=\"opensearch\",component_id=\"opensearch\"} 1\n",
         ))
         .await;
-        let restarts = Arc::new(Restarts::default());
+        let restarts = Arc::new(Recorder::default());
         let metrics = Arc::new(Metrics::new("test"));
         let watch = RedisCopyWatch::new(
             RedisCopy::new(dir.path()),
@@ -499,7 +476,11 @@ vector_buffer_size_bytes{buffer_id=\"opensearch\",buffer_type=\"disk\",component
             restarts.clone(),
             metrics.clone(),
         );
-        let count = || restarts.0.load(std::sync::atomic::Ordering::SeqCst);
+        let count = || {
+            let calls = restarts.calls();
+            assert!(calls.iter().all(|c| c == "restart vector"), "{calls:?}");
+            calls.len()
+        };
         watch.check().await;
         assert_eq!(count(), 1);
         assert_eq!(metrics.redis_copy_up.get(&[]), Some(0.0));

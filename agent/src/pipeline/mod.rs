@@ -5,6 +5,8 @@
 
 mod archive;
 mod process;
+#[cfg(test)]
+pub(crate) mod recorder;
 mod systemd;
 
 use std::future::Future;

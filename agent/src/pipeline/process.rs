@@ -441,20 +441,13 @@ impl Monitor {
 
     /// The Redis copy's `--config`, when the spec has one and Redis answers now.
     async fn optional_args(&self) -> Vec<OsString> {
-        let Some(redis) = self.spec.redis.as_ref().filter(|r| r.configured()) else {
+        let Some(redis) = &self.spec.redis else {
             return Vec::new();
         };
-        match redis.ready().await {
-            Ok(()) => vec!["--config".into(), redis.config.clone().into()],
-            Err(why) => {
-                tracing::warn!(
-                    component = self.name(),
-                    "starting without the Redis copy ({why}); the agent restarts it with the \
-                     copy once Redis answers"
-                );
-                Vec::new()
-            }
-        }
+        redis.start_args().await.unwrap_or_else(|why| {
+            tracing::warn!(component = self.name(), "{why}");
+            Vec::new()
+        })
     }
 
     fn stopped(&self) {
