@@ -94,6 +94,9 @@ let
 
   # Vector reads the basic-auth password from IDS2_OPENSEARCH_PASSWORD (the rendered
   # vector.toml only references it), so it is read from the credential at start, never stored.
+  # How long Vector waits for its requests in flight when stopped (below); under the unit's
+  # TimeoutStopSec.
+  vectorStopLimitSecs = 15;
   vectorStart = pkgs.writeShellScript "ids2-vector-start" ''
     set -eu
     ${lib.optionalString (authMethod == "basic") ''
@@ -105,7 +108,12 @@ let
     # connects while Vector builds its pipeline and would hold up the OpenSearch path with it.
     # The agent restarts this unit once Redis is back.
     mapfile -t optional < <(${lib.getExe' cfg.package "ids2-agent"} vector-args --rendered-dir ${renderedDir})
+    # On SIGTERM Vector waits for its sinks' requests in flight, by default up to 60 s: with the
+    # domain away, every restart (the Redis copy, a new config) and every stop took that long,
+    # reading nothing meanwhile. Nothing is lost by not waiting: what the domain has not
+    # acknowledged stays in the disk buffer and is sent again under the same _id.
     exec ${lib.getExe cfg.vector.package} \
+      --graceful-shutdown-limit-secs ${toString vectorStopLimitSecs} \
       --config ${renderedDir}/current/vector.toml \
       "''${optional[@]}" \
       ${lib.concatMapStringsSep " " (f: "--config ${f}") cfg.vector.extraConfigFiles}
@@ -615,7 +623,8 @@ in
           ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
           Restart = "always";
           RestartSec = "5s";
-          # Vector drains its buffers on SIGTERM; give it time before SIGKILL.
+          # Vector gives up on requests in flight after vectorStopLimitSecs; the margin is for
+          # its shutdown after that.
           TimeoutStopSec = "60s";
           User = "vector";
           Group = "vector";
