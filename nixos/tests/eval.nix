@@ -129,6 +129,8 @@ let
     both-modules = [ flake.nixosModules.default flake.nixosModules.ids2 ../pi5.nix ../site.nix ];
     # The Pi's sensor booted in the systemd-nspawn test root (tests/tests/systemd_nspawn.rs).
     container = [ flake.nixosModules.ids2 ../pi5.nix ../site.nix ./container.nix ];
+    # The same with the Redis copy, its Redis started late (the nspawn test of the copy).
+    container-redis = [ flake.nixosModules.ids2 ../pi5.nix ../site.nix ./container-redis.nix ];
     # Nothing but `enable`: the assertions must name what is missing.
     bare = [ flake.nixosModules.ids2 { services.ids2.enable = true; } ];
   };
@@ -191,7 +193,7 @@ let
         datasources = c.services.grafana.provision.datasources.settings;
         dashboards = c.services.grafana.provision.dashboards.settings;
       };
-      redis = lib.mapAttrs (_: s: { inherit (s) enable bind port; }) c.services.redis.servers;
+      redis = lib.mapAttrs (_: s: { inherit (s) enable bind port settings; }) c.services.redis.servers;
       openssh = {
         inherit (c.services.openssh) enable;
         settings = pick [ "PasswordAuthentication" "KbdInteractiveAuthentication" "PermitRootLogin" ] c.services.openssh.settings;
@@ -298,7 +300,7 @@ in
 
   # What .ci/nix-checks runs: every check above, then the Pi's unit files for systemd-analyze.
   ci = {
-    scenarios = lib.genAttrs [ "pi5" "vmtest" "full" "both-modules" "container" ]
+    scenarios = lib.genAttrs [ "pi5" "vmtest" "full" "both-modules" "container" "container-redis" ]
       (n:
         let d = clean n; in {
           units = lib.attrNames d.units;

@@ -2,16 +2,17 @@
 # Builds the minimal Debian bookworm root that `tests/tests/systemd_nspawn.rs` boots with
 # systemd-nspawn, so the systemd module and the sensor's units are tested against a real
 # systemd as PID 1: systemd, D-Bus and polkit (the agent manages units as an unprivileged
-# user), Suricata 7 with suricata-update (bookworm-backports, as on the test host) and ethtool.
+# user), Suricata 7 with suricata-update (bookworm-backports, as on the test host), ethtool and
+# redis-server (the Redis copy's server, started only by the test that configures it).
 #
-# The root is cached outside the repository (default /var/cache/ids2-tests/bookworm-sensor-root,
+# The root is cached outside the repository (default /var/cache/ids2-tests/bookworm-sensor-root-v2,
 # override with IDS2_NSPAWN_ROOT) and rebuilt only when missing: debootstrap takes minutes,
 # a cached root boots in about a second. The test units live in the test, not here, so
 # changing them never needs a rebuild; a root with other packages gets another default path,
 # so a machine's older root stays usable by whoever still boots it.
 set -euo pipefail
 
-root=${IDS2_NSPAWN_ROOT:-/var/cache/ids2-tests/bookworm-sensor-root}
+root=${IDS2_NSPAWN_ROOT:-/var/cache/ids2-tests/bookworm-sensor-root-v2}
 stamp="$root/.ids2-root-complete"
 
 if [[ -f $stamp ]]; then
@@ -47,8 +48,9 @@ mkdir -p "$(dirname "$root")"
 debootstrap --variant=minbase --include=systemd,dbus,systemd-sysv bookworm "$work" "$uri"
 
 # The rest through apt, which resolves alternatives (polkitd needs a logind) that debootstrap
-# does not. Suricata 7 is only in bookworm-backports. Its Debian unit is not the sensor's: the
-# tests bring their own suricata.service, so Debian's is neither enabled nor started.
+# does not. Suricata 7 is only in bookworm-backports. Its Debian unit and redis-server's are not
+# the sensor's: the tests bring their own suricata.service and redis-ids2.service, so Debian's
+# are neither enabled nor started.
 cat > "$work/etc/apt/sources.list.d/backports.list" <<SRC
 deb $uri bookworm-backports main
 SRC
@@ -62,9 +64,10 @@ apt_install() {
     apt-get install -y -q --no-install-recommends "$@"
 }
 chroot "$work" apt-get update -q
-apt_install polkitd ethtool
+apt_install polkitd ethtool redis-server
 apt_install -t bookworm-backports suricata suricata-update
-rm -f "$work/usr/sbin/policy-rc.d" "$work/etc/systemd/system/multi-user.target.wants/suricata.service"
+rm -f "$work/usr/sbin/policy-rc.d" "$work/etc/systemd/system/multi-user.target.wants/suricata.service" \
+  "$work/etc/systemd/system/multi-user.target.wants/redis-server.service"
 chroot "$work" apt-get clean
 
 # Boot fast and quietly: the tests need only PID 1 and the system bus. Units that wait for

@@ -1,6 +1,7 @@
 //! The `systemd` module and the agent's systemd pipeline backend (units `suricata.service` and
 //! `vector.service`, here stand-ins that sleep) against a real systemd, and the sensor's own
-//! units as the NixOS module makes them (the last test): each test boots the cached Debian
+//! units as the NixOS module makes them (the last two tests, the second with the Redis copy and
+//! Debian's redis-server under the module's Redis unit): each test boots the cached Debian
 //! bookworm root (`tests/nspawn/make-root.sh`) with `systemd-nspawn -b` on a volatile overlay,
 //! private network, and talks to the container's system bus through
 //! `/proc/<pid>/root/run/dbus/system_bus_socket`. Nothing on the host is mounted or changed;
@@ -8,7 +9,7 @@
 //! reaped when the test ends, pass or fail.
 //!
 //! Needs root, `systemd-nspawn` (package systemd-container) and the root file system
-//! (`IDS2_NSPAWN_ROOT`, default /var/cache/ids2-tests/bookworm-sensor-root); the sensor test
+//! (`IDS2_NSPAWN_ROOT`, default /var/cache/ids2-tests/bookworm-sensor-root-v2); the sensor tests
 //! also `nix-instantiate`, `../shared/nixos-eval`, Vector, `nsenter`, `ip`, `ping` and `curl`.
 //! Each test skips with a message when something is missing. `.ci/install-deps` and the shared
 //! folder beside the repository provide all of them.
@@ -30,7 +31,7 @@ use nix::unistd::Pid;
 
 mod support;
 
-const DEFAULT_ROOT: &str = "/var/cache/ids2-tests/bookworm-sensor-root";
+const DEFAULT_ROOT: &str = "/var/cache/ids2-tests/bookworm-sensor-root-v2";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 const TEST_SERVICE: &str = "[Unit]
@@ -687,6 +688,15 @@ const SENSOR_UNITS: [&str; 4] = [
 /// The programs of the workspace and the shared Vector build, bound into the container and
 /// named by the units through their store paths (`<name>/bin/<name>`).
 const BOUND_PROGRAMS: [&str; 2] = ["ids2-agent", "vector"];
+/// The Redis copy's server (nixpkgs' services.redis.servers.ids2), when the scenario has one.
+const REDIS_UNIT: &str = "redis-ids2.service";
+/// A stand-in for nixpkgs' pre-start of that unit, which writes its redis.conf from
+/// `services.redis.servers.ids2.settings`: the reduced redis module in ../shared/nixos-eval
+/// keeps the unit without it. The file is rendered from the evaluated settings by
+/// [`redis_conf`].
+const REDIS_PRESTART: &str = "[Service]
+ExecStartPre=/bin/cp /usr/local/lib/ids2-test/redis.conf /run/redis-ids2/redis.conf
+";
 /// CAP_NET_RAW, the one capability Suricata keeps (capability bit 13).
 const CAP_NET_RAW_ONLY: &str = "0000000000002000";
 /// templates/rules/ids2.rules sid 9200060: three ICMP echo requests above 500 bytes.
@@ -868,7 +878,7 @@ fn sensor_layout(
         fs::create_dir_all(lib.join(sub)).unwrap();
     }
     let units = obj(sensor, "units");
-    let texts: Vec<String> = SENSOR_UNITS
+    let mut texts: Vec<String> = SENSOR_UNITS
         .iter()
         .map(|name| {
             let text = units[*name]["text"].as_str().unwrap();
@@ -876,6 +886,20 @@ fn sensor_layout(
             text.to_string()
         })
         .collect();
+    if let Some(redis) = units.get(REDIS_UNIT) {
+        let text = redis["text"].as_str().unwrap();
+        fs::write(lib.join("systemd/system").join(REDIS_UNIT), text).unwrap();
+        texts.push(text.to_string());
+        let dropin = lib.join(format!("systemd/system/{REDIS_UNIT}.d"));
+        fs::create_dir_all(&dropin).unwrap();
+        fs::write(dropin.join("nixpkgs-prestart.conf"), REDIS_PRESTART).unwrap();
+        fs::create_dir_all(lib.join("ids2-test")).unwrap();
+        fs::write(
+            lib.join("ids2-test/redis.conf"),
+            redis_conf(&sensor["redis"]["ids2"]["settings"]),
+        )
+        .unwrap();
+    }
     fs::write(lib.join("sysusers.d/ids2.conf"), sysusers_conf(sensor)).unwrap();
     let tmpfiles: String = str_list(&sensor["tmpfiles"])
         .iter()
@@ -944,6 +968,32 @@ fn sensor_layout(
     }
 }
 
+/// redis.conf as nixpkgs writes it from `services.redis.servers.<name>.settings`
+/// (`generators.toKeyValue`: `key value` lines, booleans as yes/no, a list as repeated keys),
+/// plus the data directory nixpkgs' settings also name and the reduced module leaves out.
+fn redis_conf(settings: &serde_json::Value) -> String {
+    let value = |v: &serde_json::Value| match v {
+        serde_json::Value::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let settings = settings
+        .as_object()
+        .expect("services.redis.servers.ids2.settings in the evaluation");
+    let mut conf = String::from("dir /var/lib/redis-ids2\n");
+    for (key, v) in settings {
+        match v {
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    conf.push_str(&format!("{key} {}\n", value(item)));
+                }
+            }
+            v => conf.push_str(&format!("{key} {}\n", value(v))),
+        }
+    }
+    conf
+}
+
 /// Whether this process may raise resource limits (CAP_SYS_RESOURCE, bit 24, in its bounding
 /// set), as any host's systemd may; some sandboxes withhold it even from root.
 fn host_may_raise_limits() -> bool {
@@ -998,6 +1048,7 @@ async fn wait_for<T>(
 fn fail_with_logs(c: &Container, what: &str) -> ! {
     let logs: String = SENSOR_UNITS
         .iter()
+        .chain([&REDIS_UNIT])
         .map(|u| format!("--- {u}:\n{}", c.journal(u)))
         .collect();
     panic!("{what}\n{logs}");
@@ -1168,6 +1219,49 @@ fn assert_nice_and_offloads(c: &Container, pid: u32) {
     }
 }
 
+/// The capture link: eth0, one end of a veth pair in the container's own namespace. Echo
+/// requests to a neighbour that never answers leave through it.
+fn add_capture_link(c: &Container) {
+    for command in [
+        "ip link add eth0 type veth peer name peer0",
+        "ip addr add 192.0.2.1/24 dev eth0",
+        "ip link set peer0 up",
+        "ip link set eth0 up",
+        "ip neigh add 192.0.2.2 lladdr 02:00:00:00:00:02 dev eth0",
+    ] {
+        let out = c.net(&command.split_whitespace().collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{command}: {err}");
+    }
+}
+
+/// Vector's main PID once it runs and is not `not`, with its command line.
+async fn vector_process(
+    c: &Container,
+    systemd: &Systemd,
+    not: Option<u32>,
+    limit: Duration,
+) -> (u32, String) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let state = systemd.unit_state(VECTOR_UNIT).await.unwrap();
+        if state == (ActiveState::Active, SubState("running".into())) {
+            if let Some(pid) = systemd.main_pid(VECTOR_UNIT).await.unwrap() {
+                let cmdline = fs::read(c.path(&format!("/proc/{pid}/cmdline")))
+                    .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                    .unwrap_or_default();
+                if Some(pid) != not && cmdline.contains("vector.toml") {
+                    return (pid, cmdline);
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            fail_with_logs(c, &format!("vector.service (not PID {not:?}): {state:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Appends filler lines (an event type of their own) until eve.json passes `bytes`.
 fn pad_eve(c: &Container, bytes: usize) {
     use std::io::Write;
@@ -1224,19 +1318,7 @@ async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
     };
     let systemd = c.systemd().await.with_job_timeout(Duration::from_secs(90));
 
-    // The capture link: eth0, one end of a veth pair in the container's own namespace. Echo
-    // requests to a neighbour that never answers leave through it.
-    for command in [
-        "ip link add eth0 type veth peer name peer0",
-        "ip addr add 192.0.2.1/24 dev eth0",
-        "ip link set peer0 up",
-        "ip link set eth0 up",
-        "ip neigh add 192.0.2.2 lladdr 02:00:00:00:00:02 dev eth0",
-    ] {
-        let out = c.net(&command.split_whitespace().collect::<Vec<_>>());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{command}: {err}");
-    }
+    add_capture_link(&c);
 
     // No downloaded set (the module's stand-in, if any, holds no rule).
     let rule_set = c.path("/var/lib/ids2/rules/suricata.rules");
@@ -1414,4 +1496,115 @@ async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
         || has_alert(&c, SET_RULE_SID).then_some(()),
     )
     .await;
+}
+
+/// The Redis copy under systemd, for a sensor whose Redis comes up after Vector (the scenario
+/// container-redis.nix: the same sensor with `shipping.redis`, services.redis.servers.ids2 on
+/// port 6380). vector.service's start script (`ids2-agent vector-args`) starts Vector without
+/// the copy and says why in the unit's journal; once redis-ids2.service answers, the agent sees
+/// Vector run no Redis sink and restarts it with `vector-redis.toml`, and an alert reaches the
+/// Redis list as its ECS document. Redis is Debian's redis-server under the module's unit;
+/// only its redis.conf comes from a stand-in ([`REDIS_PRESTART`]).
+#[tokio::test]
+async fn sensor_vector_takes_the_redis_copy_once_redis_answers() {
+    let sensor = match support::nixos::evaluate("scenarios.container-redis") {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    for program in ["usr/bin/suricata", "usr/bin/redis-server"] {
+        if !Container::root().join(program).exists() {
+            eprintln!(
+                "skipped: the container root {} has no /{program} (rebuild it with \
+                 tests/nspawn/make-root.sh)",
+                Container::root().display()
+            );
+            return;
+        }
+    }
+    let vector = match ids2_agent::vector::locate() {
+        Ok(v) => v,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let agent = agent_binary();
+    let Some(c) =
+        Container::boot_with(|dir, root| sensor_layout(&sensor, dir, root, [&agent, &vector]))
+    else {
+        return;
+    };
+    let systemd = c.systemd().await.with_job_timeout(Duration::from_secs(90));
+    add_capture_link(&c);
+    let config = &sensor["etc"]["ids2/config.yaml"]["value"];
+    let key = config["shipping"]["redis"]["key"]
+        .as_str()
+        .unwrap_or("ids2:eve")
+        .to_string();
+
+    let started = systemd.start_unit("ids2-agent.service").await;
+    if !matches!(started, Ok(JobResult::Done)) {
+        fail_with_logs(&c, &format!("ids2-agent.service: {started:?}"));
+    }
+    let (first, cmdline) = vector_process(&c, &systemd, None, Duration::from_secs(90)).await;
+    assert!(!cmdline.contains("vector-redis.toml"), "{cmdline}");
+    let journal = c.journal(VECTOR_UNIT);
+    assert!(
+        journal.contains(
+            "Vector starts without the Redis copy (Redis at 127.0.0.1:6380: Connection refused"
+        ),
+        "{journal}"
+    );
+
+    let started = systemd.start_unit(REDIS_UNIT).await;
+    if !matches!(started, Ok(JobResult::Done)) {
+        fail_with_logs(&c, &format!("{REDIS_UNIT}: {started:?}"));
+    }
+    let redis = c.exec(None, &["redis-cli", "-p", "6380", "PING"]);
+    assert_eq!(String::from_utf8_lossy(&redis.stdout).trim(), "PONG");
+    // The agent looks every 10 s; Vector then restarts. The domain is unreachable here, and
+    // Vector's stop gives up on its requests in flight after the start script's 15 s (its own
+    // default, 60 s, made this restart outlast the limit).
+    let (_, cmdline) = vector_process(&c, &systemd, Some(first), Duration::from_secs(60)).await;
+    assert!(cmdline.contains("/current/vector-redis.toml"), "{cmdline}");
+    wait_for(
+        &c,
+        Duration::from_secs(30),
+        "ids2_redis_copy_up 1 in the agent's metrics",
+        || (metric(&c, "ids2_redis_copy_up") == Some(1.0)).then_some(()),
+    )
+    .await;
+
+    ping_out(&c, None);
+    wait_for(
+        &c,
+        Duration::from_secs(20),
+        "an alert of the local rule",
+        || has_alert(&c, LOCAL_RULE_SID).then_some(()),
+    )
+    .await;
+    let sid = LOCAL_RULE_SID.to_string();
+    let doc = wait_for(
+        &c,
+        Duration::from_secs(30),
+        "the alert's ECS document in the Redis list",
+        || {
+            let out = c.exec(
+                None,
+                &["redis-cli", "-p", "6380", "LRANGE", &key, "0", "-1"],
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|d| d["rule"]["id"] == sid.as_str())
+        },
+    )
+    .await;
+    assert_eq!(doc["event"]["dataset"], "suricata.alert", "{doc}");
+    assert_eq!(doc["event"]["kind"], "alert", "{doc}");
+    assert_eq!(doc["observer"]["hostname"], config["sensor"]["id"], "{doc}");
+    assert!(doc["source"]["ip"].is_string(), "{doc}");
 }
