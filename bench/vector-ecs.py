@@ -41,13 +41,15 @@ pipeline with a memory buffer instead of the disk buffer (what the disk buffer's
 each event adds, in each variant).
 
 Usage: bench/vector-ecs.py [--mix N] [--per-type N] [--types alert,dns] [--program FILE]
-                          [--preload LIB] [--breakdown] [--steady RATE --seconds S]
+                          [--preload LIB] [--breakdown] [--ecs-unmapped] [--steady RATE --seconds S]
                           [--long-lines]
   --program FILE   measure a candidate ECS program (rendered VRL) instead of the shipped one
   --preload LIB    run Vector with LD_PRELOAD=LIB, e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2:
                    the shared build uses glibc's allocator, Vector's own release builds jemalloc
                    (and so does the sensor's: nixos/pi5.nix builds it for 64 KiB pages)
   --breakdown      also measure the mix as the transform alone and without the disk buffer
+  --ecs-unmapped   the ECS documents go to indices that map nothing (as the floors' do): whether
+                   the emulator's indexing work, which shares the machine, moves Vector's figures
   --steady RATE    only the mix, fed at RATE events/s for --seconds (default 60): core share and RSS
   --long-lines     only Vector's peak RSS for one ordinary, one 2.4 MB and one cap-sized line
 Needs: Vector (IDS2_VECTOR, else `vector` on PATH, else ../shared/vector/vector), osmem-server
@@ -154,9 +156,14 @@ class Osmem:
         self.url = json.loads(self.proc.stdout.readline())["url"]
         # The floors index raw EVE, whose fields clash across events (a flow_id past the
         # range of a long after one within it): nothing of theirs is mapped, so none is refused.
+        self.unmapped("bench-*")
+
+    def unmapped(self, pattern):
+        """Indices matching `pattern` map no field (a template above any other)."""
+        name = pattern.rstrip("-*") + "-unmapped"
         req = urllib.request.Request(
-            self.url + "/_index_template/bench", method="PUT",
-            data=json.dumps({"index_patterns": ["bench-*"],
+            f"{self.url}/_index_template/{name}", method="PUT",
+            data=json.dumps({"index_patterns": [pattern], "priority": 10000,
                              "template": {"mappings": {"dynamic": False}}}).encode(),
             headers={"Content-Type": "application/json"})
         urllib.request.urlopen(req, timeout=60).read()
@@ -555,6 +562,8 @@ def main():
     ap.add_argument("--preload", help="a library Vector runs with (LD_PRELOAD), e.g. jemalloc")
     ap.add_argument("--breakdown", action="store_true",
                     help="also measure the mix as the transform alone and without the disk buffer")
+    ap.add_argument("--ecs-unmapped", action="store_true",
+                    help="the ECS indices map nothing, as the floors' do (the emulator's share)")
     ap.add_argument("--steady", type=int, metavar="RATE",
                     help="only the mix, fed at RATE events/s: a sensor's core share and RSS")
     ap.add_argument("--seconds", type=int, default=60, help="how long --steady feeds (s)")
@@ -616,6 +625,9 @@ def main():
             print("sink options changed: " + ", ".join(f"{p} = {json.dumps(v)}" for p, v in sink_set))
         bench = Bench(vector, osmem, toml, work, program, args.preload, sink_set)
         install_templates(provision, osmem, bench.prefix, work)
+        if args.ecs_unmapped:
+            osmem.unmapped(bench.prefix + "-*")
+            print(f"the ECS indices ({bench.prefix}-*) map nothing (--ecs-unmapped)")
 
         empty = work / "empty.json"
         start = {v: bench.run(v, empty, 0) for v in ("pass", "parse_json", "ecs")}

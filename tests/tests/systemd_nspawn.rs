@@ -1104,6 +1104,15 @@ fn ping_out(c: &Container, pattern: Option<&str>) {
     let _ = c.net(&argv);
 }
 
+/// Pings out once (with `pattern`) and waits up to 20 s for Suricata's alert of rule `sid`.
+async fn raise_alert(c: &Container, pattern: Option<&str>, sid: u64, what: &str) {
+    ping_out(c, pattern);
+    wait_for(c, Duration::from_secs(20), what, || {
+        has_alert(c, sid).then_some(())
+    })
+    .await;
+}
+
 fn metric(c: &Container, name: &str) -> Option<f64> {
     let out = c.net(&["curl", "-sf", "http://127.0.0.1:9100/metrics"]);
     String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
@@ -1219,6 +1228,44 @@ fn assert_nice_and_offloads(c: &Container, pid: u32) {
     }
 }
 
+/// The sensor of `scenario` (nixos/tests/eval.nix) booted in the container root, which must
+/// hold `programs` (/usr/bin), with its bus connected and its capture link up: the evaluation,
+/// the container and the container's systemd. `None`, said, when the machine lacks something.
+async fn boot_sensor(
+    scenario: &str,
+    programs: &[&str],
+) -> Option<(serde_json::Value, Container, Systemd)> {
+    let sensor = match support::nixos::evaluate(&format!("scenarios.{scenario}")) {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return None;
+        }
+    };
+    for program in programs {
+        if !Container::root().join("usr/bin").join(program).exists() {
+            eprintln!(
+                "skipped: the container root {} has no /usr/bin/{program} (rebuild it with \
+                 tests/nspawn/make-root.sh)",
+                Container::root().display()
+            );
+            return None;
+        }
+    }
+    let vector = match ids2_agent::vector::locate() {
+        Ok(v) => v,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return None;
+        }
+    };
+    let agent = agent_binary();
+    let c = Container::boot_with(|dir, root| sensor_layout(&sensor, dir, root, [&agent, &vector]))?;
+    let systemd = c.systemd().await.with_job_timeout(Duration::from_secs(90));
+    add_capture_link(&c);
+    Some((sensor, c, systemd))
+}
+
 /// The capture link: eth0, one end of a veth pair in the container's own namespace. Echo
 /// requests to a neighbour that never answers leave through it.
 fn add_capture_link(c: &Container) {
@@ -1289,36 +1336,9 @@ fn pad_eve(c: &Container, bytes: usize) {
 #[tokio::test]
 async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
     // The Pi's configuration (nixos/pi5.nix, nixos/site.nix) with nixos/tests/container.nix.
-    let sensor = match support::nixos::evaluate("scenarios.container") {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-    if !Container::root().join("usr/bin/suricata").exists() {
-        eprintln!(
-            "skipped: the container root {} has no Suricata (rebuild it with tests/nspawn/make-root.sh)",
-            Container::root().display()
-        );
-        return;
-    }
-    let vector = match ids2_agent::vector::locate() {
-        Ok(v) => v,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-    let agent = agent_binary();
-    let Some(c) =
-        Container::boot_with(|dir, root| sensor_layout(&sensor, dir, root, [&agent, &vector]))
-    else {
+    let Some((sensor, c, systemd)) = boot_sensor("container", &["suricata"]).await else {
         return;
     };
-    let systemd = c.systemd().await.with_job_timeout(Duration::from_secs(90));
-
-    add_capture_link(&c);
 
     // No downloaded set (the module's stand-in, if any, holds no rule).
     let rule_set = c.path("/var/lib/ids2/rules/suricata.rules");
@@ -1374,14 +1394,7 @@ async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
     assert_eq!(socket.mode() & 0o777, 0o660);
 
     // An ids2 local rule fires although no downloaded set exists.
-    ping_out(&c, None);
-    wait_for(
-        &c,
-        Duration::from_secs(20),
-        "an alert of the local rule",
-        || has_alert(&c, LOCAL_RULE_SID).then_some(()),
-    )
-    .await;
+    raise_alert(&c, None, LOCAL_RULE_SID, "an alert of the local rule").await;
 
     // The agent rotates eve.json at logs.eve_rotate_mb (1 MiB here) and has Suricata reopen
     // its logs over the socket, as user ids2. Filler makes the file that big now.
@@ -1488,12 +1501,11 @@ async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
         Some(pid),
         "Suricata restarted; it must reload live:\n{said}"
     );
-    ping_out(&c, Some(SET_RULE_PATTERN));
-    wait_for(
+    raise_alert(
         &c,
-        Duration::from_secs(20),
+        Some(SET_RULE_PATTERN),
+        SET_RULE_SID,
         "an alert of the downloaded set",
-        || has_alert(&c, SET_RULE_SID).then_some(()),
     )
     .await;
 }
@@ -1507,38 +1519,11 @@ async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
 /// only its redis.conf comes from a stand-in ([`REDIS_PRESTART`]).
 #[tokio::test]
 async fn sensor_vector_takes_the_redis_copy_once_redis_answers() {
-    let sensor = match support::nixos::evaluate("scenarios.container-redis") {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-    for program in ["usr/bin/suricata", "usr/bin/redis-server"] {
-        if !Container::root().join(program).exists() {
-            eprintln!(
-                "skipped: the container root {} has no /{program} (rebuild it with \
-                 tests/nspawn/make-root.sh)",
-                Container::root().display()
-            );
-            return;
-        }
-    }
-    let vector = match ids2_agent::vector::locate() {
-        Ok(v) => v,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-    let agent = agent_binary();
-    let Some(c) =
-        Container::boot_with(|dir, root| sensor_layout(&sensor, dir, root, [&agent, &vector]))
+    let Some((sensor, c, systemd)) =
+        boot_sensor("container-redis", &["suricata", "redis-server"]).await
     else {
         return;
     };
-    let systemd = c.systemd().await.with_job_timeout(Duration::from_secs(90));
-    add_capture_link(&c);
     let config = &sensor["etc"]["ids2/config.yaml"]["value"];
     let key = config["shipping"]["redis"]["key"]
         .as_str()
@@ -1578,14 +1563,7 @@ async fn sensor_vector_takes_the_redis_copy_once_redis_answers() {
     )
     .await;
 
-    ping_out(&c, None);
-    wait_for(
-        &c,
-        Duration::from_secs(20),
-        "an alert of the local rule",
-        || has_alert(&c, LOCAL_RULE_SID).then_some(()),
-    )
-    .await;
+    raise_alert(&c, None, LOCAL_RULE_SID, "an alert of the local rule").await;
     let sid = LOCAL_RULE_SID.to_string();
     let doc = wait_for(
         &c,
