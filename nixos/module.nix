@@ -92,11 +92,11 @@ let
     let m = builtins.match "redis://[^:/]+:([0-9]+).*" s.shipping.redis.url;
     in if m == null then 6379 else lib.toInt (builtins.head m);
 
+  # How long Vector waits for its requests in flight when stopped (vectorStart); under the
+  # unit's TimeoutStopSec.
+  vectorStopLimitSecs = 15;
   # Vector reads the basic-auth password from IDS2_OPENSEARCH_PASSWORD (the rendered
   # vector.toml only references it), so it is read from the credential at start, never stored.
-  # How long Vector waits for its requests in flight when stopped (below); under the unit's
-  # TimeoutStopSec.
-  vectorStopLimitSecs = 15;
   vectorStart = pkgs.writeShellScript "ids2-vector-start" ''
     set -eu
     ${lib.optionalString (authMethod == "basic") ''

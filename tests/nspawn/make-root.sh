@@ -49,8 +49,8 @@ debootstrap --variant=minbase --include=systemd,dbus,systemd-sysv bookworm "$wor
 
 # The rest through apt, which resolves alternatives (polkitd needs a logind) that debootstrap
 # does not. Suricata 7 is only in bookworm-backports. Its Debian unit and redis-server's are not
-# the sensor's: the tests bring their own suricata.service and redis-ids2.service, so Debian's
-# are neither enabled nor started.
+# the sensor's: the tests install their own units or the module's (suricata.service,
+# redis-ids2.service), so Debian's are neither enabled nor started.
 cat > "$work/etc/apt/sources.list.d/backports.list" <<SRC
 deb $uri bookworm-backports main
 SRC

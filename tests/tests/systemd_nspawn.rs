@@ -1527,8 +1527,8 @@ async fn sensor_vector_takes_the_redis_copy_once_redis_answers() {
     let config = &sensor["etc"]["ids2/config.yaml"]["value"];
     let key = config["shipping"]["redis"]["key"]
         .as_str()
-        .unwrap_or("ids2:eve")
-        .to_string();
+        .map_or_else(ids2_agent::config::default_redis_key, str::to_string);
+    let port = sensor["redis"]["ids2"]["port"].to_string();
 
     let started = systemd.start_unit("ids2-agent.service").await;
     if !matches!(started, Ok(JobResult::Done)) {
@@ -1538,9 +1538,9 @@ async fn sensor_vector_takes_the_redis_copy_once_redis_answers() {
     assert!(!cmdline.contains("vector-redis.toml"), "{cmdline}");
     let journal = c.journal(VECTOR_UNIT);
     assert!(
-        journal.contains(
-            "Vector starts without the Redis copy (Redis at 127.0.0.1:6380: Connection refused"
-        ),
+        journal.contains(&format!(
+            "Vector starts without the Redis copy (Redis at 127.0.0.1:{port}: Connection refused"
+        )),
         "{journal}"
     );
 
@@ -1548,7 +1548,7 @@ async fn sensor_vector_takes_the_redis_copy_once_redis_answers() {
     if !matches!(started, Ok(JobResult::Done)) {
         fail_with_logs(&c, &format!("{REDIS_UNIT}: {started:?}"));
     }
-    let redis = c.exec(None, &["redis-cli", "-p", "6380", "PING"]);
+    let redis = c.exec(None, &["redis-cli", "-p", &port, "PING"]);
     assert_eq!(String::from_utf8_lossy(&redis.stdout).trim(), "PONG");
     // The agent looks every 10 s; Vector then restarts. The domain is unreachable here, and
     // Vector's stop gives up on its requests in flight after the start script's 15 s (its own
@@ -1570,10 +1570,7 @@ async fn sensor_vector_takes_the_redis_copy_once_redis_answers() {
         Duration::from_secs(30),
         "the alert's ECS document in the Redis list",
         || {
-            let out = c.exec(
-                None,
-                &["redis-cli", "-p", "6380", "LRANGE", &key, "0", "-1"],
-            );
+            let out = c.exec(None, &["redis-cli", "-p", &port, "LRANGE", &key, "0", "-1"]);
             String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
