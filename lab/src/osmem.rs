@@ -102,15 +102,16 @@ impl Osmem {
 
     /// Starts the emulator with `cmd`, which runs the binary (possibly through a wrapper such
     /// as `ip netns exec`), adding the arguments that pick a port and tie it to this process.
-    pub fn start_with(mut cmd: Command) -> Result<Self, OsmemError> {
+    pub fn start_with(cmd: Command) -> Result<Self, OsmemError> {
+        Self::start_on(cmd, "127.0.0.1:0")
+    }
+
+    /// [`Self::start_with`] on `addr` (`127.0.0.1:PORT`): for a network namespace of its own
+    /// (`nsenter --net`), whose clients were told the port beforehand. Only a process in that
+    /// namespace reaches it, so [`Self::request`] from outside does not.
+    pub fn start_on(mut cmd: Command, addr: &str) -> Result<Self, OsmemError> {
         let mut child = cmd
-            .args([
-                "-addr",
-                "127.0.0.1:0",
-                "-no-stdin-watch",
-                "-no-ja",
-                "-parent-pid",
-            ])
+            .args(["-addr", addr, "-no-stdin-watch", "-no-ja", "-parent-pid"])
             .arg(std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -131,6 +131,8 @@ let
     container = [ flake.nixosModules.ids2 ../pi5.nix ../site.nix ./container.nix ];
     # The same with the Redis copy, its Redis started late (the nspawn test of the copy).
     container-redis = [ flake.nixosModules.ids2 ../pi5.nix ../site.nix ./container-redis.nix ];
+    # The same shipping to the emulator in the container's network namespace.
+    container-domain = [ flake.nixosModules.ids2 ../pi5.nix ../site.nix ./container-domain.nix ];
     # Nothing but `enable`: the assertions must name what is missing.
     bare = [ flake.nixosModules.ids2 { services.ids2.enable = true; } ];
   };
@@ -300,7 +302,7 @@ in
 
   # What .ci/nix-checks runs: every check above, then the Pi's unit files for systemd-analyze.
   ci = {
-    scenarios = lib.genAttrs [ "pi5" "vmtest" "full" "both-modules" "container" "container-redis" ]
+    scenarios = lib.genAttrs [ "pi5" "vmtest" "full" "both-modules" "container" "container-redis" "container-domain" ]
       (n:
         let d = clean n; in {
           units = lib.attrNames d.units;

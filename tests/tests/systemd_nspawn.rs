@@ -1,7 +1,8 @@
 //! The `systemd` module and the agent's systemd pipeline backend (units `suricata.service` and
 //! `vector.service`, here stand-ins that sleep) against a real systemd, and the sensor's own
-//! units as the NixOS module makes them (the last two tests, the second with the Redis copy and
-//! Debian's redis-server under the module's Redis unit): each test boots the cached Debian
+//! units as the NixOS module makes them (the last three tests: Suricata on the local rules, the
+//! Redis copy with Debian's redis-server under the module's Redis unit, and shipping to the
+//! osmem-server emulator in the container's network namespace): each test boots the cached Debian
 //! bookworm root (`tests/nspawn/make-root.sh`) with `systemd-nspawn -b` on a volatile overlay,
 //! private network, and talks to the container's system bus through
 //! `/proc/<pid>/root/run/dbus/system_bus_socket`. Nothing on the host is mounted or changed;
@@ -10,7 +11,8 @@
 //!
 //! Needs root, `systemd-nspawn` (package systemd-container) and the root file system
 //! (`IDS2_NSPAWN_ROOT`, default /var/cache/ids2-tests/bookworm-sensor-root-v2); the sensor tests
-//! also `nix-instantiate`, `../shared/nixos-eval`, Vector, `nsenter`, `ip`, `ping` and `curl`.
+//! also `nix-instantiate`, `../shared/nixos-eval`, Vector, `nsenter`, `ip`, `ping` and `curl`,
+//! and the shipping test osmem-server and `ids2-provision`.
 //! Each test skips with a message when something is missing. `.ci/install-deps` and the shared
 //! folder beside the repository provide all of them.
 
@@ -707,18 +709,16 @@ const SET_RULE_PATTERN: &str = "ids2-nspawn-set";
 const LOGS: &str = "/mnt/ram_logs";
 const SOCKET: &str = "/run/suricata/suricata-command.socket";
 
-/// The agent binary the workspace built beside this test (`cargo nextest run --workspace`
-/// builds it; `IDS2_AGENT_BIN` names another).
-fn agent_binary() -> PathBuf {
-    let path = std::env::var_os("IDS2_AGENT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let exe = std::env::current_exe().unwrap();
-            exe.parent().unwrap().parent().unwrap().join("ids2-agent")
-        });
+/// A program the workspace built beside this test (`cargo nextest run --workspace` builds
+/// them), or the one `env` names.
+fn workspace_binary(name: &str, env: &str) -> PathBuf {
+    let path = std::env::var_os(env).map(PathBuf::from).unwrap_or_else(|| {
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().unwrap().parent().unwrap().join(name)
+    });
     assert!(
         path.is_file(),
-        "{} is missing: build it with `cargo build -p ids2-agent` (the workspace test run does)",
+        "{} is missing: build it with `cargo build -p {name}` (the workspace test run does)",
         path.display()
     );
     path
@@ -1259,11 +1259,43 @@ async fn boot_sensor(
             return None;
         }
     };
-    let agent = agent_binary();
+    let agent = workspace_binary("ids2-agent", "IDS2_AGENT_BIN");
     let c = Container::boot_with(|dir, root| sensor_layout(&sensor, dir, root, [&agent, &vector]))?;
     let systemd = c.systemd().await.with_job_timeout(Duration::from_secs(90));
     add_capture_link(&c);
     Some((sensor, c, systemd))
+}
+
+/// Starts ids2-agent.service and waits for the Suricata it starts to capture.
+async fn start_agent(c: &Container, systemd: &Systemd) {
+    let started = systemd.start_unit("ids2-agent.service").await;
+    if !matches!(started, Ok(JobResult::Done)) {
+        fail_with_logs(c, &format!("ids2-agent.service: {started:?}"));
+    }
+    // The agent starts Suricata after its first apply; nixpkgs' pre-start `suricata -T` runs
+    // on the rendered config, which lists the (empty) downloaded set.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = systemd.unit_state(SURICATA_UNIT).await.unwrap();
+        if state == (ActiveState::Active, SubState("running".into())) {
+            break;
+        }
+        if state.0 == ActiveState::Failed || Instant::now() > deadline {
+            fail_with_logs(c, &format!("suricata.service is not running: {state:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    wait_for(
+        c,
+        Duration::from_secs(60),
+        "Suricata's engine running",
+        || {
+            c.journal(SURICATA_UNIT)
+                .contains("Engine started")
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 /// The capture link: eth0, one end of a veth pair in the container's own namespace. Echo
@@ -1349,34 +1381,7 @@ async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
         "{set}"
     );
 
-    let started = systemd.start_unit("ids2-agent.service").await;
-    if !matches!(started, Ok(JobResult::Done)) {
-        fail_with_logs(&c, &format!("ids2-agent.service: {started:?}"));
-    }
-    // The agent starts Suricata after its first apply; nixpkgs' pre-start `suricata -T` runs
-    // on the rendered config, which lists the (empty) downloaded set.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let state = systemd.unit_state(SURICATA_UNIT).await.unwrap();
-        if state == (ActiveState::Active, SubState("running".into())) {
-            break;
-        }
-        if state.0 == ActiveState::Failed || Instant::now() > deadline {
-            fail_with_logs(&c, &format!("suricata.service is not running: {state:?}"));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    wait_for(
-        &c,
-        Duration::from_secs(60),
-        "Suricata's engine running",
-        || {
-            c.journal(SURICATA_UNIT)
-                .contains("Engine started")
-                .then_some(())
-        },
-    )
-    .await;
+    start_agent(&c, &systemd).await;
 
     let pid = systemd
         .main_pid(SURICATA_UNIT)
@@ -1530,10 +1535,7 @@ async fn sensor_vector_takes_the_redis_copy_once_redis_answers() {
         .map_or_else(ids2_agent::config::default_redis_key, str::to_string);
     let port = sensor["redis"]["ids2"]["port"].to_string();
 
-    let started = systemd.start_unit("ids2-agent.service").await;
-    if !matches!(started, Ok(JobResult::Done)) {
-        fail_with_logs(&c, &format!("ids2-agent.service: {started:?}"));
-    }
+    start_agent(&c, &systemd).await;
     let (first, cmdline) = vector_process(&c, &systemd, None, Duration::from_secs(90)).await;
     assert!(!cmdline.contains("vector-redis.toml"), "{cmdline}");
     let journal = c.journal(VECTOR_UNIT);
@@ -1582,4 +1584,124 @@ async fn sensor_vector_takes_the_redis_copy_once_redis_answers() {
     assert_eq!(doc["event"]["kind"], "alert", "{doc}");
     assert_eq!(doc["observer"]["hostname"], config["sensor"]["id"], "{doc}");
     assert!(doc["source"]["ip"].is_string(), "{doc}");
+}
+
+/// The sensor ships under systemd: the module's hardened vector.service, started by the agent
+/// with the SigV4 credentials it loads (stand-in keys), sends an alert and the heartbeats to the
+/// domain its config names (the scenario container-domain.nix), here osmem-server, the
+/// OpenSearch-API emulator, in the container's network namespace (it ignores SigV4), holding
+/// the templates `ids2-provision opensearch setup` installs.
+#[tokio::test]
+async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
+    let emulator = match ids2_lab::osmem::locate() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let provision = workspace_binary("ids2-provision", "IDS2_PROVISION_BIN");
+    let Some((sensor, c, systemd)) = boot_sensor("container-domain", &["suricata"]).await else {
+        return;
+    };
+    let config = &sensor["etc"]["ids2/config.yaml"]["value"];
+    let endpoint = config["opensearch"]["endpoint"].as_str().unwrap();
+    let prefix = config["opensearch"]["index_prefix"]
+        .as_str()
+        .map_or_else(ids2_agent::config::default_index_prefix, str::to_string);
+    let mut in_container = Command::new("nsenter");
+    in_container
+        .arg(format!("--target={}", c.pid1))
+        .args(["--net", "--"])
+        .arg(&emulator);
+    let _domain =
+        ids2_lab::osmem::Osmem::start_on(in_container, endpoint.strip_prefix("http://").unwrap())
+            .expect("osmem-server in the container's network namespace");
+    let secrets = tempfile::tempdir().unwrap();
+    let password = secrets.path().join("provision-password");
+    fs::write(&password, "unused: the emulator ignores authentication\n").unwrap();
+    let setup = c.net(&[
+        provision.to_str().unwrap(),
+        "opensearch",
+        "setup",
+        "--templates-only",
+        "--endpoint",
+        endpoint,
+        "--auth",
+        "basic",
+        "--username",
+        "ids2",
+        "--password-file",
+        password.to_str().unwrap(),
+        "--index-prefix",
+        &prefix,
+        "--timeout-secs",
+        "30",
+    ]);
+    assert!(
+        setup.status.success(),
+        "ids2-provision opensearch setup:\n{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+
+    start_agent(&c, &systemd).await;
+    raise_alert(&c, None, LOCAL_RULE_SID, "an alert of the local rule").await;
+    let search = |index: &str, query: serde_json::Value| {
+        let url = format!("{endpoint}/{prefix}-{index}");
+        let _ = c.net(&["curl", "-sf", "-XPOST", &format!("{url}/_refresh")]);
+        let out = c.net(&[
+            "curl",
+            "-sf",
+            "-XPOST",
+            &format!("{url}/_search"),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &serde_json::json!({ "query": query }).to_string(),
+        ]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["hits"]["hits"].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let sid = LOCAL_RULE_SID.to_string();
+    let hit = wait_for(
+        &c,
+        Duration::from_secs(60),
+        "the alert's document in the domain",
+        || {
+            search(
+                "suricata.alert-*",
+                serde_json::json!({ "term": { "rule.id": sid } }),
+            )
+            .into_iter()
+            .next()
+        },
+    )
+    .await;
+    let doc = &hit["_source"];
+    assert_eq!(doc["event"]["kind"], "alert", "{hit}");
+    assert_eq!(doc["observer"]["hostname"], config["sensor"]["id"], "{hit}");
+    assert_eq!(hit["_id"].as_str().map(str::len), Some(64), "{hit}");
+    let heartbeat = wait_for(
+        &c,
+        Duration::from_secs(60),
+        "a heartbeat in the domain",
+        || {
+            search(
+                "heartbeat-*",
+                serde_json::json!({ "term": { "observer.hostname": config["sensor"]["id"] } }),
+            )
+            .into_iter()
+            .next()
+        },
+    )
+    .await;
+    assert!(
+        heartbeat["_source"]["@timestamp"].is_string(),
+        "{heartbeat}"
+    );
+    // Nothing refused on the way.
+    let journal = c.journal(VECTOR_UNIT);
+    assert!(!journal.contains("Response contained errors"), "{journal}");
 }
