@@ -1586,11 +1586,103 @@ async fn sensor_vector_takes_the_redis_copy_once_redis_answers() {
     assert!(doc["source"]["ip"].is_string(), "{doc}");
 }
 
+/// The domain a container's sensor ships to: osmem-server (the OpenSearch-API emulator) on the
+/// config's endpoint in the container's network namespace, with the index templates
+/// `ids2-provision opensearch setup --templates-only` installs. Killed on drop; in memory, so a
+/// new one starts empty.
+struct Domain {
+    _server: ids2_lab::osmem::Osmem,
+}
+
+impl Domain {
+    fn start(
+        c: &Container,
+        emulator: &Path,
+        provision: &Path,
+        endpoint: &str,
+        prefix: &str,
+    ) -> Self {
+        let mut in_container = Command::new("nsenter");
+        in_container
+            .arg(format!("--target={}", c.pid1))
+            .args(["--net", "--"])
+            .arg(emulator);
+        let server = ids2_lab::osmem::Osmem::start_on(
+            in_container,
+            endpoint.strip_prefix("http://").unwrap(),
+        )
+        .expect("osmem-server in the container's network namespace");
+        let secrets = tempfile::tempdir().unwrap();
+        let password = secrets.path().join("provision-password");
+        fs::write(&password, "unused: the emulator ignores authentication\n").unwrap();
+        let setup = c.net(&[
+            provision.to_str().unwrap(),
+            "opensearch",
+            "setup",
+            "--templates-only",
+            "--endpoint",
+            endpoint,
+            "--auth",
+            "basic",
+            "--username",
+            "ids2",
+            "--password-file",
+            password.to_str().unwrap(),
+            "--index-prefix",
+            prefix,
+            "--timeout-secs",
+            "30",
+        ]);
+        assert!(
+            setup.status.success(),
+            "ids2-provision opensearch setup:\n{}",
+            String::from_utf8_lossy(&setup.stderr)
+        );
+        Domain { _server: server }
+    }
+}
+
+/// Hits of a query on `<endpoint>/<prefix>-<index>`, asked from inside the container's network
+/// namespace (none when the domain does not answer).
+fn search(c: &Container, url: &str, query: serde_json::Value) -> Vec<serde_json::Value> {
+    let _ = c.net(&["curl", "-sf", "-XPOST", &format!("{url}/_refresh")]);
+    let out = c.net(&[
+        "curl",
+        "-sf",
+        "-XPOST",
+        &format!("{url}/_search?size=100"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        &serde_json::json!({ "query": query }).to_string(),
+    ]);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["hits"]["hits"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// The raw EVE lines of alerts of rule `sid` in the container's eve.json.
+fn alert_lines(c: &Container, sid: u64) -> Vec<String> {
+    fs::read_to_string(c.path(&format!("{LOGS}/eve.json")))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|v| v["event_type"] == "alert" && v["alert"]["signature_id"] == sid)
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 /// The sensor ships under systemd: the module's hardened vector.service, started by the agent
 /// with the SigV4 credentials it loads (stand-in keys), sends an alert and the heartbeats to the
 /// domain its config names (the scenario container-domain.nix), here osmem-server, the
 /// OpenSearch-API emulator, in the container's network namespace (it ignores SigV4), holding
-/// the templates `ids2-provision opensearch setup` installs.
+/// the templates `ids2-provision opensearch setup` installs. Then the domain goes away, an alert
+/// raised meanwhile is read by Vector, Vector is SIGKILLed and systemd restarts it, and once a
+/// domain answers again that alert arrives: the disk buffer and the checkpoints live where the
+/// unit lets Vector write and keep them.
 #[tokio::test]
 async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
     let emulator = match ids2_lab::osmem::locate() {
@@ -1605,74 +1697,27 @@ async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
         return;
     };
     let config = &sensor["etc"]["ids2/config.yaml"]["value"];
+    let sensor_id = config["sensor"]["id"].as_str().unwrap();
     let endpoint = config["opensearch"]["endpoint"].as_str().unwrap();
     let prefix = config["opensearch"]["index_prefix"]
         .as_str()
         .map_or_else(ids2_agent::config::default_index_prefix, str::to_string);
-    let mut in_container = Command::new("nsenter");
-    in_container
-        .arg(format!("--target={}", c.pid1))
-        .args(["--net", "--"])
-        .arg(&emulator);
-    let _domain =
-        ids2_lab::osmem::Osmem::start_on(in_container, endpoint.strip_prefix("http://").unwrap())
-            .expect("osmem-server in the container's network namespace");
-    let secrets = tempfile::tempdir().unwrap();
-    let password = secrets.path().join("provision-password");
-    fs::write(&password, "unused: the emulator ignores authentication\n").unwrap();
-    let setup = c.net(&[
-        provision.to_str().unwrap(),
-        "opensearch",
-        "setup",
-        "--templates-only",
-        "--endpoint",
-        endpoint,
-        "--auth",
-        "basic",
-        "--username",
-        "ids2",
-        "--password-file",
-        password.to_str().unwrap(),
-        "--index-prefix",
-        &prefix,
-        "--timeout-secs",
-        "30",
-    ]);
-    assert!(
-        setup.status.success(),
-        "ids2-provision opensearch setup:\n{}",
-        String::from_utf8_lossy(&setup.stderr)
-    );
+    let alerts = format!("{endpoint}/{prefix}-suricata.alert-*");
+    let domain = Domain::start(&c, &emulator, &provision, endpoint, &prefix);
 
     start_agent(&c, &systemd).await;
     raise_alert(&c, None, LOCAL_RULE_SID, "an alert of the local rule").await;
-    let search = |index: &str, query: serde_json::Value| {
-        let url = format!("{endpoint}/{prefix}-{index}");
-        let _ = c.net(&["curl", "-sf", "-XPOST", &format!("{url}/_refresh")]);
-        let out = c.net(&[
-            "curl",
-            "-sf",
-            "-XPOST",
-            &format!("{url}/_search"),
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            &serde_json::json!({ "query": query }).to_string(),
-        ]);
-        serde_json::from_slice::<serde_json::Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v["hits"]["hits"].as_array().cloned())
-            .unwrap_or_default()
-    };
-    let sid = LOCAL_RULE_SID.to_string();
+    let first = alert_lines(&c, LOCAL_RULE_SID);
+    let id = ids2_lab::ship::document_id(sensor_id, &first[0]);
     let hit = wait_for(
         &c,
         Duration::from_secs(60),
         "the alert's document in the domain",
         || {
             search(
-                "suricata.alert-*",
-                serde_json::json!({ "term": { "rule.id": sid } }),
+                &c,
+                &alerts,
+                serde_json::json!({ "ids": { "values": [&id] } }),
             )
             .into_iter()
             .next()
@@ -1681,16 +1726,17 @@ async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
     .await;
     let doc = &hit["_source"];
     assert_eq!(doc["event"]["kind"], "alert", "{hit}");
-    assert_eq!(doc["observer"]["hostname"], config["sensor"]["id"], "{hit}");
-    assert_eq!(hit["_id"].as_str().map(str::len), Some(64), "{hit}");
+    assert_eq!(doc["rule"]["id"], LOCAL_RULE_SID.to_string(), "{hit}");
+    assert_eq!(doc["observer"]["hostname"], sensor_id, "{hit}");
     let heartbeat = wait_for(
         &c,
         Duration::from_secs(60),
         "a heartbeat in the domain",
         || {
             search(
-                "heartbeat-*",
-                serde_json::json!({ "term": { "observer.hostname": config["sensor"]["id"] } }),
+                &c,
+                &format!("{endpoint}/{prefix}-heartbeat-*"),
+                serde_json::json!({ "term": { "observer.hostname": sensor_id } }),
             )
             .into_iter()
             .next()
@@ -1701,7 +1747,73 @@ async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
         heartbeat["_source"]["@timestamp"].is_string(),
         "{heartbeat}"
     );
-    // Nothing refused on the way.
     let journal = c.journal(VECTOR_UNIT);
     assert!(!journal.contains("Response contained errors"), "{journal}");
+
+    // The domain goes away. An alert raised now is read by Vector (every EVE line so far),
+    // then Vector's main process is SIGKILLed; systemd starts it again (Restart=always).
+    drop(domain);
+    // The rule alerts once per source in 10 s (its threshold): ping until it alerts again.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let lines = loop {
+        ping_out(&c, None);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let lines = alert_lines(&c, LOCAL_RULE_SID);
+        if lines.len() > first.len() {
+            break lines;
+        }
+        if Instant::now() > deadline {
+            fail_with_logs(&c, "a second alert: none within 40 s");
+        }
+    };
+    let written = fs::read_to_string(c.path(&format!("{LOGS}/eve.json")))
+        .unwrap()
+        .lines()
+        .count() as f64;
+    wait_for(
+        &c,
+        Duration::from_secs(30),
+        "Vector reading the second alert",
+        || (vector_eve_events(&c) >= written).then_some(()),
+    )
+    .await;
+    let (killed, _) = vector_process(&c, &systemd, None, Duration::from_secs(5)).await;
+    let out = c.exec(
+        None,
+        &[
+            "systemctl",
+            "kill",
+            "--kill-whom=main",
+            "--signal=KILL",
+            VECTOR_UNIT,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    vector_process(&c, &systemd, Some(killed), Duration::from_secs(60)).await;
+
+    // A domain answers again (empty: the emulator keeps nothing); the alerts raised while it was
+    // away arrive under their deterministic ids.
+    let _domain = Domain::start(&c, &emulator, &provision, endpoint, &prefix);
+    let ids: Vec<String> = lines[first.len()..]
+        .iter()
+        .map(|l| ids2_lab::ship::document_id(sensor_id, l))
+        .collect();
+    wait_for(
+        &c,
+        Duration::from_secs(150),
+        "the alerts raised while the domain was away",
+        || {
+            let found = search(
+                &c,
+                &alerts,
+                serde_json::json!({ "ids": { "values": &ids } }),
+            );
+            (found.len() == ids.len()).then_some(())
+        },
+    )
+    .await;
 }
