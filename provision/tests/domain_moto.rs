@@ -399,6 +399,15 @@ fn the_api_is_reached_over_tls_only_with_a_trusted_certificate() {
     let ca_file = home.path().join("ca.pem");
     std::fs::write(&ca_file, ca).unwrap();
     let args = domain_args_at("status", &url);
+    // `domain status` through the front with only `roots` trusted: it fails either way (moto
+    // has no domain), and what it says tells how far it got.
+    let status_trusting = |roots: &std::path::Path| {
+        cli(home.path())
+            .env("SSL_CERT_FILE", roots)
+            .args(&args)
+            .assert()
+            .code(1)
+    };
     let describes = || {
         m.requests()
             .iter()
@@ -408,14 +417,9 @@ fn the_api_is_reached_over_tls_only_with_a_trusted_certificate() {
 
     // The CA in the trust store (the system roots' loader reads SSL_CERT_FILE): moto's answer
     // comes back through TLS.
-    cli(home.path())
-        .env("SSL_CERT_FILE", &ca_file)
-        .args(&args)
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(
-            "no OpenSearch domain `ids2` in region eu-west-1",
-        ));
+    status_trusting(&ca_file).stderr(predicate::str::contains(
+        "no OpenSearch domain `ids2` in region eu-west-1",
+    ));
     assert_eq!(describes(), 1, "{:?}", m.requests());
 
     // Another CA trusted instead: the same front's certificate is refused, so the connection
@@ -424,11 +428,7 @@ fn the_api_is_reached_over_tls_only_with_a_trusted_certificate() {
     // UnknownIssuer", checked by hand.)
     let other = home.path().join("other-ca.pem");
     std::fs::write(&other, test_ca().pem()).unwrap();
-    cli(home.path())
-        .env("SSL_CERT_FILE", &other)
-        .args(&args)
-        .assert()
-        .code(1)
+    status_trusting(&other)
         .stderr(predicate::str::contains(format!(
             "cannot reach the OpenSearch Service API at {url}"
         )))
@@ -437,11 +437,7 @@ fn the_api_is_reached_over_tls_only_with_a_trusted_certificate() {
 
     // No root at all: said before any call, with where it looked and the fix.
     let missing = home.path().join("no-such-file.pem");
-    cli(home.path())
-        .env("SSL_CERT_FILE", &missing)
-        .args(&args)
-        .assert()
-        .code(1)
+    status_trusting(&missing)
         .stderr(predicate::str::contains(format!(
             "no trusted root certificate in SSL_CERT_FILE={}",
             missing.display()

@@ -1113,6 +1113,15 @@ async fn raise_alert(c: &Container, pattern: Option<&str>, sid: u64, what: &str)
     .await;
 }
 
+/// Waits up to `limit` for the agent's metric `name` to read `value`.
+async fn wait_metric(c: &Container, name: &str, value: f64, limit: Duration) {
+    let what = format!("{name} {value} in the agent's metrics");
+    wait_for(c, limit, &what, || {
+        (metric(c, name) == Some(value)).then_some(())
+    })
+    .await;
+}
+
 fn metric(c: &Container, name: &str) -> Option<f64> {
     let out = c.net(&["curl", "-sf", "http://127.0.0.1:9100/metrics"]);
     String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
@@ -1429,13 +1438,7 @@ async fn sensor_units_run_suricata_unprivileged_on_the_local_rules() {
         eve_lines(&c, "ids2_test_filler").is_empty(),
         "the filler is in eve.json.1"
     );
-    wait_for(
-        &c,
-        Duration::from_secs(10),
-        "the rotation in the agent's metrics",
-        || (metric(&c, "ids2_eve_rotations_total") == Some(1.0)).then_some(()),
-    )
-    .await;
+    wait_metric(&c, "ids2_eve_rotations_total", 1.0, Duration::from_secs(10)).await;
     assert_eq!(metric(&c, "ids2_eve_rotation_failures_total"), Some(0.0));
     // Vector (user vector, group ids2, no capabilities) read both files, the filler included.
     wait_for(
@@ -1557,13 +1560,7 @@ async fn sensor_vector_takes_the_redis_copy_once_redis_answers() {
     // default, 60 s, made this restart outlast the limit).
     let (_, cmdline) = vector_process(&c, &systemd, Some(first), Duration::from_secs(60)).await;
     assert!(cmdline.contains("/current/vector-redis.toml"), "{cmdline}");
-    wait_for(
-        &c,
-        Duration::from_secs(30),
-        "ids2_redis_copy_up 1 in the agent's metrics",
-        || (metric(&c, "ids2_redis_copy_up") == Some(1.0)).then_some(()),
-    )
-    .await;
+    wait_metric(&c, "ids2_redis_copy_up", 1.0, Duration::from_secs(30)).await;
 
     raise_alert(&c, None, LOCAL_RULE_SID, "an alert of the local rule").await;
     let sid = LOCAL_RULE_SID.to_string();
