@@ -109,10 +109,25 @@ fn vector_toml_wiring() {
     assert_eq!(protocols["type"].as_str(), Some("remap"));
     assert_eq!(strings(&protocols["inputs"]), ["ecs"]);
     assert!(!protocols.contains_key("reroute_dropped") && !protocols.contains_key("drop_on_error"));
+    let unmapped = strings(&table(transforms, "ecs_unmapped")["inputs"]);
     assert_eq!(
-        strings(&table(transforms, "ecs_unmapped")["inputs"]),
-        ["ecs.dropped", "anomaly_ecs.dropped"]
+        unmapped,
+        [
+            "ecs.dropped",
+            "anomaly_ecs.dropped",
+            "heartbeat_ecs.dropped"
+        ]
     );
+    // Whatever a transform reroutes is shipped unmapped, never left unread (Vector drops it).
+    for (name, t) in transforms {
+        if t.get("reroute_dropped").and_then(Value::as_bool) == Some(true) {
+            let dropped = format!("{name}.dropped");
+            assert!(
+                unmapped.contains(&dropped.as_str()),
+                "{dropped} is read by nothing"
+            );
+        }
+    }
     let known: Vec<&str> = sources
         .keys()
         .chain(transforms.keys())
@@ -390,7 +405,24 @@ fn ecs_program_maps_eve_with_the_real_vrl_runtime() {
         str_at(&out, &["event", "dataset"]).as_deref(),
         Some("suricata.unmapped")
     );
-    assert!(get(&out, &["event", "id"]).is_some());
+    // Mapped or not, a line's id is SHA-256 of `<sensor id>|<line>`.
+    let sha256 = |text: String| -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let sensor = &s.config.sensor.id;
+    assert_eq!(
+        str_at(&out, &["event", "id"]),
+        Some(sha256(format!("{sensor}|not json")))
+    );
+    let mapped = run_vrl(&program, message(EVE_ALERT)).unwrap();
+    assert_eq!(
+        str_at(&mapped, &["event", "id"]),
+        Some(sha256(format!("{sensor}|{EVE_ALERT}")))
+    );
 }
 
 #[test]

@@ -19,6 +19,8 @@
 //!   the mapping the server holds after ingest must not contradict the template, and the
 //!   agent's heartbeats must land in their index.
 //! - EVE lines of megabytes are shipped whole; one over the cap is counted, not shipped.
+//! - Lines that are not EVE events (cut short, not JSON, no event type) are shipped unmapped,
+//!   whole, under the id of their line.
 //! - Faults, each ending with every EVE line indexed exactly once: the server away for 30 s
 //!   behind a proxy the test owns, alone, with Vector SIGKILLed meanwhile (the agent restarts
 //!   it), and with the agent rotating `eve.json` meanwhile; and the agent restarted
@@ -246,6 +248,67 @@ fn corpus_eve_through_the_agent_and_real_vector_is_indexed_once_with_template_ty
         "heartbeats {want:?} not all indexed: {got:?}\n{}",
         s.logs()
     );
+    s.stop_agent();
+}
+
+/// A line the ECS program cannot map (cut short, not JSON, not an object, no event type or
+/// timestamp, a timestamp it cannot read) is not dropped: Vector's `ecs.dropped` route takes it
+/// to `ecs_unmapped`, which ships it whole to `<prefix>-suricata.unmapped-*` under the id its
+/// line would have had mapped, tagged so the operator finds it, among real EVE lines that map;
+/// so does a heartbeat line cut short. Until 2026-12-05 the domain refused every such document
+/// (the file source's bare `file` string against the template's `file` object).
+#[test]
+fn lines_that_are_not_eve_are_shipped_unmapped_and_whole() {
+    let Some(t) = tools() else { return };
+    let lines = dated_today(&sample(corpus(&t), 20));
+    // What a full log tmpfs leaves: a line cut short.
+    let cut: String = lines[0].chars().take(lines[0].len() / 2).collect();
+    let bad: Vec<String> = [
+        cut.as_str(),
+        "not JSON at all",
+        "[1, 2, 3]",
+        r#"{"event_type": "alert", "alert": {"signature_id": 1}}"#,
+        r#"{"timestamp": "yesterday", "event_type": "alert"}"#,
+        r#"{"timestamp": "2026-12-05T00:00:00.000000+0000", "event_type": 7}"#,
+    ]
+    .map(str::to_string)
+    .into();
+    let os = Osmem::start(&t.osmem).unwrap();
+    let mut s = Sensor::new(&t, os.url(), "");
+    provision(&t, &os, &s.root);
+    s.start_agent();
+    let (before, after) = lines.split_at(lines.len() / 2);
+    s.append(before);
+    s.append_unmapped(&bad);
+    s.append(after);
+    // A heartbeat cut short takes the same way (its own index's template would refuse it).
+    let beat = r#"{"@timestamp":"2026-12-05T01:00:00.000Z","observer":{"hostna"#;
+    let mut heartbeats = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(s.logs.join("heartbeat.json"))
+        .unwrap();
+    std::io::Write::write_all(&mut heartbeats, format!("{beat}\n").as_bytes()).unwrap();
+    s.unmapped.push(beat.to_string());
+    assert_eq!(s.settle(&os, "lines that are not EVE"), 1.0);
+
+    for line in &s.unmapped {
+        let id = ship::document_id(SENSOR, line);
+        let query = serde_json::json!({ "query": { "ids": { "values": [&id] } } }).to_string();
+        let r = os
+            .ok(
+                "POST",
+                &format!("/{PREFIX}-suricata.unmapped-*/_search"),
+                Some(query.as_bytes()),
+            )
+            .unwrap();
+        let doc = &r["hits"]["hits"][0]["_source"];
+        assert_eq!(doc["message"], line.as_str(), "{r}");
+        assert_eq!(doc["event"]["kind"], "pipeline_error", "{r}");
+        assert_eq!(doc["event"]["dataset"], "suricata.unmapped", "{r}");
+        assert_eq!(doc["observer"]["hostname"], SENSOR, "{r}");
+        assert!(doc["log"]["file"]["path"].is_string(), "{r}");
+    }
     s.stop_agent();
 }
 

@@ -357,6 +357,9 @@ pub struct Sensor {
     tools_vector: PathBuf,
     config: PathBuf,
     pub appended: Vec<String>,
+    /// Lines appended that are not EVE events: each must arrive unmapped
+    /// (`<prefix>-suricata.unmapped-*`), under the id of its line.
+    pub unmapped: Vec<String>,
 }
 
 impl Sensor {
@@ -435,6 +438,7 @@ impl Sensor {
             tools_vector: t.vector.clone(),
             config,
             appended: Vec::new(),
+            unmapped: Vec::new(),
         }
     }
 
@@ -560,6 +564,12 @@ impl Sensor {
         self.appended.extend_from_slice(lines);
     }
 
+    /// Appends `lines` that are not EVE events: each must be shipped unmapped, the line kept.
+    pub fn append_unmapped(&mut self, lines: &[String]) {
+        self.write_eve(lines);
+        self.unmapped.extend_from_slice(lines);
+    }
+
     /// Appends `lines` without expecting documents of them (lines the sensor must not ship).
     pub fn write_eve(&self, lines: &[String]) {
         let mut f = std::fs::OpenOptions::new()
@@ -613,12 +623,32 @@ impl Sensor {
 
     /// Waits until the server holds every appended line exactly once; the documents-per-line
     /// figure (documents / distinct lines) when it does, else a failure naming the difference.
+    /// The unmapped lines' daily indices count as one (their date is the day Vector read them).
     pub fn settle(&self, os: &Osmem, what: &str) -> f64 {
-        let want =
+        let mut want =
             ship::expected_documents(SENSOR, PREFIX, self.appended.iter().map(String::as_str))
                 .unwrap();
-        let distinct: usize = want.values().map(BTreeSet::len).sum();
         let pattern = format!("{PREFIX}-suricata.*");
+        let unmapped = format!("{PREFIX}-suricata.unmapped-*");
+        if !self.unmapped.is_empty() {
+            let ids = self.unmapped.iter().map(|l| ship::document_id(SENSOR, l));
+            want.insert(unmapped.clone(), ids.collect());
+        }
+        let indexed = || {
+            ship::indexed_ids(os, &pattern).map(|mut got| {
+                let days: Vec<String> = got
+                    .keys()
+                    .filter(|i| i.starts_with(unmapped.trim_end_matches('*')))
+                    .cloned()
+                    .collect();
+                for day in days {
+                    let ids = got.remove(&day).unwrap();
+                    got.entry(unmapped.clone()).or_default().extend(ids);
+                }
+                got
+            })
+        };
+        let distinct: usize = want.values().map(BTreeSet::len).sum();
         let started = Instant::now();
         let mut last_report = started;
         // The cheap count first, the ids only once it is reached: listing every id at each
@@ -637,14 +667,14 @@ impl Sensor {
                 std::thread::sleep(Duration::from_millis(800));
                 return (false, None);
             }
-            match ship::indexed_ids(os, &pattern) {
+            match indexed() {
                 Ok(got) => (ship::exactly_once(&want, &got).is_ok(), Some(got)),
                 Err(_) => (false, None),
             }
         });
         let got = match got {
             Some(got) => got,
-            None => ship::indexed_ids(os, &pattern).unwrap(),
+            None => indexed().unwrap(),
         };
         if !ok {
             panic!(
@@ -657,7 +687,7 @@ impl Sensor {
         let figure = docs as f64 / distinct as f64;
         eprintln!(
             "{what}: {} EVE lines ({distinct} distinct) -> {docs} documents: {figure:.3} per distinct line",
-            self.appended.len()
+            self.appended.len() + self.unmapped.len()
         );
         figure
     }
