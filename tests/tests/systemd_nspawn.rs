@@ -1,8 +1,9 @@
 //! The `systemd` module and the agent's systemd pipeline backend (units `suricata.service` and
 //! `vector.service`, here stand-ins that sleep) against a real systemd, and the sensor's own
-//! units as the NixOS module makes them (the last three tests: Suricata on the local rules, the
-//! Redis copy with Debian's redis-server under the module's Redis unit, and shipping to the
-//! osmem-server emulator in the container's network namespace): each test boots the cached Debian
+//! units as the NixOS module makes them (the last four tests: Suricata on the local rules, the
+//! Redis copy with Debian's redis-server under the module's Redis unit, shipping to the
+//! osmem-server emulator in the container's network namespace, and shipping across a restart of
+//! the agent): each test boots the cached Debian
 //! bookworm root (`tests/nspawn/make-root.sh`) with `systemd-nspawn -b` on a volatile overlay,
 //! private network, and talks to the container's system bus through
 //! `/proc/<pid>/root/run/dbus/system_bus_socket`. Nothing on the host is mounted or changed;
@@ -12,10 +13,11 @@
 //! Needs root, `systemd-nspawn` (package systemd-container) and the root file system
 //! (`IDS2_NSPAWN_ROOT`, default /var/cache/ids2-tests/bookworm-sensor-root-v2); the sensor tests
 //! also `nix-instantiate`, `../shared/nixos-eval`, Vector, `nsenter`, `ip`, `ping` and `curl`,
-//! and the shipping test osmem-server and `ids2-provision`.
+//! and the shipping tests osmem-server and `ids2-provision`.
 //! Each test skips with a message when something is missing. `.ci/install-deps` and the shared
 //! folder beside the repository provide all of them.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -1281,6 +1283,12 @@ async fn start_agent(c: &Container, systemd: &Systemd) {
     if !matches!(started, Ok(JobResult::Done)) {
         fail_with_logs(c, &format!("ids2-agent.service: {started:?}"));
     }
+    wait_capturing(c, systemd, 1).await;
+}
+
+/// Waits for suricata.service to run and its journal to say `Engine started` `starts` times
+/// (once per start of the unit).
+async fn wait_capturing(c: &Container, systemd: &Systemd, starts: usize) {
     // The agent starts Suricata after its first apply; nixpkgs' pre-start `suricata -T` runs
     // on the rendered config, which lists the (empty) downloaded set.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1298,11 +1306,7 @@ async fn start_agent(c: &Container, systemd: &Systemd) {
         c,
         Duration::from_secs(60),
         "Suricata's engine running",
-        || {
-            c.journal(SURICATA_UNIT)
-                .contains("Engine started")
-                .then_some(())
-        },
+        || (c.journal(SURICATA_UNIT).matches("Engine started").count() >= starts).then_some(()),
     )
     .await;
 }
@@ -1813,4 +1817,179 @@ async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
         },
     )
     .await;
+}
+
+/// Appends EVE lines `ids` (distinct by their flow id), ~1 KB each, of an event type of their
+/// own, stamped `timestamp`, in one write (O_APPEND, as Suricata's own lines go in).
+fn stream_eve(c: &Container, timestamp: &str, ids: std::ops::Range<usize>) {
+    use std::io::Write;
+    let pad = "x".repeat(800);
+    let lines: String = ids
+        .map(|i| {
+            format!(
+                "{{\"timestamp\":\"{timestamp}\",\"flow_id\":{i},\"event_type\":\"ids2_test_stream\",\
+                 \"src_ip\":\"192.0.2.1\",\"dest_ip\":\"192.0.2.2\",\"proto\":\"ICMP\",\"pad\":\"{pad}\"}}\n"
+            )
+        })
+        .collect();
+    fs::OpenOptions::new()
+        .append(true)
+        .open(c.path(&format!("{LOGS}/eve.json")))
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+}
+
+/// Every line of the container's eve.json and the file the agent rotates it to, distinct.
+fn eve_file_lines(c: &Container) -> BTreeSet<String> {
+    [format!("{LOGS}/eve.json"), format!("{LOGS}/eve.json.1")]
+        .iter()
+        .flat_map(|f| {
+            fs::read_to_string(c.path(f))
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The ids of every document in `<url>` (an index pattern), asked from inside the container.
+fn document_ids(c: &Container, url: &str) -> BTreeSet<String> {
+    let _ = c.net(&["curl", "-sf", "-XPOST", &format!("{url}/_refresh")]);
+    let out = c.net(&[
+        "curl",
+        "-sf",
+        "-XPOST",
+        &format!("{url}/_search?size=10000"),
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        r#"{"_source": false, "query": {"match_all": {}}}"#,
+    ]);
+    let hits = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["hits"]["hits"].as_array().cloned())
+        .unwrap_or_default();
+    assert!(hits.len() < 10_000, "more documents than one page holds");
+    hits.iter()
+        .filter_map(|h| h["_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// 600 EVE lines (flow ids `from`..), then `systemctl restart ids2-agent.service` with echo
+/// requests going out meanwhile; returns once the new agent's Suricata captures (its
+/// `starts`-th start), Vector runs as a new process, and the local rule has alerted again.
+async fn restart_agent_mid_stream(c: &Container, systemd: &Systemd, from: usize, starts: usize) {
+    let alerts = alert_lines(c, LOCAL_RULE_SID);
+    let stamp: serde_json::Value = serde_json::from_str(&alerts[0]).unwrap();
+    let agent = systemd.main_pid("ids2-agent.service").await.unwrap();
+    let (vector, _) = vector_process(c, systemd, None, Duration::from_secs(5)).await;
+    stream_eve(c, stamp["timestamp"].as_str().unwrap(), from..from + 600);
+    let restarted = std::thread::scope(|scope| {
+        // Traffic while the agent stops and starts the pipeline: 8 rounds of 3 echo requests.
+        scope.spawn(|| (0..8).for_each(|_| ping_out(c, None)));
+        c.exec(None, &["systemctl", "restart", "ids2-agent.service"])
+    });
+    assert!(
+        restarted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restarted.stderr)
+    );
+    assert_ne!(systemd.main_pid("ids2-agent.service").await.unwrap(), agent);
+    wait_capturing(c, systemd, starts).await;
+    vector_process(c, systemd, Some(vector), Duration::from_secs(30)).await;
+    // The rule alerts once per source in 10 s (its threshold): ping until it alerts again.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while alert_lines(c, LOCAL_RULE_SID).len() <= alerts.len() {
+        if Instant::now() > deadline {
+            fail_with_logs(c, "an alert after the restart: none within 40 s");
+        }
+        ping_out(c, None);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Waits until `<url>` (an index pattern) holds a document for each of `lines`, under the id of
+/// the line, and checks that it holds none of a line eve.json does not hold (a line read
+/// twice, or read in part, would make one). The number of documents.
+async fn wait_shipped(
+    c: &Container,
+    url: &str,
+    sensor_id: &str,
+    lines: &BTreeSet<String>,
+) -> usize {
+    let id = |line: &String| ids2_lab::ship::document_id(sensor_id, line);
+    let want: BTreeSet<String> = lines.iter().map(id).collect();
+    let got = wait_for(
+        c,
+        Duration::from_secs(90),
+        "a document for every EVE line written",
+        || {
+            let got = document_ids(c, url);
+            want.is_subset(&got).then_some(got)
+        },
+    )
+    .await;
+    // Read after the documents: a line written since is in it, so every document has its line.
+    let written: BTreeSet<String> = eve_file_lines(c).iter().map(id).collect();
+    let strays: Vec<&String> = got.difference(&written).collect();
+    assert!(
+        strays.is_empty(),
+        "documents of no EVE line: {strays:?}\n{}",
+        c.journal(VECTOR_UNIT)
+    );
+    got.len()
+}
+
+/// The sensor upgraded in place: `nixos-rebuild switch` restarts ids2-agent.service when its
+/// package changes, and the agent stops Suricata and Vector and starts them again. Twice, each
+/// time just after 600 EVE lines land and with echo requests going out, an alert raised before
+/// and after: with the domain (the emulator) up, Vector drains what it read while it stops; with
+/// the domain away, Vector stops at its 15 s limit with the lines in its disk buffer or behind
+/// its checkpoint, and the next Vector ships them once a domain answers. Each time every
+/// distinct line of eve.json is one document under the id of its line, and none other.
+#[tokio::test]
+async fn sensor_agent_restart_ships_every_eve_line_once() {
+    let emulator = match ids2_lab::osmem::locate() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let provision = workspace_binary("ids2-provision", "IDS2_PROVISION_BIN");
+    let Some((sensor, c, systemd)) = boot_sensor("container-domain", &["suricata"]).await else {
+        return;
+    };
+    let config = &sensor["etc"]["ids2/config.yaml"]["value"];
+    let sensor_id = config["sensor"]["id"].as_str().unwrap();
+    let endpoint = config["opensearch"]["endpoint"].as_str().unwrap();
+    let prefix = config["opensearch"]["index_prefix"]
+        .as_str()
+        .map_or_else(ids2_agent::config::default_index_prefix, str::to_string);
+    let events = format!("{endpoint}/{prefix}-suricata.*");
+    let domain = Domain::start(&c, &emulator, &provision, endpoint, &prefix);
+
+    start_agent(&c, &systemd).await;
+    raise_alert(&c, None, LOCAL_RULE_SID, "an alert before the restart").await;
+    restart_agent_mid_stream(&c, &systemd, 0, 2).await;
+    let first = eve_file_lines(&c);
+    let docs = wait_shipped(&c, &events, sensor_id, &first).await;
+    eprintln!(
+        "restart, domain up: {} distinct EVE lines -> {docs} documents",
+        first.len()
+    );
+
+    drop(domain);
+    restart_agent_mid_stream(&c, &systemd, 600, 3).await;
+    // A new domain is empty (the emulator keeps nothing): what was shipped before is not sent
+    // again, so the lines to find are those written since.
+    let _domain = Domain::start(&c, &emulator, &provision, endpoint, &prefix);
+    let second: BTreeSet<String> = eve_file_lines(&c).difference(&first).cloned().collect();
+    let docs = wait_shipped(&c, &events, sensor_id, &second).await;
+    eprintln!(
+        "restart, domain away: {} distinct EVE lines -> {docs} documents",
+        second.len()
+    );
 }
