@@ -1,7 +1,8 @@
 //! GeoIP enrichment end to end: MaxMind-format databases made by the test (support/mmdb.rs),
 //! the rendered `vector.toml` declaring them as Vector `geoip` tables, and the rendered ECS
 //! program run by the real VRL runtime through `Mapper`, whose `get_enrichment_table_record`
-//! is our implementation of Vector's function over the same databases.
+//! is our implementation of Vector's function over the same databases; and the real Vector's
+//! `geoip` tables over those databases, which must join the same fields.
 
 #[path = "support/mmdb.rs"]
 mod mmdb;
@@ -245,6 +246,41 @@ fn vector_toml_declares_the_geoip_tables_only_when_present() {
         insta::assert_snapshot!("vector_toml_geoip_tables", between(&text, "[enrichment_tables", "[sources.eve]"));
         insta::assert_snapshot!("ecs_program_geoip_joins", between(source, "# Enrichment (templates/enrich", "\u{0}"));
     });
+}
+
+/// The real Vector's `geoip` tables, over the same databases, join what `Mapper`'s own
+/// `get_enrichment_table_record` joins: the rendered tables and remaps run by Vector (stdin in,
+/// JSON out), compared field by field with the mapper's documents, for full, partial, missing
+/// and private records, IPv4 and IPv6.
+#[test]
+fn the_real_vector_joins_what_the_mapper_joins() {
+    let dbs = Dbs::new();
+    let s = with_dbs(&dbs);
+    let set = render::render(&s, &RenderOptions::default()).unwrap();
+    let text = String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec()).unwrap();
+    let lines = [
+        alert("10.1.2.3", "81.2.69.142"),
+        alert("2a02:8100:1::5", "8.8.8.8"),
+        alert("81.2.69.142", "2a02:8100:1::5"),
+    ];
+    let Some(docs) = real_vector::run_mapping(&text, &lines) else {
+        return;
+    };
+    let mut m = Mapper::new(&s).unwrap();
+    let mut joined = 0;
+    for (line, doc) in lines.iter().zip(&docs) {
+        let want = m.map_line(line).unwrap();
+        assert_eq!(doc["event"]["id"], want["event"]["id"], "{line}");
+        for side in ["source", "destination"] {
+            for part in ["geo", "as"] {
+                let got = doc[side].get(part);
+                assert_eq!(got, want[side].get(part), "{side}.{part} of {line}");
+                joined += usize::from(got.is_some());
+            }
+        }
+    }
+    assert_eq!(docs[0]["destination"]["geo"]["city_name"], "London");
+    assert_eq!(joined, 6, "{docs:#?}");
 }
 
 /// The text from the first `start` to `end` (or to the end).

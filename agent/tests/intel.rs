@@ -3,7 +3,8 @@
 //! documents it — the `data` envelope, `X-RateLimit-Limit`/`-Remaining` on every answer, 429
 //! with `Retry-After` and `X-RateLimit-Reset` when its quota is spent, 401 with the `errors`
 //! envelope for a wrong key. Then the reputation table joined into alerts by the real VRL
-//! runtime (through `Mapper`), and the blocking policy reading the same cache.
+//! runtime (through `Mapper`) and by the real Vector's CSV table, and the blocking policy
+//! reading the same cache.
 
 #[path = "support/vector.rs"]
 mod real_vector;
@@ -499,6 +500,26 @@ async fn the_reputation_table_is_joined_into_alerts_by_the_ecs_program() {
     assert_eq!(t["file"]["encoding"]["type"].as_str(), Some("csv"));
     assert_eq!(t["schema"]["score"].as_str(), Some("integer"));
     assert_eq!(t["schema"]["ip"].as_str(), Some("string"));
+
+    // The real Vector's CSV table, over the same file, joins what the mapper joins.
+    let lines = [
+        alert_line("45.83.64.1", "2a01:4f8::1"),
+        alert_line("8.8.8.8", "192.168.1.1"),
+        dns.to_string(),
+    ];
+    let Some(docs) = real_vector::run_mapping(&text, &lines) else {
+        return;
+    };
+    for (line, got) in lines.iter().zip(&docs) {
+        let want = m.map_line(line).unwrap();
+        assert_eq!(got.get("threat"), want.get("threat"), "{line}");
+        assert_eq!(
+            got["ids2"].get("reputation"),
+            want["ids2"].get("reputation"),
+            "{line}"
+        );
+    }
+    assert_eq!(docs[0]["ids2"]["reputation"]["score"], 88, "{:#}", docs[0]);
 }
 
 #[tokio::test]

@@ -69,3 +69,83 @@ pub fn validate_merged(label: &str, texts: &[&str]) {
         assert!(ok, "Vector refuses the {label} config:\n{output}");
     }
 }
+
+/// The rendered mapping run by the real Vector over `lines`: `vector.toml`'s enrichment tables,
+/// log schema and the remaps `ecs` and `ecs_protocols`, fed by a `stdin` source in place of the
+/// file source and printed as JSON by a `console` sink. The documents in the order of the lines;
+/// `None` (after saying why) when Vector is not available.
+pub fn run_mapping(text: &str, lines: &[String]) -> Option<Vec<serde_json::Value>> {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let vector = located()?;
+    let rendered: toml::Table = text.parse().expect("vector.toml is TOML");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = toml::Table::new();
+    for key in ["enrichment_tables", "log_schema"] {
+        if let Some(v) = rendered.get(key) {
+            cfg.insert(key.into(), v.clone());
+        }
+    }
+    let transforms = rendered["transforms"].as_table().unwrap();
+    let text = format!(
+        "data_dir = {:?}\n[sources.eve]\ntype = \"stdin\"\n\
+         [sinks.out]\ntype = \"console\"\ninputs = [\"ecs_protocols\"]\nencoding.codec = \"json\"\n",
+        dir.path().display().to_string()
+    );
+    let mut cfg_text = toml::to_string(&cfg).unwrap() + &text;
+    let mut mapping = toml::Table::new();
+    for name in ["ecs", "ecs_protocols"] {
+        mapping.insert(name.into(), transforms[name].clone());
+    }
+    let mut wrapper = toml::Table::new();
+    wrapper.insert("transforms".into(), toml::Value::Table(mapping));
+    cfg_text += &toml::to_string(&wrapper).unwrap();
+    let path = dir.path().join("mapping.toml");
+    std::fs::write(&path, cfg_text).unwrap();
+
+    let (var, on) = ids2_agent::vector::INTERPOLATION_ENV;
+    let mut child = Command::new(vector)
+        .args(["--quiet", "--config"])
+        .arg(&path)
+        .env(var, on)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run vector");
+    // Read on threads so that a full pipe never stalls Vector.
+    let drain = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            pipe.read_to_string(&mut text).unwrap();
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let mut stdin = child.stdin.take().unwrap();
+    for line in lines {
+        writeln!(stdin, "{line}").unwrap();
+    }
+    // Vector ends at the end of its input, after the events have left the sink.
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("Vector did not end within 60 s of the end of its input");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    assert!(status.success(), "Vector on the mapping:\n{stderr}");
+    let docs: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("the console sink prints JSON"))
+        .collect();
+    assert_eq!(docs.len(), lines.len(), "{docs:?}");
+    Some(docs)
+}
