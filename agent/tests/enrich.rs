@@ -268,9 +268,12 @@ fn the_real_vector_joins_what_the_mapper_joins() {
     };
     let mut m = Mapper::new(&s).unwrap();
     let mut joined = 0;
-    for (line, doc) in lines.iter().zip(&docs) {
+    for line in &lines {
         let want = m.map_line(line).unwrap();
-        assert_eq!(doc["event"]["id"], want["event"]["id"], "{line}");
+        let doc = docs
+            .iter()
+            .find(|d| d["event"]["id"] == want["event"]["id"])
+            .unwrap_or_else(|| panic!("Vector made no document of {line}: {docs:#?}"));
         for side in ["source", "destination"] {
             for part in ["geo", "as"] {
                 let got = doc[side].get(part);
@@ -279,7 +282,6 @@ fn the_real_vector_joins_what_the_mapper_joins() {
             }
         }
     }
-    assert_eq!(docs[0]["destination"]["geo"]["city_name"], "London");
     assert_eq!(joined, 6, "{docs:#?}");
 }
 

@@ -8,8 +8,9 @@
 //! - Elastic's own pipeline output for its sample EVE (`corpus/elastic-suricata`) is compared
 //!   with ours on the core fields the corpus README lists.
 //! - Document ids are stable and unique.
+//! - The real Vector maps every corpus line to the document the `vrl` crate makes of it.
 //!
-//! Tests skip, saying why, when the corpus or Suricata is absent.
+//! Tests skip, saying why, when the corpus, Suricata or (for the last) Vector is absent.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -20,8 +21,11 @@ use std::time::{Duration, Instant};
 
 use ids2_agent::config::EVE_ALL_TYPES;
 use ids2_agent::ecs::{fields::emitted_fields, Mapper, ProgramVars};
-use ids2_agent::render::{render, Profile, RenderOptions, RenderedSet, SURICATA_YAML};
+use ids2_agent::render::{render, Profile, RenderOptions, RenderedSet, SURICATA_YAML, VECTOR_TOML};
 use serde_json::Value;
+
+#[path = "../../agent/tests/support/vector.rs"]
+mod real_vector;
 
 /// Suricata gets this long for the whole corpus (it needs well under a second).
 const SURICATA_TIMEOUT: Duration = Duration::from_secs(180);
@@ -614,5 +618,42 @@ fn document_ids_are_stable_and_unique() {
         "{} different events share an id, first: {}",
         collisions.len(),
         collisions[0]
+    );
+}
+
+/// The one program in its two VRL implementations: the real Vector (0.58, the VRL it pins) runs
+/// the rendered `vector.toml`'s remaps over every corpus line, and each document must equal the
+/// one `Mapper` (the `vrl` crate, what `ids2-agent ecs`, the notifications and the lab's archive
+/// use) makes of the line. A function that behaves otherwise in one of them shows here.
+#[test]
+fn the_real_vector_maps_every_line_as_the_mapper_does() {
+    let Some(lines) = corpus_eve() else { return };
+    let work = tempfile::tempdir().unwrap();
+    let set = rendered_config(work.path());
+    let text = String::from_utf8(set.get(VECTOR_TOML).unwrap().to_vec()).unwrap();
+    let Some(shipped) = real_vector::run_mapping(&text, lines) else {
+        return;
+    };
+    let by_id: HashMap<&str, &Value> = shipped
+        .iter()
+        .map(|d| (d["event"]["id"].as_str().expect("event.id"), d))
+        .collect();
+    let mut differ = Vec::new();
+    for (line, mapped) in lines.iter().zip(map_all(lines)) {
+        let mapped = mapped.unwrap_or_else(|e| panic!("{e}: {line}"));
+        let doc = by_id.get(mapped["event"]["id"].as_str().unwrap()).copied();
+        if Some(&mapped) != doc {
+            differ.push(format!(
+                "{line}\n  vrl crate: {mapped}\n  Vector:    {doc:?}"
+            ));
+        }
+    }
+    eprintln!("{} lines, {} documents differ", lines.len(), differ.len());
+    assert!(
+        differ.is_empty(),
+        "{} of {} documents differ, the first: {}",
+        differ.len(),
+        lines.len(),
+        differ[0]
     );
 }

@@ -72,8 +72,8 @@ pub fn validate_merged(label: &str, texts: &[&str]) {
 
 /// The rendered mapping run by the real Vector over `lines`: `vector.toml`'s enrichment tables,
 /// log schema and the remaps `ecs` and `ecs_protocols`, fed by a `stdin` source in place of the
-/// file source and printed as JSON by a `console` sink. The documents in the order of the lines;
-/// `None` (after saying why) when Vector is not available.
+/// file source and printed as JSON by a `console` sink. The documents as Vector emits them, one
+/// per line; `None` (after saying why) when Vector is not available.
 pub fn run_mapping(text: &str, lines: &[String]) -> Option<Vec<serde_json::Value>> {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
