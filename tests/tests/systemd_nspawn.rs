@@ -1643,6 +1643,77 @@ impl Domain {
     }
 }
 
+/// The `container-domain` sensor, booted, with what its shipping tests need: the emulator and
+/// `ids2-provision` to stand up a domain at the endpoint its config names, and the sensor's id
+/// and index prefix from the evaluated config.
+struct DomainSensor {
+    c: Container,
+    systemd: Systemd,
+    emulator: PathBuf,
+    provision: PathBuf,
+    sensor_id: String,
+    endpoint: String,
+    prefix: String,
+}
+
+impl DomainSensor {
+    /// Booted, a domain up, the agent started and an alert of the local rule raised; `None`
+    /// after saying what is missing.
+    async fn start() -> Option<(Self, Domain)> {
+        let emulator = match ids2_lab::osmem::locate() {
+            Ok(p) => p,
+            Err(why) => {
+                eprintln!("skipped: {why}");
+                return None;
+            }
+        };
+        let provision = workspace_binary("ids2-provision", "IDS2_PROVISION_BIN");
+        let (sensor, c, systemd) = boot_sensor("container-domain", &["suricata"]).await?;
+        let config = &sensor["etc"]["ids2/config.yaml"]["value"];
+        let sensor = DomainSensor {
+            c,
+            systemd,
+            emulator,
+            provision,
+            sensor_id: config["sensor"]["id"].as_str().unwrap().to_string(),
+            endpoint: config["opensearch"]["endpoint"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            prefix: config["opensearch"]["index_prefix"]
+                .as_str()
+                .map_or_else(ids2_agent::config::default_index_prefix, str::to_string),
+        };
+        let domain = sensor.domain();
+        start_agent(&sensor.c, &sensor.systemd).await;
+        raise_alert(
+            &sensor.c,
+            None,
+            LOCAL_RULE_SID,
+            "an alert of the local rule",
+        )
+        .await;
+        Some((sensor, domain))
+    }
+
+    /// `<endpoint>/<prefix>-<pattern>`: an index pattern of the domain.
+    fn url(&self, pattern: &str) -> String {
+        format!("{}/{}-{pattern}", self.endpoint, self.prefix)
+    }
+
+    /// A new (empty) domain: the emulator in the container's network namespace, holding the
+    /// index templates.
+    fn domain(&self) -> Domain {
+        Domain::start(
+            &self.c,
+            &self.emulator,
+            &self.provision,
+            &self.endpoint,
+            &self.prefix,
+        )
+    }
+}
+
 /// Hits of a query on `<endpoint>/<prefix>-<index>`, asked from inside the container's network
 /// namespace (none when the domain does not answer).
 fn search(c: &Container, url: &str, query: serde_json::Value) -> Vec<serde_json::Value> {
@@ -1686,37 +1757,25 @@ fn alert_lines(c: &Container, sid: u64) -> Vec<String> {
 /// unit lets Vector write and keep them.
 #[tokio::test]
 async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
-    let emulator = match ids2_lab::osmem::locate() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-    let provision = workspace_binary("ids2-provision", "IDS2_PROVISION_BIN");
-    let Some((sensor, c, systemd)) = boot_sensor("container-domain", &["suricata"]).await else {
+    let Some((sensor, domain)) = DomainSensor::start().await else {
         return;
     };
-    let config = &sensor["etc"]["ids2/config.yaml"]["value"];
-    let sensor_id = config["sensor"]["id"].as_str().unwrap();
-    let endpoint = config["opensearch"]["endpoint"].as_str().unwrap();
-    let prefix = config["opensearch"]["index_prefix"]
-        .as_str()
-        .map_or_else(ids2_agent::config::default_index_prefix, str::to_string);
-    let alerts = format!("{endpoint}/{prefix}-suricata.alert-*");
-    let domain = Domain::start(&c, &emulator, &provision, endpoint, &prefix);
-
-    start_agent(&c, &systemd).await;
-    raise_alert(&c, None, LOCAL_RULE_SID, "an alert of the local rule").await;
-    let first = alert_lines(&c, LOCAL_RULE_SID);
+    let DomainSensor {
+        c,
+        systemd,
+        sensor_id,
+        ..
+    } = &sensor;
+    let alerts = sensor.url("suricata.alert-*");
+    let first = alert_lines(c, LOCAL_RULE_SID);
     let id = ids2_lab::ship::document_id(sensor_id, &first[0]);
     let hit = wait_for(
-        &c,
+        c,
         Duration::from_secs(60),
         "the alert's document in the domain",
         || {
             search(
-                &c,
+                c,
                 &alerts,
                 serde_json::json!({ "ids": { "values": [&id] } }),
             )
@@ -1728,15 +1787,15 @@ async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
     let doc = &hit["_source"];
     assert_eq!(doc["event"]["kind"], "alert", "{hit}");
     assert_eq!(doc["rule"]["id"], LOCAL_RULE_SID.to_string(), "{hit}");
-    assert_eq!(doc["observer"]["hostname"], sensor_id, "{hit}");
+    assert_eq!(doc["observer"]["hostname"], sensor_id.as_str(), "{hit}");
     let heartbeat = wait_for(
-        &c,
+        c,
         Duration::from_secs(60),
         "a heartbeat in the domain",
         || {
             search(
-                &c,
-                &format!("{endpoint}/{prefix}-heartbeat-*"),
+                c,
+                &sensor.url("heartbeat-*"),
                 serde_json::json!({ "term": { "observer.hostname": sensor_id } }),
             )
             .into_iter()
@@ -1757,14 +1816,14 @@ async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
     // The rule alerts once per source in 10 s (its threshold): ping until it alerts again.
     let deadline = Instant::now() + Duration::from_secs(40);
     let lines = loop {
-        ping_out(&c, None);
+        ping_out(c, None);
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let lines = alert_lines(&c, LOCAL_RULE_SID);
+        let lines = alert_lines(c, LOCAL_RULE_SID);
         if lines.len() > first.len() {
             break lines;
         }
         if Instant::now() > deadline {
-            fail_with_logs(&c, "a second alert: none within 40 s");
+            fail_with_logs(c, "a second alert: none within 40 s");
         }
     };
     let written = fs::read_to_string(c.path(&format!("{LOGS}/eve.json")))
@@ -1772,13 +1831,13 @@ async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
         .lines()
         .count() as f64;
     wait_for(
-        &c,
+        c,
         Duration::from_secs(30),
         "Vector reading the second alert",
-        || (vector_eve_events(&c) >= written).then_some(()),
+        || (vector_eve_events(c) >= written).then_some(()),
     )
     .await;
-    let (killed, _) = vector_process(&c, &systemd, None, Duration::from_secs(5)).await;
+    let (killed, _) = vector_process(c, systemd, None, Duration::from_secs(5)).await;
     let out = c.exec(
         None,
         &[
@@ -1794,25 +1853,21 @@ async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    vector_process(&c, &systemd, Some(killed), Duration::from_secs(60)).await;
+    vector_process(c, systemd, Some(killed), Duration::from_secs(60)).await;
 
     // A domain answers again (empty: the emulator keeps nothing); the alerts raised while it was
     // away arrive under their deterministic ids.
-    let _domain = Domain::start(&c, &emulator, &provision, endpoint, &prefix);
+    let _domain = sensor.domain();
     let ids: Vec<String> = lines[first.len()..]
         .iter()
         .map(|l| ids2_lab::ship::document_id(sensor_id, l))
         .collect();
     wait_for(
-        &c,
+        c,
         Duration::from_secs(150),
         "the alerts raised while the domain was away",
         || {
-            let found = search(
-                &c,
-                &alerts,
-                serde_json::json!({ "ids": { "values": &ids } }),
-            );
+            let found = search(c, &alerts, serde_json::json!({ "ids": { "values": &ids } }));
             (found.len() == ids.len()).then_some(())
         },
     )
@@ -1951,43 +2006,31 @@ async fn wait_shipped(
 /// distinct line of eve.json is one document under the id of its line, and none other.
 #[tokio::test]
 async fn sensor_agent_restart_ships_every_eve_line_once() {
-    let emulator = match ids2_lab::osmem::locate() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-    let provision = workspace_binary("ids2-provision", "IDS2_PROVISION_BIN");
-    let Some((sensor, c, systemd)) = boot_sensor("container-domain", &["suricata"]).await else {
+    let Some((sensor, domain)) = DomainSensor::start().await else {
         return;
     };
-    let config = &sensor["etc"]["ids2/config.yaml"]["value"];
-    let sensor_id = config["sensor"]["id"].as_str().unwrap();
-    let endpoint = config["opensearch"]["endpoint"].as_str().unwrap();
-    let prefix = config["opensearch"]["index_prefix"]
-        .as_str()
-        .map_or_else(ids2_agent::config::default_index_prefix, str::to_string);
-    let events = format!("{endpoint}/{prefix}-suricata.*");
-    let domain = Domain::start(&c, &emulator, &provision, endpoint, &prefix);
-
-    start_agent(&c, &systemd).await;
-    raise_alert(&c, None, LOCAL_RULE_SID, "an alert before the restart").await;
-    restart_agent_mid_stream(&c, &systemd, 0, 2).await;
-    let first = eve_file_lines(&c);
-    let docs = wait_shipped(&c, &events, sensor_id, &first).await;
+    let DomainSensor {
+        c,
+        systemd,
+        sensor_id,
+        ..
+    } = &sensor;
+    let events = sensor.url("suricata.*");
+    restart_agent_mid_stream(c, systemd, 0, 2).await;
+    let first = eve_file_lines(c);
+    let docs = wait_shipped(c, &events, sensor_id, &first).await;
     eprintln!(
         "restart, domain up: {} distinct EVE lines -> {docs} documents",
         first.len()
     );
 
     drop(domain);
-    restart_agent_mid_stream(&c, &systemd, 600, 3).await;
+    restart_agent_mid_stream(c, systemd, 600, 3).await;
     // A new domain is empty (the emulator keeps nothing): what was shipped before is not sent
     // again, so the lines to find are those written since.
-    let _domain = Domain::start(&c, &emulator, &provision, endpoint, &prefix);
-    let second: BTreeSet<String> = eve_file_lines(&c).difference(&first).cloned().collect();
-    let docs = wait_shipped(&c, &events, sensor_id, &second).await;
+    let _domain = sensor.domain();
+    let second: BTreeSet<String> = eve_file_lines(c).difference(&first).cloned().collect();
+    let docs = wait_shipped(c, &events, sensor_id, &second).await;
     eprintln!(
         "restart, domain away: {} distinct EVE lines -> {docs} documents",
         second.len()
