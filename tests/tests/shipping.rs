@@ -309,6 +309,21 @@ fn lines_that_are_not_eve_are_shipped_unmapped_and_whole() {
         assert_eq!(doc["observer"]["hostname"], SENSOR, "{r}");
         assert!(doc["log"]["file"]["path"].is_string(), "{r}");
     }
+    // The agent's own count of what it could not read as EVE: the cut-short line, the text,
+    // the array and the numeric event type (the other two parse as objects with a type).
+    let (counted, text) = ship::wait_for(Duration::from_secs(30), || {
+        let text = ship::scrape(s.agent_metrics).unwrap_or_default();
+        let n = ship::metric_sum(
+            &text,
+            "ids2_eve_events_total",
+            &[("event_type", "unparsed")],
+        );
+        (n == 4.0, text)
+    });
+    assert!(
+        counted,
+        "ids2_eve_events_total{{event_type=\"unparsed\"}}:\n{text}"
+    );
     s.stop_agent();
 }
 
