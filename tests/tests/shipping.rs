@@ -309,6 +309,19 @@ fn lines_that_are_not_eve_are_shipped_unmapped_and_whole() {
         assert_eq!(doc["observer"]["hostname"], SENSOR, "{r}");
         assert!(doc["log"]["file"]["path"].is_string(), "{r}");
     }
+    // The line is searchable by its text.
+    let query = br#"{"query": {"match": {"message": "JSON"}}}"#;
+    let r = os
+        .ok(
+            "POST",
+            &format!("/{PREFIX}-suricata.unmapped-*/_search"),
+            Some(query),
+        )
+        .unwrap();
+    assert_eq!(
+        r["hits"]["hits"][0]["_source"]["message"], "not JSON at all",
+        "{r}"
+    );
     // The agent's own count of what it could not read as EVE: the cut-short line, the text,
     // the array and the numeric event type (the other two parse as objects with a type).
     let (counted, text) = ship::wait_for(Duration::from_secs(30), || {
