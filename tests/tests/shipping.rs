@@ -251,6 +251,27 @@ fn corpus_eve_through_the_agent_and_real_vector_is_indexed_once_with_template_ty
     s.stop_agent();
 }
 
+/// Waits up to 30 s for the agent's `ids2_eve_events_total{event_type}` to read `want`.
+fn assert_eve_count(s: &Sensor, event_type: &str, want: f64) {
+    let (counted, text) = ship::wait_for(Duration::from_secs(30), || {
+        let text = ship::scrape(s.agent_metrics).unwrap_or_default();
+        let n = ship::metric_sum(
+            &text,
+            "ids2_eve_events_total",
+            &[("event_type", event_type)],
+        );
+        (n == want, text)
+    });
+    assert!(
+        counted,
+        "ids2_eve_events_total{{event_type=\"{event_type}\"}} is not {want}:\n{}",
+        text.lines()
+            .filter(|l| l.starts_with("ids2_eve_events_total"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
 /// A line the ECS program cannot map (cut short, not JSON, not an object, no event type or
 /// timestamp, a timestamp it cannot read) is not dropped: Vector's `ecs.dropped` route takes it
 /// to `ecs_unmapped`, which ships it whole to `<prefix>-suricata.unmapped-*` under the id its
@@ -324,19 +345,7 @@ fn lines_that_are_not_eve_are_shipped_unmapped_and_whole() {
     );
     // The agent's own count of what it could not read as EVE: the cut-short line, the text,
     // the array and the numeric event type (the other two parse as objects with a type).
-    let (counted, text) = ship::wait_for(Duration::from_secs(30), || {
-        let text = ship::scrape(s.agent_metrics).unwrap_or_default();
-        let n = ship::metric_sum(
-            &text,
-            "ids2_eve_events_total",
-            &[("event_type", "unparsed")],
-        );
-        (n == 4.0, text)
-    });
-    assert!(
-        counted,
-        "ids2_eve_events_total{{event_type=\"unparsed\"}}:\n{text}"
-    );
+    assert_eve_count(&s, "unparsed", 4.0);
     s.stop_agent();
 }
 
@@ -409,23 +418,7 @@ fn megabyte_eve_lines_are_shipped_whole_and_one_over_the_cap_is_counted() {
     }
 
     // The agent counted the line it and Vector skipped; Vector said so in its log.
-    let (counted, text) = ship::wait_for(Duration::from_secs(30), || {
-        let text = ship::scrape(s.agent_metrics).unwrap_or_default();
-        let n = ship::metric_sum(
-            &text,
-            "ids2_eve_events_total",
-            &[("event_type", "oversized")],
-        );
-        (n == 1.0, text)
-    });
-    assert!(
-        counted,
-        "ids2_eve_events_total{{event_type=\"oversized\"}} is not 1:\n{}",
-        text.lines()
-            .filter(|l| l.starts_with("ids2_eve_events_total"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_eve_count(&s, "oversized", 1.0);
     let log = std::fs::read_to_string(s.root.join("agent.log")).unwrap();
     assert!(
         log.contains("exceeds max_line_bytes"),
