@@ -1966,8 +1966,9 @@ async fn restart_agent_mid_stream(c: &Container, systemd: &Systemd, from: usize,
 }
 
 /// Waits until `<url>` (an index pattern) holds a document for each of `lines`, under the id of
-/// the line, and checks that it holds none of a line eve.json does not hold (a line read
-/// twice, or read in part, would make one). The number of documents.
+/// the line, and checks that it holds none of a line eve.json does not hold (a line read in
+/// part, or two read as one, would make one; a line read twice keeps its id, so stays one
+/// document). The number of documents.
 async fn wait_shipped(
     c: &Container,
     url: &str,
