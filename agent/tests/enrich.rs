@@ -16,7 +16,7 @@ use std::path::Path;
 
 use ids2_agent::config::{self, Settings};
 use ids2_agent::ecs::{fields::emitted_fields, Mapper};
-use ids2_agent::render::{self, RenderOptions};
+use ids2_agent::render;
 use mmdb::{Data, Writer};
 
 fn city_db() -> Vec<u8> {
@@ -188,8 +188,7 @@ fn no_database_or_a_missing_file_means_no_fields_and_no_error() {
         !program.contains("get_enrichment_table_record"),
         "a missing database is not joined (Vector would refuse to start on it)"
     );
-    let set = render::render(&missing, &RenderOptions::default()).unwrap();
-    let toml = String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec()).unwrap();
+    let toml = rendered::vector_toml_text(&missing);
     assert!(!toml.contains("enrichment_tables"), "{toml}");
     let doc = Mapper::new(&missing).unwrap().map_line(&line).unwrap();
     for doc in [none, doc] {
@@ -219,8 +218,7 @@ fn a_database_of_another_kind_is_refused_by_name() {
 fn vector_toml_declares_the_geoip_tables_only_when_present() {
     let dbs = Dbs::new();
     let s = with_dbs(&dbs);
-    let set = render::render(&s, &RenderOptions::default()).unwrap();
-    let text = String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec()).unwrap();
+    let text = rendered::vector_toml_text(&s);
     real_vector::validate("GeoIP enrichment", &text);
     let doc: toml::Table = text.parse().expect("vector.toml is TOML");
     let tables = doc["enrichment_tables"].as_table().unwrap();
@@ -256,8 +254,7 @@ fn vector_toml_declares_the_geoip_tables_only_when_present() {
 fn the_real_vector_joins_what_the_mapper_joins() {
     let dbs = Dbs::new();
     let s = with_dbs(&dbs);
-    let set = render::render(&s, &RenderOptions::default()).unwrap();
-    let text = String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec()).unwrap();
+    let text = rendered::vector_toml_text(&s);
     let lines = [
         alert("10.1.2.3", "81.2.69.142"),
         alert("2a02:8100:1::5", "8.8.8.8"),
@@ -270,10 +267,7 @@ fn the_real_vector_joins_what_the_mapper_joins() {
     let mut joined = 0;
     for line in &lines {
         let want = m.map_line(line).unwrap();
-        let doc = docs
-            .iter()
-            .find(|d| d["event"]["id"] == want["event"]["id"])
-            .unwrap_or_else(|| panic!("Vector made no document of {line}: {docs:#?}"));
+        let doc = real_vector::same_event(&docs, &want);
         for side in ["source", "destination"] {
             for part in ["geo", "as"] {
                 let got = doc[side].get(part);

@@ -30,7 +30,6 @@ use ids2_agent::intel::{
     self, Cache, CheckError, Client, Intel, IntelConfig, IntelStats, ReloadVector, Report,
 };
 use ids2_agent::notify::Alert;
-use ids2_agent::render::{self, RenderOptions};
 use tokio::net::TcpListener;
 
 const KEY: &str = "test-key-0123456789";
@@ -487,8 +486,7 @@ async fn the_reputation_table_is_joined_into_alerts_by_the_ecs_program() {
     }
 
     // vector.toml loads the same file as a CSV table typed like the agent's columns.
-    let set = render::render(&s, &RenderOptions::default()).unwrap();
-    let text = String::from_utf8(set.get(render::VECTOR_TOML).unwrap().to_vec()).unwrap();
+    let text = rendered::vector_toml_text(&s);
     real_vector::validate("threat-intel enrichment", &text);
     let toml: toml::Table = text.parse().unwrap();
     let t = &toml["enrichment_tables"]["ids2_reputation"];
@@ -512,10 +510,7 @@ async fn the_reputation_table_is_joined_into_alerts_by_the_ecs_program() {
     };
     for line in &lines {
         let want = m.map_line(line).unwrap();
-        let got = docs
-            .iter()
-            .find(|d| d["event"]["id"] == want["event"]["id"])
-            .unwrap_or_else(|| panic!("Vector made no document of {line}: {docs:#?}"));
+        let got = real_vector::same_event(&docs, &want);
         assert_eq!(got.get("threat"), want.get("threat"), "{line}");
         assert_eq!(
             got["ids2"].get("reputation"),

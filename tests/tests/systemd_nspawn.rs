@@ -1356,16 +1356,22 @@ async fn vector_process(
 
 /// Appends filler lines (an event type of their own) until eve.json passes `bytes`.
 fn pad_eve(c: &Container, bytes: usize) {
-    use std::io::Write;
     let line = format!(
         "{{\"event_type\":\"ids2_test_filler\",\"pad\":\"{}\"}}\n",
         "x".repeat(1000)
     );
-    let mut eve = fs::OpenOptions::new()
+    append_eve(c, &line.repeat(bytes / line.len() + 1));
+}
+
+/// Appends `text` (whole lines) to the container's eve.json in one write (O_APPEND, as
+/// Suricata's own lines go in).
+fn append_eve(c: &Container, text: &str) {
+    use std::io::Write;
+    fs::OpenOptions::new()
         .append(true)
         .open(c.path(&format!("{LOGS}/eve.json")))
-        .unwrap();
-    eve.write_all(line.repeat(bytes / line.len() + 1).as_bytes())
+        .unwrap()
+        .write_all(text.as_bytes())
         .unwrap();
 }
 
@@ -1714,24 +1720,47 @@ impl DomainSensor {
     }
 }
 
-/// Hits of a query on `<endpoint>/<prefix>-<index>`, asked from inside the container's network
-/// namespace (none when the domain does not answer).
+/// Hits of a query on `<endpoint>/<prefix>-<index>` (up to 100).
 fn search(c: &Container, url: &str, query: serde_json::Value) -> Vec<serde_json::Value> {
+    hits(c, url, 100, serde_json::json!({ "query": query }))
+}
+
+/// The first `size` hits of a `_search` with `body` on `url` (an index pattern) after a
+/// refresh, asked from inside the container's network namespace (none when the domain does not
+/// answer).
+fn hits(c: &Container, url: &str, size: usize, body: serde_json::Value) -> Vec<serde_json::Value> {
     let _ = c.net(&["curl", "-sf", "-XPOST", &format!("{url}/_refresh")]);
     let out = c.net(&[
         "curl",
         "-sf",
         "-XPOST",
-        &format!("{url}/_search?size=100"),
+        &format!("{url}/_search?size={size}"),
         "-H",
         "Content-Type: application/json",
         "-d",
-        &serde_json::json!({ "query": query }).to_string(),
+        &body.to_string(),
     ]);
     serde_json::from_slice::<serde_json::Value>(&out.stdout)
         .ok()
         .and_then(|v| v["hits"]["hits"].as_array().cloned())
         .unwrap_or_default()
+}
+
+/// Pings out until the local rule has more than `before` alerts (it alerts once per source in
+/// 10 s, its threshold), for up to 40 s; its alert lines then.
+async fn alert_again(c: &Container, before: usize, what: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        ping_out(c, None);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let lines = alert_lines(c, LOCAL_RULE_SID);
+        if lines.len() > before {
+            return lines;
+        }
+        if Instant::now() > deadline {
+            fail_with_logs(c, &format!("{what}: none within 40 s"));
+        }
+    }
 }
 
 /// The raw EVE lines of alerts of rule `sid` in the container's eve.json.
@@ -1813,19 +1842,7 @@ async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
     // The domain goes away. An alert raised now is read by Vector (every EVE line so far),
     // then Vector's main process is SIGKILLed; systemd starts it again (Restart=always).
     drop(domain);
-    // The rule alerts once per source in 10 s (its threshold): ping until it alerts again.
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let lines = loop {
-        ping_out(c, None);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let lines = alert_lines(c, LOCAL_RULE_SID);
-        if lines.len() > first.len() {
-            break lines;
-        }
-        if Instant::now() > deadline {
-            fail_with_logs(c, "a second alert: none within 40 s");
-        }
-    };
+    let lines = alert_again(c, first.len(), "a second alert").await;
     let written = fs::read_to_string(c.path(&format!("{LOGS}/eve.json")))
         .unwrap()
         .lines()
@@ -1875,9 +1892,8 @@ async fn sensor_ships_alerts_and_heartbeats_to_the_domain() {
 }
 
 /// Appends EVE lines `ids` (distinct by their flow id), ~1 KB each, of an event type of their
-/// own, stamped `timestamp`, in one write (O_APPEND, as Suricata's own lines go in).
+/// own, stamped `timestamp`, in one write.
 fn stream_eve(c: &Container, timestamp: &str, ids: std::ops::Range<usize>) {
-    use std::io::Write;
     let pad = "x".repeat(800);
     let lines: String = ids
         .map(|i| {
@@ -1887,12 +1903,7 @@ fn stream_eve(c: &Container, timestamp: &str, ids: std::ops::Range<usize>) {
             )
         })
         .collect();
-    fs::OpenOptions::new()
-        .append(true)
-        .open(c.path(&format!("{LOGS}/eve.json")))
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
+    append_eve(c, &lines);
 }
 
 /// Every line of the container's eve.json and the file the agent rotates it to, distinct.
@@ -1911,21 +1922,8 @@ fn eve_file_lines(c: &Container) -> BTreeSet<String> {
 
 /// The ids of every document in `<url>` (an index pattern), asked from inside the container.
 fn document_ids(c: &Container, url: &str) -> BTreeSet<String> {
-    let _ = c.net(&["curl", "-sf", "-XPOST", &format!("{url}/_refresh")]);
-    let out = c.net(&[
-        "curl",
-        "-sf",
-        "-XPOST",
-        &format!("{url}/_search?size=10000"),
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        r#"{"_source": false, "query": {"match_all": {}}}"#,
-    ]);
-    let hits = serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .ok()
-        .and_then(|v| v["hits"]["hits"].as_array().cloned())
-        .unwrap_or_default();
+    let body = serde_json::json!({ "_source": false, "query": { "match_all": {} } });
+    let hits = hits(c, url, 10_000, body);
     assert!(hits.len() < 10_000, "more documents than one page holds");
     hits.iter()
         .filter_map(|h| h["_id"].as_str().map(str::to_string))
@@ -1954,15 +1952,7 @@ async fn restart_agent_mid_stream(c: &Container, systemd: &Systemd, from: usize,
     assert_ne!(systemd.main_pid("ids2-agent.service").await.unwrap(), agent);
     wait_capturing(c, systemd, starts).await;
     vector_process(c, systemd, Some(vector), Duration::from_secs(30)).await;
-    // The rule alerts once per source in 10 s (its threshold): ping until it alerts again.
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while alert_lines(c, LOCAL_RULE_SID).len() <= alerts.len() {
-        if Instant::now() > deadline {
-            fail_with_logs(c, "an alert after the restart: none within 40 s");
-        }
-        ping_out(c, None);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
+    alert_again(c, alerts.len(), "an alert after the restart").await;
 }
 
 /// Waits until `<url>` (an index pattern) holds a document for each of `lines`, under the id of

@@ -80,28 +80,32 @@ pub fn run_mapping(text: &str, lines: &[String]) -> Option<Vec<serde_json::Value
     let vector = located()?;
     let rendered: toml::Table = text.parse().expect("vector.toml is TOML");
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = toml::Table::new();
+    let mut cfg: toml::Table = toml::from_str(
+        r#"
+        [sources.eve]
+        type = "stdin"
+        [sinks.out]
+        type = "console"
+        inputs = ["ecs_protocols"]
+        encoding.codec = "json"
+        "#,
+    )
+    .unwrap();
+    let data_dir = dir.path().display().to_string();
+    cfg.insert("data_dir".into(), data_dir.into());
     for key in ["enrichment_tables", "log_schema"] {
         if let Some(v) = rendered.get(key) {
             cfg.insert(key.into(), v.clone());
         }
     }
-    let transforms = rendered["transforms"].as_table().unwrap();
-    let text = format!(
-        "data_dir = {:?}\n[sources.eve]\ntype = \"stdin\"\n\
-         [sinks.out]\ntype = \"console\"\ninputs = [\"ecs_protocols\"]\nencoding.codec = \"json\"\n",
-        dir.path().display().to_string()
-    );
-    let mut cfg_text = toml::to_string(&cfg).unwrap() + &text;
-    let mut mapping = toml::Table::new();
-    for name in ["ecs", "ecs_protocols"] {
-        mapping.insert(name.into(), transforms[name].clone());
-    }
-    let mut wrapper = toml::Table::new();
-    wrapper.insert("transforms".into(), toml::Value::Table(mapping));
-    cfg_text += &toml::to_string(&wrapper).unwrap();
+    let transforms = &rendered["transforms"];
+    let mapping: toml::Table = ["ecs", "ecs_protocols"]
+        .into_iter()
+        .map(|name| (name.to_string(), transforms[name].clone()))
+        .collect();
+    cfg.insert("transforms".into(), mapping.into());
     let path = dir.path().join("mapping.toml");
-    std::fs::write(&path, cfg_text).unwrap();
+    std::fs::write(&path, toml::to_string(&cfg).unwrap()).unwrap();
 
     let (var, on) = ids2_agent::vector::INTERPOLATION_ENV;
     let mut child = Command::new(vector)
@@ -148,4 +152,15 @@ pub fn run_mapping(text: &str, lines: &[String]) -> Option<Vec<serde_json::Value
         .collect();
     assert_eq!(docs.len(), lines.len(), "{docs:?}");
     Some(docs)
+}
+
+/// The document of `docs` (from [`run_mapping`]) with the `event.id` of `want` (the mapper's
+/// document of the same line); fails the test when Vector made none.
+pub fn same_event<'a>(
+    docs: &'a [serde_json::Value],
+    want: &serde_json::Value,
+) -> &'a serde_json::Value {
+    docs.iter()
+        .find(|d| d["event"]["id"] == want["event"]["id"])
+        .unwrap_or_else(|| panic!("Vector made no document of {want}: {docs:#?}"))
 }
