@@ -403,7 +403,8 @@ fn ecs_program_maps_eve_with_the_real_vrl_runtime() {
     let out = run_vrl(unmapped, message("not json")).unwrap();
     assert_eq!(
         str_at(&out, &["event", "dataset"]).as_deref(),
-        Some("suricata.unmapped")
+        Some(ids2_core::ecs::UNMAPPED_DATASET),
+        "the dataset `fleet health` looks for"
     );
     // Mapped or not, a line's id is SHA-256 of `<sensor id>|<line>`.
     let sha256 = |text: String| -> String {

@@ -20,6 +20,11 @@ pub const EVIDENCE_TAG: &str = "ids2-pcap-evidence";
 /// on its own).
 pub const EVE_MAX_LINE_BYTES: usize = 4 << 20;
 
+/// `event.dataset` of a line the ECS program could not map (not JSON, cut short, no event type,
+/// an unreadable timestamp): `vector.toml`'s `ecs_unmapped` ships it whole under this dataset,
+/// so to `<prefix>-suricata.unmapped-*`, where `ids2-provision fleet health` looks for it.
+pub const UNMAPPED_DATASET: &str = "suricata.unmapped";
+
 /// The list as shipped: `templates/ecs_fields.tsv`.
 pub const FIELDS_TSV: &str = include_str!("../../templates/ecs_fields.tsv");
 

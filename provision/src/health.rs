@@ -1,8 +1,9 @@
 //! Fleet health that pages: one Alerting monitor per condition an operator must hear about,
 //! read from the sensors' heartbeats, and `fleet health`, which runs the same searches.
 //!
-//! Each check is a search over the last few minutes of `<prefix>-heartbeat-*`: a composite
-//! aggregation per sensor (`observer.hostname`) with a `breach` filter counting the heartbeats
+//! Each check is a search over the last few minutes of `<prefix>-heartbeat-*` (one, over the
+//! lines the sensors shipped unmapped, reads `<prefix>-suricata.unmapped-*`): a composite
+//! aggregation per sensor (`observer.hostname`) with a `breach` filter counting the documents
 //! that cross the threshold. All of a check's logic is in that search; the trigger only
 //! compares two counts ([`Condition`]), so running the search as a plain `_search` and applying
 //! [`Condition::holds`] to its buckets gives exactly the sensors the monitor alerts on. That is
@@ -139,11 +140,13 @@ pub enum Check {
     Policy,
     /// EVE lines too long to ship, skipped by the sensor.
     Unshipped,
+    /// Lines the ECS program could not map, shipped whole as `event.kind: pipeline_error`.
+    Unmapped,
 }
 
 impl Check {
     /// Every check, in the order they are installed and printed.
-    pub const ALL: [Check; 7] = [
+    pub const ALL: [Check; 8] = [
         Check::Drops,
         Check::Stale,
         Check::Tmpfs,
@@ -151,6 +154,7 @@ impl Check {
         Check::Backlog,
         Check::Policy,
         Check::Unshipped,
+        Check::Unmapped,
     ];
 
     /// What the alert says, also the monitor's name (with the prefix).
@@ -163,12 +167,24 @@ impl Check {
             Check::Backlog => "shipping backlog",
             Check::Policy => "policy not applied",
             Check::Unshipped => "EVE lines not shipped",
+            Check::Unmapped => "lines shipped unmapped",
         }
     }
 
     /// The monitor's name; setup finds it by this name to stay idempotent.
     pub fn monitor_name(self, prefix: &str) -> String {
         format!("ids2 {} ({prefix})", self.title())
+    }
+
+    /// The indices the check searches: the heartbeats, or for [`Check::Unmapped`] the
+    /// documents themselves (no heartbeat counts them: the agent's EVE reader and the ECS
+    /// program disagree on some lines, a timestamp the program cannot read, and heartbeat and
+    /// anomaly lines are not EVE).
+    pub fn indices(self, prefix: &str) -> String {
+        match self {
+            Check::Unmapped => format!("{prefix}-{}-*", ids2_core::ecs::UNMAPPED_DATASET),
+            _ => format!("{prefix}-heartbeat-*"),
+        }
     }
 
     /// Seconds of heartbeats the check reads: a few heartbeats, or the whole span a state must
@@ -201,6 +217,10 @@ impl Check {
                 "an EVE line over {} MiB skipped, in the last 5 minutes",
                 ids2_core::ecs::EVE_MAX_LINE_BYTES >> 20
             ),
+            Check::Unmapped => format!(
+                "a line the ECS program could not map shipped to {}, in the last 5 minutes",
+                ids2_core::ecs::UNMAPPED_DATASET
+            ),
         }
     }
 
@@ -226,6 +246,8 @@ impl Check {
             ),
             Check::Policy => older("ids2.policy.updated", format!("{}m", t.policy_minutes)),
             Check::Unshipped => at_least("ids2.eve.oversized_lines", 1.0),
+            // Every document there is one such line.
+            Check::Unmapped => json!({"match_all": {}}),
         }
     }
 
@@ -262,7 +284,7 @@ impl Check {
             "enabled": true,
             "schedule": {"period": {"interval": 1, "unit": "MINUTES"}},
             "inputs": [{"search": {
-                "indices": [format!("{prefix}-heartbeat-*")],
+                "indices": [self.indices(prefix)],
                 "query": self.query(t, "{{period_end}}")
             }}],
             "triggers": [{"bucket_level_trigger": {
@@ -280,7 +302,8 @@ impl Check {
 
     /// The sensors in breach, from the plain search's response.
     pub fn breaching(self, response: &Value) -> Result<Vec<String>, String> {
-        // With no heartbeat index yet, OpenSearch answers without any aggregations.
+        // With no index yet (no heartbeat, no unmapped line), OpenSearch answers without any
+        // aggregations.
         let Some(aggs) = response.get("aggregations") else {
             return Ok(Vec::new());
         };
@@ -349,12 +372,13 @@ pub async fn check_all(
     t: &Thresholds,
     now_millis: i64,
 ) -> Result<Vec<Finding>, HealthError> {
-    let url = format!(
-        "{}/{prefix}-heartbeat-*/_search",
-        endpoint.trim_end_matches('/')
-    );
     let mut out = Vec::new();
     for check in Check::ALL {
+        let url = format!(
+            "{}/{}/_search",
+            endpoint.trim_end_matches('/'),
+            check.indices(prefix)
+        );
         let query = check.query(t, &now_millis.to_string());
         let r = rest.send(Method::POST, &url, Some(&query), &[]).await?;
         if !(200..300).contains(&r.status) {
@@ -447,6 +471,15 @@ mod tests {
                 message.starts_with(&format!("{}: {{{{#ctx.newAlerts}}}}", check.threshold(&t))),
                 "{message}"
             );
+        }
+        for check in Check::ALL {
+            let indices = &check.monitor("ids2", &t, None)["inputs"][0]["search"]["indices"];
+            let want = if check == Check::Unmapped {
+                "ids2-suricata.unmapped-*"
+            } else {
+                "ids2-heartbeat-*"
+            };
+            assert_eq!(indices, &serde_json::json!([want]), "{check:?}");
         }
         let throttle = Check::Throttle.monitor("ids2", &t, None);
         assert_eq!(

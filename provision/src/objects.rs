@@ -249,9 +249,12 @@ pub fn saved_objects(prefix: &str) -> Vec<SavedObject> {
         }),
         references: Value::Array(references),
     });
-    objects.extend(fleet_objects(prefix, &heartbeat));
+    objects.extend(fleet_objects(prefix, &heartbeat, &suricata));
     objects
 }
+
+/// The unmapped lines' columns: what `vector.toml`'s `ecs_unmapped` writes.
+const UNMAPPED_COLUMNS: [&str; 3] = ["observer.hostname", "log.file.path", "message"];
 
 /// The latest value of `field` in each sensor's bucket (a top hit by `@timestamp`).
 fn latest(id: &str, field: &str, label: &str) -> Value {
@@ -262,8 +265,9 @@ fn latest(id: &str, field: &str, label: &str) -> Value {
 }
 
 /// The fleet health dashboard over the heartbeats: a table with each sensor's latest state
-/// (what the health monitors read) and the event rate per sensor over time.
-fn fleet_objects(prefix: &str, heartbeat: &str) -> Vec<SavedObject> {
+/// (what the health monitors read) and the event rate per sensor over time; below them the
+/// lines the sensors shipped unmapped, from the event indices.
+fn fleet_objects(prefix: &str, heartbeat: &str, suricata: &str) -> Vec<SavedObject> {
     let table = json!({
         "type": "table",
         "params": {"perPage": 20, "showPartialRows": false, "showMetricsAtAllLevels": false},
@@ -343,6 +347,34 @@ fn fleet_objects(prefix: &str, heartbeat: &str) -> Vec<SavedObject> {
         }));
         references.push(json!({"name": format!("panel_{i}"), "type": "visualization", "id": id}));
     }
+    // What the "lines shipped unmapped" monitor pages on, line by line.
+    let unmapped_id = format!("{prefix}-fleet-unmapped");
+    objects.push(SavedObject {
+        kind: "search",
+        id: unmapped_id.clone(),
+        attributes: json!({
+            "title": "ids2 lines shipped unmapped",
+            "description": "Lines the ECS program could not map (cut short, not JSON, no event \
+                            type, an unreadable timestamp), shipped whole in `message`",
+            "columns": UNMAPPED_COLUMNS,
+            "sort": [["@timestamp", "desc"]],
+            "version": 1,
+            "kibanaSavedObjectMeta": {"searchSourceJSON": search_source(&format!(
+                "event.dataset:\"{}\"",
+                ids2_core::ecs::UNMAPPED_DATASET
+            ))}
+        }),
+        references: index_ref(suricata),
+    });
+    let i = references.len();
+    let index = (i + 1).to_string();
+    panels.push(json!({
+        "panelIndex": index,
+        "gridData": {"x": 0, "y": i * 18, "w": 48, "h": 18, "i": index},
+        "embeddableConfig": {},
+        "panelRefName": format!("panel_{i}")
+    }));
+    references.push(json!({"name": format!("panel_{i}"), "type": "search", "id": unmapped_id}));
     objects.push(SavedObject {
         kind: "dashboard",
         id: format!("{prefix}-fleet-health"),
@@ -467,5 +499,23 @@ mod tests {
             }
         }
         assert!(read >= 12, "{read} fields");
+    }
+
+    /// The unmapped lines' search shows fields the index maps.
+    #[test]
+    fn unmapped_search_columns_are_mapped_fields() {
+        let fields = ids2_core::ecs::emitted_fields();
+        for column in UNMAPPED_COLUMNS {
+            assert!(
+                fields.iter().any(|f| f.name == column),
+                "{column} is not in templates/ecs_fields.tsv"
+            );
+        }
+        let objects = saved_objects("ids2");
+        let search = objects
+            .iter()
+            .find(|o| o.id == "ids2-fleet-unmapped")
+            .expect("the unmapped lines' search");
+        assert_eq!(search.references[0]["id"], "ids2-suricata");
     }
 }

@@ -141,11 +141,25 @@ fn expected() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("backlog", vec!["pi-backlog"]),
         ("policy", vec!["pi-policy"]),
         ("unshipped", vec!["pi-long-line"]),
+        ("unmapped", vec!["pi-cut-line"]),
     ])
 }
 
 fn seed(s: &StandIn, now: OffsetDateTime) {
     s.seed_heartbeats(fleet(now).iter().map(heartbeat::document).collect());
+    // Lines shipped unmapped: two from one sensor in the last minutes, one from another 20
+    // minutes ago (outside the window).
+    let ago = |d: Duration| heartbeat::timestamp(now - d);
+    let (a, b, c) = (
+        ago(Duration::seconds(30)),
+        ago(Duration::minutes(3)),
+        ago(Duration::minutes(20)),
+    );
+    s.seed_unmapped(&[
+        ("pi-cut-line", &a),
+        ("pi-cut-line", &b),
+        ("pi-cut-line-before", &c),
+    ]);
 }
 
 fn health(s: &StandIn, extra: &[&str]) -> assert_cmd::assert::Assert {
@@ -195,7 +209,7 @@ fn fleet_health_names_exactly_the_sensors_in_breach() {
     let out = health(&s, &[]).code(3).get_output().clone();
     s.assert_clean();
     assert_eq!(findings(&out.stdout), as_strings(expected()));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("7 health check(s) alerting"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("8 health check(s) alerting"));
 
     // Thresholds move the line: at 90 % the tmpfs sensor is inside, at 0.5 % drops the
     // sensor just inside 1 % is out.

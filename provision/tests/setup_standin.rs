@@ -40,6 +40,7 @@ fn first_setup_writes_everything_second_writes_nothing() {
         "POST /_dashboards/api/saved_objects/dashboard/ids2-alerts-overview",
         "POST /_dashboards/api/saved_objects/dashboard/ids2-fleet-health",
         "POST /_dashboards/api/saved_objects/search/ids2-alerts-with-evidence",
+        "POST /_dashboards/api/saved_objects/search/ids2-fleet-unmapped",
         "POST /_plugins/_alerting/monitors",
     ] {
         assert!(

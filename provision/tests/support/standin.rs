@@ -234,6 +234,47 @@ impl StandIn {
             .collect();
         self.index(&docs);
     }
+
+    /// Indexes `(sensor, @timestamp)` pairs as the documents `vector.toml`'s `ecs_unmapped`
+    /// ships for lines the ECS program could not map (`ids2-suricata.unmapped-YYYY.MM.DD`),
+    /// under the suricata template `setup` installs, put first if absent. Their shape is that
+    /// transform's; `tests/tests/shipping.rs` has the real Vector make and ship them.
+    pub fn seed_unmapped(&self, lines: &[(&str, &str)]) {
+        if self.template("ids2-suricata").is_none() {
+            let template = ids2_provision::mappings::suricata_template(
+                "ids2",
+                &ids2_core::ecs::emitted_fields(),
+                1,
+            )
+            .expect("the suricata template");
+            let (status, r) = self.emulator(
+                "PUT",
+                "/_index_template/ids2-suricata",
+                Some(template.to_string()),
+            );
+            assert_eq!(status, 200, "{r}");
+        }
+        let docs: Vec<(String, Value)> = lines
+            .iter()
+            .map(|(sensor, ts)| {
+                let doc = json!({
+                    "@timestamp": ts,
+                    "message": format!("{{\"timestamp\":\"{ts}\",\"event_type\":\"al"),
+                    "event": {"kind": "pipeline_error", "dataset": ids2_core::ecs::UNMAPPED_DATASET},
+                    "observer": {"hostname": sensor},
+                    "log": {"file": {"path": "/mnt/ram_logs/eve.json"}},
+                    "host": {"name": sensor},
+                });
+                let index = format!(
+                    "ids2-{}-{}",
+                    ids2_core::ecs::UNMAPPED_DATASET,
+                    ts[..10].replace('-', ".")
+                );
+                (index, doc)
+            })
+            .collect();
+        self.index(&docs);
+    }
 }
 
 impl Drop for StandIn {
