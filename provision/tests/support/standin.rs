@@ -201,25 +201,31 @@ impl StandIn {
         );
     }
 
+    /// Puts the index template `name` that `build` makes, unless the emulator holds it.
+    fn ensure_template(
+        &self,
+        name: &str,
+        build: impl FnOnce() -> Result<Value, ids2_provision::mappings::MappingError>,
+    ) {
+        if self.template(name).is_none() {
+            let template = build().unwrap_or_else(|e| panic!("the {name} template: {e}"));
+            let (status, r) = self.emulator(
+                "PUT",
+                &format!("/_index_template/{name}"),
+                Some(template.to_string()),
+            );
+            assert_eq!(status, 200, "{r}");
+        }
+    }
+
     /// Indexes heartbeat documents as Vector would (`ids2-heartbeat-YYYY.MM.DD` from each one's
     /// `@timestamp`), under the heartbeat template `setup` installs, put first if absent:
     /// without it the emulator maps `observer.hostname` as text and, as OpenSearch does,
     /// refuses to aggregate on it.
     pub fn seed_heartbeats(&self, docs: Vec<Value>) {
-        if self.template("ids2-heartbeat").is_none() {
-            let template = ids2_provision::mappings::heartbeat_template(
-                "ids2",
-                ids2_core::heartbeat::FIELDS,
-                1,
-            )
-            .expect("the heartbeat template");
-            let (status, r) = self.emulator(
-                "PUT",
-                "/_index_template/ids2-heartbeat",
-                Some(template.to_string()),
-            );
-            assert_eq!(status, 200, "{r}");
-        }
+        self.ensure_template("ids2-heartbeat", || {
+            ids2_provision::mappings::heartbeat_template("ids2", ids2_core::heartbeat::FIELDS, 1)
+        });
         let docs: Vec<(String, Value)> = docs
             .into_iter()
             .map(|doc| {
@@ -240,20 +246,13 @@ impl StandIn {
     /// under the suricata template `setup` installs, put first if absent. Their shape is that
     /// transform's; `tests/tests/shipping.rs` has the real Vector make and ship them.
     pub fn seed_unmapped(&self, lines: &[(&str, &str)]) {
-        if self.template("ids2-suricata").is_none() {
-            let template = ids2_provision::mappings::suricata_template(
+        self.ensure_template("ids2-suricata", || {
+            ids2_provision::mappings::suricata_template(
                 "ids2",
                 &ids2_core::ecs::emitted_fields(),
                 1,
             )
-            .expect("the suricata template");
-            let (status, r) = self.emulator(
-                "PUT",
-                "/_index_template/ids2-suricata",
-                Some(template.to_string()),
-            );
-            assert_eq!(status, 200, "{r}");
-        }
+        });
         let docs: Vec<(String, Value)> = lines
             .iter()
             .map(|(sensor, ts)| {
