@@ -2016,14 +2016,63 @@ async fn sensor_agent_restart_ships_every_eve_line_once() {
     );
 
     drop(domain);
-    restart_agent_mid_stream(c, systemd, 600, 3).await;
     // A new domain is empty (the emulator keeps nothing): what was shipped before is not sent
-    // again, so the lines to find are those written since.
+    // again, so the lines to find are those written since the domain went away (a line written
+    // after `first` may have reached the old domain before it did).
+    let before = eve_file_lines(c);
+    restart_agent_mid_stream(c, systemd, 600, 3).await;
     let _domain = sensor.domain();
-    let second: BTreeSet<String> = eve_file_lines(c).difference(&first).cloned().collect();
+    let second: BTreeSet<String> = eve_file_lines(c).difference(&before).cloned().collect();
     let docs = wait_shipped(c, &events, sensor_id, &second).await;
     eprintln!(
         "restart, domain away: {} distinct EVE lines -> {docs} documents",
         second.len()
+    );
+}
+
+/// The agent rotates eve.json while the domain is away: ~1.3 MB of EVE lines land at once
+/// (past logs.eve_rotate_mb, 1 MiB here), the agent renames the file to eve.json.1 and has
+/// Suricata reopen it, and an alert is raised in the new file, all with no domain to ship to.
+/// Vector reads both files into its disk buffer meanwhile; once a domain answers, every
+/// distinct line written since it went away is one document under the id of its line, and
+/// none other. One rotation exactly: a second would overwrite eve.json.1.
+#[tokio::test]
+async fn sensor_rotation_while_the_domain_is_away_ships_every_line_once() {
+    let Some((sensor, domain)) = DomainSensor::start().await else {
+        return;
+    };
+    let DomainSensor { c, sensor_id, .. } = &sensor;
+    let events = sensor.url("suricata.*");
+    wait_shipped(c, &events, sensor_id, &eve_file_lines(c)).await;
+
+    drop(domain);
+    // Taken once the domain is gone: every line after it was written with no domain up.
+    let before = eve_file_lines(c);
+    let alerts = alert_lines(c, LOCAL_RULE_SID);
+    let stamp: serde_json::Value = serde_json::from_str(&alerts[0]).unwrap();
+    let rotations = metric(c, "ids2_eve_rotations_total").unwrap_or(0.0);
+    stream_eve(c, stamp["timestamp"].as_str().unwrap(), 0..1200);
+    wait_metric(
+        c,
+        "ids2_eve_rotations_total",
+        rotations + 1.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    // Suricata writes the new eve.json: the rotated file took every alert so far with it.
+    alert_again(c, 0, "an alert in the new eve.json").await;
+    assert_eq!(metric(c, "ids2_eve_rotation_failures_total"), Some(0.0));
+
+    let _domain = sensor.domain();
+    let since: BTreeSet<String> = eve_file_lines(c).difference(&before).cloned().collect();
+    let docs = wait_shipped(c, &events, sensor_id, &since).await;
+    assert_eq!(
+        metric(c, "ids2_eve_rotations_total"),
+        Some(rotations + 1.0),
+        "one rotation, so eve.json.1 still holds every line of the old file"
+    );
+    eprintln!(
+        "rotation, domain away: {} distinct EVE lines -> {docs} documents",
+        since.len()
     );
 }
