@@ -448,7 +448,7 @@ fn megabyte_eve_lines_are_shipped_whole_and_one_over_the_cap_is_counted() {
     );
 
     // The heartbeat carries the count to the fleet, and `fleet health` pages on it.
-    let (paged, answer) = ship::wait_for(Duration::from_secs(60), || {
+    let (named, answer) = ship::wait_for(Duration::from_secs(60), || {
         let out = run_provision(&t, &os, &s.root, &["fleet", "health", "--json"]);
         (
             paged(&out.stdout, "unshipped").contains(&SENSOR.to_string())
@@ -459,7 +459,7 @@ fn megabyte_eve_lines_are_shipped_whole_and_one_over_the_cap_is_counted() {
         )
     });
     assert!(
-        paged,
+        named,
         "fleet health did not name {SENSOR} under unshipped alone:\n{answer}"
     );
     s.stop_agent();

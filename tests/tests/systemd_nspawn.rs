@@ -2030,7 +2030,7 @@ async fn sensor_agent_restart_ships_every_eve_line_once() {
     );
 }
 
-/// The agent rotates eve.json while the domain is away: ~1.3 MB of EVE lines land at once
+/// The agent rotates eve.json while the domain is away: ~1.1 MB of EVE lines land at once
 /// (past logs.eve_rotate_mb, 1 MiB here), the agent renames the file to eve.json.1 and has
 /// Suricata reopen it, and an alert is raised in the new file, all with no domain to ship to.
 /// Vector reads both files into its disk buffer meanwhile; once a domain answers, every
