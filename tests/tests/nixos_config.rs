@@ -14,13 +14,7 @@ mod support;
 
 /// Each scenario's config.yaml (JSON, which is YAML), by scenario name.
 fn config_files() -> Option<Vec<(String, String)>> {
-    let scenarios = match support::nixos::evaluate("scenarios") {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return None;
-        }
-    };
+    let scenarios = support::or_skip(support::nixos::evaluate("scenarios"))?;
     Some(
         scenarios
             .as_object()

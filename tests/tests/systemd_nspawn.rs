@@ -1246,13 +1246,7 @@ async fn boot_sensor(
     scenario: &str,
     programs: &[&str],
 ) -> Option<(serde_json::Value, Container, Systemd)> {
-    let sensor = match support::nixos::evaluate(&format!("scenarios.{scenario}")) {
-        Ok(s) => s,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return None;
-        }
-    };
+    let sensor = support::or_skip(support::nixos::evaluate(&format!("scenarios.{scenario}")))?;
     for program in programs {
         if !Container::root().join("usr/bin").join(program).exists() {
             eprintln!(
@@ -1263,13 +1257,7 @@ async fn boot_sensor(
             return None;
         }
     }
-    let vector = match ids2_agent::vector::locate() {
-        Ok(v) => v,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return None;
-        }
-    };
+    let vector = support::or_skip(ids2_agent::vector::locate())?;
     let agent = workspace_binary("ids2-agent", "IDS2_AGENT_BIN");
     let c = Container::boot_with(|dir, root| sensor_layout(&sensor, dir, root, [&agent, &vector]))?;
     let systemd = c.systemd().await.with_job_timeout(Duration::from_secs(90));
@@ -1666,13 +1654,7 @@ impl DomainSensor {
     /// Booted, a domain up, the agent started and an alert of the local rule raised; `None`
     /// after saying what is missing.
     async fn start() -> Option<(Self, Domain)> {
-        let emulator = match ids2_lab::osmem::locate() {
-            Ok(p) => p,
-            Err(why) => {
-                eprintln!("skipped: {why}");
-                return None;
-            }
-        };
+        let emulator = support::or_skip(ids2_lab::osmem::locate())?;
         let provision = workspace_binary("ids2-provision", "IDS2_PROVISION_BIN");
         let (sensor, c, systemd) = boot_sensor("container-domain", &["suricata"]).await?;
         let config = &sensor["etc"]["ids2/config.yaml"]["value"];
