@@ -155,24 +155,13 @@ fn suricata_flows(suricata: &Suricata, input: &Path) -> Vec<Value> {
 /// Benign flows from the corpus, in Suricata's output order.
 fn benign_flows(suricata: &Suricata, pcaps: &Path) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(pcaps)
+    // Copied, not linked: Suricata's directory mode skips symlinks.
+    let chosen: Vec<PathBuf> = std::fs::read_dir(pcaps)
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| is_benign_pcap(n))
+        .map(|e| e.unwrap().path())
+        .filter(|p| is_benign_pcap(&p.file_name().unwrap().to_string_lossy()))
         .collect();
-    names.sort();
-    // Suricata's directory mode skips symlinks, so the chosen files are copied; it reads them
-    // in order of modification time, which copies made within one tick would tie on.
-    let base = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    for (i, n) in names.iter().enumerate() {
-        std::fs::copy(pcaps.join(n), dir.path().join(n)).unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(dir.path().join(n))
-            .unwrap()
-            .set_modified(base + Duration::from_secs(i as u64))
-            .unwrap();
-    }
+    offline::stage(&chosen, dir.path());
     suricata_flows(suricata, dir.path())
 }
 

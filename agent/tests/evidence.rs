@@ -101,10 +101,8 @@ fn settings(work: &Path, evidence: &str) -> Settings {
 fn replay(suricata: &Suricata, s: &Settings, corpus: &Path, work: &Path) -> PathBuf {
     offline::render_checked(suricata, s, Some(RULES));
     let input = work.join("in");
-    fs::create_dir_all(&input).unwrap();
-    for p in PCAPS {
-        fs::copy(corpus.join(p), input.join(p)).unwrap();
-    }
+    let pcaps: Vec<PathBuf> = PCAPS.iter().map(|p| corpus.join(p)).collect();
+    offline::stage(&pcaps, &input);
     let out = work.join("out");
     fs::create_dir_all(&out).unwrap();
     offline::suricata_r(suricata, &offline::rendered_yaml(s), &input, &out, &[]);

@@ -111,10 +111,7 @@ fn prepare(s: &Settings, suricata: &Suricata) -> FeedUpdater {
 /// through intel.dir/current); the EVE alerts.
 fn replay(suricata: &Suricata, s: &Settings, pcaps: &[PathBuf], out: &Path) -> Vec<Value> {
     let input = out.join("in");
-    fs::create_dir_all(&input).unwrap();
-    for p in pcaps {
-        fs::copy(p, input.join(p.file_name().unwrap())).unwrap();
-    }
+    offline::stage(pcaps, &input);
     offline::suricata_r(suricata, &offline::rendered_yaml(s), &input, out, &[]);
     let text = fs::read_to_string(out.join("eve.json")).unwrap_or_default();
     text.lines()

@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, SystemTime};
 
 use ids2_agent::apply::{self, Validator};
 use ids2_agent::config::Settings;
-use ids2_agent::evidence::AlertRef;
+use ids2_agent::evidence::{pcap, AlertRef};
 use ids2_agent::render::RenderOptions;
 use ids2_agent::suricata::Suricata;
 
@@ -34,6 +35,35 @@ pub fn render_checked(suricata: &Suricata, s: &Settings, rules: Option<&str>) {
         &Validator::Suricata(suricata.clone()),
     )
     .unwrap();
+}
+
+/// Copies `pcaps` into `dir` for `suricata -r dir`, which reads a directory in the order of its
+/// files' mtimes: each copy's mtime is set so they are read in the order of their first
+/// packets. Replayed out of that order, Suricata's clock runs backwards between captures and its
+/// flow manager, seeing the flows of an older capture as years idle, may time one out midway and
+/// log it as two flows, depending on how the threads are scheduled.
+pub fn stage(pcaps: &[PathBuf], dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
+    let first_packet = |p: &PathBuf| {
+        let file = fs::File::open(p).unwrap();
+        pcap::Reader::new(file)
+            .ok()
+            .and_then(|mut r| r.next_record())
+            .map_or(i64::MAX, |r| r.ts_us)
+    };
+    let mut ordered: Vec<(i64, &PathBuf)> = pcaps.iter().map(|p| (first_packet(p), p)).collect();
+    ordered.sort();
+    let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    for (i, (_, p)) in ordered.into_iter().enumerate() {
+        let copy = dir.join(p.file_name().unwrap());
+        fs::copy(p, &copy).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&copy)
+            .unwrap()
+            .set_modified(base + Duration::from_secs(i as u64))
+            .unwrap();
+    }
 }
 
 /// `suricata -r input` (a capture or a directory of them) with `config` and `extra`
