@@ -41,7 +41,8 @@ pub fn render_checked(suricata: &Suricata, s: &Settings, rules: Option<&str>) {
 /// files' mtimes: each copy's mtime is set so they are read in the order of their first
 /// packets. Replayed out of that order, Suricata's clock runs backwards between captures and its
 /// flow manager, seeing the flows of an older capture as years idle, may time one out midway and
-/// log it as two flows, depending on how the threads are scheduled.
+/// log it as two flows, depending on how the threads are scheduled. A file this crate's reader
+/// cannot read (not a classic pcap) goes last; every corpus capture is a classic pcap.
 pub fn stage(pcaps: &[PathBuf], dir: &Path) {
     fs::create_dir_all(dir).unwrap();
     let first_packet = |p: &PathBuf| {
