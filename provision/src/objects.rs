@@ -313,18 +313,12 @@ fn fleet_objects(prefix: &str, heartbeat: &str, suricata: &str) -> Vec<SavedObje
     let mut objects = Vec::new();
     let mut panels = Vec::new();
     let mut references = Vec::new();
-    for (i, (slug, title, vis, w)) in [
-        (
-            "fleet-sensors",
-            "ids2 sensors (latest heartbeat)",
-            table,
-            48,
-        ),
+    for (i, (slug, title, vis)) in [
+        ("fleet-sensors", "ids2 sensors (latest heartbeat)", table),
         (
             "fleet-event-rate",
             "ids2 events per second per sensor",
             rate,
-            48,
         ),
     ]
     .into_iter()
@@ -338,13 +332,7 @@ fn fleet_objects(prefix: &str, heartbeat: &str, suricata: &str) -> Vec<SavedObje
             heartbeat,
             "event.dataset:ids2.heartbeat",
         ));
-        let index = (i + 1).to_string();
-        panels.push(json!({
-            "panelIndex": index,
-            "gridData": {"x": 0, "y": i * 18, "w": w, "h": 18, "i": index},
-            "embeddableConfig": {},
-            "panelRefName": format!("panel_{i}")
-        }));
+        panels.push(panel_at(i, (0, i as u32 * 18, 48, 18)));
         references.push(json!({"name": format!("panel_{i}"), "type": "visualization", "id": id}));
     }
     // What the "lines shipped unmapped" monitor pages on, line by line.
@@ -367,13 +355,7 @@ fn fleet_objects(prefix: &str, heartbeat: &str, suricata: &str) -> Vec<SavedObje
         references: index_ref(suricata),
     });
     let i = references.len();
-    let index = (i + 1).to_string();
-    panels.push(json!({
-        "panelIndex": index,
-        "gridData": {"x": 0, "y": i * 18, "w": 48, "h": 18, "i": index},
-        "embeddableConfig": {},
-        "panelRefName": format!("panel_{i}")
-    }));
+    panels.push(panel_at(i, (0, i as u32 * 18, 48, 18)));
     references.push(json!({"name": format!("panel_{i}"), "type": "search", "id": unmapped_id}));
     objects.push(SavedObject {
         kind: "dashboard",
@@ -401,7 +383,7 @@ fn fleet_objects(prefix: &str, heartbeat: &str, suricata: &str) -> Vec<SavedObje
 /// row; `charts` is the number of visualizations before the lists.
 fn panel(i: usize, kind: &str, charts: usize) -> Value {
     let lists_from = 15 + 15 * (charts - 1).div_ceil(2) as u32;
-    let (x, y, w, h) = match (i, kind) {
+    let place = match (i, kind) {
         (_, "search") => (0, lists_from + 20 * (i - charts) as u32, 48, 20),
         (0, _) => (0, 0, 48, 15),
         (i, _) => (
@@ -411,6 +393,11 @@ fn panel(i: usize, kind: &str, charts: usize) -> Value {
             15,
         ),
     };
+    panel_at(i, place)
+}
+
+/// Dashboard panel `i`, showing the object its `panel_{i}` reference names, at `(x, y, w, h)`.
+fn panel_at(i: usize, (x, y, w, h): (u32, u32, u32, u32)) -> Value {
     let index = (i + 1).to_string();
     json!({
         "panelIndex": index,

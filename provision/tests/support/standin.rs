@@ -232,10 +232,7 @@ impl StandIn {
                 let ts = doc["@timestamp"]
                     .as_str()
                     .expect("a heartbeat's @timestamp");
-                (
-                    format!("ids2-heartbeat-{}", ts[..10].replace('-', ".")),
-                    doc,
-                )
+                (daily_index("ids2-heartbeat", ts), doc)
             })
             .collect();
         self.index(&docs);
@@ -264,16 +261,17 @@ impl StandIn {
                     "log": {"file": {"path": "/mnt/ram_logs/eve.json"}},
                     "host": {"name": sensor},
                 });
-                let index = format!(
-                    "ids2-{}-{}",
-                    ids2_core::ecs::UNMAPPED_DATASET,
-                    ts[..10].replace('-', ".")
-                );
-                (index, doc)
+                let base = format!("ids2-{}", ids2_core::ecs::UNMAPPED_DATASET);
+                (daily_index(&base, ts), doc)
             })
             .collect();
         self.index(&docs);
     }
+}
+
+/// `<base>-YYYY.MM.DD`, the daily index Vector writes a document dated `timestamp` (RFC 3339) to.
+fn daily_index(base: &str, timestamp: &str) -> String {
+    format!("{base}-{}", timestamp[..10].replace('-', "."))
 }
 
 impl Drop for StandIn {
