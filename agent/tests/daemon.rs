@@ -250,7 +250,7 @@ fn live_endpoint_passes_promtool() {
     std::thread::sleep(Duration::from_millis(1500));
     append(
         &logs,
-        &format!("{ALERT}\n{{\"event_type\":\"stats\",\"stats\":{{\"capture\":{{\"kernel_packets\":5,\"kernel_drops\":1}}}}}}\n"),
+        &format!("{ALERT}\n{{\"timestamp\":\"2026-11-21T04:00:01.000000+0000\",\"event_type\":\"stats\",\"stats\":{{\"capture\":{{\"kernel_packets\":5,\"kernel_drops\":1}}}}}}\n"),
     );
     let addr = agent.metrics;
     let mut body = String::new();

@@ -17,7 +17,9 @@ use crate::supervisor::{Shutdown, TaskError};
 
 pub use tail::{Position, TailEvent, Tailer};
 
-/// The label counted for a line that is not an EVE object with an `event_type`.
+/// The label counted for a line that is not an EVE event: not a JSON object with a string
+/// `event_type` and a `timestamp` [`time_us`] reads. Vector's mapping refuses the same lines and
+/// ships them unmapped, so this count and the unmapped documents tell one story.
 pub const UNPARSED: &str = "unparsed";
 
 /// The label counted for a line longer than [`MAX_LINE_BYTES`]: skipped here, and discarded by
@@ -50,6 +52,8 @@ pub struct EveCounter {
 struct Head<'a> {
     #[serde(borrow)]
     event_type: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    timestamp: Option<std::borrow::Cow<'a, str>>,
     /// Only alerts have it; of it only `metadata.ids2_intel_feed`, the feed the intel rules
     /// (`crate::intel::feeds::compile`) name, is read. A value, so that any shape of a rule's
     /// metadata still counts the line by its type.
@@ -67,8 +71,9 @@ impl EveCounter {
         let (event_type, alert) = match serde_json::from_slice::<Head>(line) {
             Ok(Head {
                 event_type: Some(t),
+                timestamp: Some(ts),
                 alert,
-            }) => (t, alert),
+            }) if time_us(&ts).is_some() => (t, alert),
             _ => {
                 self.bump(UNPARSED);
                 return;
@@ -134,6 +139,17 @@ impl EveCounter {
             metrics.memcap_hits.set(&[], s.memcap_hits as f64);
         }
     }
+}
+
+/// EVE's `2009-02-23T13:23:33.331321+0000` as microseconds since the epoch; also without the
+/// fraction or with a colon in the offset, as the `%Y-%m-%dT%H:%M:%S%.f%z` Vector's mapping
+/// parses it with accepts.
+pub fn time_us(s: &str) -> Option<i64> {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]][offset_hour sign:mandatory][optional [:]][offset_minute]"
+    );
+    let t = time::OffsetDateTime::parse(s, format).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1000).ok()
 }
 
 /// Extracts the capture and memcap counters from a `stats` object.
@@ -447,6 +463,8 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
+    const ALERT: &str = r#"{"timestamp":"2026-03-01T10:00:00.000000+0000","event_type":"alert"}"#;
+
     /// A reader of `dir/eve.json` polling every `poll`, and the lines its sink receives.
     fn recording_reader(
         dir: &std::path::Path,
@@ -529,14 +547,14 @@ mod tests {
         // The first poll has positioned the reader at the end of the existing file.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut f = std::fs::OpenOptions::new().append(true).open(&eve).unwrap();
-        writeln!(f, "{{\"event_type\":\"alert\"}}").unwrap();
+        writeln!(f, "{ALERT}").unwrap();
         stop.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(5), task)
             .await
             .expect("the reader stops at once")
             .unwrap()
             .unwrap();
-        assert_eq!(*seen.lock().unwrap(), ["{\"event_type\":\"alert\"}"]);
+        assert_eq!(*seen.lock().unwrap(), [ALERT]);
         assert_eq!(metrics.eve_events.get(&["alert"]), Some(1.0));
         assert_eq!(metrics.eve_events.get(&["old"]), None);
     }
@@ -554,12 +572,14 @@ mod tests {
         let task = tokio::spawn(reader.run(metrics.clone(), Shutdown::new(stopped)));
         tokio::time::sleep(Duration::from_millis(100)).await;
         let line = |len: usize| {
-            let head = "{\"event_type\":\"alert\",\"pad\":\"";
+            let head = "{\"timestamp\":\"2026-03-01T10:00:00.000000+0000\",\"event_type\":\"alert\",\"pad\":\"";
             format!("{head}{}\"}}", "x".repeat(len - head.len() - 2))
         };
         let (at_cap, over) = (line(MAX_LINE_BYTES), line(MAX_LINE_BYTES + 1));
-        let text =
-            format!("{{\"event_type\":\"dns\"}}\n{over}\n{at_cap}\n{{\"event_type\":\"flow\"}}\n");
+        let ts = "\"timestamp\":\"2026-03-01T10:00:00.000000+0000\"";
+        let text = format!(
+            "{{{ts},\"event_type\":\"dns\"}}\n{over}\n{at_cap}\n{{{ts},\"event_type\":\"flow\"}}\n"
+        );
         std::fs::write(&eve, text).unwrap();
         stop.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(10), task)
@@ -681,26 +701,32 @@ mod tests {
     #[test]
     fn counts_by_type_and_reads_stats() {
         let mut c = EveCounter::default();
-        c.line(br#"{"timestamp":"x","event_type":"alert","alert":{"signature_id":1}}"#);
-        c.line(br#"{"event_type":"alert"}"#);
+        c.line(br#"{"timestamp":"2026-03-01T10:00:00.000000+0000","event_type":"alert","alert":{"signature_id":1}}"#);
+        c.line(br#"{"timestamp":"2026-03-01T10:00:00+00:00","event_type":"alert"}"#);
         // Intel rules' alerts count per feed; other metadata, of any shape, changes nothing.
-        let intel = br#"{"event_type":"alert","alert":{"signature_id":9202001,"metadata":{"ids2_intel_feed":["feodo-tracker"],"ids2_intel_kind":["ip"]}}}"#;
+        let intel = br#"{"timestamp":"2026-03-01T10:00:00.5+0100","event_type":"alert","alert":{"signature_id":9202001,"metadata":{"ids2_intel_feed":["feodo-tracker"],"ids2_intel_kind":["ip"]}}}"#;
         c.line(intel);
         c.line(intel);
-        c.line(br#"{"event_type":"alert","alert":{"metadata":{"policy":["balanced"]}}}"#);
-        c.line(br#"{"event_type":"alert","alert":{"metadata":"odd"}}"#);
-        c.line(br#"{"event_type":"dns","dns":{}}"#);
+        c.line(br#"{"timestamp":"2026-03-01T10:00:00.000000+0000","event_type":"alert","alert":{"metadata":{"policy":["balanced"]}}}"#);
+        c.line(br#"{"timestamp":"2026-03-01T10:00:00.000000+0000","event_type":"alert","alert":{"metadata":"odd"}}"#);
+        c.line(br#"{"timestamp":"2026-03-01T10:00:00.000000-0500","event_type":"dns","dns":{}}"#);
         c.line(b"not json");
         c.line(br#"{"no_type":1}"#);
+        // What Vector's mapping refuses too: no timestamp, one it cannot read, one not a string,
+        // an event type not a string.
+        c.line(br#"{"event_type":"alert"}"#);
+        c.line(br#"{"timestamp":"x","event_type":"alert","alert":{"signature_id":1}}"#);
+        c.line(br#"{"timestamp":1764892800,"event_type":"alert"}"#);
+        c.line(br#"{"timestamp":"2026-03-01T10:00:00.000000+0000","event_type":7}"#);
         c.line(
-            br#"{"event_type":"stats","stats":{"uptime":9,"capture":{"kernel_packets":120,"kernel_drops":7},
+            br#"{"timestamp":"2026-03-01T10:00:00.000000+0000","event_type":"stats","stats":{"uptime":9,"capture":{"kernel_packets":120,"kernel_drops":7},
             "tcp":{"ssn_memcap_drop":2,"segment_memcap_drop":3},"flow":{"memcap":4},
             "memcap_pressure":55,"memcap_pressure_max":60,"http":{"memcap":1,"memuse":999}}}"#,
         );
         assert_eq!(c.counts()["alert"], 6);
         assert_eq!(c.counts()["dns"], 1);
         assert_eq!(c.counts()["stats"], 1);
-        assert_eq!(c.counts()[UNPARSED], 2);
+        assert_eq!(c.counts()[UNPARSED], 6);
         assert_eq!(
             c.stats(),
             Some(CaptureStats {

@@ -132,7 +132,9 @@ impl AlertRef {
             dest_port: ev.dest_port.unwrap_or(0),
             proto,
             proto_number,
-            flow_start_us: ev.flow.and_then(|f| parse_eve_time(f.start.as_deref()?)),
+            flow_start_us: ev
+                .flow
+                .and_then(|f| crate::eve::time_us(f.start.as_deref()?)),
             icmp_type: ev.icmp_type,
             capture_file: ev.capture_file,
         })
@@ -187,7 +189,7 @@ impl AlertRef {
         if !self.on_quoting_error() {
             return self.clone();
         }
-        let at = parse_eve_time(&self.note.timestamp);
+        let at = crate::eve::time_us(&self.note.timestamp);
         let named: Vec<&ring::RingFile> = files
             .iter()
             .filter(|f| self.capture_file.as_ref() == Some(&f.path))
@@ -245,15 +247,6 @@ fn proto_number(name: &str) -> Option<u8> {
         "ESP" => 50,
         other => other.parse().ok()?,
     })
-}
-
-/// EVE's `2009-02-23T13:23:33.331321+0000` as microseconds since the epoch.
-fn parse_eve_time(s: &str) -> Option<i64> {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond][offset_hour sign:mandatory][offset_minute]"
-    );
-    let t = time::OffsetDateTime::parse(s, format).ok()?;
-    i64::try_from(t.unix_timestamp_nanos() / 1000).ok()
 }
 
 /// What one copy found.
@@ -689,7 +682,7 @@ impl Keeper {
         let stem = first.stem();
         let alert_us = alerts
             .iter()
-            .filter_map(|a| parse_eve_time(&a.note.timestamp))
+            .filter_map(|a| crate::eve::time_us(&a.note.timestamp))
             .max()
             .unwrap_or(i64::MIN);
         if !copy.reaches(alert_us) {

@@ -345,7 +345,7 @@ impl Metrics {
             ),
             eve_events: Family::new(
                 "ids2_eve_events_total",
-                "EVE lines read, by event_type (unparsed: not JSON or no event_type; oversized: longer than eve::MAX_LINE_BYTES, 4 MiB, skipped and not shipped).",
+                "EVE lines read, by event_type (unparsed: not an EVE event, no string event_type or no readable timestamp, shipped unmapped; oversized: longer than eve::MAX_LINE_BYTES, 4 MiB, skipped and not shipped).",
                 Counter,
                 &["event_type"],
             ),
