@@ -38,7 +38,9 @@ corpus's longest line (a 2.4 MB DNP3 alert) and that line grown to the sensor's 
 --breakdown adds, on the mix, where the pipeline's cost lies: the transform alone (stdin ->
 remap -> blackhole, what the program itself costs, parse_json against ECS) and the full
 pipeline with a memory buffer instead of the disk buffer (what the disk buffer's encoding of
-each event adds, in each variant).
+each event adds, in each variant), and at each stage the ECS documents alone: the mix mapped
+ahead by `ids2-agent ecs` and shipped through the parse_json floor (what the document's shape
+costs, with no mapping in Vector).
 
 Usage: bench/vector-ecs.py [--mix N] [--per-type N] [--types alert,dns] [--program FILE]
                           [--preload LIB] [--breakdown] [--ecs-unmapped] [--steady RATE --seconds S]
@@ -47,7 +49,8 @@ Usage: bench/vector-ecs.py [--mix N] [--per-type N] [--types alert,dns] [--progr
   --preload LIB    run Vector with LD_PRELOAD=LIB, e.g. /usr/lib/x86_64-linux-gnu/libjemalloc.so.2:
                    the shared build uses glibc's allocator, Vector's own release builds jemalloc
                    (and so does the sensor's: nixos/pi5.nix builds it for 64 KiB pages)
-  --breakdown      also measure the mix as the transform alone and without the disk buffer
+  --breakdown      also measure the mix as the transform alone and without the disk buffer, and
+                   the ECS documents alone (mapped ahead) at each stage
   --ecs-unmapped   the ECS documents go to indices that map nothing (as the floors' do): whether
                    the emulator's indexing work, which shares the machine, moves Vector's figures
   --steady RATE    only the mix, fed at RATE events/s for --seconds (default 60): core share and RSS
@@ -520,32 +523,49 @@ def steady(bench, lines, work, rate, seconds):
         path.unlink()
 
 
-def breakdown(bench, mix, n, disk_row):
+def breakdown(bench, agent, mix, n, disk_row):
     """Where the mix's cost lies: the transform alone, then the pipeline without and with the
-    disk buffer (the last from the main table's mix row, measured in the same run)."""
-    def us(variant):
-        started, cpu, hwm = bench.run(variant, mix, n)
+    disk buffer (the last from the main table's mix row, measured in the same run). Beside the
+    floors and the program, the ECS documents alone: the mix mapped ahead by `ids2-agent ecs`
+    (the same program, through the vrl crate) and handed to the `parse_json` floor, so Vector
+    parses and ships the documents the program makes without mapping anything. What that costs
+    over `parse_json` of the EVE lines is the document's shape (its values and objects, through
+    every stage), not the mapping."""
+    mapped = mix.with_name(mix.stem + "-ecs.json")
+    with mix.open("rb") as eve, mapped.open("wb") as out:
+        subprocess.run([agent, "ecs", "--config", str(ROOT / "agent/config.example.yaml")],
+                       stdin=eve, stdout=out, check=True, timeout=RUN_TIMEOUT_S)
+
+    def us(variant, path=mix):
+        started, cpu, hwm = bench.run(variant, path, n)
         return (cpu - started) / n * 1e6, hwm
 
     def line(stage, cells):
-        pj, ecs = cells["parse_json"], cells["ecs"]
+        pj, doc, ecs = cells["parse_json"], cells["doc"], cells["ecs"]
         pas = f"{cells['pass'][0]:.0f}" if "pass" in cells else "—"
-        print(f"| {stage} | {pas} | {pj[0]:.0f} | {ecs[0]:.0f} | {pj[0] / ecs[0]:.2f} | "
-              f"{pj[1]:.0f} | {ecs[1]:.0f} |", flush=True)
+        print(f"| {stage} | {pas} | {pj[0]:.0f} | {doc[0]:.0f} | {ecs[0]:.0f} | "
+              f"{pj[0] / doc[0]:.2f} | {pj[0] / ecs[0]:.2f} | "
+              f"{pj[1]:.0f} / {doc[1]:.0f} / {ecs[1]:.0f} |", flush=True)
 
-    print("\nwhere the mix's cost lies: µs of Vector CPU per event, net of start-up\n")
-    print("| stage | pass-through | parse_json | ECS | ECS / parse_json | parse_json peak RSS MB "
-          "| ECS peak RSS MB |")
-    print("|---|---|---|---|---|---|---|")
+    if bench.program:
+        print("\nnote: the document alone is the shipped program's (ids2-agent ecs), not --program's")
+    print("\nwhere the mix's cost lies: µs of Vector CPU per event, net of start-up; ECS document"
+          " alone = the ECS documents made ahead, through the parse_json floor\n")
+    print("| stage | pass-through | parse_json | ECS document alone | ECS | document alone / "
+          "parse_json | ECS / parse_json | peak RSS MB parse_json / document / ECS |")
+    print("|---|---|---|---|---|---|---|---|")
     line("transform alone (stdin → remap → blackhole)",
-         {"parse_json": us("stdin_alone_parse_json"), "ecs": us("stdin_alone_ecs")})
+         {"parse_json": us("stdin_alone_parse_json"), "ecs": us("stdin_alone_ecs"),
+          "doc": us("stdin_alone_parse_json", mapped)})
     bench.disk_buffer = False
     try:
-        line("pipeline, memory buffer", {v: us(v) for v in ("pass", "parse_json", "ecs")})
+        cells = {v: us(v) for v in ("pass", "parse_json", "ecs")}
+        line("pipeline, memory buffer", dict(cells, doc=us("parse_json", mapped)))
     finally:
         bench.disk_buffer = True
-    line("pipeline, disk buffer (the sensor's)",
-         {v: (1e6 / rate, hwm) for v, (rate, _, hwm) in disk_row.items()})
+    cells = {v: (1e6 / rate, hwm) for v, (rate, _, hwm) in disk_row.items()}
+    line("pipeline, disk buffer (the sensor's)", dict(cells, doc=us("parse_json", mapped)))
+    mapped.unlink()
 
 
 def main():
@@ -694,7 +714,7 @@ def main():
         print(f"\nstdin source, mix: pass-through {rates['stdin_pass']:.0f}, json codec "
               f"{rates['stdin_json_codec']:.0f} events per CPU-second (net of start-up)")
         if args.breakdown:
-            breakdown(bench, mix, args.mix, mix_row)
+            breakdown(bench, agent, mix, args.mix, mix_row)
     finally:
         osmem.stop()
         shutil.rmtree(work, ignore_errors=True)
