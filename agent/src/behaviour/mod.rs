@@ -46,8 +46,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 
 use serde_json::{json, Value};
-use time::format_description::well_known::Iso8601;
-use time::OffsetDateTime;
 
 /// The detector's sid range, inside ids2's 9200000–9299999.
 pub const SIDS: std::ops::RangeInclusive<u32> = 9_201_000..=9_201_999;
@@ -477,16 +475,7 @@ fn entropy(s: &str) -> f64 {
 
 /// Seconds since the epoch of an EVE timestamp (`2024-04-03T13:17:03.662622+0000`).
 fn seconds(ts: &str) -> Option<f64> {
-    // EVE writes the offset without a colon, which ISO 8601's basic format allows only with
-    // a basic date; put the colon in.
-    let fixed = match ts.len().checked_sub(5) {
-        Some(i) if ts.is_char_boundary(i) && !ts[i..].contains(':') => {
-            format!("{}{}:{}", &ts[..i], &ts[i..i + 3], &ts[i + 3..])
-        }
-        _ => ts.to_string(),
-    };
-    let t = OffsetDateTime::parse(&fixed, &Iso8601::DEFAULT).ok()?;
-    Some(t.unix_timestamp_nanos() as f64 / 1e9)
+    crate::eve::time_us(ts).map(|us| us as f64 / 1e6)
 }
 
 fn list<V: std::fmt::Display>(values: &[V], most: usize) -> String {
