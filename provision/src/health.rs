@@ -177,9 +177,8 @@ impl Check {
     }
 
     /// The indices the check searches: the heartbeats, or for [`Check::Unmapped`] the
-    /// documents themselves (no heartbeat counts them: the agent's EVE reader and the ECS
-    /// program disagree on some lines, a timestamp the program cannot read, and heartbeat and
-    /// anomaly lines are not EVE).
+    /// documents themselves (no heartbeat carries their count; the agent's `unparsed` metric
+    /// counts the EVE lines among them, not the heartbeat and anomaly lines shipped unmapped).
     pub fn indices(self, prefix: &str) -> String {
         match self {
             Check::Unmapped => format!("{prefix}-{}-*", ids2_core::ecs::UNMAPPED_DATASET),
