@@ -153,7 +153,17 @@ capture() {
   local pcap=$out/$name.pcap t0 t1 rc=0
   ip netns exec "$vic" tcpdump -i eth0 -U -s 0 -w "$pcap" >"$work/tcpdump.log" 2>&1 &
   local dump=$!
-  for _ in $(seq 50); do grep -q 'listening on' "$work/tcpdump.log" && break; sleep 0.1; done
+  # A tool started before tcpdump listens is recorded from the middle: a short capture (the
+  # tunnel's nine seconds) could lose what its detection needs, so wait for it, bounded, and
+  # stop rather than record a partial capture.
+  local waited=0
+  until grep -q 'listening on' "$work/tcpdump.log"; do
+    if ((waited++ >= 300)); then
+      echo "realtools: $name: tcpdump did not start listening within 30 s: $(cat "$work/tcpdump.log")" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
   t0=$(date +%s.%N)
   in_att timeout -k 2 "$limit" "$@" >"$work/$name.log" 2>&1 || rc=$?
   t1=$(date +%s.%N)
@@ -238,7 +248,12 @@ iodine_run() { # name, sets, iodine options
     >"$work/iodined-$name.log" 2>&1 &
   local d=$!
   pids+=("$d")
-  sleep 1
+  # iodined sets up its tun device before it binds port 53: wait for its own word that it
+  # listens (bounded) rather than a fixed second, which a loaded machine can outlast.
+  for _ in $(seq 100); do
+    grep -q '^Listening to dns' "$work/iodined-$name.log" 2>/dev/null && break
+    sleep 0.1
+  done
   capture "$name" iodine T1071.004 attack "$sets" 60 bash -c "
     iodine -f -r -P '$TUN_PASSWORD' $* $VIC $TUN_DOMAIN & c=\$!
     for i in \$(seq 100); do ip -br addr show dns0 2>/dev/null | grep -q 192.168.99 && break; sleep 0.2; done
