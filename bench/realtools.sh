@@ -79,14 +79,26 @@ ip -n "$att" link set eth0 up
 ip -n "$vic" link set eth0 up
 vic_mac=$(ip -n "$vic" -br link show eth0 | awk '{print $3}')
 
+# await_log FILE PATTERN SECONDS WHAT: until FILE has a line matching PATTERN (a program's own
+# word that it is ready), bounded; past SECONDS, stop with FILE rather than run on without it.
+await_log() {
+  local tenths=0
+  until grep -q "$2" "$1" 2>/dev/null; do
+    if ((tenths++ >= $3 * 10)); then
+      echo "realtools: $4 within $3 s: $(cat "$1")" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+}
+
 # --- victim services ----------------------------------------------------------------------------
 # HTTP (80), an FTP-style login (21) and DNS (53, moved aside to 5300 while iodined owns 53).
 start_services() { # dns port
   ip netns exec "$vic" /usr/bin/python3 "$root/bench/realtools/services.py" serve "$VIC" "$1" >"$work/services.log" 2>&1 &
   svc_pid=$!
   pids+=("$svc_pid")
-  for _ in $(seq 50); do grep -q ready "$work/services.log" 2>/dev/null && return; sleep 0.1; done
-  echo "victim services did not start: $(cat "$work/services.log")" >&2; exit 1
+  await_log "$work/services.log" ready 5 "victim services did not start"
 }
 stop_services() { kill "$svc_pid" 2>/dev/null || true; wait "$svc_pid" 2>/dev/null || true; }
 
@@ -154,16 +166,8 @@ capture() {
   ip netns exec "$vic" tcpdump -i eth0 -U -s 0 -w "$pcap" >"$work/tcpdump.log" 2>&1 &
   local dump=$!
   # A tool started before tcpdump listens is recorded from the middle: a short capture (the
-  # tunnel's nine seconds) could lose what its detection needs, so wait for it, bounded, and
-  # stop rather than record a partial capture.
-  local waited=0
-  until grep -q 'listening on' "$work/tcpdump.log"; do
-    if ((waited++ >= 300)); then
-      echo "realtools: $name: tcpdump did not start listening within 30 s: $(cat "$work/tcpdump.log")" >&2
-      exit 1
-    fi
-    sleep 0.1
-  done
+  # tunnel's nine seconds) could lose what its detection needs.
+  await_log "$work/tcpdump.log" 'listening on' 30 "$name: tcpdump did not start listening"
   t0=$(date +%s.%N)
   in_att timeout -k 2 "$limit" "$@" >"$work/$name.log" 2>&1 || rc=$?
   t1=$(date +%s.%N)
@@ -248,12 +252,9 @@ iodine_run() { # name, sets, iodine options
     >"$work/iodined-$name.log" 2>&1 &
   local d=$!
   pids+=("$d")
-  # iodined sets up its tun device before it binds port 53: wait for its own word that it
-  # listens (bounded) rather than a fixed second, which a loaded machine can outlast.
-  for _ in $(seq 100); do
-    grep -q '^Listening to dns' "$work/iodined-$name.log" 2>/dev/null && break
-    sleep 0.1
-  done
+  # iodined sets up its tun device before it binds port 53: its own word that it listens,
+  # rather than a fixed second, which a loaded machine can outlast.
+  await_log "$work/iodined-$name.log" '^Listening to dns' 10 "$name: iodined did not listen"
   capture "$name" iodine T1071.004 attack "$sets" 60 bash -c "
     iodine -f -r -P '$TUN_PASSWORD' $* $VIC $TUN_DOMAIN & c=\$!
     for i in \$(seq 100); do ip -br addr show dns0 2>/dev/null | grep -q 192.168.99 && break; sleep 0.2; done

@@ -80,6 +80,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
+# The config whose rendered vector.toml (and ECS program) every run measures.
+EXAMPLE_CONFIG = ROOT / "agent" / "config.example.yaml"
 # Longest EVE line the bench sends (the sensor ships up to 4 MiB; see where it is used).
 LONG_LINE_BYTES = 1 << 20
 # Every run is bounded: this long for the emulator to count every document.
@@ -209,7 +211,7 @@ def proc_hwm_mb(pid):
 
 def render(agent, work):
     out = work / "rendered"
-    subprocess.run([agent, "render", "--config", str(ROOT / "agent/config.example.yaml"),
+    subprocess.run([agent, "render", "--config", str(EXAMPLE_CONFIG),
                     "--out", str(out)], check=True, capture_output=True)
     current = out / "current"
     return current, tomllib.loads((current / "vector.toml").read_text())
@@ -533,7 +535,7 @@ def breakdown(bench, agent, mix, n, disk_row):
     every stage), not the mapping."""
     mapped = mix.with_name(mix.stem + "-ecs.json")
     with mix.open("rb") as eve, mapped.open("wb") as out:
-        subprocess.run([agent, "ecs", "--config", str(ROOT / "agent/config.example.yaml")],
+        subprocess.run([agent, "ecs", "--config", str(EXAMPLE_CONFIG)],
                        stdin=eve, stdout=out, check=True, timeout=RUN_TIMEOUT_S)
 
     def us(variant, path=mix):
